@@ -1,0 +1,281 @@
+//! Test hosts for portolan's own tests.
+//!
+//! Privileged tests build network namespaces joined by veth pairs, with addresses from
+//! 198.18.0.0/15 (the benchmarking range), and never send traffic anywhere else. Each
+//! namespace has a unique name and is deleted on drop, so tests run in parallel.
+//!
+//! A test that needs root or a tool calls [`require_root`] or [`require_tool`] first. Off
+//! CI they skip the test with a note on stderr; on CI (`CI` is set) a missing privilege or
+//! tool is a failure, so a privileged test can never pass by not running.
+
+use std::io;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// True on CI, where every privileged test must really run.
+pub fn on_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
+}
+
+/// Whether the test may go on: true as root. Off CI, without root, it prints why the test
+/// is skipped and returns false; on CI it panics.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        assert!(!on_ci(), "{test}: needs root, and CI must run it");
+        eprintln!("skipping {test}: needs root");
+    }
+    root
+}
+
+/// Whether the test may go on: true when `tool` is on PATH. Off CI it prints why the test
+/// is skipped and returns false; on CI it panics.
+pub fn require_tool(test: &str, tool: &str) -> bool {
+    let found = which(tool).is_some();
+    if !found {
+        assert!(!on_ci(), "{test}: needs `{tool}`, and CI must install it");
+        eprintln!("skipping {test}: `{tool}` is not installed");
+    }
+    found
+}
+
+/// The path of `tool` on PATH.
+pub fn which(tool: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+/// Runs a command and returns its output, or an error that names the command and carries
+/// its stderr when it fails.
+pub fn run(cmd: &mut Command) -> io::Result<Output> {
+    let out = cmd.stdin(Stdio::null()).output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "{:?} failed with {}: {}",
+            cmd,
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(out)
+}
+
+/// Runs `program args...` and returns its stdout as text.
+pub fn sh(program: &str, args: &[&str]) -> io::Result<String> {
+    let out = run(Command::new(program).args(args))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A named network namespace (as `ip netns` names them), deleted on drop, with every
+/// process spawned into it by [`Netns::spawn`] killed first.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+    children: Vec<Child>,
+}
+
+impl Netns {
+    /// Creates `<prefix>-<pid>-<n>` with its loopback up.
+    pub fn new(prefix: &str) -> io::Result<Netns> {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{prefix}-{}-{n}", std::process::id());
+        sh("ip", &["netns", "add", &name])?;
+        let ns = Netns {
+            name,
+            children: Vec::new(),
+        };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A command that runs `program` inside this namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, program]);
+        cmd
+    }
+
+    /// Runs `program args...` inside the namespace; its stdout on success.
+    pub fn exec(&self, program: &str, args: &[&str]) -> io::Result<String> {
+        let out = run(self.command(program).args(args))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs `ip -n <ns> args...`.
+    pub fn ip(&self, args: &[&str]) -> io::Result<String> {
+        let mut all = vec!["-n", &self.name];
+        all.extend_from_slice(args);
+        sh("ip", &all)
+    }
+
+    /// Loads an nftables ruleset (as `nft -f -` reads it) into the namespace.
+    pub fn nft(&self, ruleset: &str) -> io::Result<()> {
+        use std::io::Write;
+        let mut child = self
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(ruleset.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "nft -f in {} failed: {}\n{ruleset}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Starts a long-running process inside the namespace; it is killed when the
+    /// namespace is dropped.
+    pub fn spawn(&mut self, program: &str, args: &[&str]) -> io::Result<u32> {
+        let child = self
+            .command(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let pid = child.id();
+        self.children.push(child);
+        Ok(pid)
+    }
+
+    /// Adds an address (`198.18.0.1/24`, `2001:2::1/64`) to a link in the namespace.
+    pub fn addr(&self, dev: &str, cidr: &str) -> io::Result<()> {
+        let family = if cidr.contains(':') { "-6" } else { "-4" };
+        self.ip(&[family, "addr", "add", cidr, "dev", dev, "nodad"])
+            .map(drop)
+            .or_else(|_| {
+                self.ip(&[family, "addr", "add", cidr, "dev", dev])
+                    .map(drop)
+            })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Processes started by other means (daemons that fork) die with the namespace's
+        // last reference only if they are gone, so kill whatever still runs inside it.
+        if let Ok(pids) = sh("ip", &["netns", "pids", &self.name]) {
+            for pid in pids
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+            {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        let _ = sh("ip", &["netns", "del", &self.name]);
+    }
+}
+
+/// Joins two namespaces with a veth pair: `a_dev` in `a` with `a_cidr`, `b_dev` in `b`
+/// with `b_cidr`, both up. Addresses must come from 198.18.0.0/15 (or, for IPv6, the
+/// documentation/benchmarking prefixes) so no test traffic can leave this machine.
+pub fn veth(
+    a: &Netns,
+    a_dev: &str,
+    a_cidr: &str,
+    b: &Netns,
+    b_dev: &str,
+    b_cidr: &str,
+) -> io::Result<()> {
+    for cidr in [a_cidr, b_cidr] {
+        assert!(
+            cidr.starts_with("198.18.")
+                || cidr.starts_with("198.19.")
+                || cidr.starts_with("2001:2:"),
+            "test address {cidr} is outside 198.18.0.0/15 and 2001:2::/48"
+        );
+    }
+    sh(
+        "ip",
+        &[
+            "link", "add", a_dev, "netns", &a.name, "type", "veth", "peer", b_dev, "netns", &b.name,
+        ],
+    )?;
+    a.addr(a_dev, a_cidr)?;
+    b.addr(b_dev, b_cidr)?;
+    a.ip(&["link", "set", a_dev, "up"])?;
+    b.ip(&["link", "set", b_dev, "up"])?;
+    Ok(())
+}
+
+/// A scanner namespace and a target namespace joined by one link: the scanner is
+/// 198.18.0.1 and 2001:2::1, the target 198.18.0.2 and 2001:2::2.
+#[derive(Debug)]
+pub struct Pair {
+    pub scanner: Netns,
+    pub target: Netns,
+}
+
+impl Pair {
+    pub const SCANNER_V4: &'static str = "198.18.0.1";
+    pub const TARGET_V4: &'static str = "198.18.0.2";
+    pub const SCANNER_V6: &'static str = "2001:2::1";
+    pub const TARGET_V6: &'static str = "2001:2::2";
+
+    pub fn new(prefix: &str) -> io::Result<Pair> {
+        let scanner = Netns::new(&format!("{prefix}s"))?;
+        let target = Netns::new(&format!("{prefix}t"))?;
+        veth(
+            &scanner,
+            "eth0",
+            "198.18.0.1/24",
+            &target,
+            "eth0",
+            "198.18.0.2/24",
+        )?;
+        scanner.addr("eth0", "2001:2::1/64")?;
+        target.addr("eth0", "2001:2::2/64")?;
+        Ok(Pair { scanner, target })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_links_two_namespaces() {
+        if !require_root("pair_links_two_namespaces") || !require_tool("pair", "ip") {
+            return;
+        }
+        let pair = Pair::new("tk").unwrap();
+        let addrs = pair
+            .target
+            .ip(&["-br", "addr", "show", "dev", "eth0"])
+            .unwrap();
+        assert!(addrs.contains("198.18.0.2/24"), "{addrs}");
+        assert!(addrs.contains("2001:2::2/64"), "{addrs}");
+        let name = pair.scanner.name().to_string();
+        drop(pair);
+        let list = sh("ip", &["netns", "list"]).unwrap();
+        assert!(
+            !list.contains(&name),
+            "namespace {name} left behind: {list}"
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! portolan: chart the network ports of a host.
+
+mod cli;
+mod cmd;
+#[allow(dead_code)] // shared helpers; the commands that use them arrive one by one
+mod out;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cmd::run(cli) {
+        Ok(code) => code,
+        Err(err) => report(&err),
+    }
+}
+
+/// Prints an error and picks the exit code: a broken pipe is a quiet success, anything
+/// else is exit 2 (bad input or an operation that could not be done).
+fn report(err: &anyhow::Error) -> ExitCode {
+    if out::is_broken_pipe(err) {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("portolan: error: {err:#}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,144 @@
+//! Output conventions shared by every command: colour, terminals, tables, JSON Lines and
+//! the quiet exit on a broken pipe.
+
+use std::io::{self, IsTerminal};
+
+/// True when the error chain holds a broken pipe (the reader went away, as with `| head`).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Whether to colour stdout: only on a terminal, and never when `NO_COLOR` is set.
+#[allow(dead_code)]
+pub fn use_color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
+}
+
+/// The output formats most commands offer with `--format`; `--json` is the same as
+/// `--format json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+/// A plain text table: columns padded to their widest cell, two spaces apart.
+#[derive(Debug, Default)]
+pub struct Table {
+    headers: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new<S: Into<String>>(headers: impl IntoIterator<Item = S>) -> Self {
+        Table {
+            headers: headers.into_iter().map(Into::into).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
+        self.rows.push(cells.into_iter().map(Into::into).collect());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Writes the table; the header is bold when `color` is set. The last column is not
+    /// padded, so long descriptions do not leave trailing spaces.
+    pub fn write(&self, w: &mut dyn io::Write, color: bool) -> io::Result<()> {
+        let ncol = self
+            .headers
+            .len()
+            .max(self.rows.iter().map(Vec::len).max().unwrap_or(0));
+        let mut width = vec![0usize; ncol];
+        for row in std::iter::once(&self.headers).chain(&self.rows) {
+            for (i, cell) in row.iter().enumerate() {
+                width[i] = width[i].max(cell.chars().count());
+            }
+        }
+        let line = |w: &mut dyn io::Write, row: &[String], bold: bool| -> io::Result<()> {
+            let mut text = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                if i > 0 {
+                    text.push_str("  ");
+                }
+                text.push_str(cell);
+                if i + 1 < row.len() {
+                    let pad = width[i] - cell.chars().count();
+                    text.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            if bold {
+                writeln!(w, "\x1b[1m{}\x1b[0m", text.trim_end())
+            } else {
+                writeln!(w, "{}", text.trim_end())
+            }
+        };
+        if !self.headers.is_empty() {
+            line(w, &self.headers, color)?;
+        }
+        for row in &self.rows {
+            line(w, row, false)?;
+        }
+        Ok(())
+    }
+}
+
+/// Quotes one CSV field as RFC 4180 says: only when it holds a comma, quote or line break.
+pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
+    } else {
+        s.into()
+    }
+}
+
+/// Writes one CSV record.
+pub fn csv_record<S: AsRef<str>>(
+    w: &mut dyn io::Write,
+    fields: impl IntoIterator<Item = S>,
+) -> io::Result<()> {
+    let mut first = true;
+    for f in fields {
+        if !first {
+            w.write_all(b",")?;
+        }
+        first = false;
+        w.write_all(csv_field(f.as_ref()).as_bytes())?;
+    }
+    w.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let mut t = Table::new(["PORT", "NAME"]);
+        t.row(["22", "ssh"]);
+        t.row(["443", "https"]);
+        let mut buf = Vec::new();
+        t.write(&mut buf, false).unwrap();
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "PORT  NAME\n22    ssh\n443   https\n"
+        );
+    }
+
+    #[test]
+    fn csv_quotes_only_when_needed() {
+        let mut buf = Vec::new();
+        csv_record(&mut buf, ["a", "b,c", "say \"hi\""]).unwrap();
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "a,\"b,c\",\"say \"\"hi\"\"\"\n"
+        );
+    }
+}

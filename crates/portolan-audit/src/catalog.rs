@@ -74,3 +74,56 @@ pub fn all_names(catalog: &dyn Catalog) -> Vec<String> {
     names.dedup();
     names
 }
+
+/// The registry (IANA's table, possibly merged with `/etc/services`).
+impl Catalog for portolan_registry::Registry {
+    fn ports(&self, name: &str) -> Vec<(Proto, PortRange)> {
+        let mut out = Vec::new();
+        for e in self.by_name(name) {
+            let Some(range) = e.ports else { continue };
+            let protos: Vec<Proto> = match e.proto {
+                Some(p) => vec![p],
+                None if e.protocol.is_empty() => vec![Proto::Tcp, Proto::Udp],
+                None => Vec::new(),
+            };
+            for p in protos {
+                if !out.contains(&(p, range)) {
+                    out.push((p, range));
+                }
+            }
+        }
+        out
+    }
+    fn name_for(&self, port: u16, proto: Proto) -> Option<String> {
+        portolan_registry::Registry::name_for(self, port, proto).map(str::to_string)
+    }
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .iana_records()
+            .map(|r| r.name())
+            .filter(|n| !n.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portolan_registry::Registry;
+
+    #[test]
+    fn registry_catalog() {
+        let reg = Registry::embedded();
+        let gopher = Catalog::ports(reg, "gopher");
+        assert!(gopher.contains(&(Proto::Tcp, PortRange::single(70))), "{gopher:?}");
+        assert_eq!(Catalog::name_for(reg, 25, Proto::Tcp).as_deref(), Some("smtp"));
+        assert!(Catalog::names(reg).iter().any(|n| n == "submissions"));
+        // The audit's own table answers first and is narrower than IANA's.
+        assert_eq!(name_for(reg, 22, Proto::Tcp).as_deref(), Some("ssh"));
+        assert!(Catalog::ports(reg, "no-such-service").is_empty());
+    }
+}

@@ -571,6 +571,9 @@ impl Evaluator<'_, '_> {
             }
         }
 
+        if allowed.is_empty() && !s.exposed() && policy.allow_loopback {
+            return;
+        }
         if allowed.is_empty() {
             let why = match k.map(|k| k.kind) {
                 Some(Kind::LocalOnly) => " It normally stays on the host.",

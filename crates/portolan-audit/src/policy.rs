@@ -139,6 +139,8 @@ pub struct Policy {
     pub require: Vec<Spec>,
     pub forbid_cleartext: Vec<Forbid>,
     pub exceptions: Vec<Exception>,
+    /// Services bound to loopback only are allowed without being listed.
+    pub allow_loopback: bool,
     /// True for the built-in baseline, which allows nothing in particular and judges by
     /// the kind of service instead.
     pub baseline: bool,
@@ -154,6 +156,7 @@ impl Policy {
             require: Vec::new(),
             forbid_cleartext: Vec::new(),
             exceptions: Vec::new(),
+            allow_loopback: false,
             baseline: true,
         }
     }
@@ -247,6 +250,7 @@ struct Parser<'a> {
 const TOP_KEYS: &[&str] = &[
     "name",
     "description",
+    "allow-loopback",
     "require",
     "forbid-cleartext",
     "allow",
@@ -353,6 +357,17 @@ impl Parser<'_> {
                 .unwrap_or_else(|| "policy".into()),
         };
         let description = get("description").and_then(|v| self.string(v, "description"));
+        let allow_loopback = match get("allow-loopback") {
+            None => false,
+            Some(v) => match v.get_ref() {
+                DeValue::Boolean(b) => *b,
+                other => {
+                    let msg = format!("expected true or false, found {}", other.type_str());
+                    self.error(v.span(), "allow-loopback", msg);
+                    false
+                }
+            },
+        };
 
         let mut allow = Vec::new();
         if let Some(v) = get("allow") {
@@ -452,6 +467,7 @@ impl Parser<'_> {
             require,
             forbid_cleartext,
             exceptions,
+            allow_loopback,
             baseline: false,
         }
     }

@@ -119,8 +119,14 @@ mod tests {
     fn registry_catalog() {
         let reg = Registry::embedded();
         let gopher = Catalog::ports(reg, "gopher");
-        assert!(gopher.contains(&(Proto::Tcp, PortRange::single(70))), "{gopher:?}");
-        assert_eq!(Catalog::name_for(reg, 25, Proto::Tcp).as_deref(), Some("smtp"));
+        assert!(
+            gopher.contains(&(Proto::Tcp, PortRange::single(70))),
+            "{gopher:?}"
+        );
+        assert_eq!(
+            Catalog::name_for(reg, 25, Proto::Tcp).as_deref(),
+            Some("smtp")
+        );
         assert!(Catalog::names(reg).iter().any(|n| n == "submissions"));
         // The audit's own table answers first and is narrower than IANA's.
         assert_eq!(name_for(reg, 22, Proto::Tcp).as_deref(), Some("ssh"));

@@ -30,7 +30,11 @@ struct Entry<'a> {
 
 /// Writes the policy text. Sockets in other network namespaces are left out, and so are
 /// UDP sockets on ephemeral ports that no registry names (they are clients' sockets).
-pub fn starting_policy(listeners: &[Listener], catalog: &dyn Catalog, opt: InitOptions<'_>) -> String {
+pub fn starting_policy(
+    listeners: &[Listener],
+    catalog: &dyn Catalog,
+    opt: InitOptions<'_>,
+) -> String {
     let mut groups: BTreeMap<(Proto, u16), Entry<'_>> = BTreeMap::new();
     let mut skipped_clients = 0usize;
     for l in listeners.iter().filter(|l| l.netns.is_none()) {
@@ -100,7 +104,12 @@ pub fn starting_policy(listeners: &[Listener], catalog: &dyn Catalog, opt: InitO
             (Some(s), _) => s.clone(),
             (None, _) => format!("{port}/{proto}"),
         };
-        let where_ = e.addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        let where_ = e
+            .addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
         let owners = if e.owners.is_empty() {
             "owner unknown (run as root to see it)".to_string()
         } else {
@@ -112,7 +121,9 @@ pub fn starting_policy(listeners: &[Listener], catalog: &dyn Catalog, opt: InitO
             let _ = writeln!(out, "# (the registry calls {port}/{proto} '{n}')");
         }
         if name.is_none() {
-            out.push_str("# No registry knows this port: find out what it is before you keep it.\n");
+            out.push_str(
+                "# No registry knows this port: find out what it is before you keep it.\n",
+            );
         }
         let insecure = known.is_some_and(|k| k.is_insecure() && !k.starttls);
         let prefix = if insecure && e.exposure != Exposure::Loopback {
@@ -128,7 +139,8 @@ pub fn starting_policy(listeners: &[Listener], catalog: &dyn Catalog, opt: InitO
             );
             "# "
         } else {
-            if known.is_some_and(|k| k.kind == Kind::LocalOnly) && e.exposure != Exposure::Loopback {
+            if known.is_some_and(|k| k.kind == Kind::LocalOnly) && e.exposure != Exposure::Loopback
+            {
                 out.push_str("# This normally stays on the host: consider bind = \"loopback\".\n");
             }
             if opt.ephemeral.contains(*port) {
@@ -157,7 +169,10 @@ pub fn starting_policy(listeners: &[Listener], catalog: &dyn Catalog, opt: InitO
         };
         let _ = writeln!(out, "{prefix}bind = {bind}");
         if e.exposure != Exposure::Loopback {
-            let _ = writeln!(out, "{prefix}# from = [\"192.0.2.0/24\"]  # who may reach it; anyone when left out");
+            let _ = writeln!(
+                out,
+                "{prefix}# from = [\"192.0.2.0/24\"]  # who may reach it; anyone when left out"
+            );
         }
     }
     if skipped_clients > 0 {
@@ -227,7 +242,10 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(p.name, "host \"one\"");
         assert!(p.allows(Proto::Tcp, 22).next().is_some());
-        assert!(p.allows(Proto::Tcp, 23).next().is_none(), "telnet must be left out\n{text}");
+        assert!(
+            p.allows(Proto::Tcp, 23).next().is_none(),
+            "telnet must be left out\n{text}"
+        );
         assert!(p.allows(Proto::Tcp, 143).next().is_some());
         assert_eq!(
             p.allows(Proto::Tcp, 6379).next().unwrap().bind,
@@ -237,6 +255,9 @@ mod tests {
         assert!(p.allows(Proto::Udp, 41234).next().is_none());
         assert!(text.contains("sshd (pid 10, sshd.service)"), "{text}");
         assert!(text.contains("1 UDP socket(s)"), "{text}");
-        assert!(text.contains("# In the ephemeral range 32768-60999"), "{text}");
+        assert!(
+            text.contains("# In the ephemeral range 32768-60999"),
+            "{text}"
+        );
     }
 }

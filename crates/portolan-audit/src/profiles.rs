@@ -119,7 +119,10 @@ mod tests {
             assert_eq!(policy.name, p.name);
             assert!(policy.description.is_some(), "{}", p.name);
             assert!(!policy.forbid_cleartext.is_empty(), "{}", p.name);
-            assert!(p.text.starts_with(&format!("# portolan policy: {}", p.name)));
+            assert!(
+                p.text
+                    .starts_with(&format!("# portolan policy: {}", p.name))
+            );
         }
     }
 
@@ -132,7 +135,10 @@ mod tests {
         for port in [21, 23, 80, 110, 143, 443, 3306] {
             assert!(mail.allows(Proto::Tcp, port).next().is_none(), "{port}");
         }
-        assert!(mail.allows(Proto::Udp, 53).all(|a| a.bind == crate::policy::Bind::Loopback));
+        assert!(
+            mail.allows(Proto::Udp, 53)
+                .all(|a| a.bind == crate::policy::Bind::Loopback)
+        );
         let bastion = load("bastion", Registry::embedded()).unwrap();
         assert_eq!(bastion.name, "ssh-only");
         assert_eq!(bastion.allow.len(), 1);
@@ -142,7 +148,9 @@ mod tests {
 
     #[test]
     fn unknown_profile_suggests() {
-        let e = load("mail-sever", Registry::embedded()).unwrap_err().to_string();
+        let e = load("mail-sever", Registry::embedded())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("did you mean 'mail-server'"), "{e}");
     }
 }

@@ -62,16 +62,17 @@ pub fn name_for(catalog: &dyn Catalog, port: u16, proto: Proto) -> Option<String
         .or_else(|| catalog.name_for(port, proto))
 }
 
-/// Every name a policy may use, for suggestions.
+/// Every name a policy may use, for suggestions: the audit's common services first,
+/// then the catalog's names.
 pub fn all_names(catalog: &dyn Catalog) -> Vec<String> {
     let mut names: Vec<String> = knowledge::KNOWN
         .iter()
         .flat_map(|k| k.names())
         .map(str::to_string)
-        .chain(catalog.names())
         .collect();
-    names.sort();
-    names.dedup();
+    let mut rest = catalog.names();
+    rest.sort();
+    names.extend(rest);
     names
 }
 

@@ -104,12 +104,22 @@ pub fn evaluate(policy: &Policy, inputs: &Inputs, ctx: &Context<'_>) -> Report {
         findings: Vec::new(),
     };
     for s in &subjects {
+        // An unnamed UDP socket on an ephemeral port is a client's (a resolver, DHCP,
+        // NTP), given its port by the kernel: not a service to judge.
+        let client = s.listening
+            && s.protocol == Proto::Udp
+            && s.service.is_none()
+            && ctx.ephemeral.contains(s.port);
+        if client {
+            ev.hygiene(s, inputs);
+            continue;
+        }
         if policy.baseline {
             ev.baseline(s);
         } else {
             ev.policy(s, inputs);
         }
-        ev.hygiene(s);
+        ev.hygiene(s, inputs);
     }
     if !policy.baseline {
         ev.required(&subjects, inputs);
@@ -675,29 +685,25 @@ impl Evaluator<'_, '_> {
                 self.push(s, Rule::SourceNotEnforced, Severity::High, msg, fix);
             }
         }
-
-        if !s.listening
-            && inputs.scan.as_ref().is_some_and(|sc| sc.local)
-            && inputs.listeners.is_some()
-        {
-            let msg = format!(
-                "{} is reachable from outside but nothing on this host listens on it: it is forwarded (DNAT, a container, a VM) or served from another network namespace.",
-                s.describe()
-            );
-            let fix = "Find the forward: `nft list ruleset | grep -n dport` (or `iptables -t nat -S`), and the containers' published ports (`docker ps`).".to_string();
-            self.push(
-                s,
-                Rule::ReachableWithoutListener,
-                Severity::Medium,
-                msg,
-                fix,
-            );
-        }
     }
 
     /// Checks that apply under any policy: writable executables, ephemeral ports.
-    fn hygiene(&mut self, s: &Subject<'_>) {
+    fn hygiene(&mut self, s: &Subject<'_>, inputs: &Inputs) {
         if !s.listening {
+            if inputs.scan.as_ref().is_some_and(|sc| sc.local) && inputs.listeners.is_some() {
+                let msg = format!(
+                    "{} is reachable from outside but nothing on this host listens on it: it is forwarded (DNAT, a container, a VM) or served from another network namespace.",
+                    s.describe()
+                );
+                let fix = "Find the forward: `nft list ruleset | grep -n dport` (or `iptables -t nat -S`), and the containers' published ports (`docker ps`).".to_string();
+                self.push(
+                    s,
+                    Rule::ReachableWithoutListener,
+                    Severity::Medium,
+                    msg,
+                    fix,
+                );
+            }
             return;
         }
         for p in &s.processes {
@@ -870,6 +876,15 @@ impl Evaluator<'_, '_> {
                 "Stop pid {} (`kill {}`) and remove it from whatever starts it (no systemd unit owns it: look at cron, rc.local, container restart policies).",
                 list.join(", "),
                 list.join(" ")
+            ));
+        }
+        if s.processes
+            .iter()
+            .any(|p| p.name == "inetd" || p.name == "xinetd")
+        {
+            out.push_str(&format!(
+                " To stop only this service, delete its line (port {}) from /etc/inetd.conf, or set `disable = yes` in its /etc/xinetd.d/ file, and reload the daemon.",
+                s.port
             ));
         }
         if s.processes.is_empty() {

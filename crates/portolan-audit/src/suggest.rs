@@ -33,7 +33,8 @@ pub fn distance(a: &str, b: &str, limit: usize) -> usize {
 }
 
 /// Up to `max` names closest to `word`: within a third of its length (at least 2, at
-/// most 3 edits), or names that start with it; nearest first, then alphabetical.
+/// most 3 edits), or names that start with it; nearest first, and among equals in the
+/// order given (so callers put the common names first).
 pub fn nearest<'a>(
     word: &str,
     names: impl IntoIterator<Item = &'a str>,
@@ -54,13 +55,17 @@ pub fn nearest<'a>(
             }
         })
         .collect();
-    found.sort();
-    found.dedup_by(|a, b| a.1 == b.1);
-    found
-        .into_iter()
-        .take(max)
-        .map(|(_, n)| n.to_string())
-        .collect()
+    found.sort_by_key(|&(d, _)| d);
+    let mut out: Vec<String> = Vec::new();
+    for (_, n) in found {
+        if out.len() == max {
+            break;
+        }
+        if !out.iter().any(|o| o == n) {
+            out.push(n.to_string());
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -80,6 +85,7 @@ mod tests {
     fn nearest_names() {
         let names = ["smtp", "smtps", "snmp", "ssh", "submission", "postgresql"];
         assert_eq!(nearest("smpt", names, 3), ["smtp", "smtps", "snmp"]);
+        assert_eq!(nearest("smtx", ["smtq", "smtp"], 1), ["smtq"]);
         assert_eq!(nearest("postgres", names, 3), ["postgresql"]);
         assert!(nearest("zzzzzz", names, 3).is_empty());
     }

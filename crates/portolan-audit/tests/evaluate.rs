@@ -1,0 +1,758 @@
+//! Evaluation with plain data: exact finding sets for the baseline, a profile, scans,
+//! exceptions and detection.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use portolan_audit::finding::Severity::{self, *};
+use portolan_audit::policy::Policy;
+use portolan_audit::{
+    Context, Date, Detected, Host, Inputs, Listener, PortState, Process, Reachable, Report, Rule,
+    Scan, evaluate, profiles,
+};
+use portolan_registry::{PortRange, Proto, Registry};
+
+struct FakeHost {
+    packages: HashMap<PathBuf, String>,
+}
+
+impl Host for FakeHost {
+    fn exe_risk(&self, exe: &Path) -> Option<String> {
+        (exe == Path::new("/opt/shared/bin/agent")).then(|| "/opt/shared is world-writable".into())
+    }
+    fn package_of(&self, exe: &Path) -> Option<String> {
+        self.packages.get(exe).cloned()
+    }
+}
+
+fn host() -> FakeHost {
+    let mut packages = HashMap::new();
+    for (exe, pkg) in [
+        ("/usr/sbin/inetd", "openbsd-inetd"),
+        ("/usr/bin/redis-server", "redis-server"),
+        ("/usr/sbin/vsftpd", "vsftpd"),
+        ("/usr/sbin/nginx", "nginx-core"),
+        ("/usr/sbin/named", "bind9"),
+    ] {
+        packages.insert(PathBuf::from(exe), pkg.to_string());
+    }
+    FakeHost { packages }
+}
+
+fn ctx<'a>(host: &'a FakeHost, policy_arg: Option<&str>) -> Context<'a> {
+    Context {
+        today: Date::new(2026, 11, 27).unwrap(),
+        ephemeral: PortRange::new(32768, 60999).unwrap(),
+        catalog: Registry::embedded(),
+        host,
+        policy_arg: policy_arg.map(str::to_string),
+    }
+}
+
+fn proc_(pid: u32, name: &str, exe: &str, unit: Option<&str>, socket: bool) -> Process {
+    Process {
+        pid,
+        name: name.into(),
+        exe: Some(exe.into()),
+        user: Some("root".into()),
+        unit: unit.map(str::to_string),
+        socket_activated: socket,
+    }
+}
+
+fn l(proto: Proto, addr: &str, port: u16, p: Option<Process>) -> Listener {
+    let mut l = Listener::new(proto, addr.parse().unwrap(), port);
+    l.processes.extend(p);
+    l
+}
+
+fn tcp(addr: &str, port: u16, p: Option<Process>) -> Listener {
+    l(Proto::Tcp, addr, port, p)
+}
+
+/// The findings as (rule, port/proto, severity), in report order.
+fn set(r: &Report) -> Vec<(Rule, String, Severity)> {
+    r.findings
+        .iter()
+        .map(|f| (f.rule, f.port_label(), f.severity))
+        .collect()
+}
+
+fn sshd() -> Option<Process> {
+    Some(proc_(
+        700,
+        "sshd",
+        "/usr/sbin/sshd",
+        Some("ssh.service"),
+        false,
+    ))
+}
+
+fn messy_host() -> Vec<Listener> {
+    let inetd = proc_(
+        812,
+        "inetd",
+        "/usr/sbin/inetd",
+        Some("inetd.service"),
+        false,
+    );
+    let redis = proc_(
+        901,
+        "redis-server",
+        "/usr/bin/redis-server",
+        Some("redis-server.service"),
+        false,
+    );
+    vec![
+        tcp("0.0.0.0", 22, sshd()),
+        tcp("::", 22, sshd()),
+        tcp("0.0.0.0", 23, Some(inetd.clone())),
+        tcp("0.0.0.0", 6379, Some(redis.clone())),
+        tcp("::", 6379, Some(redis)),
+        tcp(
+            "127.0.0.1",
+            5432,
+            Some(proc_(
+                950,
+                "postgres",
+                "/usr/lib/postgresql/15/bin/postgres",
+                Some("postgresql@15-main.service"),
+                false,
+            )),
+        ),
+        tcp(
+            "0.0.0.0",
+            47123,
+            Some(proc_(1337, "kworkerd", "/tmp/.x/kworkerd", None, false)),
+        ),
+        tcp(
+            "0.0.0.0",
+            143,
+            Some(proc_(
+                990,
+                "dovecot",
+                "/usr/sbin/dovecot",
+                Some("dovecot.service"),
+                false,
+            )),
+        ),
+        l(
+            Proto::Udp,
+            "0.0.0.0",
+            41234,
+            Some(proc_(600, "dhclient", "/usr/sbin/dhclient", None, false)),
+        ),
+        l(Proto::Udp, "127.0.0.53", 53, None),
+        tcp("0.0.0.0", 7, Some(inetd)),
+        tcp(
+            "127.0.0.1",
+            8125,
+            Some(proc_(
+                1400,
+                "agent",
+                "/opt/shared/bin/agent",
+                Some("agent.service"),
+                false,
+            )),
+        ),
+    ]
+}
+
+#[test]
+fn baseline_on_a_messy_host() {
+    let h = host();
+    let inputs = Inputs {
+        listeners: Some(messy_host()),
+        scan: None,
+    };
+    let r = evaluate(&Policy::baseline(), &inputs, &ctx(&h, None));
+    assert_eq!(
+        set(&r),
+        vec![
+            (Rule::CleartextExposed, "23/tcp".into(), Critical),
+            (Rule::CleartextExposed, "7/tcp".into(), High),
+            (Rule::LocalServiceExposed, "6379/tcp".into(), High),
+            (Rule::WritableExecutable, "47123/tcp".into(), High),
+            (Rule::CleartextExposed, "143/tcp".into(), Medium),
+            (Rule::WritableExecutable, "8125/tcp".into(), Medium),
+            (Rule::UnknownServiceExposed, "47123/tcp".into(), Medium),
+            (Rule::EphemeralPort, "47123/tcp".into(), Low),
+        ]
+    );
+    let telnet = &r.findings[0];
+    assert_eq!(telnet.service.as_deref(), Some("telnet"));
+    assert_eq!(telnet.process.as_deref(), Some("inetd"));
+    assert!(
+        telnet.remediation.contains("Use ssh instead"),
+        "{}",
+        telnet.remediation
+    );
+    assert!(
+        telnet
+            .remediation
+            .contains("`systemctl disable --now inetd.service`")
+    );
+    assert!(telnet.remediation.contains("`apt-get purge openbsd-inetd`"));
+    assert_eq!(telnet.evidence[0].package.as_deref(), Some("openbsd-inetd"));
+    let redis = &r.findings[2];
+    assert_eq!(redis.address.as_deref(), Some("0.0.0.0, ::"));
+    assert!(
+        redis.remediation.contains("bind 127.0.0.1 -::1"),
+        "{}",
+        redis.remediation
+    );
+    assert!(
+        redis
+            .remediation
+            .contains("systemctl restart redis-server.service")
+    );
+    let eph = r
+        .findings
+        .iter()
+        .find(|f| f.rule == Rule::EphemeralPort)
+        .unwrap();
+    assert!(eph.message.contains("32768-60999"), "{}", eph.message);
+    assert!(
+        eph.message.contains("overlaps IANA's registered ports"),
+        "{}",
+        eph.message
+    );
+    assert!(eph.remediation.contains("ip_local_reserved_ports = 47123"));
+    assert_eq!(r.summary.listeners, Some(12));
+    assert_eq!(r.summary.exposed, Some(9));
+    assert_eq!(r.summary.severities.critical, 1);
+    assert!(r.summary.next_step.contains("portolan policy init"));
+    assert!(r.fails(High));
+    assert!(!r.fails(Critical.max(High)) || r.fails(Critical));
+}
+
+#[test]
+fn baseline_report_snapshot() {
+    let h = host();
+    let inputs = Inputs {
+        listeners: Some(messy_host()),
+        scan: None,
+    };
+    let r = evaluate(&Policy::baseline(), &inputs, &ctx(&h, None));
+    insta::assert_json_snapshot!("baseline_messy_host", r);
+}
+
+#[test]
+fn socket_activated_units_are_stopped_by_their_socket() {
+    let h = host();
+    let telnetd = proc_(
+        3000,
+        "in.telnetd",
+        "/usr/sbin/in.telnetd",
+        Some("telnet@0-198.18.0.2:23-198.18.0.1:40000.service"),
+        true,
+    );
+    let inputs = Inputs {
+        listeners: Some(vec![tcp("::", 23, Some(telnetd))]),
+        scan: None,
+    };
+    let r = evaluate(&Policy::baseline(), &inputs, &ctx(&h, None));
+    assert_eq!(
+        set(&r),
+        vec![(Rule::CleartextExposed, "23/tcp".into(), Critical)]
+    );
+    assert!(
+        r.findings[0]
+            .remediation
+            .contains("`systemctl disable --now telnet.socket`")
+    );
+}
+
+fn mail_host() -> Vec<Listener> {
+    let postfix = || {
+        Some(proc_(
+            1000,
+            "master",
+            "/usr/lib/postfix/sbin/master",
+            Some("postfix@-.service"),
+            false,
+        ))
+    };
+    let dovecot = || {
+        Some(proc_(
+            1100,
+            "dovecot",
+            "/usr/sbin/dovecot",
+            Some("dovecot.service"),
+            false,
+        ))
+    };
+    let named = || {
+        Some(proc_(
+            1200,
+            "named",
+            "/usr/sbin/named",
+            Some("named.service"),
+            false,
+        ))
+    };
+    vec![
+        tcp("0.0.0.0", 22, sshd()),
+        tcp("0.0.0.0", 25, postfix()),
+        tcp("0.0.0.0", 465, postfix()),
+        tcp("0.0.0.0", 587, postfix()),
+        tcp("0.0.0.0", 993, dovecot()),
+        tcp("0.0.0.0", 995, dovecot()),
+        tcp(
+            "0.0.0.0",
+            21,
+            Some(proc_(
+                1300,
+                "vsftpd",
+                "/usr/sbin/vsftpd",
+                Some("vsftpd.service"),
+                false,
+            )),
+        ),
+        tcp(
+            "0.0.0.0",
+            80,
+            Some(proc_(
+                1400,
+                "nginx",
+                "/usr/sbin/nginx",
+                Some("nginx.service"),
+                false,
+            )),
+        ),
+        tcp("0.0.0.0", 53, named()),
+        l(Proto::Udp, "0.0.0.0", 53, named()),
+        l(
+            Proto::Udp,
+            "127.0.0.53",
+            53,
+            Some(proc_(
+                500,
+                "systemd-resolve",
+                "/usr/lib/systemd/systemd-resolved",
+                Some("systemd-resolved.service"),
+                false,
+            )),
+        ),
+        tcp(
+            "127.0.0.1",
+            8891,
+            Some(proc_(
+                1500,
+                "opendkim",
+                "/usr/sbin/opendkim",
+                Some("opendkim.service"),
+                false,
+            )),
+        ),
+    ]
+}
+
+#[test]
+fn mail_server_profile_inside_view() {
+    let h = host();
+    let policy = profiles::load("mail-server", Registry::embedded()).unwrap();
+    let inputs = Inputs {
+        listeners: Some(mail_host()),
+        scan: None,
+    };
+    let r = evaluate(&policy, &inputs, &ctx(&h, Some("--profile mail-server")));
+    assert_eq!(
+        set(&r),
+        vec![
+            (Rule::CleartextForbidden, "21/tcp".into(), High),
+            (Rule::BindMismatch, "53/tcp".into(), High),
+            (Rule::BindMismatch, "53/udp".into(), High),
+            (Rule::NotAllowed, "80/tcp".into(), High),
+            (Rule::NotAllowed, "8891/tcp".into(), Low),
+        ]
+    );
+    let ftp = &r.findings[0];
+    assert!(
+        ftp.remediation
+            .contains("`systemctl disable --now vsftpd.service`")
+    );
+    assert!(ftp.remediation.contains("`apt-get purge vsftpd`"));
+    let dns = &r.findings[1];
+    assert!(
+        dns.message.contains("allowed to bind loopback only"),
+        "{}",
+        dns.message
+    );
+    let http = &r.findings[3];
+    assert!(
+        http.remediation
+            .contains("`portolan firewall --profile mail-server`"),
+        "{}",
+        http.remediation
+    );
+    assert!(
+        r.summary
+            .next_step
+            .contains("portolan firewall --profile mail-server --apply")
+    );
+}
+
+fn scan_of(target: &str, local: bool, open: &[(Proto, u16)], ports: &[(Proto, u16, u16)]) -> Scan {
+    Scan {
+        target: target.into(),
+        local,
+        source: None,
+        scanned: ports
+            .iter()
+            .map(|&(p, a, b)| (p, PortRange::new(a, b).unwrap()))
+            .collect(),
+        results: open
+            .iter()
+            .map(|&(protocol, port)| Reachable {
+                host: target.into(),
+                protocol,
+                port,
+                state: PortState::Open,
+                detected: None,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn inside_and_outside_views_combined() {
+    let h = host();
+    let policy = profiles::load("mail-server", Registry::embedded()).unwrap();
+    // The firewall lets 22, 25, 465, 587, 993, 995 and 53/tcp through; 21 and 80 are
+    // filtered; 9999 answers though nothing here listens on it (a DNAT to a container).
+    let open = [22, 25, 465, 587, 993, 995, 53, 9999].map(|p| (Proto::Tcp, p));
+    let inputs = Inputs {
+        listeners: Some(mail_host()),
+        scan: Some(scan_of("this-host", true, &open, &[(Proto::Tcp, 1, 65535)])),
+    };
+    let r = evaluate(&policy, &inputs, &ctx(&h, Some("--profile mail-server")));
+    assert_eq!(
+        set(&r),
+        vec![
+            (Rule::BindMismatch, "53/tcp".into(), Critical),
+            (Rule::NotAllowed, "9999/tcp".into(), Critical),
+            (Rule::BindMismatch, "53/udp".into(), High),
+            (Rule::CleartextForbidden, "21/tcp".into(), Medium),
+            (Rule::NotAllowed, "80/tcp".into(), Medium),
+            (Rule::ReachableWithoutListener, "9999/tcp".into(), Medium),
+            (Rule::NotAllowed, "8891/tcp".into(), Low),
+        ]
+    );
+    let dns = &r.findings[0];
+    assert_eq!(dns.reachable, Some(true));
+    assert!(
+        dns.message.contains("reachable from the scan"),
+        "{}",
+        dns.message
+    );
+    let http = r.findings.iter().find(|f| f.port == Some(80)).unwrap();
+    assert_eq!(http.reachable, Some(false));
+    assert!(
+        http.message.contains("listening but not reachable"),
+        "{}",
+        http.message
+    );
+    assert_eq!(r.summary.reachable, Some(8));
+}
+
+#[test]
+fn remote_scan_alone() {
+    let h = host();
+    let policy = profiles::load("mail-server", Registry::embedded()).unwrap();
+    let open = [(Proto::Tcp, 22), (Proto::Tcp, 23), (Proto::Tcp, 993)];
+    let inputs = Inputs {
+        listeners: None,
+        scan: Some(scan_of(
+            "198.18.0.2",
+            false,
+            &open,
+            &[(Proto::Tcp, 1, 1024)],
+        )),
+    };
+    let r = evaluate(&policy, &inputs, &ctx(&h, None));
+    assert_eq!(
+        set(&r),
+        vec![
+            (Rule::CleartextForbidden, "23/tcp".into(), Critical),
+            (Rule::RequiredMissing, "25/tcp".into(), High),
+        ]
+    );
+    assert_eq!(r.findings[0].address.as_deref(), Some("198.18.0.2"));
+    assert!(
+        r.findings[1]
+            .message
+            .contains("not reachable on 198.18.0.2")
+    );
+    // Port 25 not scanned: nothing can be said about it.
+    let inputs = Inputs {
+        listeners: None,
+        scan: Some(scan_of(
+            "198.18.0.2",
+            false,
+            &open[..1],
+            &[(Proto::Tcp, 1, 24)],
+        )),
+    };
+    assert!(set(&evaluate(&policy, &inputs, &ctx(&h, None))).is_empty());
+}
+
+const POLICY: &str = r#"
+name = "app"
+require = ["https", "postgresql"]
+forbid-cleartext = ["telnet", "imap"]
+
+[[allow]]
+service = "https"
+
+[[allow]]
+service = "imap"
+
+[[allow]]
+service = "ssh"
+from = ["198.18.0.0/24"]
+
+[[allow]]
+service = "postgresql"
+bind = "loopback"
+
+[[exception]]
+service = "8080/tcp"
+reason = "legacy admin UI until the migration (TICKET-12)"
+expires = 2027-01-31
+
+[[exception]]
+rule = "ephemeral-port"
+process = "node"
+reason = "the node app picks its port"
+
+[[exception]]
+service = "9000/tcp"
+reason = "old exception"
+expires = 2026-01-01
+"#;
+
+fn app_policy() -> Policy {
+    Policy::parse(POLICY, "app.toml", Registry::embedded()).unwrap()
+}
+
+#[test]
+fn exceptions_hold_back_until_they_expire() {
+    let h = host();
+    let node = proc_(2000, "node", "/usr/bin/node", Some("app.service"), false);
+    let inputs = Inputs {
+        listeners: Some(vec![
+            tcp("0.0.0.0", 443, None),
+            tcp("0.0.0.0", 8080, Some(node.clone())),
+            tcp("127.0.0.1", 40000, Some(node)),
+            tcp("0.0.0.0", 9000, None),
+            tcp("127.0.0.1", 5432, None),
+        ]),
+        scan: None,
+    };
+    let r = evaluate(&app_policy(), &inputs, &ctx(&h, None));
+    assert_eq!(
+        set(&r),
+        vec![
+            (Rule::NotAllowed, "9000/tcp".into(), High),
+            (Rule::ExceptionExpired, String::new(), Low),
+            (Rule::NotAllowed, "40000/tcp".into(), Low),
+        ]
+    );
+    assert!(
+        r.findings[0].message.contains("expired on 2026-01-01"),
+        "{}",
+        r.findings[0].message
+    );
+    assert!(
+        r.findings[1].remediation.contains("line 30"),
+        "{}",
+        r.findings[1].remediation
+    );
+    let held: Vec<_> = r.suppressed.iter().map(|s| (s.rule, s.port)).collect();
+    assert_eq!(
+        held,
+        vec![
+            (Rule::NotAllowed, Some(8080)),
+            (Rule::EphemeralPort, Some(40000))
+        ]
+    );
+    assert_eq!(r.summary.suppressed, 2);
+    // After the first exception expires, 8080 is reported again.
+    let mut c = ctx(&h, None);
+    c.today = Date::new(2027, 2, 1).unwrap();
+    let r = evaluate(&app_policy(), &inputs, &c);
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.port == Some(8080) && f.rule == Rule::NotAllowed)
+    );
+}
+
+#[test]
+fn required_services_and_sources() {
+    let h = host();
+    let mut scan = scan_of(
+        "this-host",
+        true,
+        &[(Proto::Tcp, 22)],
+        &[(Proto::Tcp, 1, 1024)],
+    );
+    scan.source = Some("203.0.113.50".parse().unwrap());
+    let inputs = Inputs {
+        listeners: Some(vec![tcp("0.0.0.0", 22, sshd()), tcp("0.0.0.0", 443, None)]),
+        scan: Some(scan),
+    };
+    let r = evaluate(&app_policy(), &inputs, &ctx(&h, None));
+    assert_eq!(
+        set(&r),
+        vec![
+            (Rule::SourceNotEnforced, "22/tcp".into(), High),
+            (Rule::RequiredMissing, "5432/tcp".into(), High),
+            (Rule::ExceptionExpired, String::new(), Low),
+            (Rule::RequiredUnreachable, "443/tcp".into(), Medium),
+        ]
+        .into_iter()
+        .map(|(a, b, c)| (a, b, c))
+        .collect::<Vec<_>>()
+        .tap_sort()
+    );
+    let src = r
+        .findings
+        .iter()
+        .find(|f| f.rule == Rule::SourceNotEnforced)
+        .unwrap();
+    assert!(src.message.contains("203.0.113.50"), "{}", src.message);
+    assert!(src.message.contains("198.18.0.0/24"), "{}", src.message);
+}
+
+trait TapSort {
+    fn tap_sort(self) -> Self;
+}
+
+impl TapSort for Vec<(Rule, String, Severity)> {
+    /// The report's order: worst first, then port.
+    fn tap_sort(mut self) -> Self {
+        self.sort_by(|a, b| {
+            b.2.cmp(&a.2).then_with(|| {
+                let port = |s: &str| s.split('/').next().and_then(|p| p.parse::<u16>().ok());
+                port(&a.1).cmp(&port(&b.1))
+            })
+        });
+        self
+    }
+}
+
+#[test]
+fn detection_decides_starttls() {
+    let h = host();
+    let with = |detected: Option<Detected>| {
+        let mut scan = scan_of(
+            "this-host",
+            true,
+            &[(Proto::Tcp, 143)],
+            &[(Proto::Tcp, 143, 143)],
+        );
+        scan.results[0].detected = detected;
+        Inputs {
+            listeners: Some(vec![
+                tcp("0.0.0.0", 143, None),
+                tcp("0.0.0.0", 443, None),
+                tcp("127.0.0.1", 5432, None),
+            ]),
+            scan: Some(scan),
+        }
+    };
+    let imap = |starttls| Detected {
+        protocol: Some("imap".into()),
+        product: Some("Dovecot imapd".into()),
+        starttls,
+        cleartext: !starttls,
+        ..Detected::default()
+    };
+    let only = |r: Report| -> Vec<(Rule, String, Severity)> {
+        set(&r)
+            .into_iter()
+            .filter(|f| f.0 != Rule::ExceptionExpired)
+            .collect()
+    };
+    // STARTTLS offered: imap is allowed and not cleartext.
+    assert!(
+        only(evaluate(
+            &app_policy(),
+            &with(Some(imap(true))),
+            &ctx(&h, None)
+        ))
+        .is_empty()
+    );
+    // No STARTTLS: forbidden cleartext, made worse by being reachable.
+    let r = evaluate(&app_policy(), &with(Some(imap(false))), &ctx(&h, None));
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.rule == Rule::CleartextForbidden)
+        .unwrap();
+    assert_eq!(f.severity, Critical);
+    assert_eq!(f.product.as_deref(), Some("Dovecot imapd"));
+    assert!(f.remediation.contains("STARTTLS"), "{}", f.remediation);
+    // No detection: an informational note that the audit cannot tell.
+    let r = evaluate(&app_policy(), &with(None), &ctx(&h, None));
+    assert_eq!(
+        only(r),
+        vec![(Rule::CleartextForbidden, "143/tcp".into(), Info)]
+    );
+    // Telnet heard on a non-standard port is still telnet.
+    let mut inputs = with(None);
+    inputs
+        .listeners
+        .as_mut()
+        .unwrap()
+        .push(tcp("0.0.0.0", 2323, None));
+    inputs
+        .scan
+        .as_mut()
+        .unwrap()
+        .scanned
+        .push((Proto::Tcp, PortRange::single(2323)));
+    inputs.scan.as_mut().unwrap().results.push(Reachable {
+        host: "this-host".into(),
+        protocol: Proto::Tcp,
+        port: 2323,
+        state: PortState::Open,
+        detected: Some(Detected {
+            protocol: Some("telnet".into()),
+            cleartext: true,
+            ..Detected::default()
+        }),
+    });
+    let r = evaluate(&app_policy(), &inputs, &ctx(&h, None));
+    assert!(r.findings.iter().any(|f| f.rule == Rule::CleartextForbidden
+        && f.port == Some(2323)
+        && f.severity == Critical));
+}
+
+#[test]
+fn loopback_and_namespaces() {
+    let h = host();
+    let ws = profiles::load("workstation", Registry::embedded()).unwrap();
+    let mut other_ns = tcp("0.0.0.0", 8080, None);
+    other_ns.netns = Some("container1".into());
+    let inputs = Inputs {
+        listeners: Some(vec![
+            tcp("127.0.0.1", 631, None),
+            tcp("::1", 3000, None),
+            l(Proto::Udp, "0.0.0.0", 5353, None),
+            l(Proto::Udp, "0.0.0.0", 68, None),
+            l(Proto::Udp, "0.0.0.0", 51000, None),
+            other_ns,
+        ]),
+        scan: None,
+    };
+    let r = evaluate(&ws, &inputs, &ctx(&h, None));
+    assert_eq!(set(&r), vec![(Rule::NotAllowed, "8080/tcp".into(), High)]);
+    assert!(
+        r.findings[0].message.contains("netns container1"),
+        "{}",
+        r.findings[0].message
+    );
+}

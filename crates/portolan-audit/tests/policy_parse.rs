@@ -1,0 +1,128 @@
+//! The policy parser: error snapshots (file, line, column, key, message, snippet), and
+//! property tests that it never panics and accepts what it should.
+
+use portolan_audit::policy::Policy;
+use portolan_registry::Registry;
+use proptest::prelude::*;
+
+fn err(text: &str) -> String {
+    match Policy::parse(text, "policy.toml", Registry::embedded()) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn parser_errors() {
+    let cases: &[(&str, &str)] = &[
+        ("syntax", "[[allow]\nservice = \"smtp\"\n"),
+        ("unterminated_string", "[[allow]]\nservice = \"smtp\n"),
+        ("unknown_service", "[[allow]]\nservice = \"smpt\"\n"),
+        (
+            "unknown_service_in_list",
+            "[[allow]]\nservice = [\"ssh\", \"imapss\"]\n",
+        ),
+        ("unknown_top_key", "nmae = \"x\"\n"),
+        (
+            "unknown_allow_key",
+            "[[allow]]\nservice = \"ssh\"\nsource = [\"192.0.2.0/24\"]\n",
+        ),
+        ("missing_service", "[[allow]]\nbind = \"any\"\n"),
+        ("port_without_protocol", "[[allow]]\nservice = \"8080\"\n"),
+        ("bad_protocol", "[[allow]]\nservice = \"8080/tpc\"\n"),
+        ("reversed_range", "[[allow]]\nservice = \"9000-8000/tcp\"\n"),
+        ("bad_bind", "[[allow]]\nservice = \"ssh\"\nbind = \"lo\"\n"),
+        (
+            "wildcard_bind",
+            "[[allow]]\nservice = \"ssh\"\nbind = \"0.0.0.0\"\n",
+        ),
+        (
+            "bad_from",
+            "[[allow]]\nservice = \"ssh\"\nfrom = [\"192.0.2.0/33\"]\n",
+        ),
+        ("wrong_type", "[[allow]]\nservice = 22\n"),
+        ("allow_not_array", "[allow]\nservice = \"ssh\"\n"),
+        (
+            "required_not_allowed",
+            "require = [\"smtp\"]\n[[allow]]\nservice = \"ssh\"\n",
+        ),
+        (
+            "cleartext_conflict",
+            "forbid-cleartext = \"all\"\n[[allow]]\nservice = \"telnet\"\n",
+        ),
+        (
+            "exception_without_reason",
+            "[[exception]]\nservice = \"8080/tcp\"\n",
+        ),
+        (
+            "exception_bad_rule",
+            "[[exception]]\nrule = \"not-alowed\"\nreason = \"x\"\n",
+        ),
+        (
+            "exception_bad_date",
+            "[[exception]]\nservice = \"ssh\"\nreason = \"x\"\nexpires = \"2026-12-31\"\n",
+        ),
+        (
+            "exception_datetime",
+            "[[exception]]\nservice = \"ssh\"\nreason = \"x\"\nexpires = 2026-12-31T10:00:00Z\n",
+        ),
+        (
+            "exception_matches_everything",
+            "[[exception]]\nreason = \"x\"\n",
+        ),
+        (
+            "several_errors",
+            "[[allow]]\nservice = \"smpt\"\n[[allow]]\nservice = \"ssh\"\nbind = \"nowhere\"\n",
+        ),
+        ("allow_loopback_type", "allow-loopback = \"yes\"\n"),
+    ];
+    for (name, text) in cases {
+        insta::assert_snapshot!(*name, err(text), text);
+    }
+}
+
+fn ident() -> impl Strategy<Value = String> {
+    "[a-z][a-z0-9-]{0,12}"
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any text: an error or a policy, never a panic.
+    #[test]
+    fn never_panics(text in "\\PC{0,200}") {
+        let _ = Policy::parse(&text, "p.toml", Registry::embedded());
+    }
+
+    /// TOML-shaped text with random keys and values: never a panic, and every error
+    /// points inside the text.
+    #[test]
+    fn errors_point_inside(
+        key in ident(),
+        value in prop_oneof![ident().prop_map(|s| format!("\"{s}\"")), any::<i64>().prop_map(|n| n.to_string()), Just("[]".to_string())],
+        table in prop_oneof![Just("[[allow]]"), Just("[[exception]]"), Just("")],
+    ) {
+        let text = format!("{table}\n{key} = {value}\n");
+        if let Err(e) = Policy::parse(&text, "p.toml", Registry::embedded()) {
+            for e in &e.0 {
+                prop_assert!(e.line >= 1 && e.line <= text.lines().count() + 1, "{e}");
+                prop_assert!(!e.message.is_empty());
+            }
+        }
+    }
+
+    /// Any port or range with a protocol is accepted and covers exactly its ports.
+    #[test]
+    fn port_specs(a in 0u16.., b in 0u16.., udp in any::<bool>()) {
+        let (lo, hi) = (a.min(b), a.max(b));
+        let proto = if udp { "udp" } else { "tcp" };
+        let text = format!("[[allow]]\nservice = \"{lo}-{hi}/{proto}\"\n");
+        let p = Policy::parse(&text, "p.toml", Registry::embedded()).unwrap();
+        let proto = proto.parse().unwrap();
+        prop_assert!(p.allows(proto, lo).next().is_some());
+        prop_assert!(p.allows(proto, hi).next().is_some());
+        if lo > 0 {
+            prop_assert!(p.allows(proto, lo - 1).next().is_none());
+        }
+    }
+}

@@ -612,9 +612,6 @@ fn required_services_and_sources() {
             (Rule::ExceptionExpired, String::new(), Low),
             (Rule::RequiredUnreachable, "443/tcp".into(), Medium),
         ]
-        .into_iter()
-        .map(|(a, b, c)| (a, b, c))
-        .collect::<Vec<_>>()
         .tap_sort()
     );
     let src = r

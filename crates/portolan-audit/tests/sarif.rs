@@ -1,0 +1,401 @@
+//! SARIF output validated against the official SARIF 2.1.0 schema (OASIS, errata 01,
+//! vendored in tests/data), with a small JSON Schema draft-04 validator that implements
+//! every keyword that schema uses and refuses any it does not know.
+
+use std::path::PathBuf;
+
+use portolan_audit::policy::Policy;
+use portolan_audit::{
+    Context, Date, Detected, Inputs, Listener, NoHost, PortState, Process, Reachable, Scan,
+    evaluate, junit, profiles, sarif,
+};
+use portolan_registry::{PortRange, Proto, Registry};
+use serde_json::{Map, Value, json};
+
+struct Validator<'a> {
+    root: &'a Value,
+}
+
+impl Validator<'_> {
+    fn resolve<'s>(&'s self, schema: &'s Value) -> &'s Value {
+        match schema.get("$ref").and_then(Value::as_str) {
+            Some(r) => {
+                let name = r
+                    .strip_prefix("#/definitions/")
+                    .unwrap_or_else(|| panic!("unsupported $ref {r}"));
+                let def = &self.root["definitions"][name];
+                assert!(!def.is_null(), "missing definition {name}");
+                self.resolve(def)
+            }
+            None => schema,
+        }
+    }
+
+    fn validate(&self, schema: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
+        let schema = self.resolve(schema);
+        let Some(s) = schema.as_object() else {
+            return;
+        };
+        for key in s.keys() {
+            assert!(
+                [
+                    "$ref",
+                    "$schema",
+                    "additionalProperties",
+                    "anyOf",
+                    "default",
+                    "description",
+                    "enum",
+                    "format",
+                    "id",
+                    "items",
+                    "maximum",
+                    "minItems",
+                    "minimum",
+                    "oneOf",
+                    "pattern",
+                    "required",
+                    "title",
+                    "type",
+                    "uniqueItems",
+                    "properties",
+                    "definitions",
+                ]
+                .contains(&key.as_str()),
+                "the validator does not implement '{key}'"
+            );
+        }
+        if let Some(t) = s.get("type") {
+            let types: Vec<&str> = match t {
+                Value::String(t) => vec![t.as_str()],
+                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                _ => panic!("bad type keyword"),
+            };
+            if !types.iter().any(|t| type_ok(t, v)) {
+                errors.push(format!("{path}: expected {types:?}, found {v}"));
+                return;
+            }
+        }
+        if let Some(e) = s.get("enum").and_then(Value::as_array) {
+            if !e.contains(v) {
+                errors.push(format!("{path}: {v} not in {e:?}"));
+            }
+        }
+        if let Some(n) = v.as_f64() {
+            if let Some(min) = s.get("minimum").and_then(Value::as_f64) {
+                if n < min {
+                    errors.push(format!("{path}: {n} < minimum {min}"));
+                }
+            }
+            if let Some(max) = s.get("maximum").and_then(Value::as_f64) {
+                if n > max {
+                    errors.push(format!("{path}: {n} > maximum {max}"));
+                }
+            }
+        }
+        if let Some(text) = v.as_str() {
+            if let Some(p) = s.get("pattern").and_then(Value::as_str) {
+                if !pattern_ok(p, text) {
+                    errors.push(format!("{path}: '{text}' does not match {p}"));
+                }
+            }
+            if let Some(f) = s.get("format").and_then(Value::as_str) {
+                if !format_ok(f, text) {
+                    errors.push(format!("{path}: '{text}' is not a {f}"));
+                }
+            }
+        }
+        if let Some(a) = v.as_array() {
+            if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
+                if (a.len() as u64) < min {
+                    errors.push(format!("{path}: fewer than {min} items"));
+                }
+            }
+            if s.get("uniqueItems") == Some(&Value::Bool(true)) {
+                for (i, x) in a.iter().enumerate() {
+                    if a[..i].contains(x) {
+                        errors.push(format!("{path}[{i}]: duplicate item"));
+                    }
+                }
+            }
+            if let Some(items) = s.get("items") {
+                for (i, x) in a.iter().enumerate() {
+                    self.validate(items, x, &format!("{path}[{i}]"), errors);
+                }
+            }
+        }
+        if let Some(o) = v.as_object() {
+            let props = s.get("properties").and_then(Value::as_object);
+            if let Some(req) = s.get("required").and_then(Value::as_array) {
+                for r in req.iter().filter_map(Value::as_str) {
+                    if !o.contains_key(r) {
+                        errors.push(format!("{path}: missing required '{r}'"));
+                    }
+                }
+            }
+            for (k, x) in o {
+                let p = format!("{path}.{k}");
+                match props.and_then(|m| m.get(k)) {
+                    Some(ps) => self.validate(ps, x, &p, errors),
+                    None => match s.get("additionalProperties") {
+                        Some(Value::Bool(false)) => {
+                            errors.push(format!("{p}: property not allowed"))
+                        }
+                        Some(extra @ Value::Object(_)) => self.validate(extra, x, &p, errors),
+                        _ => {}
+                    },
+                }
+            }
+        }
+        for (key, exactly_one) in [("anyOf", false), ("oneOf", true)] {
+            if let Some(options) = s.get(key).and_then(Value::as_array) {
+                let passing = options
+                    .iter()
+                    .filter(|o| {
+                        let mut e = Vec::new();
+                        self.validate(o, v, path, &mut e);
+                        e.is_empty()
+                    })
+                    .count();
+                let ok = if exactly_one {
+                    passing == 1
+                } else {
+                    passing >= 1
+                };
+                if !ok {
+                    errors.push(format!("{path}: {passing} of the {key} alternatives match"));
+                }
+            }
+        }
+    }
+}
+
+fn type_ok(t: &str, v: &Value) -> bool {
+    match t {
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "string" => v.is_string(),
+        "boolean" => v.is_boolean(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        "null" => v.is_null(),
+        other => panic!("unknown type {other}"),
+    }
+}
+
+/// The four patterns the SARIF schema uses, written out (no regex engine here).
+fn pattern_ok(p: &str, s: &str) -> bool {
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    match p {
+        "[0-9]+(\\.[0-9]+){3}" => contains_dotted_quad(s),
+        "[^/]+/.+" => s
+            .split_once('/')
+            .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty()),
+        "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-5][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$" =>
+        {
+            let g: Vec<&str> = s.split('-').collect();
+            g.len() == 5
+                && hex(g[0], 8)
+                && hex(g[1], 4)
+                && hex(g[2], 4)
+                && (b'1'..=b'5').contains(&g[2].as_bytes()[0])
+                && hex(g[3], 4)
+                && b"89abAB".contains(&g[3].as_bytes()[0])
+                && hex(g[4], 12)
+        }
+        "^[a-zA-Z]{2}(-[a-zA-Z]{2})?$" => {
+            let alpha2 = |x: &str| x.len() == 2 && x.bytes().all(|b| b.is_ascii_alphabetic());
+            match s.split_once('-') {
+                Some((a, b)) => alpha2(a) && alpha2(b),
+                None => alpha2(s),
+            }
+        }
+        other => panic!("the validator does not know the pattern {other}"),
+    }
+}
+
+fn contains_dotted_quad(s: &str) -> bool {
+    // Unanchored: somewhere in s, four dot-separated runs of digits.
+    let b = s.as_bytes();
+    (0..b.len()).any(|start| {
+        let mut i = start;
+        for part in 0..4 {
+            let from = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i == from {
+                return false;
+            }
+            if part < 3 {
+                if i >= b.len() || b[i] != b'.' {
+                    return false;
+                }
+                i += 1;
+            }
+        }
+        true
+    })
+}
+
+fn format_ok(f: &str, s: &str) -> bool {
+    match f {
+        "uri" => {
+            s.split_once(':').is_some_and(|(scheme, _)| {
+                !scheme.is_empty()
+                    && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            }) && !s.contains(char::is_whitespace)
+        }
+        "uri-reference" => !s.contains(char::is_whitespace),
+        "date-time" => s.len() >= 20 && s.as_bytes()[10] == b'T',
+        other => panic!("unknown format {other}"),
+    }
+}
+
+fn schema() -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/sarif-schema-2.1.0.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn check(v: &Value) -> Vec<String> {
+    let root = schema();
+    let mut errors = Vec::new();
+    Validator { root: &root }.validate(&root, v, "$", &mut errors);
+    errors
+}
+
+fn report() -> portolan_audit::Report {
+    let policy = profiles::load("mail-server", Registry::embedded()).unwrap();
+    let mut ftp = Listener::new(Proto::Tcp, "0.0.0.0".parse().unwrap(), 21);
+    ftp.processes.push(Process {
+        pid: 10,
+        name: "vsftpd".into(),
+        exe: Some("/usr/sbin/vsftpd".into()),
+        user: Some("root".into()),
+        unit: Some("vsftpd.service".into()),
+        socket_activated: false,
+    });
+    let inputs = Inputs {
+        listeners: Some(vec![
+            ftp,
+            Listener::new(Proto::Tcp, "::".parse().unwrap(), 80),
+            Listener::new(Proto::Tcp, "127.0.0.1".parse().unwrap(), 40000),
+        ]),
+        scan: Some(Scan {
+            target: "localhost".into(),
+            local: true,
+            source: None,
+            scanned: vec![(Proto::Tcp, PortRange::ALL)],
+            results: vec![Reachable {
+                host: "localhost".into(),
+                protocol: Proto::Tcp,
+                port: 80,
+                state: PortState::Open,
+                detected: Some(Detected {
+                    protocol: Some("http".into()),
+                    product: Some("nginx <1.25> & \"friends\"".into()),
+                    ..Detected::default()
+                }),
+            }],
+        }),
+    };
+    let ctx = Context {
+        today: Date::new(2026, 11, 27).unwrap(),
+        ephemeral: PortRange::new(32768, 60999).unwrap(),
+        catalog: Registry::embedded(),
+        host: &NoHost,
+        policy_arg: Some("--profile mail-server".into()),
+    };
+    evaluate(&policy, &inputs, &ctx)
+}
+
+#[test]
+fn sarif_is_valid() {
+    let r = report();
+    assert!(r.findings.len() >= 3);
+    let log = sarif::to_sarif(&r, "0.1.0");
+    let errors = check(&log);
+    assert!(errors.is_empty(), "{errors:#?}\n{log:#}");
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), r.findings.len());
+    assert_eq!(results[0]["ruleId"], r.findings[0].rule.id());
+    let rules = log["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap();
+    let i = results[0]["ruleIndex"].as_u64().unwrap() as usize;
+    assert_eq!(rules[i]["id"], results[0]["ruleId"]);
+    // An empty report is valid too.
+    let empty = evaluate(
+        &Policy::baseline(),
+        &Inputs::default(),
+        &Context {
+            today: Date::new(2026, 1, 1).unwrap(),
+            ephemeral: PortRange::new(32768, 60999).unwrap(),
+            catalog: Registry::embedded(),
+            host: &NoHost,
+            policy_arg: None,
+        },
+    );
+    assert!(check(&sarif::to_sarif(&empty, "0.1.0")).is_empty());
+}
+
+#[test]
+fn the_validator_catches_invalid_logs() {
+    let good = sarif::to_sarif(&report(), "0.1.0");
+    let mut bad = good.clone();
+    bad["version"] = json!("2.0.0");
+    assert!(!check(&bad).is_empty());
+    let mut bad = good.clone();
+    bad["runs"][0]["results"][0]["level"] = json!("fatal");
+    assert!(!check(&bad).is_empty());
+    let mut bad = good.clone();
+    bad["runs"][0]["results"][0]["message"] = json!({});
+    assert!(!check(&bad).is_empty(), "message needs text or id");
+    let mut bad = good.clone();
+    bad["runs"][0]["tool"]["driver"]
+        .as_object_mut()
+        .unwrap()
+        .remove("name");
+    assert!(!check(&bad).is_empty());
+    let mut bad = good;
+    bad["runs"][0]["unexpected"] = Value::Object(Map::new());
+    assert!(!check(&bad).is_empty());
+}
+
+#[test]
+fn junit_is_well_formed() {
+    let r = report();
+    let xml = junit::to_junit(&r, portolan_audit::Severity::High);
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"));
+    let failures = r
+        .findings
+        .iter()
+        .filter(|f| f.severity >= portolan_audit::Severity::High)
+        .count();
+    assert_eq!(xml.matches("<failure ").count(), failures);
+    assert!(xml.contains(&format!("tests=\"{}\"", r.findings.len())));
+    assert!(xml.contains("nginx &lt;1.25&gt; &amp; &quot;friends&quot;") || !xml.contains("nginx"));
+    if portolan_testkit::which("xmllint").is_some() {
+        let dir = std::env::temp_dir().join(format!("pa-junit-{}.xml", std::process::id()));
+        std::fs::write(&dir, &xml).unwrap();
+        let out = std::process::Command::new("xmllint")
+            .args(["--noout"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&dir);
+        assert!(
+            out.status.success(),
+            "{}\n{xml}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        assert!(
+            !portolan_testkit::on_ci(),
+            "CI installs libxml2-utils for xmllint"
+        );
+    }
+}

@@ -15,6 +15,25 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Audit this host's ports: against the built-in baseline, or a policy
+    ///
+    /// With no arguments, checks what listens here against a baseline that needs no
+    /// configuration: cleartext and legacy remote access on the network, databases and
+    /// caches on all interfaces, ports no registry knows, listeners running from writable
+    /// paths, and listeners inside the ephemeral port range. With --policy or --profile,
+    /// judges every listener against the policy.
+    Audit(AuditArgs),
+    /// Show the built-in policy profiles, write a starting policy, or check a policy file
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Write (or apply) a firewall ruleset that opens only a policy's services
+    ///
+    /// Inbound traffic is dropped unless it is loopback, a reply, ICMP that must pass, or a
+    /// service the policy allows from one of its allowed sources. The SSH session that runs
+    /// the command is always kept open.
+    Firewall(FirewallArgs),
     /// Print shell completions for portolan
     Completions {
         /// The shell to complete for
@@ -23,4 +42,132 @@ pub enum Command {
     },
     /// Print the man page (roff) for portolan
     Man,
+}
+
+/// Where a policy comes from.
+#[derive(Debug, Clone, clap::Args)]
+#[group(multiple = false)]
+pub struct PolicySource {
+    /// A policy file (TOML; see docs/policy.md)
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<std::path::PathBuf>,
+    /// A built-in profile: mail-server, web-server, dns-server, file-server, database,
+    /// ssh-only (bastion), workstation
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+}
+
+/// Output formats of `portolan audit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditFormat {
+    /// Findings grouped by severity, with their remediation
+    Table,
+    /// One JSON object: findings and summary (docs/json.md)
+    Json,
+    /// SARIF 2.1.0, for code-scanning dashboards
+    Sarif,
+    /// JUnit XML, for CI systems
+    Junit,
+}
+
+/// Severities, for --fail-on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SeverityArg {
+    Critical,
+    High,
+    Medium,
+    Low,
+    Info,
+    /// Never exit 1 because of findings
+    Never,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub source: PolicySource,
+    /// Also scan TARGET from here (the outside view); when it is this host, each port is
+    /// then "listening but not reachable" or "reachable"
+    #[arg(long, value_name = "TARGET")]
+    pub scan: Option<String>,
+    /// With --scan, detect the service behind each open port (product, cleartext,
+    /// STARTTLS)
+    #[arg(long, requires = "scan")]
+    pub detect: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
+    pub format: AuditFormat,
+    /// Same as --format json
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// Exit with status 1 when a finding is at least this severe
+    #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = SeverityArg::Low)]
+    pub fail_on: SeverityArg,
+    /// Judge exceptions' expiry as of this date (YYYY-MM-DD) instead of today
+    #[arg(long, value_name = "DATE", hide = true)]
+    pub today: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Print a built-in profile (with its comments), or list them with no NAME
+    Show {
+        /// The profile
+        name: Option<String>,
+        /// Print the parsed policy as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a starting policy from what listens now, one commented entry per service
+    Init {
+        /// Write to FILE instead of standard output (refuses to overwrite)
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Check policy files: syntax, service names, conflicts; exit 2 on the first bad one
+    Check {
+        /// The policy files
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// Print a JSON object per file
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Firewall ruleset formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FirewallFormat {
+    /// An nft -f script that replaces the table inet portolan
+    Nftables,
+    /// iptables-restore input (IPv4)
+    Iptables,
+    /// ip6tables-restore input (IPv6)
+    Ip6tables,
+    /// A shell script of ufw commands
+    Ufw,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FirewallArgs {
+    #[command(flatten)]
+    pub source: PolicySource,
+    /// Ruleset format
+    #[arg(long, value_enum, default_value_t = FirewallFormat::Nftables)]
+    pub format: FirewallFormat,
+    /// Apply the ruleset now (nftables only): checked with nft -c, the current ruleset
+    /// saved, loaded atomically, and rolled back unless confirmed in time
+    #[arg(long)]
+    pub apply: bool,
+    /// With --apply, apply without asking first (confirmation afterwards is still needed
+    /// unless --confirm-timeout is 0)
+    #[arg(long, short = 'y', requires = "apply")]
+    pub yes: bool,
+    /// With --apply, seconds to confirm the new ruleset before it is rolled back; 0 keeps
+    /// it without asking
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, requires = "apply")]
+    pub confirm_timeout: u64,
+    /// Print the plan (allowed ports and sources) as JSON instead of a ruleset
+    #[arg(long, conflicts_with = "apply")]
+    pub json: bool,
 }

@@ -1,5 +1,9 @@
 //! One module per command; each turns parsed arguments into output and an exit code.
 
+mod audit;
+mod firewall;
+mod policy;
+
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -9,6 +13,9 @@ use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Audit(args) => audit::run(args),
+        Command::Policy { command } => policy::run(command),
+        Command::Firewall(args) => firewall::run(args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = std::io::stdout().lock();

@@ -1,0 +1,321 @@
+//! `portolan audit`: the inside view (inventory), optionally the outside view (scan),
+//! judged against the baseline or a policy.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use anyhow::{Context as _, bail};
+use portolan_audit::finding::{Finding, Report, Severity};
+use portolan_audit::policy::Policy;
+use portolan_audit::{Context, Date, Host, Inputs, Listener, evaluate, junit, profiles, sarif};
+use portolan_registry::{PortRange, Registry};
+
+use crate::cli::{AuditArgs, AuditFormat, PolicySource, SeverityArg};
+use crate::out;
+
+/// Loads the policy a command names: a file, a profile, or none.
+pub fn load_policy(src: &PolicySource) -> anyhow::Result<Option<(Policy, String)>> {
+    if let Some(path) = &src.policy {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read policy {}", path.display()))?;
+        let label = path.display().to_string();
+        let policy = Policy::parse(&text, &label, Registry::embedded())
+            .map_err(|e| anyhow::anyhow!("invalid policy\n{e}"))?;
+        return Ok(Some((policy, format!("--policy {label}"))));
+    }
+    if let Some(name) = &src.profile {
+        let policy = profiles::load(name, Registry::embedded())?;
+        let arg = format!("--profile {}", policy.name);
+        return Ok(Some((policy, arg)));
+    }
+    Ok(None)
+}
+
+/// The kernel's ephemeral port range, or Linux's default when it cannot be read.
+pub fn ephemeral_range() -> PortRange {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| portolan_audit::input::parse_port_range_sysctl(&t))
+        .unwrap_or(Context::DEFAULT_EPHEMERAL)
+}
+
+/// The live host: file permissions and the Debian package database.
+#[derive(Default)]
+pub struct LiveHost {
+    packages: Mutex<HashMap<PathBuf, Option<String>>>,
+}
+
+impl Host for LiveHost {
+    fn exe_risk(&self, exe: &Path) -> Option<String> {
+        let meta = std::fs::metadata(exe).ok()?;
+        let mode = meta.permissions().mode();
+        if mode & 0o002 != 0 {
+            return Some(format!("{} is world-writable", exe.display()));
+        }
+        let mut dir = exe.parent();
+        while let Some(d) = dir {
+            if let Ok(m) = std::fs::metadata(d) {
+                let mode = m.permissions().mode();
+                // World-writable without the sticky bit: anyone can replace the file.
+                if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+                    return Some(format!("{} is world-writable", d.display()));
+                }
+            }
+            dir = d.parent();
+        }
+        None
+    }
+
+    fn package_of(&self, exe: &Path) -> Option<String> {
+        let mut cache = self.packages.lock().ok()?;
+        if let Some(hit) = cache.get(exe) {
+            return hit.clone();
+        }
+        let found = dpkg_owner(exe);
+        cache.insert(exe.to_path_buf(), found.clone());
+        found
+    }
+}
+
+/// `dpkg -S PATH`, also trying the path without /usr (merged-/usr systems record either).
+fn dpkg_owner(exe: &Path) -> Option<String> {
+    let s = exe.to_str()?;
+    let mut candidates = vec![s.to_string()];
+    if let Some(rest) = s.strip_prefix("/usr") {
+        candidates.push(rest.to_string());
+    } else {
+        candidates.push(format!("/usr{s}"));
+    }
+    for c in candidates {
+        let out = std::process::Command::new("dpkg")
+            .args(["-S", &c])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        // "openssh-server: /usr/sbin/sshd" (diversions start with "diversion by").
+        if let Some(line) = text.lines().find(|l| !l.starts_with("diversion")) {
+            if let Some((pkgs, _)) = line.split_once(": ") {
+                let pkg = pkgs.split(", ").next()?.split(':').next()?.trim();
+                if !pkg.is_empty() {
+                    return Some(pkg.to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+fn threshold(a: SeverityArg) -> Option<Severity> {
+    match a {
+        SeverityArg::Critical => Some(Severity::Critical),
+        SeverityArg::High => Some(Severity::High),
+        SeverityArg::Medium => Some(Severity::Medium),
+        SeverityArg::Low => Some(Severity::Low),
+        SeverityArg::Info => Some(Severity::Info),
+        SeverityArg::Never => None,
+    }
+}
+
+pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load_policy(&args.source)?;
+    let today = match &args.today {
+        Some(t) => parse_date(t)?,
+        None => Date::today_utc(),
+    };
+    let listeners = inside_view()?;
+    let scan = match &args.scan {
+        Some(target) => Some(outside_view(target, args.detect)?),
+        None => None,
+    };
+    let inputs = Inputs {
+        listeners: Some(listeners),
+        scan,
+    };
+    let host = LiveHost::default();
+    let ctx = Context {
+        today,
+        ephemeral: ephemeral_range(),
+        catalog: Registry::embedded(),
+        host: &host,
+        policy_arg: loaded.as_ref().map(|(_, a)| a.clone()),
+    };
+    let baseline = Policy::baseline();
+    let policy = loaded.as_ref().map_or(&baseline, |(p, _)| p);
+    let report = evaluate(policy, &inputs, &ctx);
+    let format = if args.json {
+        AuditFormat::Json
+    } else {
+        args.format
+    };
+    let fail_on = threshold(args.fail_on);
+    let mut w = std::io::stdout().lock();
+    match format {
+        AuditFormat::Table => write_table(&mut w, &report, out::use_color())?,
+        AuditFormat::Json => {
+            serde_json::to_writer_pretty(&mut w, &report)?;
+            writeln!(w)?;
+        }
+        AuditFormat::Sarif => {
+            serde_json::to_writer_pretty(
+                &mut w,
+                &sarif::to_sarif(&report, env!("CARGO_PKG_VERSION")),
+            )?;
+            writeln!(w)?;
+        }
+        AuditFormat::Junit => {
+            w.write_all(
+                junit::to_junit(&report, fail_on.unwrap_or(Severity::Critical)).as_bytes(),
+            )?;
+        }
+    }
+    w.flush()?;
+    Ok(match fail_on {
+        Some(t) if report.fails(t) => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+fn parse_date(t: &str) -> anyhow::Result<Date> {
+    let parts: Vec<&str> = t.split('-').collect();
+    let bad = || anyhow::anyhow!("invalid date '{t}' (expected YYYY-MM-DD)");
+    if parts.len() != 3 {
+        return Err(bad());
+    }
+    let y = parts[0].parse().map_err(|_| bad())?;
+    let m = parts[1].parse().map_err(|_| bad())?;
+    let d = parts[2].parse().map_err(|_| bad())?;
+    Date::new(y, m, d).ok_or_else(bad)
+}
+
+/// The inside view: this host's listening sockets and their owners.
+pub fn inside_view() -> anyhow::Result<Vec<Listener>> {
+    bail!("the inventory is not part of this build yet")
+}
+
+/// The outside view: a scan of `target`.
+fn outside_view(target: &str, _detect: bool) -> anyhow::Result<portolan_audit::Scan> {
+    bail!("--scan {target}: the scanner is not part of this build yet")
+}
+
+const SEVERITY_COLOR: [(Severity, &str); 5] = [
+    (Severity::Critical, "\x1b[1;31m"),
+    (Severity::High, "\x1b[31m"),
+    (Severity::Medium, "\x1b[33m"),
+    (Severity::Low, "\x1b[36m"),
+    (Severity::Info, "\x1b[2m"),
+];
+
+/// Findings grouped by severity, each with its evidence and remediation, then the summary
+/// and the next step.
+pub fn write_table(w: &mut dyn Write, r: &Report, color: bool) -> std::io::Result<()> {
+    let paint = |s: Severity, text: &str| -> String {
+        if !color {
+            return text.to_string();
+        }
+        let code = SEVERITY_COLOR
+            .iter()
+            .find(|(v, _)| *v == s)
+            .map_or("", |(_, c)| c);
+        format!("{code}{text}\x1b[0m")
+    };
+    for sev in Severity::ALL {
+        let group: Vec<&Finding> = r.findings.iter().filter(|f| f.severity == sev).collect();
+        if group.is_empty() {
+            continue;
+        }
+        writeln!(
+            w,
+            "{}",
+            paint(
+                sev,
+                &format!("{} ({})", sev.as_str().to_uppercase(), group.len())
+            )
+        )?;
+        let mut t = out::Table::new(["  PORT", "SERVICE", "ADDRESS", "PROCESS", "REACH", "RULE"]);
+        for f in &group {
+            let reach = match f.reachable {
+                Some(true) => "reachable",
+                Some(false) => "filtered",
+                None => "",
+            };
+            let pid = f
+                .evidence
+                .first()
+                .map(|e| format!(" ({})", e.pid))
+                .unwrap_or_default();
+            t.row([
+                format!("  {}", f.port_label()),
+                f.service.clone().unwrap_or_default(),
+                f.address.clone().unwrap_or_default(),
+                f.process.clone().map(|p| p + &pid).unwrap_or_default(),
+                reach.to_string(),
+                f.rule.id().to_string(),
+            ]);
+        }
+        // One table row, then the finding's text under it.
+        let mut buf = Vec::new();
+        t.write(&mut buf, false)?;
+        let text = String::from_utf8_lossy(&buf);
+        let mut lines = text.lines();
+        if let Some(h) = lines.next() {
+            writeln!(
+                w,
+                "{}",
+                if color {
+                    format!("\x1b[1m{h}\x1b[0m")
+                } else {
+                    h.to_string()
+                }
+            )?;
+        }
+        for (line, f) in lines.zip(&group) {
+            writeln!(w, "{line}")?;
+            writeln!(w, "      {}", f.message)?;
+            writeln!(w, "      fix: {}", f.remediation)?;
+        }
+        writeln!(w)?;
+    }
+    let s = &r.summary;
+    let mut head = format!("portolan audit ({})", s.policy);
+    let mut parts = Vec::new();
+    if let (Some(n), Some(e)) = (s.listeners, s.exposed) {
+        parts.push(format!("{n} listening sockets, {e} beyond loopback"));
+    }
+    if let Some(n) = s.reachable {
+        parts.push(format!("{n} ports reachable from the scan"));
+    }
+    if !parts.is_empty() {
+        head.push_str(": ");
+        head.push_str(&parts.join("; "));
+    }
+    writeln!(w, "{head}.")?;
+    if s.findings == 0 {
+        writeln!(w, "No findings.")?;
+    } else {
+        let counts: Vec<String> = Severity::ALL
+            .iter()
+            .filter(|v| s.severities.get(**v) > 0)
+            .map(|v| format!("{} {}", s.severities.get(*v), v.as_str()))
+            .collect();
+        writeln!(
+            w,
+            "{} finding{}: {}.",
+            s.findings,
+            if s.findings == 1 { "" } else { "s" },
+            counts.join(", ")
+        )?;
+    }
+    if s.suppressed > 0 {
+        writeln!(w, "{} held back by the policy's exceptions.", s.suppressed)?;
+    }
+    writeln!(w, "Next: {}", s.next_step)?;
+    Ok(())
+}

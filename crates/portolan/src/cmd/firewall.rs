@@ -1,0 +1,129 @@
+//! `portolan firewall`: a ruleset from a policy, printed or applied with a rollback.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use portolan_audit::firewall::apply::{self, Nft, Outcome};
+use portolan_audit::firewall::{Format, KeepSsh, Plan};
+
+use crate::cli::{FirewallArgs, FirewallFormat};
+
+pub fn run(args: FirewallArgs) -> anyhow::Result<ExitCode> {
+    let Some((policy, _arg)) = super::audit::load_policy(&args.source)? else {
+        bail!(
+            "name the policy to enforce: --policy FILE or --profile NAME (see `portolan policy show`)"
+        );
+    };
+    let keep = std::env::var("SSH_CONNECTION")
+        .ok()
+        .and_then(|v| KeepSsh::from_ssh_connection(&v));
+    let plan = Plan::new(&policy, keep, env!("CARGO_PKG_VERSION"));
+    if let Some(k) = keep {
+        if !plan.opens_tcp(k.port) {
+            eprintln!(
+                "portolan: warning: policy \"{}\" does not allow SSH on port {}; the ruleset keeps this session's client ({}) in, but nobody else can connect",
+                policy.name, k.port, k.client
+            );
+        }
+    }
+    let format = match args.format {
+        FirewallFormat::Nftables => Format::Nftables,
+        FirewallFormat::Iptables => Format::Iptables,
+        FirewallFormat::Ip6tables => Format::Ip6tables,
+        FirewallFormat::Ufw => Format::Ufw,
+    };
+    let mut w = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut w, &plan)?;
+        writeln!(w)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ruleset = plan.render(format);
+    if !args.apply {
+        w.write_all(ruleset.as_bytes())?;
+        w.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if format != Format::Nftables {
+        bail!("--apply works with --format nftables only; load other formats with their own tools");
+    }
+    let nft = Nft::default();
+    nft.check(&ruleset)
+        .context("the ruleset does not pass `nft -c`")?;
+    let interactive = std::io::stdin().is_terminal();
+    if !args.yes {
+        w.write_all(ruleset.as_bytes())?;
+        w.flush()?;
+        if !interactive {
+            eprintln!(
+                "portolan: dry run: the ruleset above passes `nft -c`; add --yes to apply it"
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        eprint!("Apply this ruleset now? [y/N] ");
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            eprintln!("portolan: not applied");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let dir = state_dir();
+    let timeout = Duration::from_secs(args.confirm_timeout);
+    let mut confirm = |t: Duration| -> bool {
+        eprintln!(
+            "portolan: applied. Type 'yes' and Enter within {}s to keep it; otherwise it is rolled back.",
+            t.as_secs()
+        );
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let ok = std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .is_ok_and(|n| n > 0);
+            let _ = tx.send(ok && line.trim() == "yes");
+        });
+        // Leave a margin so the detached timer never races the answer.
+        let wait = t
+            .saturating_sub(Duration::from_secs(1))
+            .max(Duration::from_millis(500));
+        rx.recv_timeout(wait).unwrap_or(false)
+    };
+    let (outcome, saved) = apply::apply(&nft, &ruleset, &dir, timeout, &mut confirm)?;
+    match outcome {
+        Outcome::Kept => {
+            eprintln!(
+                "portolan: kept. The previous ruleset is saved in {}; restore it with `nft -f {}`.",
+                saved.previous.display(),
+                saved.rollback.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::RolledBack => {
+            eprintln!(
+                "portolan: not confirmed: rolled back to the previous ruleset{}.",
+                if saved.full {
+                    ""
+                } else {
+                    " (by removing table inet portolan)"
+                }
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Where the previous ruleset is saved: /var/lib/portolan when it can be made, else the
+/// temporary directory.
+fn state_dir() -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from("/var/lib/portolan");
+    if std::fs::create_dir_all(&dir).is_ok() {
+        dir
+    } else {
+        std::env::temp_dir()
+    }
+}

@@ -126,3 +126,42 @@ proptest! {
         }
     }
 }
+
+/// Every ```toml example in docs/policy.md parses.
+#[test]
+fn documented_examples_parse() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/policy.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in doc.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```toml") => current = Some(String::new()),
+            (Some(b), "```") => {
+                blocks.push(std::mem::take(b));
+                current = None;
+            }
+            (Some(b), l) => {
+                b.push_str(l);
+                b.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    assert!(blocks.len() >= 5, "found {} examples", blocks.len());
+    for (i, b) in blocks.iter().enumerate() {
+        let p = Policy::parse(b, &format!("docs/policy.md example {}", i + 1), Registry::embedded())
+            .unwrap_or_else(|e| panic!("{e}\n{b}"));
+        assert!(!p.allow.is_empty(), "example {} allows nothing", i + 1);
+    }
+    // The error shown in the docs is the one the parser gives.
+    let shown = doc
+        .split("```text\n")
+        .nth(1)
+        .and_then(|s| s.split("\n```").next())
+        .unwrap();
+    let got = Policy::parse("[[allow]]\nservice = \"smpt\"\n", "policy.toml", Registry::embedded())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(got, shown);
+}

@@ -150,8 +150,12 @@ fn documented_examples_parse() {
     }
     assert!(blocks.len() >= 5, "found {} examples", blocks.len());
     for (i, b) in blocks.iter().enumerate() {
-        let p = Policy::parse(b, &format!("docs/policy.md example {}", i + 1), Registry::embedded())
-            .unwrap_or_else(|e| panic!("{e}\n{b}"));
+        let p = Policy::parse(
+            b,
+            &format!("docs/policy.md example {}", i + 1),
+            Registry::embedded(),
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{b}"));
         assert!(!p.allow.is_empty(), "example {} allows nothing", i + 1);
     }
     // The error shown in the docs is the one the parser gives.
@@ -160,8 +164,12 @@ fn documented_examples_parse() {
         .nth(1)
         .and_then(|s| s.split("\n```").next())
         .unwrap();
-    let got = Policy::parse("[[allow]]\nservice = \"smpt\"\n", "policy.toml", Registry::embedded())
-        .unwrap_err()
-        .to_string();
+    let got = Policy::parse(
+        "[[allow]]\nservice = \"smpt\"\n",
+        "policy.toml",
+        Registry::embedded(),
+    )
+    .unwrap_err()
+    .to_string();
     assert_eq!(got, shown);
 }

@@ -104,6 +104,9 @@ pub fn run(args: FirewallArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Outcome::RolledBack => {
+            // Nothing changed: the saved copies are of no further use.
+            let _ = std::fs::remove_file(&saved.previous);
+            let _ = std::fs::remove_file(&saved.rollback);
             eprintln!(
                 "portolan: not confirmed: rolled back to the previous ruleset{}.",
                 if saved.full {
@@ -117,10 +120,12 @@ pub fn run(args: FirewallArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Where the previous ruleset is saved: /var/lib/portolan when it can be made, else the
-/// temporary directory.
+/// Where the previous ruleset is saved: `$PORTOLAN_STATE_DIR`, else /var/lib/portolan when
+/// it can be made, else the temporary directory.
 fn state_dir() -> std::path::PathBuf {
-    let dir = std::path::PathBuf::from("/var/lib/portolan");
+    let dir = std::env::var_os("PORTOLAN_STATE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("/var/lib/portolan"));
     if std::fs::create_dir_all(&dir).is_ok() {
         dir
     } else {

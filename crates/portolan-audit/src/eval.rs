@@ -470,7 +470,12 @@ impl Evaluator<'_, '_> {
                     },
                     reach_note(s)
                 );
-                let mut fix = match k.bind_hint {
+                let mut fix = if s.processes.is_empty() {
+                    format!("Find its owner: {}. ", ss_command(s))
+                } else {
+                    String::new()
+                };
+                fix += &match k.bind_hint {
                     Some(h) => format!(
                         "Bind it to loopback: {h}, then restart it{}.",
                         self.restart_hint(s)

@@ -319,3 +319,79 @@ pub fn write_table(w: &mut dyn Write, r: &Report, color: bool) -> std::io::Resul
     writeln!(w, "Next: {}", s.next_step)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portolan_audit::{Exposure, NoHost, Process};
+    use portolan_registry::Proto;
+
+    fn report() -> Report {
+        let mut telnet = Listener::new(Proto::Tcp, "0.0.0.0".parse().unwrap(), 23);
+        telnet.processes.push(Process {
+            pid: 812,
+            name: "inetd".into(),
+            exe: Some("/usr/sbin/inetd".into()),
+            user: Some("root".into()),
+            unit: Some("inetd.service".into()),
+            socket_activated: false,
+        });
+        let redis = Listener::new(Proto::Tcp, "::".parse().unwrap(), 6379);
+        let mut local = Listener::new(Proto::Tcp, "127.0.0.1".parse().unwrap(), 40001);
+        local.exposure = Exposure::Loopback;
+        let inputs = Inputs {
+            listeners: Some(vec![telnet, redis, local]),
+            scan: None,
+        };
+        let ctx = Context {
+            today: Date::new(2026, 11, 27).unwrap(),
+            ephemeral: PortRange::new(32768, 60999).unwrap(),
+            catalog: Registry::embedded(),
+            host: &NoHost,
+            policy_arg: None,
+        };
+        evaluate(&Policy::baseline(), &inputs, &ctx)
+    }
+
+    #[test]
+    fn table_groups_by_severity() {
+        let mut buf = Vec::new();
+        write_table(&mut buf, &report(), false).unwrap();
+        insta::assert_snapshot!(String::from_utf8(buf).unwrap());
+    }
+
+    #[test]
+    fn empty_report_says_so() {
+        let ctx = Context {
+            today: Date::new(2026, 11, 27).unwrap(),
+            ephemeral: PortRange::new(32768, 60999).unwrap(),
+            catalog: Registry::embedded(),
+            host: &NoHost,
+            policy_arg: None,
+        };
+        let r = evaluate(
+            &Policy::baseline(),
+            &Inputs {
+                listeners: Some(vec![]),
+                scan: None,
+            },
+            &ctx,
+        );
+        let mut buf = Vec::new();
+        write_table(&mut buf, &r, false).unwrap();
+        let s = String::from_utf8(buf).unwrap();
+        assert!(s.contains("0 listening sockets, 0 beyond loopback"), "{s}");
+        assert!(s.contains("No findings."), "{s}");
+        assert!(s.contains("Next: Write a policy"), "{s}");
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(
+            parse_date("2026-02-28").unwrap(),
+            Date::new(2026, 2, 28).unwrap()
+        );
+        assert!(parse_date("2026-02-30").is_err());
+        assert!(parse_date("tomorrow").is_err());
+    }
+}

@@ -334,7 +334,7 @@ fn subjects<'a>(inputs: &'a Inputs, ctx: &Context<'_>) -> Vec<Subject<'a>> {
                 .or_else(|| catalog::name_for(ctx.catalog, s.port, s.protocol));
         }
     }
-    out.sort_by_key(|s| (s.protocol, s.port, s.netns.map(str::to_string)));
+    out.sort_by(|a, b| (a.protocol, a.port, a.netns).cmp(&(b.protocol, b.port, b.netns)));
     out
 }
 

@@ -14,8 +14,9 @@
 mod iana;
 pub mod iana_csv;
 mod registry;
+pub mod services;
 mod types;
 
 pub use iana::{Record, Status};
-pub use registry::{Entry, Registry, Source};
+pub use registry::{Entry, Error, Origin, Registry, SYSTEM_SERVICES, Source, Which};
 pub use types::{Category, ParseError, PortRange, Proto};

@@ -88,6 +88,17 @@ impl<'a> Entry<'a> {
         self.iana.map_or("", Record::reference)
     }
 
+    /// portolan's notes about the service: by its name, its IANA name, or an alias
+    /// (Debian calls imap `imap2`).
+    pub fn notes(&self) -> Option<&'static crate::Notes> {
+        if self.name.is_empty() {
+            return None;
+        }
+        crate::notes(self.name)
+            .or_else(|| self.iana.and_then(|r| crate::notes(r.name())))
+            .or_else(|| self.aliases().find_map(crate::notes))
+    }
+
     /// True when the name or an alias equals `name`, ignoring ASCII case.
     pub fn answers_to(&self, name: &str) -> bool {
         self.name.eq_ignore_ascii_case(name) || self.aliases().any(|a| a.eq_ignore_ascii_case(name))
@@ -148,7 +159,8 @@ fn proto_matches(rec: Option<Proto>, want: Proto) -> bool {
     rec.is_none_or(|p| p == want)
 }
 
-/// Whether an IANA row and a services-file line name the same service.
+/// Whether an IANA row and a services-file line name the same service: same port and
+/// protocol, and the line's name or an alias is the row's name or historic alias.
 fn agrees(r: Record, l: &ServiceLine) -> bool {
     r.status() == Status::Assigned
         && r.ports().is_some_and(|p| p.contains(l.port))
@@ -157,6 +169,14 @@ fn agrees(r: Record, l: &ServiceLine) -> bool {
             || r.aliases()
                 .split(' ')
                 .any(|a| !a.is_empty() && l.answers_to_ignore_case(a)))
+}
+
+/// The row among `rows` that agrees with `l`, preferring one with the line's own name
+/// (`submissions` rather than its alias `urd`, both IANA rows at 465/tcp).
+fn agreeing(rows: impl Iterator<Item = Record> + Clone, l: &ServiceLine) -> Option<Record> {
+    rows.clone()
+        .find(|&r| agrees(r, l) && r.name().eq_ignore_ascii_case(&l.name))
+        .or_else(|| rows.into_iter().find(|&r| agrees(r, l)))
 }
 
 impl Registry {
@@ -281,7 +301,8 @@ impl Registry {
         let mut used = vec![false; rows.len()];
         let mut out = Vec::with_capacity(lines.len() + rows.len());
         for l in lines {
-            let hit = rows.iter().position(|&r| agrees(r, l));
+            let hit =
+                agreeing(rows.iter().copied(), l).and_then(|r| rows.iter().position(|&x| x == r));
             if let Some(i) = hit {
                 used[i] = true;
             }
@@ -401,8 +422,9 @@ impl Registry {
     }
 
     /// The whole registry as entries: IANA's rows (no alias rows: they are the aliases of
-    /// their canonical rows), the services file's lines, or both merged; sorted by port,
-    /// then protocol, with names that have no port last.
+    /// their canonical rows), the services file's lines, or both merged. The file's
+    /// lines alone keep their order; otherwise entries are sorted by port, then protocol,
+    /// with names that have no port last.
     pub fn entries(&self, which: Which) -> Vec<Entry<'_>> {
         let iana = || Record::all().filter(|r| !r.is_alias());
         let mut out: Vec<Entry<'_>> = match (which, &self.local) {
@@ -413,7 +435,7 @@ impl Registry {
                 .lines
                 .iter()
                 .map(|line| {
-                    let r = iana::covering(line.port).find(|&r| agrees(r, line));
+                    let r = agreeing(iana::covering(line.port), line);
                     self.local_entry(line, r)
                 })
                 .collect(),
@@ -421,7 +443,7 @@ impl Registry {
                 let mut used = vec![false; Record::all().len()];
                 let mut out = Vec::new();
                 for line in &l.file.lines {
-                    let r = iana::covering(line.port).find(|&r| agrees(r, line));
+                    let r = agreeing(iana::covering(line.port), line);
                     if let Some(r) = r {
                         used[r.index()] = true;
                     }
@@ -431,16 +453,28 @@ impl Registry {
                 out
             }
         };
+        if which == Which::System {
+            // The file's own order decides glibc's answers: keep it.
+            return out;
+        }
         out.sort_by_key(|e| {
             (
                 e.ports.is_none(),
                 e.ports.map(|p| p.first),
-                e.protocol.is_empty(),
-                e.proto,
+                proto_rank(e),
                 e.source == Source::Iana,
             )
         });
         out
+    }
+}
+
+/// Sorts tcp, udp, sctp, dccp, then other protocols (`ddp`), then rows with none.
+fn proto_rank(e: &Entry<'_>) -> u8 {
+    match e.proto {
+        Some(p) => p as u8,
+        None if e.protocol.is_empty() => 5,
+        None => 4,
     }
 }
 
@@ -683,6 +717,24 @@ mod tests {
             <= w[1].ports.map(|p| p.first)
             || w[1].ports.is_none()));
         assert!(Registry::embedded().entries(Which::System).is_empty());
+    }
+
+    #[test]
+    fn the_line_s_own_name_wins_over_an_alias() {
+        // IANA lists urd and submissions at 465/tcp; Debian's line names both.
+        let reg = merged("submissions 465/tcp ssmtp smtps urd\n");
+        let e = &reg.by_port(465, Proto::Tcp)[0];
+        assert_eq!(e.iana.unwrap().name(), "submissions");
+        assert_eq!(e.description, "Message Submission over TLS protocol");
+        assert!(reg.by_port(465, Proto::Tcp).iter().any(|e| e.name == "urd"));
+    }
+
+    #[test]
+    fn notes_through_the_iana_name() {
+        let reg = merged("imap2 143/tcp imap\n");
+        let e = &reg.by_port(143, Proto::Tcp)[0];
+        assert_eq!(e.name, "imap2");
+        assert_eq!(e.notes().unwrap().name, "imap");
     }
 
     #[test]

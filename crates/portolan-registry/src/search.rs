@@ -1,7 +1,7 @@
 //! Ranked full-text search over names, aliases, descriptions and portolan's notes.
 
+use crate::Category;
 use crate::registry::{Entry, Registry, Which};
-use crate::{Category, notes};
 
 /// A search result and its score (higher is better).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +44,7 @@ fn score_word(e: &Entry<'_>, name: &str, desc: &str, word: &str) -> u32 {
     } else {
         0
     };
-    if let Some(n) = notes::notes(e.name) {
+    if let Some(n) = e.notes() {
         if n.keywords.iter().any(|k| k.eq_ignore_ascii_case(word))
             || n.also.iter().any(|a| a.eq_ignore_ascii_case(word))
         {
@@ -93,7 +93,7 @@ impl Registry {
                     }
                     total += s;
                 }
-                if notes::notes(e.name).is_some() {
+                if e.notes().is_some() {
                     total += 40;
                 }
                 if e.category() == Some(Category::WellKnown) {
@@ -151,7 +151,7 @@ mod tests {
         assert!(!hits.is_empty());
         for h in &hits {
             let text = format!("{} {}", h.entry.name, h.entry.description).to_lowercase();
-            let n = notes::notes(h.entry.name);
+            let n = h.entry.notes();
             let kw = n.is_some_and(|n| n.keywords.contains(&"mail") || n.keywords.contains(&"tls"));
             assert!(text.contains("mail") || kw, "{h:?}");
         }

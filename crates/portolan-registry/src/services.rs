@@ -258,9 +258,11 @@ fn first_per_protocol<'s>(lines: impl Iterator<Item = &'s ServiceLine>) -> Vec<&
 /// Writes entries in the services format, one line each: `name port/proto aliases`.
 /// Lines are padded the way distributions lay the file out.
 pub fn format_line(name: &str, port: u16, protocol: &str, aliases: &str, comment: &str) -> String {
-    let mut s = format!("{name:<15} {:<15}", format!("{port}/{protocol}"));
+    let mut s = format!("{name:<15} {port}/{protocol}");
     if !aliases.is_empty() {
-        s.push(' ');
+        let width: usize = 16 + 15;
+        let pad = width.saturating_sub(s.chars().count()).max(1);
+        s.extend(std::iter::repeat_n(' ', pad));
         s.push_str(aliases);
     }
     let comment: String = comment
@@ -273,6 +275,93 @@ pub fn format_line(name: &str, port: u16, protocol: &str, aliases: &str, comment
         s.push_str(comment);
     }
     s.trim_end().to_string()
+}
+
+/// Whether `word` can be a name or alias in a services file: not empty, no blanks, no
+/// `#`, no control characters.
+pub fn is_valid_word(word: &str) -> bool {
+    !word.is_empty()
+        && !word
+            .chars()
+            .any(|c| c == '#' || c.is_whitespace() || c.is_control())
+}
+
+/// Registry entries turned into services-file lines, the way distributions build their
+/// `/etc/services` from IANA's registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EtcServices {
+    /// The lines, each with its comment (the description).
+    pub lines: Vec<(ServiceLine, String)>,
+    /// Names that cannot be written (they hold blanks), each once.
+    pub skipped: Vec<String>,
+}
+
+impl EtcServices {
+    /// Lines for every assigned entry with a port: one per port of a range (a services
+    /// file has no ranges), and a tcp and a udp line when IANA names no protocol.
+    /// Reserved and unassigned rows, and names without a port, have no line. With
+    /// `sort`, lines are sorted by port (stably); without, they keep the entries' order,
+    /// which preserves a services file's first-match answers.
+    pub fn from_entries(entries: &[crate::Entry<'_>], sort: bool) -> Self {
+        let mut out = EtcServices::default();
+        for e in entries {
+            let Some(ports) = e.ports else { continue };
+            if e.status != crate::Status::Assigned || e.name.is_empty() {
+                continue;
+            }
+            if !is_valid_word(e.name) || !is_valid_word(e.protocol) && !e.protocol.is_empty() {
+                if !out.skipped.iter().any(|s| s == e.name) {
+                    out.skipped.push(e.name.to_string());
+                }
+                continue;
+            }
+            let aliases: Vec<&str> = e
+                .aliases()
+                .filter(|a| is_valid_word(a) && *a != e.name)
+                .collect();
+            let protos: &[&str] = if e.protocol.is_empty() {
+                &["tcp", "udp"]
+            } else {
+                std::slice::from_ref(&e.protocol)
+            };
+            for port in ports.iter() {
+                for proto in protos {
+                    out.lines.push((
+                        ServiceLine::new(0, e.name, port, proto, &aliases),
+                        e.description.to_string(),
+                    ));
+                }
+            }
+        }
+        if sort {
+            out.lines.sort_by_key(|(l, _)| l.port);
+        }
+        out
+    }
+
+    /// The file's text: `header` as comment lines, then one line per entry.
+    pub fn render(&self, header: &str) -> String {
+        let mut s = String::new();
+        for h in header.lines() {
+            s.push_str("# ");
+            s.push_str(h);
+            s.push('\n');
+        }
+        if !header.is_empty() {
+            s.push('\n');
+        }
+        for (l, comment) in &self.lines {
+            s.push_str(&format_line(
+                &l.name,
+                l.port,
+                &l.protocol,
+                &l.aliases,
+                comment,
+            ));
+            s.push('\n');
+        }
+        s
+    }
 }
 
 #[cfg(test)]
@@ -342,5 +431,33 @@ mod tests {
         let f = parse_services(l.as_bytes());
         assert_eq!(f.lines, [ServiceLine::new(1, "http", 80, "tcp", &["www"])]);
         assert!(!l.contains('\n'));
+    }
+
+    #[test]
+    fn etc_services_from_iana_reads_back() {
+        let reg = crate::Registry::embedded();
+        let entries = reg.entries(crate::Which::Iana);
+        let etc = EtcServices::from_entries(&entries, true);
+        assert!(etc.skipped.iter().any(|s| s.contains(' ')));
+        // x11 6000-6063 is expanded; flex-lm (no protocol) gets tcp and udp lines.
+        let x11 = etc.lines.iter().filter(|(l, _)| l.name == "x11").count();
+        assert_eq!(x11, 64 * 2);
+        assert!(
+            etc.lines
+                .iter()
+                .any(|(l, _)| l.name == "flex-lm" && l.port == 27009 && l.protocol == "udp")
+        );
+        let text = etc.render("generated");
+        let back = parse_services(text.as_bytes());
+        assert!(back.warnings.is_empty(), "{:?}", &back.warnings[..1]);
+        let strip = |l: &ServiceLine| ServiceLine {
+            line: 0,
+            ..l.clone()
+        };
+        let back: Vec<_> = back.lines.iter().map(strip).collect();
+        let want: Vec<_> = etc.lines.iter().map(|(l, _)| l.clone()).collect();
+        assert_eq!(back, want);
+        let whois = back.iter().find(|l| l.name == "whoispp").unwrap();
+        assert_eq!(whois.aliases().collect::<Vec<_>>(), ["whois++"]);
     }
 }

@@ -38,6 +38,11 @@ impl ServiceLine {
         }
     }
 
+    /// The same line with another line number.
+    pub fn with_line(self, line: usize) -> Self {
+        ServiceLine { line, ..self }
+    }
+
     pub fn aliases(&self) -> impl Iterator<Item = &str> + Clone {
         self.aliases.split(' ').filter(|a| !a.is_empty())
     }

@@ -742,7 +742,11 @@ mod tests {
         for r in Record::all().filter(|r| !r.name().is_empty()) {
             let found: Vec<Record> = iana::named(&r.name().to_ascii_uppercase()).collect();
             assert!(found.contains(&r), "{}", r.name());
-            assert!(found.iter().all(|f| f.name().eq_ignore_ascii_case(r.name())));
+            assert!(
+                found
+                    .iter()
+                    .all(|f| f.name().eq_ignore_ascii_case(r.name()))
+            );
             assert!(found.windows(2).all(|w| w[0].index() < w[1].index()));
         }
         let long = "x".repeat(200);

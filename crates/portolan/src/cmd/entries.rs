@@ -37,6 +37,12 @@ pub enum Query {
 /// must be tcp, udp, sctp, dccp or one the services file uses (`ddp`). Errors name the
 /// bad token.
 pub fn parse_query(token: &str, reg: &Registry) -> anyhow::Result<Query> {
+    if token.ends_with('/') {
+        bail!("no protocol after '/' in '{token}'");
+    }
+    if token.starts_with('/') {
+        bail!("no port or name before '/' in '{token}'");
+    }
     let (what, proto) = match token.rsplit_once('/') {
         // A name may itself hold a slash (`914c/g`, `cl/1`): only a known protocol after
         // the last slash makes it a protocol.
@@ -340,4 +346,80 @@ pub fn write(w: &mut dyn Write, items: &[Item<'_>], format: out::Format) -> io::
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(s: &str) -> anyhow::Result<Query> {
+        parse_query(s, Registry::embedded())
+    }
+
+    #[test]
+    fn queries() {
+        assert_eq!(
+            q("443").unwrap(),
+            Query::Ports(PortRange::single(443), None)
+        );
+        assert_eq!(
+            q("53/udp").unwrap(),
+            Query::Ports(PortRange::single(53), Some("udp".into()))
+        );
+        assert_eq!(
+            q("137-139").unwrap(),
+            Query::Ports(
+                PortRange {
+                    first: 137,
+                    last: 139
+                },
+                None
+            )
+        );
+        assert_eq!(q("https").unwrap(), Query::Name("https".into(), None));
+        assert_eq!(
+            q("domain/udp").unwrap(),
+            Query::Name("domain".into(), Some("udp".into()))
+        );
+        // Names that hold a slash or start with digits.
+        assert_eq!(q("914c/g").unwrap(), Query::Name("914c/g".into(), None));
+        assert_eq!(
+            q("914c/g/tcp").unwrap(),
+            Query::Name("914c/g".into(), Some("tcp".into()))
+        );
+        assert_eq!(
+            q("3com-tsmux").unwrap(),
+            Query::Name("3com-tsmux".into(), None)
+        );
+    }
+
+    #[test]
+    fn bad_queries_name_the_token() {
+        for (bad, says) in [
+            ("70000", "'70000'"),
+            ("139-137", "'139-137'"),
+            ("53/icmp", "'icmp'"),
+            ("53/TCP", "'TCP'"),
+            ("ssh/", "'ssh/'"),
+            ("/tcp", "'/tcp'"),
+            ("", "''"),
+            ("12-", "'12-'"),
+        ] {
+            let err = format!("{:#}", q(bad).unwrap_err());
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn services_file_protocols_are_known() {
+        let reg = Registry::with_services(
+            portolan_registry::services::parse_services(b"rtmp 1/ddp\n"),
+            portolan_registry::Origin::System,
+        );
+        assert_eq!(
+            parse_query("1/ddp", &reg).unwrap(),
+            Query::Ports(PortRange::single(1), Some("ddp".into()))
+        );
+        assert!(find(&reg, &parse_query("1/ddp", &reg).unwrap())[0].name == "rtmp");
+    }
 }

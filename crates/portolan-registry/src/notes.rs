@@ -16,7 +16,9 @@ pub struct Notes {
     pub ports: &'static [u16],
     /// The protocols it normally uses.
     pub protos: &'static [Proto],
-    /// Credentials and data cross the network unencrypted.
+    /// Logins or private data cross the network unencrypted: the protocol has no
+    /// encryption, or is normally run without it. (DNS and NTP, public by nature, are not
+    /// counted.)
     pub cleartext: bool,
     /// The encrypted service to use instead.
     pub secure_alternative: Option<&'static str>,

@@ -129,8 +129,13 @@ fn services_iana_sizes() {
 
     let (code, stdout, _) = run(&["services", "--source", "all", "--format", "csv"]);
     assert_eq!(code, 0);
-    assert!(stdout.starts_with("name,port,last_port,protocol,description,category,source,"));
-    assert!(stdout.contains("\nwebmin,10000,10000,tcp,,registered,etc-services,etc-services,"));
+    assert!(
+        stdout
+            .starts_with("name,port,last_port,protocol,description,category,category_iana,source,")
+    );
+    assert!(
+        stdout.contains("\nwebmin,10000,10000,tcp,,registered,user,etc-services,etc-services,")
+    );
 }
 
 #[test]

@@ -173,6 +173,7 @@ pub struct JsonEntry<'a> {
     pub protocol: Option<&'a str>,
     pub description: &'a str,
     pub category: Option<&'static str>,
+    pub category_iana: Option<&'static str>,
     pub source: Cow<'a, str>,
     pub sources: Vec<Cow<'a, str>>,
     pub aliases: Vec<&'a str>,
@@ -199,6 +200,7 @@ impl<'a> JsonEntry<'a> {
             protocol: (!e.protocol.is_empty()).then_some(e.protocol),
             description: e.description,
             category: e.category().map(|c| c.as_str()),
+            category_iana: e.category().map(|c| c.iana_name()),
             source: e.source.label(),
             sources: sources(e),
             aliases: e.aliases().collect(),
@@ -214,13 +216,14 @@ impl<'a> JsonEntry<'a> {
         }
     }
 
-    const CSV_HEADER: [&'static str; 18] = [
+    const CSV_HEADER: [&'static str; 19] = [
         "name",
         "port",
         "last_port",
         "protocol",
         "description",
         "category",
+        "category_iana",
         "source",
         "sources",
         "aliases",
@@ -251,6 +254,7 @@ impl<'a> JsonEntry<'a> {
             self.protocol.unwrap_or("").into(),
             self.description.into(),
             self.category.unwrap_or("").into(),
+            self.category_iana.unwrap_or("").into(),
             self.source.clone(),
             self.sources.join(" ").into(),
             self.aliases.join(" ").into(),

@@ -84,6 +84,7 @@ fn search() {
         &["search", "--json", "--limit", "2", "remote", "login"],
     );
     snapshot("search_nothing", &["search", "qqqzzz"]);
+    snapshot("search_bad", &["search", "?!"]);
 }
 
 #[test]

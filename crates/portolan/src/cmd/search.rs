@@ -14,6 +14,9 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     let reg = entries::open(registry)?;
     let text = text.join(" ");
+    if !text.chars().any(char::is_alphanumeric) {
+        anyhow::bail!("nothing to search for in '{text}'");
+    }
     let mut hits = reg.search(&text);
     if limit > 0 {
         hits.truncate(limit);

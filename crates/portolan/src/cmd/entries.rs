@@ -18,8 +18,17 @@ pub fn open(args: &RegistryArgs) -> anyhow::Result<Registry> {
         Some(path) => Registry::with_services_file(path)?,
         None => Registry::system().context("reading the system's services")?,
     };
-    for w in reg.warnings() {
+    // A file of junk would otherwise bury the output in warnings.
+    const SHOWN: usize = 20;
+    let warnings = reg.warnings();
+    for w in warnings.iter().take(SHOWN) {
         eprintln!("portolan: warning: {w}");
+    }
+    if warnings.len() > SHOWN {
+        eprintln!(
+            "portolan: warning: ... and {} more skipped lines",
+            warnings.len() - SHOWN
+        );
     }
     Ok(reg)
 }

@@ -65,8 +65,7 @@ pub fn name_for(catalog: &dyn Catalog, port: u16, proto: Proto) -> Option<String
 /// Every name a policy may use, for suggestions: the audit's common services first,
 /// then the catalog's names.
 pub fn all_names(catalog: &dyn Catalog) -> Vec<String> {
-    let mut names: Vec<String> = knowledge::KNOWN
-        .iter()
+    let mut names: Vec<String> = knowledge::entries()
         .flat_map(|k| k.names())
         .map(str::to_string)
         .collect();

@@ -321,25 +321,87 @@ pub static KNOWN: &[Known] = &[
     ),
 ];
 
-/// The table entry for a name or alias (case-insensitive).
+/// Services the registry has notes about and this table does not: built once from
+/// `portolan_registry::NOTES` (cleartext ones judged as cleartext, local-only ones as
+/// staying on the host).
+fn extra() -> &'static [Known] {
+    static EXTRA: std::sync::OnceLock<Vec<Known>> = std::sync::OnceLock::new();
+    EXTRA.get_or_init(|| {
+        portolan_registry::NOTES
+            .iter()
+            .filter(|n| {
+                let mine = |name: &str| {
+                    KNOWN
+                        .iter()
+                        .any(|k| k.name == name || k.aliases.contains(&name))
+                };
+                !mine(n.name) && !n.also.iter().any(|a| mine(a))
+            })
+            .filter(|n| {
+                // Leave out ports this table already judges (9200 is elasticsearch here).
+                !n.ports.iter().any(|&p| {
+                    n.protos
+                        .iter()
+                        .any(|&proto| KNOWN.iter().any(|k| k.covers(p, proto)))
+                })
+            })
+            .map(|n| {
+                let ports: Vec<(Proto, u16, u16)> = n
+                    .protos
+                    .iter()
+                    .flat_map(|&proto| n.ports.iter().map(move |&p| (proto, p, p)))
+                    .collect();
+                let kind = if n.cleartext {
+                    Kind::Cleartext
+                } else if n.local_only {
+                    Kind::LocalOnly
+                } else {
+                    Kind::Normal
+                };
+                Known {
+                    name: n.name,
+                    aliases: n.also,
+                    // Built once per process and kept for its lifetime.
+                    ports: Box::leak(ports.into_boxed_slice()),
+                    kind,
+                    starttls: false,
+                    instead: n.secure_alternative,
+                    bind_hint: None,
+                    group: false,
+                }
+            })
+            .collect()
+    })
+}
+
+fn all() -> impl Iterator<Item = &'static Known> {
+    KNOWN.iter().chain(extra().iter())
+}
+
+/// The entry for a name or alias (case-insensitive).
 pub fn by_name(name: &str) -> Option<&'static Known> {
     let name = name.to_ascii_lowercase();
-    KNOWN
-        .iter()
-        .find(|s| s.name == name || s.aliases.contains(&name.as_str()))
+    all().find(|s| s.name == name || s.aliases.iter().any(|a| a.eq_ignore_ascii_case(&name)))
 }
 
 /// The (non-group) entry that uses a port.
 pub fn by_port(port: u16, proto: Proto) -> Option<&'static Known> {
-    KNOWN.iter().find(|s| {
-        !s.group
-            && s.ports
-                .iter()
-                .any(|&(p, a, b)| p == proto && a <= port && port <= b)
-    })
+    all().find(|s| !s.group && s.covers(port, proto))
+}
+
+/// Every entry, the audit's own first.
+pub fn entries() -> impl Iterator<Item = &'static Known> {
+    all()
 }
 
 impl Known {
+    /// True when the service uses `port` over `proto`.
+    pub fn covers(&self, port: u16, proto: Proto) -> bool {
+        self.ports
+            .iter()
+            .any(|&(p, a, b)| p == proto && a <= port && port <= b)
+    }
+
     /// The ports as ranges.
     pub fn ranges(&self) -> Vec<(Proto, PortRange)> {
         self.ports
@@ -394,6 +456,19 @@ mod tests {
                 assert!(owners.len() <= 1, "{port}/{proto}: {owners:?}");
             }
         }
+    }
+
+    #[test]
+    fn registry_notes_fill_the_gaps() {
+        // Not in this table, but in the registry's notes.
+        let mssql = by_port(1433, Proto::Tcp).unwrap();
+        assert_eq!(mssql.name, "ms-sql-s");
+        assert_eq!(mssql.kind, Kind::LocalOnly);
+        let nntp = by_name("nntp").unwrap();
+        assert_eq!(nntp.kind, Kind::Cleartext);
+        // This table wins where both speak.
+        assert_eq!(by_port(9200, Proto::Tcp).unwrap().name, "elasticsearch");
+        assert_eq!(by_name("telnet").unwrap().kind, Kind::RemoteShell);
     }
 
     #[test]

@@ -411,10 +411,7 @@ impl Parser<'_> {
         if let Some(v) = get("forbid-cleartext") {
             let all = matches!(v.get_ref(), DeValue::String(s) if s == "all");
             if all {
-                for k in knowledge::KNOWN
-                    .iter()
-                    .filter(|k| k.is_insecure() && !k.group)
-                {
+                for k in knowledge::entries().filter(|k| k.is_insecure() && !k.group) {
                     forbid_cleartext.push(Forbid {
                         spec: Spec {
                             label: k.name.to_string(),

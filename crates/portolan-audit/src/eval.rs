@@ -128,7 +128,6 @@ pub fn evaluate(policy: &Policy, inputs: &Inputs, ctx: &Context<'_>) -> Report {
 
     // Exceptions.
     let mut suppressed = Vec::new();
-    let mut expired_lines = Vec::new();
     findings.retain_mut(|f| {
         for e in &policy.exceptions {
             let matches = e.service.as_ref().is_none_or(
@@ -146,7 +145,6 @@ pub fn evaluate(policy: &Policy, inputs: &Inputs, ctx: &Context<'_>) -> Report {
                         " The exception on line {} expired on {d}.",
                         e.line
                     ));
-                    expired_lines.push(e.line);
                 }
                 _ => {
                     suppressed.push(Suppressed {

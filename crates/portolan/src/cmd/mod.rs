@@ -1,5 +1,7 @@
 //! One module per command; each turns parsed arguments into output and an exit code.
 
+mod ls;
+
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -22,5 +24,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Ls(args) => ls::run(&args),
     }
 }

@@ -10,7 +10,7 @@ use portolan_registry::Proto;
 
 use crate::{
     Error, Family, NetnsChoice, NetnsInfo, Os, Owner, OwnerScan, RawSocket, SocketQuery,
-    SocketTable, SocketUnitListen, State,
+    SocketTable, SocketUnitListen, State, owner_set,
 };
 
 /// A system described by data: namespaces, their sockets, owners, units and users.
@@ -25,7 +25,7 @@ pub struct FakeOs {
     pub units: Vec<SocketUnitListen>,
     pub users: HashMap<u32, String>,
     /// `(v6only, interface)` by inode, for sockets marked `from_proc`.
-    pub options: HashMap<u64, (Option<bool>, Option<String>)>,
+    pub options: HashMap<u64, (Option<bool>, Option<Arc<str>>)>,
 }
 
 impl FakeOs {
@@ -70,24 +70,120 @@ impl FakeOs {
         os.users.insert(33, "www-data".into());
         os.users.insert(101, "systemd-resolve".into());
         os.users.insert(112, "postgres".into());
-        let sshd = owner(812, "sshd", "/usr/sbin/sshd", "sshd: /usr/sbin/sshd -D", 0, "root", Some("ssh.service"));
-        let nginx0 = owner(900, "nginx", "/usr/sbin/nginx", "nginx: master process /usr/sbin/nginx", 0, "root", Some("nginx.service"));
-        let nginx1 = owner(901, "nginx", "/usr/sbin/nginx", "nginx: worker process", 33, "www-data", Some("nginx.service"));
-        let resolved = owner(540, "systemd-resolve", "/usr/lib/systemd/systemd-resolved", "/usr/lib/systemd/systemd-resolved", 101, "systemd-resolve", Some("systemd-resolved.service"));
-        let systemd = owner(1, "systemd", "/usr/lib/systemd/systemd", "/sbin/init", 0, "root", Some("init.scope"));
-        let postgres = owner(1200, "postgres", "/usr/lib/postgresql/16/bin/postgres", "/usr/lib/postgresql/16/bin/postgres -D /var/lib/postgresql/16/main", 112, "postgres", Some("postgresql@16-main.service"));
-        let cups = owner(700, "cupsd", "/usr/sbin/cupsd", "/usr/sbin/cupsd -l", 0, "root", Some("cups.service"));
-        os.add("host", sock(Proto::Tcp, "::", 22, Some(false), 0, 1001), &[&sshd]);
-        os.add("host", sock(Proto::Tcp, "0.0.0.0", 80, None, 0, 1002), &[&nginx0, &nginx1]);
-        os.add("host", sock(Proto::Tcp, "0.0.0.0", 443, None, 0, 1003), &[&nginx0, &nginx1]);
-        os.add("host", sock(Proto::Tcp, "::", 9090, Some(false), 0, 1004), &[&systemd]);
+        let sshd = owner(
+            812,
+            "sshd",
+            "/usr/sbin/sshd",
+            "sshd: /usr/sbin/sshd -D",
+            0,
+            "root",
+            Some("ssh.service"),
+        );
+        let nginx0 = owner(
+            900,
+            "nginx",
+            "/usr/sbin/nginx",
+            "nginx: master process /usr/sbin/nginx",
+            0,
+            "root",
+            Some("nginx.service"),
+        );
+        let nginx1 = owner(
+            901,
+            "nginx",
+            "/usr/sbin/nginx",
+            "nginx: worker process",
+            33,
+            "www-data",
+            Some("nginx.service"),
+        );
+        let resolved = owner(
+            540,
+            "systemd-resolve",
+            "/usr/lib/systemd/systemd-resolved",
+            "/usr/lib/systemd/systemd-resolved",
+            101,
+            "systemd-resolve",
+            Some("systemd-resolved.service"),
+        );
+        let systemd = owner(
+            1,
+            "systemd",
+            "/usr/lib/systemd/systemd",
+            "/sbin/init",
+            0,
+            "root",
+            Some("init.scope"),
+        );
+        let postgres = owner(
+            1200,
+            "postgres",
+            "/usr/lib/postgresql/16/bin/postgres",
+            "/usr/lib/postgresql/16/bin/postgres -D /var/lib/postgresql/16/main",
+            112,
+            "postgres",
+            Some("postgresql@16-main.service"),
+        );
+        let cups = owner(
+            700,
+            "cupsd",
+            "/usr/sbin/cupsd",
+            "/usr/sbin/cupsd -l",
+            0,
+            "root",
+            Some("cups.service"),
+        );
+        os.add(
+            "host",
+            sock(Proto::Tcp, "::", 22, Some(false), 0, 1001),
+            &[&sshd],
+        );
+        os.add(
+            "host",
+            sock(Proto::Tcp, "0.0.0.0", 80, None, 0, 1002),
+            &[&nginx0, &nginx1],
+        );
+        os.add(
+            "host",
+            sock(Proto::Tcp, "0.0.0.0", 443, None, 0, 1003),
+            &[&nginx0, &nginx1],
+        );
+        os.add(
+            "host",
+            sock(Proto::Tcp, "::", 9090, Some(false), 0, 1004),
+            &[&systemd],
+        );
         os.add("host", sock(Proto::Udp, "0.0.0.0", 68, None, 0, 1005), &[]);
-        os.add("host", sock(Proto::Tcp, "198.18.0.2", 5432, None, 112, 1006), &[&postgres]);
-        os.add("host", sock(Proto::Tcp, "127.0.0.53", 53, None, 101, 1007), &[&resolved]);
-        os.add("host", sock(Proto::Udp, "127.0.0.53", 53, None, 101, 1008), &[&resolved]);
-        os.add("host", sock(Proto::Tcp, "127.0.0.1", 631, None, 0, 1009), &[&cups]);
-        os.add("host", sock(Proto::Tcp, "::1", 631, Some(true), 0, 1010), &[&cups]);
-        os.add("host", sock(Proto::Udp, "::", 5353, Some(true), 1000, 1011), &[]);
+        os.add(
+            "host",
+            sock(Proto::Tcp, "198.18.0.2", 5432, None, 112, 1006),
+            &[&postgres],
+        );
+        os.add(
+            "host",
+            sock(Proto::Tcp, "127.0.0.53", 53, None, 101, 1007),
+            &[&resolved],
+        );
+        os.add(
+            "host",
+            sock(Proto::Udp, "127.0.0.53", 53, None, 101, 1008),
+            &[&resolved],
+        );
+        os.add(
+            "host",
+            sock(Proto::Tcp, "127.0.0.1", 631, None, 0, 1009),
+            &[&cups],
+        );
+        os.add(
+            "host",
+            sock(Proto::Tcp, "::1", 631, Some(true), 0, 1010),
+            &[&cups],
+        );
+        os.add(
+            "host",
+            sock(Proto::Udp, "::", 5353, Some(true), 1000, 1011),
+            &[],
+        );
         os.unreadable.push((4242, ErrorKind::PermissionDenied));
         os.units.push(SocketUnitListen {
             unit: "cockpit.socket".into(),
@@ -130,7 +226,11 @@ pub fn sock(
     inode: u64,
 ) -> RawSocket {
     let address: IpAddr = addr.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let family = if address.is_ipv4() { Family::V4 } else { Family::V6 };
+    let family = if address.is_ipv4() {
+        Family::V4
+    } else {
+        Family::V6
+    };
     RawSocket {
         protocol,
         family,
@@ -142,7 +242,11 @@ pub fn sock(
         address,
         port,
         remote: None,
-        v6only: if family == Family::V4 { Some(false) } else { v6only },
+        v6only: if family == Family::V4 {
+            Some(false)
+        } else {
+            v6only
+        },
         ifindex: 0,
         interface: None,
         uid,
@@ -172,17 +276,18 @@ impl Os for FakeOs {
         })
     }
 
-    fn owners(&self, inodes: &HashSet<u64>) -> OwnerScan {
+    fn owners(&self, inodes: &HashSet<u64>, handles: bool) -> OwnerScan {
         OwnerScan {
             owners: self
                 .owners
                 .iter()
                 .filter(|(i, _)| inodes.contains(i))
-                .map(|(i, o)| (*i, o.clone()))
+                .map(|(i, o)| (*i, owner_set(o.clone())))
                 .collect(),
             handles: self
                 .owners
                 .iter()
+                .filter(|_| handles)
                 .filter_map(|(i, o)| Some((*i, (o.first()?.pid, *i as i32))))
                 .collect(),
             unreadable: self.unreadable.clone(),
@@ -198,7 +303,7 @@ impl Os for FakeOs {
     }
 
     /// The fake's handles use the inode as the fd number.
-    fn socket_options(&self, _pid: u32, fd: i32) -> Option<(Option<bool>, Option<String>)> {
+    fn socket_options(&self, _pid: u32, fd: i32) -> Option<(Option<bool>, Option<Arc<str>>)> {
         self.options.get(&(fd as u64)).cloned()
     }
 }

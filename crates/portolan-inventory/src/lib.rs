@@ -191,7 +191,7 @@ pub struct RawSocket {
     /// The interface index the socket is bound to (`SO_BINDTODEVICE`), 0 for none.
     pub ifindex: u32,
     /// The interface name, resolved inside the socket's namespace.
-    pub interface: Option<String>,
+    pub interface: Option<Arc<str>>,
     pub uid: u32,
     pub inode: u64,
     /// Read from `/proc/net`, which tells neither `v6only` nor the interface.
@@ -258,8 +258,10 @@ pub struct SocketTable {
 /// The owners of a set of socket inodes, from one walk of `/proc/*/fd`.
 #[derive(Debug, Clone, Default)]
 pub struct OwnerScan {
-    pub owners: HashMap<u64, Vec<Arc<Owner>>>,
-    /// One `(pid, fd)` that holds each inode.
+    /// Each inode's owners, daemons before systemd (see [`owner_set`]); sockets with the
+    /// same owners share one list.
+    pub owners: HashMap<u64, Owners>,
+    /// One `(pid, fd)` that holds each inode (only when asked for).
     pub handles: HashMap<u64, (u32, i32)>,
     /// Processes whose file descriptors could not be read, and why.
     pub unreadable: Vec<(u32, std::io::ErrorKind)>,
@@ -280,15 +282,27 @@ pub trait Os {
     fn namespaces(&self, choice: &NetnsChoice) -> Result<Vec<NetnsInfo>, Error>;
     /// The sockets of one namespace.
     fn sockets(&self, ns: &NetnsInfo, query: &SocketQuery) -> Result<SocketTable, Error>;
-    /// The processes holding each of `inodes`.
-    fn owners(&self, inodes: &HashSet<u64>) -> OwnerScan;
+    /// The processes holding each of `inodes`, and a `(pid, fd)` handle for each when
+    /// `handles` is set.
+    fn owners(&self, inodes: &HashSet<u64>, handles: bool) -> OwnerScan;
     /// The listening addresses of systemd's `.socket` units.
     fn socket_units(&self) -> Vec<SocketUnitListen>;
     /// The name of user `uid`.
     fn user_name(&self, uid: u32) -> Option<String>;
     /// `IPV6_V6ONLY` and the bound interface of the socket that `pid` holds as `fd`
     /// (used when `/proc/net` could not tell them).
-    fn socket_options(&self, pid: u32, fd: i32) -> Option<(Option<bool>, Option<String>)>;
+    fn socket_options(&self, pid: u32, fd: i32) -> Option<(Option<bool>, Option<Arc<str>>)>;
+}
+
+/// The owners of one socket, shared by every socket with the same owners.
+pub type Owners = Arc<[Arc<Owner>]>;
+
+/// An owner list in the inventory's order: daemons before the systemd that passed them
+/// the socket, then by pid.
+pub fn owner_set(mut owners: Vec<Arc<Owner>>) -> Owners {
+    owners.sort_by_key(|o| (o.is_systemd(), o.pid));
+    owners.dedup_by_key(|o| o.pid);
+    owners.into()
 }
 
 /// What to list.
@@ -341,28 +355,29 @@ pub struct Listener {
     /// `IPV6_V6ONLY`: false on IPv4 sockets; `None` when it could not be read.
     pub v6only: Option<bool>,
     pub exposure: Exposure,
-    pub service: Option<String>,
+    /// The IANA service name for the port and protocol.
+    pub service: Option<&'static str>,
     pub category: Category,
     pub state: State,
     /// The peer of a connected UDP socket (only with `all`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<String>,
     /// The interface the socket is bound to (`SO_BINDTODEVICE`).
-    pub interface: Option<String>,
+    pub interface: Option<Arc<str>>,
     /// The namespace label (see [`NetnsInfo::label`]).
-    pub netns: String,
+    pub netns: Arc<str>,
     pub netns_inode: u64,
     pub inode: u64,
     /// The socket's owner uid as the kernel records it, and its name.
     pub uid: u32,
-    pub user: Option<String>,
+    pub user: Option<Arc<str>>,
     /// Held by systemd (PID 1 or a `systemd` user manager): socket activation.
     pub socket_activated: bool,
     /// The `.socket` unit that declares this listener, when it could be found.
-    pub socket_unit: Option<String>,
+    pub socket_unit: Option<Arc<str>>,
     /// True when no owner was found and some processes' descriptors were unreadable.
     pub owner_unknown: bool,
-    pub processes: Vec<Arc<Owner>>,
+    pub processes: Owners,
 }
 
 /// The result of one inventory.
@@ -394,11 +409,11 @@ impl Inventory {
         };
         let namespaces = os.namespaces(&opts.netns)?;
         let many = namespaces.len() > 1;
-        let mut raw: Vec<(usize, RawSocket)> = Vec::new();
+        let mut tables: Vec<Vec<RawSocket>> = Vec::with_capacity(namespaces.len());
         let mut warnings = Vec::new();
-        for (i, ns) in namespaces.iter().enumerate() {
-            let table = match os.sockets(ns, &query) {
-                Ok(t) => t,
+        for ns in &namespaces {
+            let mut sockets = match os.sockets(ns, &query) {
+                Ok(t) => t.sockets,
                 // With many namespaces, one that vanished (its last process exited) or
                 // cannot be entered is skipped; a single one is an error.
                 Err(e) if many && ns.path.is_some() => {
@@ -407,96 +422,106 @@ impl Inventory {
                     {
                         warnings.push(format!("skipped namespace {}: {e}", ns.label));
                     }
-                    continue;
+                    Vec::new()
                 }
                 Err(e) => return Err(e),
             };
-            raw.extend(
-                table
-                    .sockets
-                    .into_iter()
-                    .filter(|s| keep_socket(s, &query, opts))
-                    .map(|s| (i, s)),
-            );
+            sockets.retain(|s| keep_socket(s, &query, opts));
+            tables.push(sockets);
         }
-        let inodes: HashSet<u64> = raw
+        let inodes: HashSet<u64> = tables
             .iter()
-            .map(|(_, s)| s.inode)
+            .flatten()
+            .map(|s| s.inode)
             .filter(|&i| i != 0)
             .collect();
+        let handles = tables.iter().flatten().any(|s| s.from_proc);
         let scan = if inodes.is_empty() {
             OwnerScan::default()
         } else {
-            os.owners(&inodes)
+            os.owners(&inodes, handles)
         };
+        drop(inodes);
+        let registry = portolan_registry::Registry::embedded();
         let mut units: Option<Vec<SocketUnitListen>> = None;
-        let mut users: HashMap<u32, Option<String>> = HashMap::new();
+        let mut users: HashMap<u32, Option<Arc<str>>> = HashMap::new();
+        let no_owners: Owners = Arc::new([]);
         let mut unknown = 0usize;
-        let mut listeners = Vec::with_capacity(raw.len());
-        for (i, mut s) in raw {
-            let ns = &namespaces[i];
-            if s.from_proc {
-                if let Some((v6only, iface)) = scan
-                    .handles
-                    .get(&s.inode)
-                    .and_then(|&(pid, fd)| os.socket_options(pid, fd))
-                {
-                    if s.family == Family::V6 {
-                        s.v6only = v6only;
-                    }
-                    s.interface = iface;
+        let total = tables.iter().map(Vec::len).sum();
+        let mut listeners = Vec::with_capacity(total);
+        for (i, table) in tables.iter_mut().enumerate() {
+            let label: Arc<str> = namespaces[i].label.as_str().into();
+            let ns_inode = namespaces[i].inode;
+            // Taken from the end, and the table shrunk as it empties, so the raw sockets
+            // and the listeners are not both held whole (large hosts stay small).
+            let mut taken = 0usize;
+            while let Some(mut s) = table.pop() {
+                taken += 1;
+                if taken % 8192 == 0 {
+                    table.shrink_to_fit();
                 }
-            }
-            let exposure = Exposure::of(s.address, s.interface.as_deref());
-            if opts.exposed && exposure == Exposure::Loopback {
-                continue;
-            }
-            let mut processes = scan.owners.get(&s.inode).cloned().unwrap_or_default();
-            // Daemons before the systemd that passed them the socket, then by pid.
-            processes.sort_by_key(|o| (o.is_systemd(), o.pid));
-            if let Some(want) = &opts.process {
-                if !processes.iter().any(|o| o.matches(want)) {
+                if s.from_proc {
+                    if let Some((v6only, iface)) = scan
+                        .handles
+                        .get(&s.inode)
+                        .and_then(|&(pid, fd)| os.socket_options(pid, fd))
+                    {
+                        if s.family == Family::V6 {
+                            s.v6only = v6only;
+                        }
+                        s.interface = iface;
+                    }
+                }
+                let exposure = Exposure::of(s.address, s.interface.as_deref());
+                if opts.exposed && exposure == Exposure::Loopback {
                     continue;
                 }
+                let processes = scan.owners.get(&s.inode).unwrap_or(&no_owners);
+                if let Some(want) = &opts.process {
+                    if !processes.iter().any(|o| o.matches(want)) {
+                        continue;
+                    }
+                }
+                let owner_unknown = processes.is_empty() && !scan.unreadable.is_empty();
+                unknown += usize::from(owner_unknown);
+                let socket_activated = processes.iter().any(|o| o.is_systemd());
+                let socket_unit = if socket_activated {
+                    let units = units.get_or_insert_with(|| os.socket_units());
+                    find_socket_unit(units, s.protocol, s.address, s.port).map(Into::into)
+                } else {
+                    None
+                };
+                let user = users
+                    .entry(s.uid)
+                    .or_insert_with(|| os.user_name(s.uid).map(Into::into))
+                    .clone();
+                listeners.push(Listener {
+                    protocol: s.protocol,
+                    family: s.family,
+                    address: s.address,
+                    port: s.port,
+                    v6only: match s.family {
+                        Family::V4 => Some(false),
+                        Family::V6 => s.v6only,
+                    },
+                    exposure,
+                    service: registry.name_for(s.port, s.protocol),
+                    category: Category::of(s.port),
+                    state: s.state,
+                    remote: s.remote.map(|(a, p)| fmt_endpoint(a, p)),
+                    interface: s.interface,
+                    netns: Arc::clone(&label),
+                    netns_inode: ns_inode,
+                    inode: s.inode,
+                    uid: s.uid,
+                    user,
+                    socket_activated,
+                    socket_unit,
+                    owner_unknown,
+                    processes: Arc::clone(processes),
+                });
             }
-            let owner_unknown = processes.is_empty() && !scan.unreadable.is_empty();
-            unknown += usize::from(owner_unknown);
-            let socket_activated = processes.iter().any(|o| o.is_systemd());
-            let socket_unit = if socket_activated {
-                let units = units.get_or_insert_with(|| os.socket_units());
-                find_socket_unit(units, s.protocol, s.address, s.port)
-            } else {
-                None
-            };
-            let user = users
-                .entry(s.uid)
-                .or_insert_with(|| os.user_name(s.uid))
-                .clone();
-            listeners.push(Listener {
-                protocol: s.protocol,
-                family: s.family,
-                address: s.address,
-                port: s.port,
-                v6only: match s.family {
-                    Family::V4 => Some(false),
-                    Family::V6 => s.v6only,
-                },
-                exposure,
-                service: None,
-                category: Category::of(s.port),
-                state: s.state,
-                remote: s.remote.map(|(a, p)| fmt_endpoint(a, p)),
-                interface: s.interface,
-                netns: ns.label.clone(),
-                netns_inode: ns.inode,
-                inode: s.inode,
-                uid: s.uid,
-                user,
-                socket_activated,
-                socket_unit,
-                owner_unknown,
-                processes,
-            });
+            *table = Vec::new();
         }
         if unknown > 0 {
             warnings.push(unreadable_warning(unknown, &scan.unreadable));

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::BufReader;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use portolan_registry::Proto;
 
@@ -109,11 +109,11 @@ pub fn read_sockets(q: &SocketQuery) -> Result<SocketTable, Error> {
             Err(e) => return Err(e),
         }
     }
-    let mut names: HashMap<u32, Option<String>> = HashMap::new();
+    let mut names: HashMap<u32, Option<Arc<str>>> = HashMap::new();
     for s in table.sockets.iter_mut().filter(|s| s.ifindex != 0) {
         s.interface = names
             .entry(s.ifindex)
-            .or_insert_with(|| netns::ifname(s.ifindex))
+            .or_insert_with(|| netns::ifname(s.ifindex).map(Into::into))
             .clone();
     }
     Ok(table)
@@ -128,8 +128,8 @@ impl Os for LiveOs {
         netns::run_in(ns.path.as_deref(), || read_sockets(query))
     }
 
-    fn owners(&self, inodes: &HashSet<u64>) -> OwnerScan {
-        owners::scan(inodes, &|uid| self.user_name(uid))
+    fn owners(&self, inodes: &HashSet<u64>, handles: bool) -> OwnerScan {
+        owners::scan(inodes, handles, &|uid| self.user_name(uid))
     }
 
     fn socket_units(&self) -> Vec<SocketUnitListen> {
@@ -140,7 +140,7 @@ impl Os for LiveOs {
         self.users().get(&uid).cloned()
     }
 
-    fn socket_options(&self, pid: u32, fd: i32) -> Option<(Option<bool>, Option<String>)> {
+    fn socket_options(&self, pid: u32, fd: i32) -> Option<(Option<bool>, Option<Arc<str>>)> {
         owners::socket_options(pid, fd)
     }
 }

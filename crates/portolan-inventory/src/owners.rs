@@ -13,7 +13,7 @@ use std::sync::Arc;
 use portolan_registry::Proto;
 use serde::Serialize;
 
-use crate::{OwnerScan, SocketUnitListen};
+use crate::{OwnerScan, Owners, SocketUnitListen, owner_set};
 
 /// A process that holds a socket (threads are folded into their process).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -301,15 +301,26 @@ pub fn read_owner(pid: u32, users: &dyn Fn(u32) -> Option<String>) -> Option<Own
     })
 }
 
-/// One walk of `/proc/*/fd`: the owners of every inode in `wanted`, one `(pid, fd)` handle
-/// per inode, and the processes that could not be read. Processes that vanish are skipped.
-pub fn scan(wanted: &HashSet<u64>, users: &dyn Fn(u32) -> Option<String>) -> OwnerScan {
+/// The pids holding one socket; most sockets have exactly one.
+enum Pids {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+/// One walk of `/proc/*/fd`: the owners of every inode in `wanted`, a `(pid, fd)` handle
+/// per inode when `handles` is set, and the processes that could not be read. Processes
+/// that vanish are skipped.
+pub fn scan(
+    wanted: &HashSet<u64>,
+    handles: bool,
+    users: &dyn Fn(u32) -> Option<String>,
+) -> OwnerScan {
     let mut scan = OwnerScan::default();
     let Ok(pids) = pids() else {
         return scan;
     };
     let mut found = Vec::new();
-    let mut by_inode: HashMap<u64, Vec<u32>> = HashMap::new();
+    let mut by_inode: HashMap<u64, Pids> = HashMap::with_capacity(wanted.len());
     for pid in pids {
         found.clear();
         match socket_fds(pid, wanted, &mut found) {
@@ -321,26 +332,48 @@ pub fn scan(wanted: &HashSet<u64>, users: &dyn Fn(u32) -> Option<String>) -> Own
             }
         }
         for &(inode, fd) in &found {
-            let pids = by_inode.entry(inode).or_default();
-            if pids.last() != Some(&pid) {
-                pids.push(pid);
+            match by_inode.get_mut(&inode) {
+                None => {
+                    by_inode.insert(inode, Pids::One(pid));
+                }
+                Some(Pids::One(p)) if *p != pid => {
+                    let first = *p;
+                    by_inode.insert(inode, Pids::Many(vec![first, pid]));
+                }
+                Some(Pids::Many(v)) if v.last() != Some(&pid) => v.push(pid),
+                Some(_) => {}
             }
-            scan.handles.entry(inode).or_insert((pid, fd));
+            if handles {
+                scan.handles.entry(inode).or_insert((pid, fd));
+            }
         }
     }
+    // Each process is read once, and sockets with the same owners share one list.
     let mut procs: HashMap<u32, Option<Arc<Owner>>> = HashMap::new();
+    let mut sets: HashMap<Vec<u32>, Option<Owners>> = HashMap::new();
+    let mut read = |pid: u32| {
+        procs
+            .entry(pid)
+            .or_insert_with(|| read_owner(pid, users).map(Arc::new))
+            .clone()
+    };
+    scan.owners.reserve(by_inode.len());
     for (inode, pids) in by_inode {
-        let owners: Vec<Arc<Owner>> = pids
-            .into_iter()
-            .filter_map(|pid| {
-                procs
-                    .entry(pid)
-                    .or_insert_with(|| read_owner(pid, users).map(Arc::new))
-                    .clone()
-            })
-            .collect();
-        if !owners.is_empty() {
-            scan.owners.insert(inode, owners);
+        let key = match pids {
+            Pids::One(p) => vec![p],
+            Pids::Many(v) => v,
+        };
+        let set = match sets.get(&key) {
+            Some(set) => set.clone(),
+            None => {
+                let owners: Vec<Arc<Owner>> = key.iter().filter_map(|&p| read(p)).collect();
+                let set = (!owners.is_empty()).then(|| owner_set(owners));
+                sets.insert(key, set.clone());
+                set
+            }
+        };
+        if let Some(set) = set {
+            scan.owners.insert(inode, set);
         }
     }
     scan
@@ -348,7 +381,7 @@ pub fn scan(wanted: &HashSet<u64>, users: &dyn Fn(u32) -> Option<String>) -> Own
 
 /// Reads `IPV6_V6ONLY` and `SO_BINDTODEVICE` from a socket another process holds, by
 /// duplicating its descriptor with `pidfd_getfd` (root, or ptrace rights over `pid`).
-pub fn socket_options(pid: u32, fd: i32) -> Option<(Option<bool>, Option<String>)> {
+pub fn socket_options(pid: u32, fd: i32) -> Option<(Option<bool>, Option<Arc<str>>)> {
     // SAFETY: raw syscalls with integer arguments; results are checked.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
     if pidfd < 0 {
@@ -390,7 +423,7 @@ pub fn socket_options(pid: u32, fd: i32) -> Option<(Option<bool>, Option<String>
     } == 0)
         .then(|| {
             let n = name.iter().position(|&b| b == 0).unwrap_or(len as usize);
-            String::from_utf8_lossy(&name[..n.min(name.len())]).into_owned()
+            Arc::<str>::from(String::from_utf8_lossy(&name[..n.min(name.len())]))
         })
         .filter(|s| !s.is_empty());
     // SAFETY: sock is our duplicate.

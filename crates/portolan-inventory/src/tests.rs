@@ -24,8 +24,14 @@ fn exposure_of_addresses() {
     assert_eq!(e("::ffff:127.0.0.1"), Exposure::Loopback);
     assert_eq!(e("198.18.0.2"), Exposure::Address);
     assert_eq!(e("fe80::1"), Exposure::Address);
-    assert_eq!(Exposure::of("0.0.0.0".parse().unwrap(), Some("lo")), Exposure::Loopback);
-    assert_eq!(Exposure::of("0.0.0.0".parse().unwrap(), Some("eth0")), Exposure::All);
+    assert_eq!(
+        Exposure::of("0.0.0.0".parse().unwrap(), Some("lo")),
+        Exposure::Loopback
+    );
+    assert_eq!(
+        Exposure::of("0.0.0.0".parse().unwrap(), Some("eth0")),
+        Exposure::All
+    );
     assert!(Exposure::All > Exposure::Address && Exposure::Address > Exposure::Loopback);
 }
 
@@ -68,9 +74,29 @@ fn socket_activation_names_the_socket_unit() {
 #[test]
 fn daemons_come_before_systemd_among_owners() {
     let mut os = FakeOs::new();
-    let systemd = owner(1, "systemd", "/lib/systemd/systemd", "/sbin/init", 0, "root", None);
-    let sshd = owner(77, "sshd", "/usr/sbin/sshd", "sshd -i", 0, "root", Some("ssh.service"));
-    os.add("host", sock(Proto::Tcp, "::", 22, Some(false), 0, 5), &[&systemd, &sshd]);
+    let systemd = owner(
+        1,
+        "systemd",
+        "/lib/systemd/systemd",
+        "/sbin/init",
+        0,
+        "root",
+        None,
+    );
+    let sshd = owner(
+        77,
+        "sshd",
+        "/usr/sbin/sshd",
+        "sshd -i",
+        0,
+        "root",
+        Some("ssh.service"),
+    );
+    os.add(
+        "host",
+        sock(Proto::Tcp, "::", 22, Some(false), 0, 5),
+        &[&systemd, &sshd],
+    );
     let inv = collect(&os, &Options::default());
     let pids: Vec<u32> = inv.listeners[0].processes.iter().map(|o| o.pid).collect();
     assert_eq!(pids, vec![77, 1]);
@@ -80,8 +106,12 @@ fn daemons_come_before_systemd_among_owners() {
 #[test]
 fn unreadable_owners_are_unknown_with_one_warning() {
     let inv = collect(&FakeOs::sample(), &Options::default());
-    let unknown: Vec<u16> =
-        inv.listeners.iter().filter(|l| l.owner_unknown).map(|l| l.port).collect();
+    let unknown: Vec<u16> = inv
+        .listeners
+        .iter()
+        .filter(|l| l.owner_unknown)
+        .map(|l| l.port)
+        .collect();
     assert_eq!(unknown, vec![68, 5353]);
     assert_eq!(inv.warnings.len(), 1);
     assert_eq!(
@@ -100,23 +130,63 @@ fn unreadable_owners_are_unknown_with_one_warning() {
 #[test]
 fn filters() {
     let os = FakeOs::sample();
-    let tcp = collect(&os, &Options { tcp: true, ..Options::default() });
+    let tcp = collect(
+        &os,
+        &Options {
+            tcp: true,
+            ..Options::default()
+        },
+    );
     assert!(tcp.listeners.iter().all(|l| l.protocol == Proto::Tcp));
     assert_eq!(tcp.listeners.len(), 8);
-    let udp = collect(&os, &Options { udp: true, ..Options::default() });
-    assert_eq!(ports(&udp), vec![(Proto::Udp, 68), (Proto::Udp, 5353), (Proto::Udp, 53)]);
+    let udp = collect(
+        &os,
+        &Options {
+            udp: true,
+            ..Options::default()
+        },
+    );
+    assert_eq!(
+        ports(&udp),
+        vec![(Proto::Udp, 68), (Proto::Udp, 5353), (Proto::Udp, 53)]
+    );
     let p = collect(
         &os,
-        &Options { ports: vec!["50-80".parse().unwrap()], ..Options::default() },
+        &Options {
+            ports: vec!["50-80".parse().unwrap()],
+            ..Options::default()
+        },
     );
     assert_eq!(
         ports(&p),
-        vec![(Proto::Tcp, 80), (Proto::Udp, 68), (Proto::Tcp, 53), (Proto::Udp, 53)]
+        vec![
+            (Proto::Tcp, 80),
+            (Proto::Udp, 68),
+            (Proto::Tcp, 53),
+            (Proto::Udp, 53)
+        ]
     );
-    let exposed = collect(&os, &Options { exposed: true, ..Options::default() });
-    assert!(exposed.listeners.iter().all(|l| l.exposure != Exposure::Loopback));
+    let exposed = collect(
+        &os,
+        &Options {
+            exposed: true,
+            ..Options::default()
+        },
+    );
+    assert!(
+        exposed
+            .listeners
+            .iter()
+            .all(|l| l.exposure != Exposure::Loopback)
+    );
     assert_eq!(exposed.listeners.len(), 7);
-    let v6 = collect(&os, &Options { ipv6: true, ..Options::default() });
+    let v6 = collect(
+        &os,
+        &Options {
+            ipv6: true,
+            ..Options::default()
+        },
+    );
     assert!(v6.listeners.iter().all(|l| l.family == Family::V6));
     assert_eq!(v6.listeners.len(), 4);
     for (want, expect) in [
@@ -128,7 +198,13 @@ fn filters() {
         ("postgresql@16-main", vec![5432]),
         ("nobody-here", vec![]),
     ] {
-        let inv = collect(&os, &Options { process: Some(want.into()), ..Options::default() });
+        let inv = collect(
+            &os,
+            &Options {
+                process: Some(want.into()),
+                ..Options::default()
+            },
+        );
         let got: Vec<u16> = inv.listeners.iter().map(|l| l.port).collect();
         assert_eq!(got, expect, "--process {want}");
     }
@@ -142,7 +218,13 @@ fn connected_udp_only_with_all() {
     s.remote = Some(("198.18.0.2".parse().unwrap(), 53));
     os.add("host", s, &[]);
     assert!(collect(&os, &Options::default()).listeners.is_empty());
-    let all = collect(&os, &Options { all: true, ..Options::default() });
+    let all = collect(
+        &os,
+        &Options {
+            all: true,
+            ..Options::default()
+        },
+    );
     assert_eq!(all.listeners.len(), 1);
     assert_eq!(all.listeners[0].remote.as_deref(), Some("198.18.0.2:53"));
 }
@@ -153,14 +235,35 @@ fn namespaces_label_rows() {
     os.add_namespace("blue", 77);
     os.add("host", sock(Proto::Tcp, "0.0.0.0", 80, None, 0, 1), &[]);
     os.add("blue", sock(Proto::Tcp, "0.0.0.0", 80, None, 0, 2), &[]);
-    let all = collect(&os, &Options { netns: NetnsChoice::All, ..Options::default() });
-    let labels: Vec<(&str, u64)> =
-        all.listeners.iter().map(|l| (l.netns.as_str(), l.netns_inode)).collect();
+    let all = collect(
+        &os,
+        &Options {
+            netns: NetnsChoice::All,
+            ..Options::default()
+        },
+    );
+    let labels: Vec<(&str, u64)> = all
+        .listeners
+        .iter()
+        .map(|l| (&*l.netns, l.netns_inode))
+        .collect();
     assert_eq!(labels, vec![("blue", 77), ("host", 4026531840)]);
-    let blue = collect(&os, &Options { netns: NetnsChoice::Named("blue".into()), ..Options::default() });
+    let blue = collect(
+        &os,
+        &Options {
+            netns: NetnsChoice::Named("blue".into()),
+            ..Options::default()
+        },
+    );
     assert_eq!(blue.listeners.len(), 1);
     assert!(matches!(
-        Inventory::collect_with(&os, &Options { netns: NetnsChoice::Named("red".into()), ..Options::default() }),
+        Inventory::collect_with(
+            &os,
+            &Options {
+                netns: NetnsChoice::Named("red".into()),
+                ..Options::default()
+            }
+        ),
         Err(Error::NoSuchNetns { .. })
     ));
 }
@@ -182,18 +285,31 @@ fn proc_sockets_get_options_from_the_socket() {
 #[test]
 fn socket_unit_matching() {
     let units = vec![
-        SocketUnitListen { unit: "a.socket".into(), protocol: Proto::Tcp, address: None, port: 80 },
+        SocketUnitListen {
+            unit: "a.socket".into(),
+            protocol: Proto::Tcp,
+            address: None,
+            port: 80,
+        },
         SocketUnitListen {
             unit: "b.socket".into(),
             protocol: Proto::Tcp,
             address: Some("127.0.0.1".parse().unwrap()),
             port: 80,
         },
-        SocketUnitListen { unit: "c.socket".into(), protocol: Proto::Udp, address: None, port: 80 },
+        SocketUnitListen {
+            unit: "c.socket".into(),
+            protocol: Proto::Udp,
+            address: None,
+            port: 80,
+        },
     ];
     let f = |p, a: &str, port| find_socket_unit(&units, p, a.parse::<IpAddr>().unwrap(), port);
     assert_eq!(f(Proto::Tcp, "127.0.0.1", 80).as_deref(), Some("b.socket"));
-    assert_eq!(f(Proto::Tcp, "::ffff:127.0.0.1", 80).as_deref(), Some("b.socket"));
+    assert_eq!(
+        f(Proto::Tcp, "::ffff:127.0.0.1", 80).as_deref(),
+        Some("b.socket")
+    );
     assert_eq!(f(Proto::Tcp, "::", 80).as_deref(), Some("a.socket"));
     assert_eq!(f(Proto::Udp, "0.0.0.0", 80).as_deref(), Some("c.socket"));
     assert_eq!(f(Proto::Udp, "0.0.0.0", 81), None);
@@ -215,14 +331,20 @@ fn socket_unit_files() {
             (Proto::Udp, Some("127.0.0.53".parse().unwrap()), 53),
         ]
     );
-    let reset = owners::parse_socket_unit("y.socket", "[Socket]\nListenStream=80\nListenStream=\nListenStream=81\n");
+    let reset = owners::parse_socket_unit(
+        "y.socket",
+        "[Socket]\nListenStream=80\nListenStream=\nListenStream=81\n",
+    );
     assert_eq!(reset.iter().map(|u| u.port).collect::<Vec<_>>(), vec![81]);
 }
 
 #[test]
 fn cgroup_units() {
     let u = owners::unit_from_cgroup;
-    assert_eq!(u("0::/system.slice/ssh.service\n").as_deref(), Some("ssh.service"));
+    assert_eq!(
+        u("0::/system.slice/ssh.service\n").as_deref(),
+        Some("ssh.service")
+    );
     assert_eq!(
         u("0::/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service\n").as_deref(),
         Some("foo.service")
@@ -254,7 +376,10 @@ fn socket_inode_links() {
     assert_eq!(owners::socket_inode(b"socket:[]"), None);
     assert_eq!(owners::socket_inode(b"socket:[12a]"), None);
     assert_eq!(owners::socket_inode(b"pipe:[12]"), None);
-    assert_eq!(owners::socket_inode(b"socket:[99999999999999999999999]"), None);
+    assert_eq!(
+        owners::socket_inode(b"socket:[99999999999999999999999]"),
+        None
+    );
 }
 
 #[test]
@@ -265,10 +390,16 @@ fn netlink_dump_round_trip() {
     let mut buf = diag::encode(&a, 1);
     buf.extend(diag::encode(&b, 1));
     let mut out = Vec::new();
-    assert_eq!(diag::parse(&buf, Proto::Tcp, &mut out), Ok(diag::Progress::More));
+    assert_eq!(
+        diag::parse(&buf, Proto::Tcp, &mut out),
+        Ok(diag::Progress::More)
+    );
     assert_eq!(out, vec![a, b]);
     let mut out = Vec::new();
-    assert_eq!(diag::parse(&diag::encode_done(1), Proto::Tcp, &mut out), Ok(diag::Progress::Done));
+    assert_eq!(
+        diag::parse(&diag::encode_done(1), Proto::Tcp, &mut out),
+        Ok(diag::Progress::Done)
+    );
 }
 
 #[test]
@@ -281,7 +412,10 @@ fn netlink_errors_and_short_messages() {
     err.extend_from_slice(&(-2i32).to_ne_bytes());
     err.extend_from_slice(&[0; 16]);
     let mut out = Vec::new();
-    assert_eq!(diag::parse(&err, Proto::Tcp, &mut out), Ok(diag::Progress::Error(2)));
+    assert_eq!(
+        diag::parse(&err, Proto::Tcp, &mut out),
+        Ok(diag::Progress::Error(2))
+    );
     // A message cut short, a length below the header, a body shorter than inet_diag_msg.
     let full = diag::encode(&sock(Proto::Udp, "0.0.0.0", 53, None, 0, 1), 1);
     assert!(matches!(
@@ -314,7 +448,8 @@ fn proc_net_lines() {
     assert_eq!(out[0].address, "::1".parse::<IpAddr>().unwrap());
     assert_eq!(out[0].port, 631);
     assert_eq!(out[0].v6only, None);
-    let err = procnet::parse("h\n 0: zz:0 00:0 0A\n", Proto::Tcp, Family::V4, &mut out).unwrap_err();
+    let err =
+        procnet::parse("h\n 0: zz:0 00:0 0A\n", Proto::Tcp, Family::V4, &mut out).unwrap_err();
     assert_eq!(err.line, 2);
 }
 
@@ -330,33 +465,35 @@ fn arb_socket() -> impl Strategy<Value = RawSocket> {
         any::<bool>(),
         (any::<[u8; 16]>(), any::<u16>()),
     )
-        .prop_map(|(protocol, v6, a, port, uid, inode, v6only, connected, (ra, rp))| {
-            let (family, address, remote) = if v6 {
-                (Family::V6, IpAddr::from(a), IpAddr::from(ra))
-            } else {
-                let v4 = |b: [u8; 16]| IpAddr::from([b[0], b[1], b[2], b[3]]);
-                (Family::V4, v4(a), v4(ra))
-            };
-            let state = match protocol {
-                Proto::Udp if connected => State::Connected,
-                Proto::Udp => State::Unconnected,
-                _ => State::Listen,
-            };
-            RawSocket {
-                protocol,
-                family,
-                state,
-                address,
-                port,
-                remote: (state == State::Connected).then_some((remote, rp)),
-                v6only: if v6 { Some(v6only) } else { Some(false) },
-                ifindex: 0,
-                interface: None,
-                uid,
-                inode: u64::from(inode),
-                from_proc: false,
-            }
-        })
+        .prop_map(
+            |(protocol, v6, a, port, uid, inode, v6only, connected, (ra, rp))| {
+                let (family, address, remote) = if v6 {
+                    (Family::V6, IpAddr::from(a), IpAddr::from(ra))
+                } else {
+                    let v4 = |b: [u8; 16]| IpAddr::from([b[0], b[1], b[2], b[3]]);
+                    (Family::V4, v4(a), v4(ra))
+                };
+                let state = match protocol {
+                    Proto::Udp if connected => State::Connected,
+                    Proto::Udp => State::Unconnected,
+                    _ => State::Listen,
+                };
+                RawSocket {
+                    protocol,
+                    family,
+                    state,
+                    address,
+                    port,
+                    remote: (state == State::Connected).then_some((remote, rp)),
+                    v6only: if v6 { Some(v6only) } else { Some(false) },
+                    ifindex: 0,
+                    interface: None,
+                    uid,
+                    inode: u64::from(inode),
+                    from_proc: false,
+                }
+            },
+        )
 }
 
 proptest! {

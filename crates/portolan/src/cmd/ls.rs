@@ -1,8 +1,10 @@
 //! `portolan ls`: the listening sockets of this host.
 
+use std::collections::HashMap;
 use std::io::{self, BufWriter, Write};
-use std::net::IpAddr;
 use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::Arc;
 
 use portolan_inventory::{Exposure, Family, Inventory, Listener, NetnsChoice, Options, Source};
 
@@ -125,16 +127,16 @@ fn write_csv(w: &mut dyn Write, listeners: &[Listener]) -> io::Result<()> {
                 l.port.to_string(),
                 l.v6only.map(|b| b.to_string()).unwrap_or_default(),
                 l.exposure.as_str().to_string(),
-                l.service.clone().unwrap_or_default(),
+                l.service.unwrap_or_default().to_string(),
                 l.category.as_str().to_string(),
                 l.state.as_str().to_string(),
-                l.interface.clone().unwrap_or_default(),
-                l.netns.clone(),
+                l.interface.as_deref().unwrap_or_default().to_string(),
+                l.netns.to_string(),
                 l.inode.to_string(),
                 l.uid.to_string(),
-                l.user.clone().unwrap_or_default(),
+                l.user.as_deref().unwrap_or_default().to_string(),
                 l.socket_activated.to_string(),
-                l.socket_unit.clone().unwrap_or_default(),
+                l.socket_unit.as_deref().unwrap_or_default().to_string(),
                 l.owner_unknown.to_string(),
                 join(&|o| o.pid.to_string()),
                 join(&|o| o.name.clone()),
@@ -188,17 +190,18 @@ fn ip_versions(l: &Listener) -> &'static str {
     }
 }
 
-fn address(l: &Listener) -> String {
-    let mut s = match l.address {
-        IpAddr::V6(a) if a.is_unspecified() => "*".to_string(),
-        IpAddr::V4(a) if a.is_unspecified() => "*".to_string(),
-        a => a.to_string(),
-    };
+/// `*` for a wildcard address, then `%IFACE` when bound to an interface.
+fn address(l: &Listener, s: &mut String) {
+    use std::fmt::Write as _;
+    if l.address.is_unspecified() {
+        s.push('*');
+    } else {
+        let _ = write!(s, "{}", l.address);
+    }
     if let Some(i) = &l.interface {
         s.push('%');
         s.push_str(i);
     }
-    s
 }
 
 /// `nginx[900,901] python3[77]`: owners grouped by name; `?` when unknown, `-` for none.
@@ -207,7 +210,7 @@ fn processes(l: &Listener) -> String {
         return if l.owner_unknown { "?" } else { "-" }.to_string();
     }
     let mut groups: Vec<(&str, Vec<u32>)> = Vec::new();
-    for o in &l.processes {
+    for o in l.processes.iter() {
         match groups.iter_mut().find(|(n, _)| *n == o.name) {
             Some((_, pids)) => pids.push(o.pid),
             None => groups.push((&o.name, vec![o.pid])),
@@ -252,11 +255,55 @@ fn user(l: &Listener) -> String {
             .clone()
             .or_else(|| o.uid.map(|u| u.to_string()))
             .unwrap_or_default(),
-        None => l.user.clone().unwrap_or_else(|| l.uid.to_string()),
+        None => l
+            .user
+            .as_deref()
+            .map_or_else(|| l.uid.to_string(), str::to_string),
     }
 }
 
-fn cell(l: &Listener, c: Col, first_of_group: bool, buf: &mut String) {
+/// The owner cells (process, user, unit, command) of a row, computed once per distinct
+/// owner list: on a host with 100,000 sockets there are only a few.
+#[derive(Default)]
+struct OwnerCells {
+    cache: HashMap<(usize, bool, u32), Rc<[String; 4]>>,
+}
+
+impl OwnerCells {
+    fn get(&mut self, l: &Listener) -> Rc<[String; 4]> {
+        let key = (
+            Arc::as_ptr(&l.processes) as *const () as usize,
+            l.owner_unknown,
+            l.uid,
+        );
+        if l.processes.is_empty() {
+            // The empty list is not shared, so key on the socket's uid alone.
+            let key = (0, l.owner_unknown, l.uid);
+            return Rc::clone(
+                self.cache
+                    .entry(key)
+                    .or_insert_with(|| Rc::new([processes(l), user(l), unit(l), command(l)])),
+            );
+        }
+        Rc::clone(
+            self.cache
+                .entry(key)
+                .or_insert_with(|| Rc::new([processes(l), user(l), unit(l), command(l)])),
+        )
+    }
+}
+
+fn command(l: &Listener) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for o in l.processes.iter() {
+        if !seen.contains(&o.cmdline.as_str()) {
+            seen.push(&o.cmdline);
+        }
+    }
+    seen.join(" | ")
+}
+
+fn cell(l: &Listener, c: Col, first_of_group: bool, owners: &mut OwnerCells, buf: &mut String) {
     buf.clear();
     match c {
         Col::Exposure => {
@@ -265,29 +312,18 @@ fn cell(l: &Listener, c: Col, first_of_group: bool, buf: &mut String) {
             }
         }
         Col::Proto => buf.push_str(l.protocol.as_str()),
-        Col::Address => buf.push_str(&address(l)),
-        Col::Port => buf.push_str(&l.port.to_string()),
+        Col::Address => address(l, buf),
+        Col::Port => {
+            use std::fmt::Write as _;
+            let _ = write!(buf, "{}", l.port);
+        }
         Col::Ip => buf.push_str(ip_versions(l)),
         Col::Service => buf.push_str(l.service.as_deref().unwrap_or("-")),
-        Col::Process => buf.push_str(&processes(l)),
-        Col::User => buf.push_str(&user(l)),
-        Col::Unit => buf.push_str(&unit(l)),
+        Col::Process => buf.push_str(&owners.get(l)[0]),
+        Col::User => buf.push_str(&owners.get(l)[1]),
+        Col::Unit => buf.push_str(&owners.get(l)[2]),
         Col::Netns => buf.push_str(&l.netns),
-        Col::Command => {
-            let mut seen = Vec::new();
-            for o in &l.processes {
-                if !seen.contains(&&o.cmdline) {
-                    seen.push(&o.cmdline);
-                }
-            }
-            buf.push_str(
-                &seen
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" | "),
-            );
-        }
+        Col::Command => buf.push_str(&owners.get(l)[3]),
     }
 }
 
@@ -327,9 +363,10 @@ fn write_table(w: &mut dyn Write, listeners: &[Listener], view: &View) -> io::Re
     let first = |i: usize| i == 0 || listeners[i - 1].exposure != listeners[i].exposure;
     let mut width: Vec<usize> = cols.iter().map(|c| c.header().len()).collect();
     let mut buf = String::new();
+    let mut owners = OwnerCells::default();
     for (i, l) in listeners.iter().enumerate() {
         for (k, &c) in cols.iter().enumerate() {
-            cell(l, c, first(i), &mut buf);
+            cell(l, c, first(i), &mut owners, &mut buf);
             width[k] = width[k].max(buf.chars().count());
         }
     }
@@ -359,7 +396,7 @@ fn write_table(w: &mut dyn Write, listeners: &[Listener], view: &View) -> io::Re
         }
         line.clear();
         for (k, &c) in cols.iter().enumerate() {
-            cell(l, c, first(i), &mut buf);
+            cell(l, c, first(i), &mut owners, &mut buf);
             push(&mut line, k, &buf);
         }
         let text = line.trim_end();

@@ -318,7 +318,7 @@ fn cell(l: &Listener, c: Col, first_of_group: bool, owners: &mut OwnerCells, buf
             let _ = write!(buf, "{}", l.port);
         }
         Col::Ip => buf.push_str(ip_versions(l)),
-        Col::Service => buf.push_str(l.service.as_deref().unwrap_or("-")),
+        Col::Service => buf.push_str(l.service.unwrap_or("-")),
         Col::Process => buf.push_str(&owners.get(l)[0]),
         Col::User => buf.push_str(&owners.get(l)[1]),
         Col::Unit => buf.push_str(&owners.get(l)[2]),

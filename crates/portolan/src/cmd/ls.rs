@@ -412,5 +412,4 @@ fn write_table(w: &mut dyn Write, listeners: &[Listener], view: &View) -> io::Re
 }
 
 #[cfg(test)]
-#[cfg(any())]
 mod tests;

@@ -1,7 +1,7 @@
 //! A fake [`Os`] made of plain data, for tests of code that uses the inventory (rendering,
 //! audit) without root or a kernel.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use portolan_registry::Proto;
 
 use crate::{
-    Error, Family, NetnsChoice, NetnsInfo, Os, Owner, OwnerScan, RawSocket, SocketQuery,
+    Error, Family, InodeSet, NetnsChoice, NetnsInfo, Os, Owner, OwnerScan, RawSocket, SocketQuery,
     SocketTable, SocketUnitListen, State, owner_set,
 };
 
@@ -276,7 +276,7 @@ impl Os for FakeOs {
         })
     }
 
-    fn owners(&self, inodes: &HashSet<u64>, handles: bool) -> OwnerScan {
+    fn owners(&self, inodes: &InodeSet, handles: bool) -> OwnerScan {
         OwnerScan {
             owners: self
                 .owners

@@ -260,9 +260,9 @@ pub struct SocketTable {
 pub struct OwnerScan {
     /// Each inode's owners, daemons before systemd (see [`owner_set`]); sockets with the
     /// same owners share one list.
-    pub owners: HashMap<u64, Owners>,
+    pub owners: InodeMap<Owners>,
     /// One `(pid, fd)` that holds each inode (only when asked for).
-    pub handles: HashMap<u64, (u32, i32)>,
+    pub handles: InodeMap<(u32, i32)>,
     /// Processes whose file descriptors could not be read, and why.
     pub unreadable: Vec<(u32, std::io::ErrorKind)>,
 }
@@ -284,7 +284,7 @@ pub trait Os {
     fn sockets(&self, ns: &NetnsInfo, query: &SocketQuery) -> Result<SocketTable, Error>;
     /// The processes holding each of `inodes`, and a `(pid, fd)` handle for each when
     /// `handles` is set.
-    fn owners(&self, inodes: &HashSet<u64>, handles: bool) -> OwnerScan;
+    fn owners(&self, inodes: &InodeSet, handles: bool) -> OwnerScan;
     /// The listening addresses of systemd's `.socket` units.
     fn socket_units(&self) -> Vec<SocketUnitListen>;
     /// The name of user `uid`.
@@ -293,6 +293,33 @@ pub trait Os {
     /// (used when `/proc/net` could not tell them).
     fn socket_options(&self, pid: u32, fd: i32) -> Option<(Option<bool>, Option<Arc<str>>)>;
 }
+
+/// A fast hasher for inode numbers (a multiply, as in rustc's FxHash): the maps keyed by
+/// inode see every socket of the host, and SipHash's resistance to flooding is not needed
+/// for numbers the kernel hands out.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct InodeHasher(u64);
+
+impl std::hash::Hasher for InodeHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// A set of socket inodes.
+pub type InodeSet = HashSet<u64, std::hash::BuildHasherDefault<InodeHasher>>;
+/// A map keyed by socket inode.
+pub type InodeMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<InodeHasher>>;
 
 /// The owners of one socket, shared by every socket with the same owners.
 pub type Owners = Arc<[Arc<Owner>]>;
@@ -429,7 +456,7 @@ impl Inventory {
             sockets.retain(|s| keep_socket(s, &query, opts));
             tables.push(sockets);
         }
-        let inodes: HashSet<u64> = tables
+        let inodes: InodeSet = tables
             .iter()
             .flatten()
             .map(|s| s.inode)
@@ -457,7 +484,7 @@ impl Inventory {
             let mut taken = 0usize;
             while let Some(mut s) = table.pop() {
                 taken += 1;
-                if taken % 8192 == 0 {
+                if taken % 16384 == 0 {
                     table.shrink_to_fit();
                 }
                 if s.from_proc {
@@ -526,7 +553,8 @@ impl Inventory {
         if unknown > 0 {
             warnings.push(unreadable_warning(unknown, &scan.unreadable));
         }
-        listeners.sort_by(|a, b| {
+        // Unstable sort: no extra buffer, and the keys end with the unique inode.
+        listeners.sort_unstable_by(|a, b| {
             b.exposure
                 .cmp(&a.exposure)
                 .then(a.protocol.cmp(&b.protocol))

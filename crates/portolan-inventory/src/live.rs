@@ -1,6 +1,6 @@
 //! The live operating system.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::BufReader;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -9,8 +9,8 @@ use portolan_registry::Proto;
 
 use crate::diag::{self, DiagSocket};
 use crate::{
-    Error, Family, NetnsChoice, NetnsInfo, Os, OwnerScan, RawSocket, SocketQuery, SocketTable,
-    SocketUnitListen, Source, netns, owners, procnet,
+    Error, Family, InodeSet, NetnsChoice, NetnsInfo, Os, OwnerScan, RawSocket, SocketQuery,
+    SocketTable, SocketUnitListen, Source, netns, owners, procnet,
 };
 
 /// The real system: netlink, `/proc`, `/run/netns`, `/etc/passwd`, systemd unit files.
@@ -128,7 +128,7 @@ impl Os for LiveOs {
         netns::run_in(ns.path.as_deref(), || read_sockets(query))
     }
 
-    fn owners(&self, inodes: &HashSet<u64>, handles: bool) -> OwnerScan {
+    fn owners(&self, inodes: &InodeSet, handles: bool) -> OwnerScan {
         owners::scan(inodes, handles, &|uid| self.user_name(uid))
     }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use portolan_registry::Proto;
 use serde::Serialize;
 
-use crate::{OwnerScan, Owners, SocketUnitListen, owner_set};
+use crate::{InodeMap, InodeSet, OwnerScan, Owners, SocketUnitListen, owner_set};
 
 /// A process that holds a socket (threads are folded into their process).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -210,8 +210,8 @@ impl Drop for Dir {
     }
 }
 
-/// The `(socket inode, fd)` pairs among `wanted` that process `pid` holds.
-fn socket_fds(pid: u32, wanted: &HashSet<u64>, out: &mut Vec<(u64, i32)>) -> io::Result<()> {
+/// The `(socket inode, 0, fd)` triples among `wanted` that process `pid` holds.
+fn socket_fds(pid: u32, wanted: &InodeSet, out: &mut Vec<(u64, u32, i32)>) -> io::Result<()> {
     let path = CString::new(format!("/proc/{pid}/fd")).map_err(io::Error::other)?;
     // SAFETY: path is a valid C string.
     let dir = unsafe { libc::opendir(path.as_ptr()) };
@@ -247,7 +247,7 @@ fn socket_fds(pid: u32, wanted: &HashSet<u64>, out: &mut Vec<(u64, i32)>) -> io:
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(-1);
-            out.push((inode, fd));
+            out.push((inode, 0, fd));
         }
     }
 }
@@ -310,28 +310,60 @@ enum Pids {
 /// One walk of `/proc/*/fd`: the owners of every inode in `wanted`, a `(pid, fd)` handle
 /// per inode when `handles` is set, and the processes that could not be read. Processes
 /// that vanish are skipped.
-pub fn scan(
-    wanted: &HashSet<u64>,
-    handles: bool,
-    users: &dyn Fn(u32) -> Option<String>,
-) -> OwnerScan {
+pub fn scan(wanted: &InodeSet, handles: bool, users: &dyn Fn(u32) -> Option<String>) -> OwnerScan {
     let mut scan = OwnerScan::default();
     let Ok(pids) = pids() else {
         return scan;
     };
-    let mut found = Vec::new();
-    let mut by_inode: HashMap<u64, Pids> = HashMap::with_capacity(wanted.len());
-    for pid in pids {
-        found.clear();
-        match socket_fds(pid, wanted, &mut found) {
-            Ok(()) => {}
-            Err(e) if gone(&e) => continue,
-            Err(e) => {
-                scan.unreadable.push((pid, e.kind()));
-                continue;
+    // The walk is mostly system calls, so it is split over a few threads that take pids
+    // from a shared counter; each returns what it found, in pid order per thread.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
+        .min(pids.len().div_ceil(64).max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let walk = || {
+        let mut found = Vec::new();
+        let mut unreadable = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(&pid) = pids.get(i) else {
+                break;
+            };
+            let before = found.len();
+            match socket_fds(pid, wanted, &mut found) {
+                Ok(()) => {}
+                Err(e) if gone(&e) => found.truncate(before),
+                Err(e) => {
+                    found.truncate(before);
+                    unreadable.push((pid, e.kind()));
+                }
+            }
+            for f in &mut found[before..] {
+                f.1 = pid;
             }
         }
-        for &(inode, fd) in &found {
+        (found, unreadable)
+    };
+    let mut results = Vec::with_capacity(threads);
+    if threads == 1 {
+        results.push(walk());
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads).map(|_| s.spawn(walk)).collect();
+            for h in handles {
+                match h.join() {
+                    Ok(r) => results.push(r),
+                    Err(p) => std::panic::resume_unwind(p),
+                }
+            }
+        });
+    }
+    let mut by_inode: InodeMap<Pids> = InodeMap::default();
+    by_inode.reserve(wanted.len());
+    for (found, unreadable) in results {
+        scan.unreadable.extend(unreadable);
+        for (inode, pid, fd) in found {
             match by_inode.get_mut(&inode) {
                 None => {
                     by_inode.insert(inode, Pids::One(pid));
@@ -340,7 +372,7 @@ pub fn scan(
                     let first = *p;
                     by_inode.insert(inode, Pids::Many(vec![first, pid]));
                 }
-                Some(Pids::Many(v)) if v.last() != Some(&pid) => v.push(pid),
+                Some(Pids::Many(v)) if !v.contains(&pid) => v.push(pid),
                 Some(_) => {}
             }
             if handles {
@@ -348,6 +380,7 @@ pub fn scan(
             }
         }
     }
+    scan.unreadable.sort_unstable_by_key(|u| u.0);
     // Each process is read once, and sockets with the same owners share one list.
     let mut procs: HashMap<u32, Option<Arc<Owner>>> = HashMap::new();
     let mut sets: HashMap<Vec<u32>, Option<Owners>> = HashMap::new();

@@ -42,7 +42,11 @@ mean() { # mean seconds of command N in a hyperfine JSON export
   python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][int(sys.argv[2])]['mean'])" "$1" "$2"
 }
 
-printf '%-7s %-22s %10s %10s %10s\n' sockets command "mean ms" "RSS MiB" ratio
+cpu() { # mean CPU seconds (user + system) of command N
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][int(sys.argv[2])]; print(r['user']+r['system'])" "$1" "$2"
+}
+
+printf '%-7s %-22s %10s %10s %10s %10s\n' sockets command "mean ms" "cpu ms" "RSS MiB" ratio
 for n in "${sizes[@]}"; do
   ns="pi-bench-$$-$n"
   ip netns add "$ns"
@@ -67,11 +71,11 @@ for n in "${sizes[@]}"; do
   rs=$(peak_kib ip netns exec "$ns" ss -tulnp)
   rl=$(peak_kib ip netns exec "$ns" lsof -nP -i)
   rd=$(peak_kib "$bin" ls --netns "$ns")
-  row() { python3 -c "import sys; print('%-7s %-22s %10.1f %10.1f %10s' % (sys.argv[1], sys.argv[2], float(sys.argv[3])*1000, int(sys.argv[4])/1024, sys.argv[5]))" "$@"; }
-  row "$((2 * n))" "portolan ls" "$p" "$rp" "1"
-  row "$((2 * n))" "ss -tulnp" "$s" "$rs" "$(python3 -c "print('%.3f' % ($p/$s))")"
-  row "$((2 * n))" "lsof -nP -i" "$l" "$rl" "$(python3 -c "print('%.3f' % ($p/$l))")"
-  row "$((2 * n))" "portolan ls --netns" "$d" "$rd" "-"
+  row() { python3 -c "import sys; print('%-7s %-22s %10.1f %10.1f %10.1f %10s' % (sys.argv[1], sys.argv[2], float(sys.argv[3])*1000, float(sys.argv[4])*1000, int(sys.argv[5])/1024, sys.argv[6]))" "$@"; }
+  row "$((2 * n))" "portolan ls" "$p" "$(cpu "$tmp/h.json" 0)" "$rp" "1"
+  row "$((2 * n))" "ss -tulnp" "$s" "$(cpu "$tmp/h.json" 1)" "$rs" "$(python3 -c "print('%.3f' % ($p/$s))")"
+  row "$((2 * n))" "lsof -nP -i" "$l" "$(cpu "$tmp/h.json" 2)" "$rl" "$(python3 -c "print('%.3f' % ($p/$l))")"
+  row "$((2 * n))" "portolan ls --netns" "$d" "$(cpu "$tmp/h.json" 3)" "$rd" "-"
   echo "         portolan/ss = $(python3 -c "print('%.3f' % ($p/$s))")x  portolan/lsof = $(python3 -c "print('%.3f' % ($p/$l))")x"
 
   kill "$holder" 2>/dev/null || true

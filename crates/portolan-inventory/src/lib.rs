@@ -438,6 +438,7 @@ impl Inventory {
         let many = namespaces.len() > 1;
         let mut tables: Vec<Vec<RawSocket>> = Vec::with_capacity(namespaces.len());
         let mut warnings = Vec::new();
+        let mut skipped: Vec<(String, Error)> = Vec::new();
         for ns in &namespaces {
             let mut sockets = match os.sockets(ns, &query) {
                 Ok(t) => t.sockets,
@@ -447,7 +448,7 @@ impl Inventory {
                     if !matches!(&e, Error::OpenNetns { source, .. }
                         if source.kind() == std::io::ErrorKind::NotFound)
                     {
-                        warnings.push(format!("skipped namespace {}: {e}", ns.label));
+                        skipped.push((ns.label.clone(), e));
                     }
                     Vec::new()
                 }
@@ -455,6 +456,15 @@ impl Inventory {
             };
             sockets.retain(|s| keep_socket(s, &query, opts));
             tables.push(sockets);
+        }
+        // One line for all the namespaces that could not be read (without root, that is
+        // every one but the current).
+        if let Some((label, e)) = skipped.first() {
+            warnings.push(if skipped.len() == 1 {
+                format!("skipped namespace {label}: {e}")
+            } else {
+                format!("skipped {} namespaces ({label} and others): {e}", skipped.len())
+            });
         }
         let inodes: InodeSet = tables
             .iter()

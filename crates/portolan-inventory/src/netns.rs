@@ -153,6 +153,14 @@ pub fn resolve(choice: &NetnsChoice) -> Result<Vec<NetnsInfo>, Error> {
                     path: Some(Path::new(NETNS_DIR).join(name)),
                 });
             }
+            // The namespace this thread is in is read without entering it (which needs
+            // privileges even when it is the same one).
+            let current = inode(Path::new("/proc/thread-self/ns/net")).ok();
+            for ns in &mut out {
+                if Some(ns.inode) == current {
+                    ns.path = None;
+                }
+            }
             let mut rest: Vec<(u32, u64)> = procs
                 .into_iter()
                 .filter(|(ino, _)| Some(*ino) != host && !named.values().any(|i| i == ino))
@@ -163,7 +171,7 @@ pub fn resolve(choice: &NetnsChoice) -> Result<Vec<NetnsInfo>, Error> {
                 out.push(NetnsInfo {
                     label: format!("pid:{pid}"),
                     inode: ino,
-                    path: Some(format!("/proc/{pid}/ns/net").into()),
+                    path: (Some(ino) != current).then(|| format!("/proc/{pid}/ns/net").into()),
                 });
             }
             Ok(out)

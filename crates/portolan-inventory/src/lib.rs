@@ -463,7 +463,10 @@ impl Inventory {
             warnings.push(if skipped.len() == 1 {
                 format!("skipped namespace {label}: {e}")
             } else {
-                format!("skipped {} namespaces ({label} and others): {e}", skipped.len())
+                format!(
+                    "skipped {} namespaces ({label} and others): {e}",
+                    skipped.len()
+                )
             });
         }
         let inodes: InodeSet = tables

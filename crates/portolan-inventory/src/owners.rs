@@ -155,22 +155,47 @@ fn parse_listen_value(v: &str) -> Option<(Option<IpAddr>, u16)> {
     Some((Some(addr.parse().ok()?), port))
 }
 
-/// Where systemd looks for unit files, most specific first.
-pub const UNIT_DIRS: [&str; 6] = [
+/// Where systemd looks for unit files, most specific first: the system manager's
+/// directories, then the user managers'.
+pub const UNIT_DIRS: [&str; 9] = [
     "/etc/systemd/system",
     "/run/systemd/system",
     "/run/systemd/generator",
     "/usr/local/lib/systemd/system",
     "/usr/lib/systemd/system",
     "/lib/systemd/system",
+    "/etc/systemd/user",
+    "/run/systemd/user",
+    "/usr/lib/systemd/user",
 ];
 
-/// Reads every `.socket` unit in [`UNIT_DIRS`] (the first file of a name wins).
+/// The unit directories: `$SYSTEMD_UNIT_PATH` when set (colon-separated; an empty last
+/// element appends the defaults, as systemd does), else [`UNIT_DIRS`].
+pub fn unit_dirs() -> Vec<std::path::PathBuf> {
+    let defaults = || UNIT_DIRS.iter().map(std::path::PathBuf::from);
+    match std::env::var_os("SYSTEMD_UNIT_PATH") {
+        Some(p) if !p.is_empty() => {
+            let text = p.to_string_lossy().into_owned();
+            let mut dirs: Vec<std::path::PathBuf> = text
+                .split(':')
+                .filter(|d| !d.is_empty())
+                .map(Into::into)
+                .collect();
+            if text.ends_with(':') {
+                dirs.extend(defaults());
+            }
+            dirs
+        }
+        _ => defaults().collect(),
+    }
+}
+
+/// Reads every `.socket` unit in [`unit_dirs`] (the first file of a name wins).
 pub fn read_socket_units() -> Vec<SocketUnitListen> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
-    for dir in UNIT_DIRS {
-        let Ok(rd) = std::fs::read_dir(dir) else {
+    for dir in unit_dirs() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
             continue;
         };
         let mut names: Vec<_> = rd
@@ -183,7 +208,7 @@ pub fn read_socket_units() -> Vec<SocketUnitListen> {
             if !seen.insert(name.clone()) {
                 continue;
             }
-            if let Ok(text) = std::fs::read_to_string(Path::new(dir).join(&name)) {
+            if let Ok(text) = std::fs::read_to_string(dir.join(&name)) {
                 out.extend(parse_socket_unit(&name, &text));
             }
         }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Opens listening sockets for portolan's inventory tests and benchmarks, then waits.
 
-    sockets.py --ready FILE SPEC...
+    sockets.py --ready FILE [--comm NAME] SPEC...
         SPEC is PROTO:ADDR:PORT[:OPT,...] with PROTO tcp, udp, tcp6 or udp6 and ADDR an
         address (IPv6 in brackets). OPTs: v6only, dual (IPV6_V6ONLY off), reuseport,
         dev=IFACE (SO_BINDTODEVICE), share (a child process holds it too),
@@ -113,6 +113,10 @@ def child(work):
 
 def main(argv):
     raise_nofile()
+    if "--comm" in argv:
+        # The process name tests look for (PR_SET_NAME), e.g. a stand-in for systemd.
+        name = argv[argv.index("--comm") + 1].encode()[:15]
+        ctypes.CDLL(None).prctl(15, ctypes.c_char_p(name), 0, 0, 0)
     ready = argv[argv.index("--ready") + 1]
     held = []
     if "--bulk" in argv:
@@ -126,7 +130,7 @@ def main(argv):
             child(lambda s=start, c=count: open_bulk(c, addr, base + s))
     else:
         specs = [a for i, a in enumerate(argv[1:], 1) if not a.startswith("--")
-                 and argv[i - 1] != "--ready"]
+                 and argv[i - 1] not in ("--ready", "--comm")]
         opened = [open_spec(s) for s in specs]
         held = [s for s, _ in opened]
         shared = [s for s, share in opened if share]

@@ -22,6 +22,11 @@ static N: AtomicU32 = AtomicU32::new(0);
 
 /// Starts `sockets.py` with `specs` inside `ns` and waits until every socket is open.
 fn open_sockets(ns: &mut Netns, specs: &[&str]) {
+    open_sockets_as(ns, None, specs);
+}
+
+/// The same, with the process named `comm`.
+fn open_sockets_as(ns: &mut Netns, comm: Option<&str>, specs: &[&str]) {
     let ready = std::env::temp_dir().join(format!(
         "pi-ready-{}-{}",
         std::process::id(),
@@ -31,6 +36,9 @@ fn open_sockets(ns: &mut Netns, specs: &[&str]) {
     let ready_s = ready.to_string_lossy().into_owned();
     let script = script();
     let mut args = vec![script.as_str(), "--ready", ready_s.as_str()];
+    if let Some(c) = comm {
+        args.extend_from_slice(&["--comm", c]);
+    }
     args.extend_from_slice(specs);
     ns.spawn("python3", &args).unwrap();
     let start = Instant::now();
@@ -393,4 +401,37 @@ fn missing_namespace_is_an_input_error() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A socket held by a process named `systemd` is socket-activated, and its `.socket` unit
+/// is found in the unit path.
+#[test]
+fn socket_activation_names_the_unit() {
+    if !require_root("socket_activation") || !require_tool("socket_activation", "python3") {
+        return;
+    }
+    let mut ns = Netns::new("pi").unwrap();
+    open_sockets_as(
+        &mut ns,
+        Some("systemd"),
+        &["tcp6:[::]:7800:dual", "udp:0.0.0.0:7801"],
+    );
+    let units = std::env::temp_dir().join(format!("pi-units-{}", std::process::id()));
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::write(
+        units.join("pi-demo.socket"),
+        "[Unit]\nDescription=demo\n[Socket]\nListenStream=7800\nListenDatagram=0.0.0.0:7801\n",
+    )
+    .unwrap();
+    let mut c = Command::new(PORTOLAN);
+    c.args(["ls", "--json", "--netns", ns.name()])
+        .env("SYSTEMD_UNIT_PATH", &units);
+    let json = portolan(&mut c);
+    let _ = std::fs::remove_dir_all(&units);
+    assert_eq!(json.as_array().unwrap().len(), 2, "{json}");
+    for l in json.as_array().unwrap() {
+        assert_eq!(l["socket_activated"], true, "{l}");
+        assert_eq!(l["socket_unit"], "pi-demo.socket", "{l}");
+        assert_eq!(l["processes"][0]["name"], "systemd", "{l}");
+    }
 }

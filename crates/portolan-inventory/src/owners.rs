@@ -7,7 +7,6 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::sync::Arc;
 
 use portolan_registry::Proto;

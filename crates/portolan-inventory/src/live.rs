@@ -125,7 +125,7 @@ impl Os for LiveOs {
     }
 
     fn sockets(&self, ns: &NetnsInfo, query: &SocketQuery) -> Result<SocketTable, Error> {
-        netns::run_in(ns.path.as_deref(), || read_sockets(query))
+        netns::run_in(ns.path.as_deref(), ns.inode, || read_sockets(query))
     }
 
     fn owners(&self, inodes: &InodeSet, handles: bool) -> OwnerScan {

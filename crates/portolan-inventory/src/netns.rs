@@ -180,18 +180,29 @@ pub fn resolve(choice: &NetnsChoice) -> Result<Vec<NetnsInfo>, Error> {
 }
 
 /// Runs `f` inside the namespace at `path` (on a thread of its own, which enters the
-/// namespace and then ends), or right here when `path` is `None`.
+/// namespace and then ends), or right here when `path` is `None`. When `inode` is not 0
+/// the namespace must still be that one: a `/proc/PID/ns/net` whose process exited and
+/// whose pid was reused is reported as gone (`NotFound`).
 pub fn run_in<T: Send>(
     path: Option<&Path>,
+    inode: u64,
     f: impl FnOnce() -> Result<T, Error> + Send,
 ) -> Result<T, Error> {
     let Some(path) = path else {
         return f();
     };
-    let file = std::fs::File::open(path).map_err(|source| Error::OpenNetns {
+    let open_err = |source| Error::OpenNetns {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(open_err)?;
+    let ino = file.metadata().map_err(open_err)?.ino();
+    if inode != 0 && ino != inode {
+        return Err(open_err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the namespace is gone (its pid now belongs to another process)",
+        )));
+    }
     std::thread::scope(|s| {
         let handle = s.spawn(move || {
             // SAFETY: setns on an fd we hold open; it affects only this thread.

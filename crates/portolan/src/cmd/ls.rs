@@ -264,32 +264,39 @@ fn user(l: &Listener) -> String {
 
 /// The owner cells (process, user, unit, command) of a row, computed once per distinct
 /// owner list: on a host with 100,000 sockets there are only a few.
+/// Which owner list (by address), whether unknown, and the socket's uid.
+type OwnerKey = (usize, bool, u32);
+/// PROCESS, USER, UNIT and COMMAND.
+type Cells = Rc<[String; 4]>;
+
 #[derive(Default)]
 struct OwnerCells {
-    cache: HashMap<(usize, bool, u32), Rc<[String; 4]>>,
+    cache: HashMap<OwnerKey, Cells>,
+    /// The last row's cells: neighbouring rows usually share their owners.
+    last: Option<(OwnerKey, Cells)>,
 }
 
 impl OwnerCells {
-    fn get(&mut self, l: &Listener) -> Rc<[String; 4]> {
-        let key = (
-            Arc::as_ptr(&l.processes) as *const () as usize,
-            l.owner_unknown,
-            l.uid,
-        );
-        if l.processes.is_empty() {
-            // The empty list is not shared, so key on the socket's uid alone.
-            let key = (0, l.owner_unknown, l.uid);
-            return Rc::clone(
-                self.cache
-                    .entry(key)
-                    .or_insert_with(|| Rc::new([processes(l), user(l), unit(l), command(l)])),
-            );
+    fn get(&mut self, l: &Listener) -> Cells {
+        // The empty list is not shared between rows, so it is keyed on the uid alone.
+        let ptr = if l.processes.is_empty() {
+            0
+        } else {
+            Arc::as_ptr(&l.processes) as *const () as usize
+        };
+        let key = (ptr, l.owner_unknown, l.uid);
+        if let Some((k, cells)) = &self.last {
+            if *k == key {
+                return Rc::clone(cells);
+            }
         }
-        Rc::clone(
+        let cells = Rc::clone(
             self.cache
                 .entry(key)
                 .or_insert_with(|| Rc::new([processes(l), user(l), unit(l), command(l)])),
-        )
+        );
+        self.last = Some((key, Rc::clone(&cells)));
+        cells
     }
 }
 

@@ -48,7 +48,7 @@ pub struct LsArgs {
     /// Only IPv6 sockets
     #[arg(short = '6', long = "ipv6")]
     pub ipv6: bool,
-    /// Only these ports: `22`, `8000-8100`, `22,80,443` (repeatable)
+    /// Only these ports: `22`, `8000-8100`, `22,80,https` (service names too; repeatable)
     #[arg(short, long, value_name = "SPEC", value_parser = parse_ports)]
     pub port: Vec<Vec<portolan_registry::PortRange>>,
     /// Only sockets owned by this process: a name, executable file name, systemd unit, or pid
@@ -88,13 +88,29 @@ pub enum SourceArg {
     Proc,
 }
 
-/// Parses a comma-separated list of ports and ranges.
+/// Parses a comma-separated list of ports, ranges and IANA service names (`ssh`).
 fn parse_ports(s: &str) -> Result<Vec<portolan_registry::PortRange>, String> {
-    s.split(',')
-        .map(|p| {
-            p.trim()
-                .parse()
-                .map_err(|e: portolan_registry::ParseError| e.to_string())
-        })
-        .collect()
+    let mut out = Vec::new();
+    for token in s.split(',').map(str::trim) {
+        if token.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            let before = out.len();
+            for e in portolan_registry::Registry::embedded().by_name(token) {
+                if let Some(r) = e.ports {
+                    if !out.contains(&r) {
+                        out.push(r);
+                    }
+                }
+            }
+            if out.len() == before {
+                return Err(format!("unknown service name '{token}'"));
+            }
+        } else {
+            out.push(
+                token
+                    .parse()
+                    .map_err(|e: portolan_registry::ParseError| e.to_string())?,
+            );
+        }
+    }
+    Ok(out)
 }

@@ -396,11 +396,13 @@ fn missing_namespace_is_an_input_error() {
         err.contains("no network namespace named 'pi-no-such-namespace'"),
         "{err}"
     );
-    let out = Command::new(PORTOLAN)
-        .args(["ls", "--port", "80-22"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    for bad in ["80-22", "nosuchservice", "22,"] {
+        let out = Command::new(PORTOLAN)
+            .args(["ls", "--port", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--port {bad}");
+    }
 }
 
 /// A socket held by a process named `systemd` is socket-activated, and its `.socket` unit

@@ -290,6 +290,14 @@ fn gone(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
 }
 
+/// The first `max` bytes of a file (a command line can be megabytes long).
+fn read_prefix(path: &str, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?.take(max).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 /// Reads the details of process `pid`; `None` when it has vanished.
 pub fn read_owner(pid: u32, users: &dyn Fn(u32) -> Option<String>) -> Option<Owner> {
     let base = format!("/proc/{pid}");
@@ -301,10 +309,9 @@ pub fn read_owner(pid: u32, users: &dyn Fn(u32) -> Option<String>) -> Option<Own
     let exe = std::fs::read_link(format!("{base}/exe"))
         .ok()
         .map(|p| p.to_string_lossy().into_owned());
-    let cmdline = std::fs::read(format!("{base}/cmdline"))
+    let cmdline = read_prefix(&format!("{base}/cmdline"), 4096)
         .map(|b| {
-            let b = &b[..b.len().min(4096)];
-            String::from_utf8_lossy(b)
+            String::from_utf8_lossy(&b)
                 .split('\0')
                 .filter(|a| !a.is_empty())
                 .collect::<Vec<_>>()

@@ -153,6 +153,7 @@ enum Col {
     Proto,
     Address,
     Port,
+    Peer,
     Ip,
     Service,
     Process,
@@ -169,6 +170,7 @@ impl Col {
             Col::Proto => "PROTO",
             Col::Address => "ADDRESS",
             Col::Port => "PORT",
+            Col::Peer => "PEER",
             Col::Ip => "IP",
             Col::Service => "SERVICE",
             Col::Process => "PROCESS",
@@ -326,6 +328,7 @@ fn cell(l: &Listener, c: Col, first_of_group: bool, owners: &mut OwnerCells, buf
         }
         Col::Ip => buf.push_str(ip_versions(l)),
         Col::Service => buf.push_str(l.service.unwrap_or("-")),
+        Col::Peer => buf.push_str(l.remote.as_deref().unwrap_or("-")),
         Col::Process => buf.push_str(&owners.get(l)[0]),
         Col::User => buf.push_str(&owners.get(l)[1]),
         Col::Unit => buf.push_str(&owners.get(l)[2]),
@@ -363,6 +366,13 @@ fn write_table(w: &mut dyn Write, listeners: &[Listener], view: &View) -> io::Re
     ];
     if view.netns || several_ns {
         cols.insert(1, Col::Netns);
+    }
+    if listeners.iter().any(|l| l.remote.is_some()) {
+        let at = cols
+            .iter()
+            .position(|&c| c == Col::Port)
+            .map_or(0, |i| i + 1);
+        cols.insert(at, Col::Peer);
     }
     if view.wide {
         cols.push(Col::Command);

@@ -121,3 +121,27 @@ fn empty_table_prints_nothing() {
     );
     assert_eq!(json, "[]\n");
 }
+
+#[test]
+fn connected_udp_gets_a_peer_column() {
+    let mut os = FakeOs::new();
+    let resolver = owner(
+        77,
+        "dig",
+        "/usr/bin/dig",
+        "dig @198.18.0.2 example",
+        0,
+        "root",
+        None,
+    );
+    let mut s = sock(Proto::Udp, "198.18.0.1", 40000, None, 0, 5);
+    s.state = portolan_inventory::State::Connected;
+    s.remote = Some(("198.18.0.2".parse().unwrap(), 53));
+    os.add("host", s, &[&resolver]);
+    os.add("host", sock(Proto::Udp, "0.0.0.0", 53, None, 0, 6), &[]);
+    let opts = Options {
+        all: true,
+        ..Options::default()
+    };
+    insta::assert_snapshot!(render(&os, &opts, Format::Table, View::default()));
+}

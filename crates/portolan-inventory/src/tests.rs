@@ -560,3 +560,30 @@ proptest! {
         let _ = owners::socket_inode(text.as_bytes());
     }
 }
+
+#[test]
+fn vanished_processes_are_skipped() {
+    // A pid that does not exist reads as gone, not as an error.
+    assert_eq!(owners::read_owner(u32::MAX - 7, &|_| None), None);
+    // Processes that start and end during walks never show up as unreadable.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..40 {
+                if let Ok(mut c) = std::process::Command::new("true").spawn() {
+                    let _ = c.wait();
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let wanted: InodeSet = [1u64].into_iter().collect();
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let scan = owners::scan(&wanted, false, &|_| None);
+            if root {
+                assert!(scan.unreadable.is_empty(), "{:?}", scan.unreadable);
+            }
+        }
+    });
+}

@@ -437,3 +437,41 @@ fn socket_activation_names_the_unit() {
         assert_eq!(l["processes"][0]["name"], "systemd", "{l}");
     }
 }
+
+/// A namespace no `ip netns` name points at (a container's) is found through its
+/// processes and named after the lowest pid in it.
+#[test]
+fn all_netns_finds_unnamed_namespaces() {
+    if !require_root("unnamed_netns")
+        || !require_tool("unnamed_netns", "unshare")
+        || !require_tool("unnamed_netns", "python3")
+    {
+        return;
+    }
+    let ready = std::env::temp_dir().join(format!("pi-ready-unshare-{}", std::process::id()));
+    let _ = std::fs::remove_file(&ready);
+    let mut child = Command::new("unshare")
+        .args(["--net", "--", "python3", &script(), "--ready"])
+        .arg(&ready)
+        .arg("tcp:0.0.0.0:7650")
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !ready.exists() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_file(&ready);
+    let mut c = Command::new(PORTOLAN);
+    c.args(["ls", "--json", "--all-netns", "-p", "7650"]);
+    let json = portolan(&mut c);
+    let _ = child.kill();
+    let _ = child.wait();
+    let rows = json.as_array().unwrap();
+    // `unshare` execs python3, so the child's pid is the namespace's only pid.
+    let want = format!("pid:{}", child.id());
+    assert!(
+        rows.iter()
+            .any(|l| l["netns"] == want.as_str() && l["processes"][0]["pid"] == child.id()),
+        "{want} in {json}"
+    );
+}

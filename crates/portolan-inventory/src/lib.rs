@@ -414,6 +414,8 @@ pub struct Inventory {
     pub listeners: Vec<Listener>,
     /// Things the user should know (one line each), such as unreadable owners.
     pub warnings: Vec<String>,
+    /// True when some table came from `/proc/net` rather than netlink.
+    pub used_proc: bool,
 }
 
 impl Inventory {
@@ -439,9 +441,13 @@ impl Inventory {
         let mut tables: Vec<Vec<RawSocket>> = Vec::with_capacity(namespaces.len());
         let mut warnings = Vec::new();
         let mut skipped: Vec<(String, Error)> = Vec::new();
+        let mut used_proc = false;
         for ns in &namespaces {
             let mut sockets = match os.sockets(ns, &query) {
-                Ok(t) => t.sockets,
+                Ok(t) => {
+                    used_proc |= t.used_proc;
+                    t.sockets
+                }
                 // With many namespaces, one that vanished (its last process exited) or
                 // cannot be entered is skipped; a single one is an error.
                 Err(e) if many && ns.path.is_some() => {
@@ -579,6 +585,7 @@ impl Inventory {
         Ok(Inventory {
             listeners,
             warnings,
+            used_proc,
         })
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use portolan_inventory::{Exposure, Family, Inventory, Listener, NetnsChoice, Options, Source};
 
-use crate::cli::{LsArgs, SourceArg};
+use crate::cli::{LsArgs, SocketSource};
 use crate::out::{self, Format};
 
 pub fn run(args: &LsArgs) -> anyhow::Result<ExitCode> {
@@ -45,9 +45,9 @@ fn options(args: &LsArgs) -> Options {
         exposed: args.exposed,
         all: args.all,
         source: match args.source {
-            SourceArg::Auto => Source::Auto,
-            SourceArg::Netlink => Source::Netlink,
-            SourceArg::Proc => Source::Proc,
+            SocketSource::Auto => Source::Auto,
+            SocketSource::Netlink => Source::Netlink,
+            SocketSource::Proc => Source::Proc,
         },
         netns: if args.all_netns {
             NetnsChoice::All

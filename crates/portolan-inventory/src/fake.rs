@@ -302,6 +302,13 @@ impl Os for FakeOs {
         self.users.get(&uid).cloned()
     }
 
+    /// IANA's name, from the embedded registry (no `/etc/services`).
+    fn service_name(&self, port: u16, proto: Proto) -> Option<Arc<str>> {
+        portolan_registry::Registry::embedded()
+            .name_for(port, proto)
+            .map(Into::into)
+    }
+
     /// The fake's handles use the inode as the fd number.
     fn socket_options(&self, _pid: u32, fd: i32) -> Option<(Option<bool>, Option<Arc<str>>)> {
         self.options.get(&(fd as u64)).cloned()

@@ -289,6 +289,9 @@ pub trait Os {
     fn socket_units(&self) -> Vec<SocketUnitListen>;
     /// The name of user `uid`.
     fn user_name(&self, uid: u32) -> Option<String>;
+    /// The service name for a port: the live system's comes from `/etc/services` merged
+    /// with IANA's registry (as `portolan_registry::Registry::system`).
+    fn service_name(&self, port: u16, proto: Proto) -> Option<Arc<str>>;
     /// `IPV6_V6ONLY` and the bound interface of the socket that `pid` holds as `fd`
     /// (used when `/proc/net` could not tell them).
     fn socket_options(&self, pid: u32, fd: i32) -> Option<(Option<bool>, Option<Arc<str>>)>;
@@ -382,8 +385,8 @@ pub struct Listener {
     /// `IPV6_V6ONLY`: false on IPv4 sockets; `None` when it could not be read.
     pub v6only: Option<bool>,
     pub exposure: Exposure,
-    /// The IANA service name for the port and protocol.
-    pub service: Option<&'static str>,
+    /// The service name for the port and protocol (`/etc/services`, then IANA).
+    pub service: Option<Arc<str>>,
     pub category: Category,
     pub state: State,
     /// The peer of a connected UDP socket (only with `all`).
@@ -488,7 +491,7 @@ impl Inventory {
             os.owners(&inodes, handles)
         };
         drop(inodes);
-        let registry = portolan_registry::Registry::embedded();
+        let mut services: HashMap<(u16, Proto), Option<Arc<str>>> = HashMap::new();
         let mut units: Option<Vec<SocketUnitListen>> = None;
         let mut users: HashMap<u32, Option<Arc<str>>> = HashMap::new();
         let no_owners: Owners = Arc::new([]);
@@ -551,7 +554,10 @@ impl Inventory {
                         Family::V6 => s.v6only,
                     },
                     exposure,
-                    service: registry.name_for(s.port, s.protocol),
+                    service: services
+                        .entry((s.port, s.protocol))
+                        .or_insert_with(|| os.service_name(s.port, s.protocol))
+                        .clone(),
                     category: Category::of(s.port),
                     state: s.state,
                     remote: s.remote.map(|(a, p)| fmt_endpoint(a, p)),

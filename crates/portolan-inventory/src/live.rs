@@ -17,6 +17,7 @@ use crate::{
 #[derive(Debug, Default)]
 pub struct LiveOs {
     users: OnceLock<HashMap<u32, String>>,
+    services: OnceLock<Option<portolan_registry::Registry>>,
 }
 
 impl LiveOs {
@@ -138,6 +139,16 @@ impl Os for LiveOs {
 
     fn user_name(&self, uid: u32) -> Option<String> {
         self.users().get(&uid).cloned()
+    }
+
+    fn service_name(&self, port: u16, proto: Proto) -> Option<Arc<str>> {
+        // An unreadable /etc/services leaves IANA's names.
+        let reg = self
+            .services
+            .get_or_init(|| portolan_registry::Registry::system().ok())
+            .as_ref()
+            .unwrap_or(portolan_registry::Registry::embedded());
+        reg.name_for(port, proto).map(Into::into)
     }
 
     fn socket_options(&self, pid: u32, fd: i32) -> Option<(Option<bool>, Option<Arc<str>>)> {

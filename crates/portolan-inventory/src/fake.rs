@@ -303,10 +303,8 @@ impl Os for FakeOs {
     }
 
     /// IANA's name, from the embedded registry (no `/etc/services`).
-    fn service_name(&self, port: u16, proto: Proto) -> Option<Arc<str>> {
-        portolan_registry::Registry::embedded()
-            .name_for(port, proto)
-            .map(Into::into)
+    fn service_name(&self, port: u16, proto: Proto) -> Option<&'static str> {
+        portolan_registry::Registry::embedded().name_for(port, proto)
     }
 
     /// The fake's handles use the inode as the fd number.

@@ -291,7 +291,7 @@ pub trait Os {
     fn user_name(&self, uid: u32) -> Option<String>;
     /// The service name for a port: the live system's comes from `/etc/services` merged
     /// with IANA's registry (as `portolan_registry::Registry::system`).
-    fn service_name(&self, port: u16, proto: Proto) -> Option<Arc<str>>;
+    fn service_name(&self, port: u16, proto: Proto) -> Option<&'static str>;
     /// `IPV6_V6ONLY` and the bound interface of the socket that `pid` holds as `fd`
     /// (used when `/proc/net` could not tell them).
     fn socket_options(&self, pid: u32, fd: i32) -> Option<(Option<bool>, Option<Arc<str>>)>;
@@ -386,7 +386,7 @@ pub struct Listener {
     pub v6only: Option<bool>,
     pub exposure: Exposure,
     /// The service name for the port and protocol (`/etc/services`, then IANA).
-    pub service: Option<Arc<str>>,
+    pub service: Option<&'static str>,
     pub category: Category,
     pub state: State,
     /// The peer of a connected UDP socket (only with `all`).
@@ -491,7 +491,6 @@ impl Inventory {
             os.owners(&inodes, handles)
         };
         drop(inodes);
-        let mut services: HashMap<(u16, Proto), Option<Arc<str>>> = HashMap::new();
         let mut units: Option<Vec<SocketUnitListen>> = None;
         let mut users: HashMap<u32, Option<Arc<str>>> = HashMap::new();
         let no_owners: Owners = Arc::new([]);
@@ -554,10 +553,7 @@ impl Inventory {
                         Family::V6 => s.v6only,
                     },
                     exposure,
-                    service: services
-                        .entry((s.port, s.protocol))
-                        .or_insert_with(|| os.service_name(s.port, s.protocol))
-                        .clone(),
+                    service: os.service_name(s.port, s.protocol),
                     category: Category::of(s.port),
                     state: s.state,
                     remote: s.remote.map(|(a, p)| fmt_endpoint(a, p)),

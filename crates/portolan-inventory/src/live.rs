@@ -17,7 +17,6 @@ use crate::{
 #[derive(Debug, Default)]
 pub struct LiveOs {
     users: OnceLock<HashMap<u32, String>>,
-    services: OnceLock<Option<portolan_registry::Registry>>,
 }
 
 impl LiveOs {
@@ -141,14 +140,14 @@ impl Os for LiveOs {
         self.users().get(&uid).cloned()
     }
 
-    fn service_name(&self, port: u16, proto: Proto) -> Option<Arc<str>> {
-        // An unreadable /etc/services leaves IANA's names.
-        let reg = self
-            .services
+    fn service_name(&self, port: u16, proto: Proto) -> Option<&'static str> {
+        // Read once per process; an unreadable /etc/services leaves IANA's names.
+        static SYSTEM: OnceLock<Option<portolan_registry::Registry>> = OnceLock::new();
+        SYSTEM
             .get_or_init(|| portolan_registry::Registry::system().ok())
             .as_ref()
-            .unwrap_or(portolan_registry::Registry::embedded());
-        reg.name_for(port, proto).map(Into::into)
+            .unwrap_or(portolan_registry::Registry::embedded())
+            .name_for(port, proto)
     }
 
     fn socket_options(&self, pid: u32, fd: i32) -> Option<(Option<bool>, Option<Arc<str>>)> {

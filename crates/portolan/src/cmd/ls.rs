@@ -127,7 +127,7 @@ fn write_csv(w: &mut dyn Write, listeners: &[Listener]) -> io::Result<()> {
                 l.port.to_string(),
                 l.v6only.map(|b| b.to_string()).unwrap_or_default(),
                 l.exposure.as_str().to_string(),
-                l.service.as_deref().unwrap_or_default().to_string(),
+                l.service.unwrap_or_default().to_string(),
                 l.category.as_str().to_string(),
                 l.state.as_str().to_string(),
                 l.interface.as_deref().unwrap_or_default().to_string(),
@@ -327,7 +327,7 @@ fn cell(l: &Listener, c: Col, first_of_group: bool, owners: &mut OwnerCells, buf
             let _ = write!(buf, "{}", l.port);
         }
         Col::Ip => buf.push_str(ip_versions(l)),
-        Col::Service => buf.push_str(l.service.as_deref().unwrap_or("-")),
+        Col::Service => buf.push_str(l.service.unwrap_or("-")),
         Col::Peer => buf.push_str(l.remote.as_deref().unwrap_or("-")),
         Col::Process => buf.push_str(&owners.get(l)[0]),
         Col::User => buf.push_str(&owners.get(l)[1]),

@@ -2,6 +2,7 @@
 
 mod audit;
 mod firewall;
+mod ls;
 mod policy;
 
 use std::io::Write;
@@ -64,5 +65,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Ls(args) => ls::run(&args),
     }
 }

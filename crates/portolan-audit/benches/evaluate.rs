@@ -23,6 +23,7 @@ fn listeners(n: usize) -> Vec<Listener> {
                 pid: 1000 + (i % 500) as u32,
                 name: format!("daemon{}", i % 500),
                 exe: Some(format!("/usr/sbin/daemon{}", i % 500).into()),
+                command: None,
                 user: Some("root".into()),
                 unit: Some(format!("daemon{}.service", i % 500)),
                 socket_activated: false,

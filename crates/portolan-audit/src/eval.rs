@@ -389,6 +389,7 @@ impl Evaluator<'_, '_> {
                 pid: p.pid,
                 name: p.name.clone(),
                 exe: p.exe.as_ref().map(|e| e.display().to_string()),
+                command: p.command.clone(),
                 user: p.user.clone(),
                 unit: p.unit.clone(),
                 package: p.exe.as_deref().and_then(|e| self.ctx.host.package_of(e)),
@@ -511,10 +512,7 @@ impl Evaluator<'_, '_> {
                     reach_note(s)
                 );
                 let mut fix = String::new();
-                if s.processes.is_empty() && s.listening {
-                    fix.push_str(&format!("Find its owner: {}. ", ss_command(s)));
-                }
-                fix.push_str("If it is needed only on this host, bind it to 127.0.0.1; if not needed at all: ");
+                fix.push_str("If it is needed only on this host, bind it to 127.0.0.1. ");
                 fix.push_str(&self.stop(s));
                 fix.push_str(&self.firewall_fix(s));
                 self.push(
@@ -612,11 +610,7 @@ impl Evaluator<'_, '_> {
                     ),
                 )
             };
-            let mut fix = String::new();
-            if s.processes.is_empty() && s.listening {
-                fix.push_str(&format!("Find its owner: {}. ", ss_command(s)));
-            }
-            fix.push_str(&self.stop(s));
+            let mut fix = self.stop(s);
             if s.exposed() {
                 fix.push_str(&format!(
                     " Until then, drop it at the firewall: `portolan firewall {}` allows only the policy's services.",
@@ -875,8 +869,20 @@ impl Evaluator<'_, '_> {
             if !out.is_empty() {
                 out.push(' ');
             }
+            let what: Vec<String> = s
+                .processes
+                .iter()
+                .filter(|p| p.unit.is_none())
+                .filter_map(|p| p.command.as_deref())
+                .map(|c| format!("`{}`", shorten(c, 80)))
+                .collect();
+            let runs = if what.is_empty() {
+                String::new()
+            } else {
+                format!(", which runs {},", what.join(" and "))
+            };
             out.push_str(&format!(
-                "Stop pid {} (`kill {}`) and remove it from whatever starts it (no systemd unit owns it: look at cron, rc.local, container restart policies).",
+                "Stop pid {}{runs} (`kill {}`) and remove it from whatever starts it (no systemd unit owns it: look at cron, rc.local, container restart policies).",
                 list.join(", "),
                 list.join(" ")
             ));
@@ -898,7 +904,9 @@ impl Evaluator<'_, '_> {
         }
         let mut pkgs: Vec<(String, String)> = Vec::new();
         for p in &s.processes {
-            if let Some(exe) = p.exe.as_deref() {
+            // The package of an interpreter is not the service: removing python3 would
+            // not remove the script, and would break the system.
+            if let Some(exe) = p.exe.as_deref().filter(|e| !is_interpreter(e)) {
                 if let Some(pkg) = self.ctx.host.package_of(exe) {
                     if !pkgs.iter().any(|(q, _)| *q == pkg) {
                         pkgs.push((pkg, exe.display().to_string()));
@@ -935,6 +943,49 @@ impl Evaluator<'_, '_> {
             " If it must keep running, drop it at the firewall: `nft add rule inet filter input {proto} dport {} drop` (or write a policy and let `portolan firewall` allow only what it names).",
             s.port
         )
+    }
+}
+
+/// True for language runtimes and shells, whose package is not the service they run.
+fn is_interpreter(exe: &Path) -> bool {
+    let name = exe
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    matches!(
+        stem,
+        "python"
+            | "perl"
+            | "ruby"
+            | "node"
+            | "nodejs"
+            | "java"
+            | "php"
+            | "php-fpm"
+            | "bash"
+            | "sh"
+            | "dash"
+            | "zsh"
+            | "busybox"
+            | "lua"
+            | "luajit"
+            | "deno"
+            | "bun"
+            | "dotnet"
+            | "beam.smp"
+            | "erl"
+    )
+}
+
+/// At most `max` characters, with an ellipsis when cut.
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max - 1).collect();
+        t.push('…');
+        t
     }
 }
 
@@ -991,6 +1042,16 @@ mod tests {
         );
         assert_eq!(socket_unit("cups.service"), "cups.socket");
         assert_eq!(socket_unit("cups.socket"), "cups.socket");
+    }
+
+    #[test]
+    fn interpreters() {
+        assert!(is_interpreter(Path::new("/usr/bin/python3.11")));
+        assert!(is_interpreter(Path::new("/usr/bin/node")));
+        assert!(is_interpreter(Path::new("/usr/lib/jvm/java-17/bin/java")));
+        assert!(!is_interpreter(Path::new("/usr/sbin/sshd")));
+        assert!(!is_interpreter(Path::new("/usr/sbin/postfix")));
+        assert_eq!(shorten("abcdef", 4), "abc…");
     }
 
     #[test]

@@ -205,6 +205,8 @@ pub struct Evidence {
     pub pid: u32,
     pub name: String,
     pub exe: Option<String>,
+    /// The command line.
+    pub command: Option<String>,
     pub user: Option<String>,
     pub unit: Option<String>,
     pub package: Option<String>,

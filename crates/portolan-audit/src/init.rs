@@ -111,7 +111,7 @@ pub fn starting_policy(
             .collect::<Vec<_>>()
             .join(", ");
         let owners = if e.owners.is_empty() {
-            "owner unknown (run as root to see it)".to_string()
+            "owner unknown".to_string()
         } else {
             e.owners.join(", ")
         };

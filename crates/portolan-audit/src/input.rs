@@ -52,6 +52,9 @@ pub struct Process {
     pub name: String,
     /// The executable (`/proc/PID/exe`); `None` when it could not be read.
     pub exe: Option<PathBuf>,
+    /// The command line, arguments joined by spaces, when it could be read.
+    #[serde(default)]
+    pub command: Option<String>,
     pub user: Option<String>,
     /// The systemd unit the process belongs to (`sshd.service`), or the socket unit
     /// (`telnet.socket`) when systemd holds the socket.

@@ -54,6 +54,7 @@ fn proc_(pid: u32, name: &str, exe: &str, unit: Option<&str>, socket: bool) -> P
         pid,
         name: name.into(),
         exe: Some(exe.into()),
+        command: None,
         user: Some("root".into()),
         unit: unit.map(str::to_string),
         socket_activated: socket,

@@ -274,6 +274,7 @@ fn report() -> portolan_audit::Report {
         pid: 10,
         name: "vsftpd".into(),
         exe: Some("/usr/sbin/vsftpd".into()),
+        command: None,
         user: Some("root".into()),
         unit: Some("vsftpd.service".into()),
         socket_activated: false,

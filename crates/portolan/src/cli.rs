@@ -255,6 +255,10 @@ pub enum SeverityArg {
 pub struct AuditArgs {
     #[command(flatten)]
     pub source: PolicySource,
+    /// Audit the sockets of this network namespace (a name from `ip netns list`) instead
+    /// of this process's own
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
     /// Also scan TARGET from here (the outside view); when it is this host, each port is
     /// then "listening but not reachable" or "reachable"
     #[arg(long, value_name = "TARGET")]
@@ -292,6 +296,9 @@ pub enum PolicyCommand {
         /// Write to FILE instead of standard output (refuses to overwrite)
         #[arg(long, short, value_name = "FILE")]
         output: Option<std::path::PathBuf>,
+        /// Write it from the sockets of this network namespace
+        #[arg(long, value_name = "NAME")]
+        netns: Option<String>,
     },
     /// Check policy files: syntax, service names, conflicts; exit 2 on the first bad one
     Check {

@@ -11,7 +11,9 @@ use std::sync::Mutex;
 use anyhow::{Context as _, bail};
 use portolan_audit::finding::{Finding, Report, Severity};
 use portolan_audit::policy::Policy;
-use portolan_audit::{Context, Date, Host, Inputs, Listener, evaluate, junit, profiles, sarif};
+use portolan_audit::{
+    Context, Date, Exposure, Host, Inputs, Listener, Process, evaluate, junit, profiles, sarif,
+};
 use portolan_registry::{PortRange, Registry};
 
 use crate::cli::{AuditArgs, AuditFormat, PolicySource, SeverityArg};
@@ -130,7 +132,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         Some(t) => parse_date(t)?,
         None => Date::today_utc(),
     };
-    let listeners = inside_view()?;
+    let listeners = inside_view(args.netns.as_deref())?;
     let scan = match &args.scan {
         Some(target) => Some(outside_view(target, args.detect)?),
         None => None,
@@ -195,9 +197,66 @@ fn parse_date(t: &str) -> anyhow::Result<Date> {
     Date::new(y, m, d).ok_or_else(bad)
 }
 
-/// The inside view: this host's listening sockets and their owners.
-pub fn inside_view() -> anyhow::Result<Vec<Listener>> {
-    bail!("the inventory is not part of this build yet")
+/// The inside view: the listening sockets of this host (or of a named network
+/// namespace) and their owners. The inventory's warnings (owners it could not read) go
+/// to stderr.
+pub fn inside_view(netns: Option<&str>) -> anyhow::Result<Vec<Listener>> {
+    let opts = portolan_inventory::Options {
+        netns: match netns {
+            Some(n) => portolan_inventory::NetnsChoice::Named(n.to_string()),
+            None => portolan_inventory::NetnsChoice::Current,
+        },
+        ..portolan_inventory::Options::default()
+    };
+    let inv = portolan_inventory::Inventory::collect(&opts)
+        .context("cannot list the listening sockets")?;
+    for w in &inv.warnings {
+        eprintln!("portolan: {w}");
+    }
+    Ok(inv.listeners.iter().map(to_audit).collect())
+}
+
+/// An inventory row as the audit's plain data. A socket that systemd holds for socket
+/// activation is stopped through its `.socket` unit, so every owner carries that unit.
+pub fn to_audit(l: &portolan_inventory::Listener) -> Listener {
+    use portolan_inventory::Exposure as E;
+    let processes = l
+        .processes
+        .iter()
+        .map(|o| {
+            let unit = match (&l.socket_unit, l.socket_activated) {
+                (Some(u), true) => Some(u.to_string()),
+                _ if o.is_systemd() => None,
+                _ => o.unit.clone(),
+            };
+            Process {
+                pid: o.pid,
+                name: o.name.clone(),
+                exe: o.exe.as_ref().map(PathBuf::from),
+                command: (!o.cmdline.is_empty()).then(|| o.cmdline.clone()),
+                user: o
+                    .user
+                    .clone()
+                    .or_else(|| l.user.as_deref().map(str::to_string)),
+                unit,
+                socket_activated: l.socket_activated,
+            }
+        })
+        .collect();
+    Listener {
+        protocol: l.protocol,
+        address: l.address,
+        port: l.port,
+        v6only: l.v6only,
+        exposure: match l.exposure {
+            E::Loopback => Exposure::Loopback,
+            E::Address => Exposure::Address,
+            E::All => Exposure::All,
+        },
+        service: l.service.map(str::to_string),
+        processes,
+        netns: None,
+    }
 }
 
 /// The outside view: a scan of `target`.
@@ -287,10 +346,16 @@ pub fn write_table(w: &mut dyn Write, r: &Report, color: bool) -> std::io::Resul
     let mut head = format!("portolan audit ({})", s.policy);
     let mut parts = Vec::new();
     if let (Some(n), Some(e)) = (s.listeners, s.exposed) {
-        parts.push(format!("{n} listening sockets, {e} beyond loopback"));
+        parts.push(format!(
+            "{n} listening socket{}, {e} beyond loopback",
+            if n == 1 { "" } else { "s" }
+        ));
     }
     if let Some(n) = s.reachable {
-        parts.push(format!("{n} ports reachable from the scan"));
+        parts.push(format!(
+            "{n} port{} reachable from the scan",
+            if n == 1 { "" } else { "s" }
+        ));
     }
     if !parts.is_empty() {
         head.push_str(": ");
@@ -323,7 +388,7 @@ pub fn write_table(w: &mut dyn Write, r: &Report, color: bool) -> std::io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portolan_audit::{Exposure, NoHost, Process};
+    use portolan_audit::NoHost;
     use portolan_registry::Proto;
 
     fn report() -> Report {
@@ -332,6 +397,7 @@ mod tests {
             pid: 812,
             name: "inetd".into(),
             exe: Some("/usr/sbin/inetd".into()),
+            command: None,
             user: Some("root".into()),
             unit: Some("inetd.service".into()),
             socket_activated: false,

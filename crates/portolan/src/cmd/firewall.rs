@@ -50,6 +50,11 @@ pub fn run(args: FirewallArgs) -> anyhow::Result<ExitCode> {
     if format != Format::Nftables {
         bail!("--apply works with --format nftables only; load other formats with their own tools");
     }
+    // Whatever the policy says, the SSH daemon's own ports stay open on the host the
+    // ruleset is applied to.
+    let mut plan = plan;
+    plan.keep_tcp = sshd_ports();
+    let ruleset = plan.render(format);
     let nft = Nft::default();
     nft.check(&ruleset)
         .context("the ruleset does not pass `nft -c`")?;
@@ -118,6 +123,22 @@ pub fn run(args: FirewallArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// The TCP ports sshd listens on beyond loopback (empty when the inventory cannot tell).
+fn sshd_ports() -> Vec<u16> {
+    let opts = portolan_inventory::Options {
+        tcp: true,
+        process: Some("sshd".into()),
+        exposed: true,
+        ..portolan_inventory::Options::default()
+    };
+    let mut ports: Vec<u16> = portolan_inventory::Inventory::collect(&opts)
+        .map(|inv| inv.listeners.iter().map(|l| l.port).collect())
+        .unwrap_or_default();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }
 
 /// Where the previous ruleset is saved: `$PORTOLAN_STATE_DIR`, else /var/lib/portolan when

@@ -53,8 +53,8 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                 w.write_all(p.text.as_bytes())?;
             }
         }
-        PolicyCommand::Init { output } => {
-            let listeners = super::audit::inside_view()?;
+        PolicyCommand::Init { output, netns } => {
+            let listeners = super::audit::inside_view(netns.as_deref())?;
             let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
                 .unwrap_or_else(|_| "this-host".into());

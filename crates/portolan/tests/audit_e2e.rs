@@ -1,0 +1,223 @@
+//! The closed loop on a namespace test bed: a target with mail ports and others open,
+//! audited from inside with the baseline and the mail-server profile (exact finding sets),
+//! then enforced with the generated nftables ruleset and probed from a scanner namespace:
+//! only the mail ports and SSH stay reachable.
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use portolan_testkit::{Pair, require_root, require_tool};
+
+const MAIL: &[u16] = &[22, 25, 465, 587, 993, 995, 4190];
+const OTHERS: &[u16] = &[21, 23, 53, 80, 110, 6379];
+
+/// Plain python listeners (from /usr/bin, so no writable-path finding) on every port,
+/// dual-stack.
+fn serve(pair: &mut Pair, ports: &[u16]) {
+    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let script = format!(
+        "import socket, time\n\
+         socks = []\n\
+         for p in [{}]:\n\
+         \x20   s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n\
+         \x20   s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n\
+         \x20   s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         \x20   s.bind(('::', p)); s.listen(16); socks.append(s)\n\
+         open('/dev/stdout', 'w').write('ready')\n\
+         time.sleep(120)\n",
+        list.join(", ")
+    );
+    pair.target
+        .spawn("/usr/bin/python3", &["-c", &script])
+        .unwrap();
+}
+
+fn audit(pair: &Pair, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let out = pair
+        .target
+        .command(env!("CARGO_BIN_EXE_portolan"))
+        .arg("audit")
+        .args(args)
+        .args(["--json", "--today", "2026-11-27"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), v)
+}
+
+fn findings(v: &serde_json::Value) -> BTreeSet<(String, String, u64)> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["severity"].as_str().unwrap().to_string(),
+                f["rule"].as_str().unwrap().to_string(),
+                f["port"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn set(items: &[(&str, &str, u64)]) -> BTreeSet<(String, String, u64)> {
+    items
+        .iter()
+        .map(|&(s, r, p)| (s.to_string(), r.to_string(), p))
+        .collect()
+}
+
+fn wait_for(pair: &Pair, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let ok = pair
+            .target
+            .command("/usr/bin/python3")
+            .args([
+                "-c",
+                &format!("import socket; socket.create_connection(('127.0.0.1', {port}), 1)"),
+            ])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("listeners did not start");
+}
+
+/// TCP connects from the scanner namespace: which ports answer.
+fn reachable(pair: &Pair, addr: &str, ports: &[u16]) -> BTreeSet<u16> {
+    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let script = format!(
+        "import socket, concurrent.futures as cf\n\
+         def probe(p):\n\
+         \x20   try:\n\
+         \x20       socket.create_connection(('{addr}', p), 0.6).close(); return p\n\
+         \x20   except OSError: return None\n\
+         with cf.ThreadPoolExecutor(32) as ex:\n\
+         \x20   for p in ex.map(probe, [{}]):\n\
+         \x20       if p: print(p)\n",
+        list.join(", ")
+    );
+    pair.scanner
+        .exec("/usr/bin/python3", &["-c", &script])
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn audit_and_enforce_a_mail_server() {
+    if !require_root("audit_and_enforce_a_mail_server")
+        || !require_tool("nft", "nft")
+        || !require_tool("python3", "python3")
+    {
+        return;
+    }
+    let mut pair = Pair::new("pa").unwrap();
+    let all: Vec<u16> = MAIL.iter().chain(OTHERS).copied().collect();
+    serve(&mut pair, &all);
+    wait_for(&pair, 6379);
+
+    // The baseline needs no configuration.
+    let (code, v) = audit(&pair, &[]);
+    assert_eq!(code, Some(1), "{v:#}");
+    assert_eq!(
+        findings(&v),
+        set(&[
+            ("critical", "cleartext-exposed", 23),
+            ("high", "local-service-exposed", 6379),
+            ("medium", "cleartext-exposed", 21),
+            ("medium", "cleartext-exposed", 110),
+        ]),
+        "{v:#}"
+    );
+    assert_eq!(v["summary"]["policy"], "baseline");
+    assert!(
+        v["summary"]["next_step"]
+            .as_str()
+            .unwrap()
+            .contains("portolan policy init")
+    );
+    let telnet = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["port"] == 23)
+        .unwrap();
+    assert_eq!(telnet["process"], "python3");
+    assert!(
+        telnet["remediation"].as_str().unwrap().contains("kill"),
+        "{telnet:#}"
+    );
+
+    // The mail-server profile: everything but the mail ports and SSH is a finding.
+    let (code, v) = audit(&pair, &["--profile", "mail-server"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        findings(&v),
+        set(&[
+            ("critical", "cleartext-forbidden", 23),
+            ("high", "cleartext-forbidden", 21),
+            ("high", "cleartext-forbidden", 110),
+            ("high", "bind-mismatch", 53),
+            ("high", "not-allowed", 80),
+            ("high", "not-allowed", 6379),
+        ]),
+        "{v:#}"
+    );
+    let (code, _) = audit(
+        &pair,
+        &["--profile", "mail-server", "--fail-on", "critical"],
+    );
+    assert_eq!(code, Some(1));
+    let (code, _) = audit(&pair, &["--profile", "mail-server", "--fail-on", "never"]);
+    assert_eq!(code, Some(0));
+
+    // Enforce it: the generated ruleset, applied for real in the target.
+    let state = std::env::temp_dir().join(format!("pa-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&state).unwrap();
+    let out = pair
+        .target
+        .command(env!("CARGO_BIN_EXE_portolan"))
+        .args([
+            "firewall",
+            "--profile",
+            "mail-server",
+            "--apply",
+            "--yes",
+            "--confirm-timeout",
+            "0",
+        ])
+        .env("PORTOLAN_STATE_DIR", &state)
+        .env_remove("SSH_CONNECTION")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // And the proof from outside: only the mail ports and SSH answer, on both families.
+    let want: BTreeSet<u16> = MAIL.iter().copied().collect();
+    assert_eq!(reachable(&pair, Pair::TARGET_V4, &all), want);
+    assert_eq!(reachable(&pair, Pair::TARGET_V6, &all), want);
+    // Inside, nothing changed: the same sockets listen.
+    let (_, v) = audit(&pair, &["--profile", "mail-server"]);
+    assert_eq!(findings(&v).len(), 6);
+    let _ = std::fs::remove_dir_all(state);
+}

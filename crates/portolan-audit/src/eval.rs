@@ -210,7 +210,7 @@ pub fn evaluate(policy: &Policy, inputs: &Inputs, ctx: &Context<'_>) -> Report {
             .filter(|l| l.exposure != Exposure::Loopback)
             .count()
     });
-    let reachable = inputs.scan.as_ref().map(|s| {
+    let reachable = inputs.scan.as_ref().filter(|s| !s.from_itself).map(|s| {
         s.results
             .iter()
             .filter(|r| r.state == PortState::Open)
@@ -296,17 +296,20 @@ fn subjects<'a>(inputs: &'a Inputs, ctx: &Context<'_>) -> Vec<Subject<'a>> {
                 }
                 match results.get(&(s.protocol, s.port)) {
                     Some(r) if r.state == PortState::Open => {
-                        s.reachable = Some(true);
                         s.detected = r.detected.as_ref();
+                        if !scan.from_itself {
+                            s.reachable = Some(true);
+                        }
                     }
                     Some(r) if r.state == PortState::OpenFiltered => {}
+                    _ if scan.from_itself => {}
                     _ => s.reachable = Some(false),
                 }
             }
         }
         for r in scan.results.iter().filter(|r| r.state == PortState::Open) {
             let seen = combine && index.contains_key(&(None, r.protocol, r.port));
-            if seen {
+            if seen || (combine && scan.from_itself) {
                 continue;
             }
             out.push(Subject {

@@ -150,6 +150,11 @@ pub struct Scan {
     pub scanned: Vec<(Proto, PortRange)>,
     /// The ports it saw (open ones at least; closed and filtered ones may be left out).
     pub results: Vec<Reachable>,
+    /// True when the scan ran on the target itself: its probes came in through the
+    /// loopback interface, which firewalls accept, so what it reached says nothing about
+    /// the firewall. Only what detection learned is used then.
+    #[serde(default)]
+    pub from_itself: bool,
 }
 
 impl Scan {

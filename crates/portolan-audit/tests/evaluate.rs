@@ -413,6 +413,7 @@ fn scan_of(target: &str, local: bool, open: &[(Proto, u16)], ports: &[(Proto, u1
                 detected: None,
             })
             .collect(),
+        from_itself: false,
     }
 }
 
@@ -753,4 +754,32 @@ fn loopback_and_namespaces() {
         "{}",
         r.findings[0].message
     );
+}
+
+#[test]
+fn a_scan_from_the_host_itself_says_nothing_about_the_firewall() {
+    let h = host();
+    let policy = profiles::load("mail-server", Registry::embedded()).unwrap();
+    let open = [25, 80].map(|p| (Proto::Tcp, p));
+    let mut scan = scan_of("this-host", true, &open, &[(Proto::Tcp, 1, 65535)]);
+    scan.from_itself = true;
+    scan.results[0].detected = Some(Detected {
+        protocol: Some("smtp".into()),
+        product: Some("Postfix smtpd".into()),
+        starttls: true,
+        ..Detected::default()
+    });
+    let inputs = Inputs {
+        listeners: Some(vec![
+            tcp("0.0.0.0", 25, None),
+            tcp("0.0.0.0", 80, None),
+            tcp("0.0.0.0", 22, None),
+        ]),
+        scan: Some(scan),
+    };
+    let r = evaluate(&policy, &inputs, &ctx(&h, None));
+    // Through loopback every port answers: no "reachable", no "filtered", no raise.
+    assert_eq!(set(&r), vec![(Rule::NotAllowed, "80/tcp".into(), High)]);
+    assert_eq!(r.findings[0].reachable, None);
+    assert_eq!(r.summary.reachable, None);
 }

@@ -301,6 +301,7 @@ fn report() -> portolan_audit::Report {
                     ..Detected::default()
                 }),
             }],
+            from_itself: false,
         }),
     };
     let ctx = Context {

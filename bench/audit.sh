@@ -38,7 +38,7 @@ trap cleanup EXIT
 
 peak_kib() {
   /usr/bin/time -f %M -o "$tmp/rss" "$@" >/dev/null 2>&1 || true
-  cat "$tmp/rss"
+  tail -n 1 "$tmp/rss"
 }
 mean() {
   python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][int(sys.argv[2])]['mean'])" "$1" "$2"

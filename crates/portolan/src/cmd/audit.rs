@@ -83,36 +83,89 @@ impl Host for LiveHost {
     }
 }
 
-/// `dpkg -S PATH`, also trying the path without /usr (merged-/usr systems record either).
-fn dpkg_owner(exe: &Path) -> Option<String> {
-    let s = exe.to_str()?;
-    let mut candidates = vec![s.to_string()];
-    if let Some(rest) = s.strip_prefix("/usr") {
-        candidates.push(rest.to_string());
-    } else {
-        candidates.push(format!("/usr{s}"));
-    }
-    for c in candidates {
-        let out = std::process::Command::new("dpkg")
-            .args(["-S", &c])
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()?;
-        if !out.status.success() {
-            continue;
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        // "openssh-server: /usr/sbin/sshd" (diversions start with "diversion by").
-        if let Some(line) = text.lines().find(|l| !l.starts_with("diversion")) {
-            if let Some((pkgs, _)) = line.split_once(": ") {
-                let pkg = pkgs.split(", ").next()?.split(':').next()?.trim();
-                if !pkg.is_empty() {
-                    return Some(pkg.to_string());
-                }
+impl LiveHost {
+    /// Looks up the packages of many executables with one `dpkg -S` (which reads the
+    /// package database once, the slow part), so later lookups hit the cache.
+    pub fn prefetch(&self, exes: &[&Path]) {
+        let Ok(mut cache) = self.packages.lock() else {
+            return;
+        };
+        let mut want: Vec<(PathBuf, Vec<String>)> = Vec::new();
+        for exe in exes {
+            if cache.contains_key(*exe) || want.iter().any(|(e, _)| e == exe) {
+                continue;
+            }
+            if let Some(s) = exe.to_str() {
+                want.push((exe.to_path_buf(), candidates(s)));
             }
         }
+        if want.is_empty() {
+            return;
+        }
+        let args: Vec<&str> = want
+            .iter()
+            .flat_map(|(_, c)| c.iter().map(String::as_str))
+            .collect();
+        let owners = dpkg_search(&args);
+        for (exe, cands) in want {
+            let pkg = cands.iter().find_map(|c| owners.get(c).cloned());
+            cache.insert(exe, pkg);
+        }
     }
-    None
+}
+
+/// The path, and the same path with or without /usr (merged-/usr systems record either).
+fn candidates(s: &str) -> Vec<String> {
+    let other = match s.strip_prefix("/usr") {
+        Some(rest) => rest.to_string(),
+        None => format!("/usr{s}"),
+    };
+    vec![s.to_string(), other]
+}
+
+/// `dpkg -S PATH...`: the owning package of each path it knows.
+fn dpkg_search(paths: &[&str]) -> HashMap<String, String> {
+    let mut owners = HashMap::new();
+    let Ok(out) = std::process::Command::new("dpkg")
+        .arg("-S")
+        .args(paths)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+    else {
+        return owners;
+    };
+    // "openssh-server: /usr/sbin/sshd"; diversions start with "diversion by". Paths
+    // dpkg does not know only produce errors (and exit status 1).
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if line.starts_with("diversion") {
+            continue;
+        }
+        let Some((pkgs, path)) = line.split_once(": ") else {
+            continue;
+        };
+        let pkg = pkgs
+            .split(", ")
+            .next()
+            .and_then(|p| p.split(':').next())
+            .map(str::trim)
+            .unwrap_or_default();
+        if !pkg.is_empty() {
+            owners
+                .entry(path.trim().to_string())
+                .or_insert_with(|| pkg.to_string());
+        }
+    }
+    owners
+}
+
+/// The owning package of one executable.
+fn dpkg_owner(exe: &Path) -> Option<String> {
+    let s = exe.to_str()?;
+    let cands = candidates(s);
+    let args: Vec<&str> = cands.iter().map(String::as_str).collect();
+    let owners = dpkg_search(&args);
+    cands.iter().find_map(|c| owners.get(c).cloned())
 }
 
 fn threshold(a: SeverityArg) -> Option<Severity> {
@@ -142,6 +195,15 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         scan,
     };
     let host = LiveHost::default();
+    if let Some(ls) = &inputs.listeners {
+        let mut exes: Vec<&Path> = ls
+            .iter()
+            .flat_map(|l| l.processes.iter().filter_map(|p| p.exe.as_deref()))
+            .collect();
+        exes.sort_unstable();
+        exes.dedup();
+        host.prefetch(&exes);
+    }
     let ctx = Context {
         today,
         ephemeral: ephemeral_range(),
@@ -449,6 +511,32 @@ mod tests {
         assert!(s.contains("0 listening sockets, 0 beyond loopback"), "{s}");
         assert!(s.contains("No findings."), "{s}");
         assert!(s.contains("Next: Write a policy"), "{s}");
+    }
+
+    #[test]
+    fn live_host_packages_and_writable_paths() {
+        let host = LiveHost::default();
+        if Path::new("/usr/bin/dpkg").exists() {
+            host.prefetch(&[Path::new("/usr/bin/dpkg"), Path::new("/nonexistent/x")]);
+            assert_eq!(
+                host.package_of(Path::new("/usr/bin/dpkg")).as_deref(),
+                Some("dpkg")
+            );
+            assert_eq!(host.package_of(Path::new("/nonexistent/x")), None);
+        }
+        let dir = std::env::temp_dir().join(format!("pa-ww-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let exe = dir.join("daemon");
+        std::fs::write(&exe, b"").unwrap();
+        assert_eq!(host.exe_risk(&exe), None);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(host.exe_risk(&exe).unwrap().contains("is world-writable"));
+        // The sticky bit (as on /tmp) keeps others from replacing the file.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert_eq!(host.exe_risk(&exe), None);
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(host.exe_risk(&exe).is_some());
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -220,7 +220,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         args.format
     };
     let fail_on = threshold(args.fail_on);
-    let mut w = std::io::stdout().lock();
+    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
     match format {
         AuditFormat::Table => write_table(&mut w, &report, out::use_color())?,
         AuditFormat::Json => {

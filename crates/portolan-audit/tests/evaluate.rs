@@ -783,3 +783,72 @@ fn a_scan_from_the_host_itself_says_nothing_about_the_firewall() {
     assert_eq!(r.findings[0].reachable, None);
     assert_eq!(r.summary.reachable, None);
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn listener() -> impl Strategy<Value = Listener> {
+        (
+            any::<bool>(),
+            prop_oneof![
+                Just("0.0.0.0"),
+                Just("::"),
+                Just("127.0.0.1"),
+                Just("::1"),
+                Just("192.0.2.7")
+            ],
+            prop_oneof![
+                1u16..1024,
+                1024u16..65535,
+                Just(23u16),
+                Just(6379u16),
+                Just(25u16)
+            ],
+            proptest::option::of(prop_oneof![
+                Just("/usr/sbin/daemon"),
+                Just("/tmp/x"),
+                Just("/usr/bin/python3")
+            ]),
+        )
+            .prop_map(|(udp, addr, port, exe)| {
+                let proto = if udp { Proto::Udp } else { Proto::Tcp };
+                let p = exe.map(|e| proc_(4242, "d", e, None, false));
+                l(proto, addr, port, p)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Any listeners, any profile: findings sorted worst first, counts that add up,
+        /// every finding about a port some input has, and a remediation for each.
+        #[test]
+        fn reports_are_consistent(ls in proptest::collection::vec(listener(), 0..40), which in 0usize..8) {
+            let h = host();
+            let policy = match which {
+                0 => Policy::baseline(),
+                n => profiles::PROFILES[n - 1].policy(Registry::embedded()).unwrap(),
+            };
+            let inputs = Inputs { listeners: Some(ls.clone()), scan: None };
+            let r = evaluate(&policy, &inputs, &ctx(&h, None));
+            for w in r.findings.windows(2) {
+                prop_assert!(w[0].severity >= w[1].severity);
+            }
+            let c = r.summary.severities;
+            prop_assert_eq!(c.critical + c.high + c.medium + c.low + c.info, r.findings.len());
+            for f in &r.findings {
+                prop_assert!(!f.message.is_empty() && !f.remediation.is_empty());
+                if let (Some(p), Some(proto)) = (f.port, f.protocol) {
+                    let from_input = ls.iter().any(|l| l.port == p && l.protocol == proto);
+                    let required = f.rule == Rule::RequiredMissing;
+                    prop_assert!(from_input || required, "{:?}", f);
+                }
+            }
+            // Loopback-only inputs never give anything worse than medium.
+            if ls.iter().all(|l| l.address.is_loopback()) {
+                prop_assert!(r.findings.iter().all(|f| f.severity <= Medium || f.rule == Rule::RequiredMissing));
+            }
+        }
+    }
+}

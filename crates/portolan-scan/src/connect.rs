@@ -29,7 +29,7 @@ struct Conn {
     fd: OwnedFd,
     probe: usize,
     started: Instant,
-    gen: u32,
+    generation: u32,
 }
 
 enum Msg {
@@ -158,7 +158,11 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
     let nports = w.ports.len();
     let mut rtt = vec![RttEstimator::new(w.cfg.rtt); w.hosts.len()];
     let mut sent_rtt = vec![false; w.hosts.len()];
-    let dests: Vec<RawAddr> = w.hosts.iter().map(|&h| RawAddr::new((h, 0).into())).collect();
+    let dests: Vec<RawAddr> = w
+        .hosts
+        .iter()
+        .map(|&h| RawAddr::new((h, 0).into()))
+        .collect();
     let mut tries = vec![0u8; w.probes.len()];
     let mut selfc = vec![0u8; w.probes.len()];
     let mut retry = RetryPolicy::new(w.cfg.max_retries, 10);
@@ -166,7 +170,7 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
     let mut slots: Vec<Option<Conn>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
     let mut timeouts: VecDeque<(Instant, usize, u32)> = VecDeque::new();
-    let mut gen = 0u32;
+    let mut generation = 0u32;
     let mut ep = Epoll::new(1024).map_err(io_err("epoll_create"))?;
     let mut limit = w.limit;
     let mut inflight = 0usize;
@@ -239,7 +243,58 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
                 match sys::connect(fd.as_raw_fd(), &to) {
                     Ok(done) => {
                         if done {
-                            finish_now(&fd, li, 0, started, &mut State {
+                            finish_now(
+                                &fd,
+                                li,
+                                0,
+                                started,
+                                &mut State {
+                                    tries: &mut tries,
+                                    selfc: &mut selfc,
+                                    pending: &mut pending,
+                                    rtt: &mut rtt,
+                                    retry: &mut retry,
+                                    report: &report,
+                                    probes: &w.probes,
+                                    nports,
+                                },
+                            );
+                            continue;
+                        }
+                        let slot = free.pop().unwrap_or_else(|| {
+                            slots.push(None);
+                            slots.len() - 1
+                        });
+                        generation = generation.wrapping_add(1);
+                        let token = (u64::from(generation) << 32) | slot as u64;
+                        if let Err(e) = ep.add(
+                            fd.as_raw_fd(),
+                            (libc::EPOLLOUT | libc::EPOLLERR) as u32,
+                            token,
+                        ) {
+                            return Err(ScanError::Io {
+                                op: "epoll_ctl",
+                                source: e,
+                            });
+                        }
+                        let deadline = started + rtt[h].timeout();
+                        timeouts.push_back((deadline, slot, generation));
+                        slots[slot] = Some(Conn {
+                            fd,
+                            probe: li,
+                            started,
+                            generation,
+                        });
+                        inflight += 1;
+                    }
+                    Err(e) => {
+                        let errno = e.raw_os_error().unwrap_or(0);
+                        finish_now(
+                            &fd,
+                            li,
+                            errno,
+                            started,
+                            &mut State {
                                 tries: &mut tries,
                                 selfc: &mut selfc,
                                 pending: &mut pending,
@@ -248,45 +303,8 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
                                 report: &report,
                                 probes: &w.probes,
                                 nports,
-                            });
-                            continue;
-                        }
-                        let slot = free.pop().unwrap_or_else(|| {
-                            slots.push(None);
-                            slots.len() - 1
-                        });
-                        gen = gen.wrapping_add(1);
-                        let token = (u64::from(gen) << 32) | slot as u64;
-                        if let Err(e) =
-                            ep.add(fd.as_raw_fd(), (libc::EPOLLOUT | libc::EPOLLERR) as u32, token)
-                        {
-                            return Err(ScanError::Io {
-                                op: "epoll_ctl",
-                                source: e,
-                            });
-                        }
-                        let deadline = started + rtt[h].timeout();
-                        timeouts.push_back((deadline, slot, gen));
-                        slots[slot] = Some(Conn {
-                            fd,
-                            probe: li,
-                            started,
-                            gen,
-                        });
-                        inflight += 1;
-                    }
-                    Err(e) => {
-                        let errno = e.raw_os_error().unwrap_or(0);
-                        finish_now(&fd, li, errno, started, &mut State {
-                            tries: &mut tries,
-                            selfc: &mut selfc,
-                            pending: &mut pending,
-                            rtt: &mut rtt,
-                            retry: &mut retry,
-                            report: &report,
-                            probes: &w.probes,
-                            nports,
-                        });
+                            },
+                        );
                     }
                 }
             }
@@ -296,9 +314,9 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
         }
         // Wait for completions, or the next timeout, or the pacer.
         let now = Instant::now();
-        let mut wait = timeouts
-            .front()
-            .map_or(Duration::from_millis(50), |t| t.0.saturating_duration_since(now));
+        let mut wait = timeouts.front().map_or(Duration::from_millis(50), |t| {
+            t.0.saturating_duration_since(now)
+        });
         if !pending.is_empty() && inflight < limit {
             wait = wait.min(if unlimited {
                 Duration::ZERO
@@ -320,23 +338,29 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
             let Some(c) = slots.get_mut(slot).and_then(Option::take) else {
                 continue;
             };
-            if c.gen != g {
+            if c.generation != g {
                 slots[slot] = Some(c);
                 continue;
             }
             free.push(slot);
             inflight -= 1;
             let errno = sys::sock_error(c.fd.as_raw_fd()).unwrap_or(libc::EIO);
-            finish_now(&c.fd, c.probe, errno, c.started, &mut State {
-                tries: &mut tries,
-                selfc: &mut selfc,
-                pending: &mut pending,
-                rtt: &mut rtt,
-                retry: &mut retry,
-                report: &report,
-                probes: &w.probes,
-                nports,
-            });
+            finish_now(
+                &c.fd,
+                c.probe,
+                errno,
+                c.started,
+                &mut State {
+                    tries: &mut tries,
+                    selfc: &mut selfc,
+                    pending: &mut pending,
+                    rtt: &mut rtt,
+                    retry: &mut retry,
+                    report: &report,
+                    probes: &w.probes,
+                    nports,
+                },
+            );
         }
         // Expire attempts past their deadline.
         let now = Instant::now();
@@ -345,11 +369,16 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
                 break;
             }
             timeouts.pop_front();
-            let live = slots.get(slot).and_then(Option::as_ref).is_some_and(|c| c.gen == g);
+            let live = slots
+                .get(slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.generation == g);
             if !live {
                 continue;
             }
-            let Some(c) = slots[slot].take() else { continue };
+            let Some(c) = slots[slot].take() else {
+                continue;
+            };
             free.push(slot);
             inflight -= 1;
             let li = c.probe;

@@ -51,7 +51,6 @@ pub fn discover(cfg: &ScanConfig, hosts: &[IpAddr]) -> Result<Up, ScanError> {
         rounds::run(
             &mut t,
             &mut p,
-            &sub,
             &Rounds {
                 silent: PortState::Filtered,
                 icmp_pacing: false,
@@ -62,12 +61,15 @@ pub fn discover(cfg: &ScanConfig, hosts: &[IpAddr]) -> Result<Up, ScanError> {
     } else {
         connect::scan(&sub, hosts, &PROBE_PORTS, &mut sink)?;
     }
-    drop(sink);
+    let _ = sink.summary;
     let mut up: Up = Vec::new();
     for (h, &addr) in hosts.iter().enumerate() {
         let tcp = results.iter().find(|r| {
             r.host == addr
-                && matches!(r.reason, Reason::SynAck | Reason::Reset | Reason::ConnRefused)
+                && matches!(
+                    r.reason,
+                    Reason::SynAck | Reason::Reset | Reason::ConnRefused
+                )
         });
         if let Some(r) = tcp {
             let reason = if r.reason == Reason::ConnRefused {

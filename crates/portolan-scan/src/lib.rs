@@ -21,11 +21,12 @@ pub mod packet;
 pub mod payload;
 pub mod ports;
 mod rate;
+mod rounds;
 pub mod rtt;
 mod syn;
 mod sys;
-mod top;
 pub mod target;
+mod top;
 mod udp;
 pub mod xml;
 
@@ -244,7 +245,10 @@ pub enum Event {
     /// unanswered come when the retries are spent.
     Port(PortResult),
     /// Every port of this host has been reported.
-    HostDone { addr: IpAddr, srtt: Option<Duration> },
+    HostDone {
+        addr: IpAddr,
+        srtt: Option<Duration>,
+    },
     /// Probes finished so far, of the total.
     Progress { done: u64, total: u64 },
 }
@@ -345,10 +349,7 @@ impl Scanner {
             let up = if cfg.discovery {
                 discovery::discover(cfg, &chunk)?
             } else {
-                chunk
-                    .iter()
-                    .map(|&a| (a, Reason::UserSet, None))
-                    .collect()
+                chunk.iter().map(|&a| (a, Reason::UserSet, None)).collect()
             };
             let up_set: std::collections::HashSet<IpAddr> = up.iter().map(|u| u.0).collect();
             for &(addr, reason, rtt) in &up {

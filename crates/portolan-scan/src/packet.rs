@@ -285,8 +285,8 @@ fn quoted(
     if l4.len() < 4 {
         return None;
     }
-    let seq = (proto == 6 && l4.len() >= 8)
-        .then(|| u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]));
+    let seq =
+        (proto == 6 && l4.len() >= 8).then(|| u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]));
     Some(Icmp::Error(IcmpError {
         from,
         v6,
@@ -415,7 +415,12 @@ mod tests {
         seg[2..4].copy_from_slice(&40000u16.to_be_bytes());
         seg[8..12].copy_from_slice(&1234u32.to_be_bytes());
         seg[13] = TCP_SYN | TCP_ACK;
-        let p = ipv4(6, Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 1), &seg);
+        let p = ipv4(
+            6,
+            Ipv4Addr::new(198, 18, 0, 2),
+            Ipv4Addr::new(198, 18, 0, 1),
+            &seg,
+        );
         let t = parse_tcp_v4(&p).unwrap();
         assert_eq!((t.src, t.sport, t.dport, t.ack), (D, 80, 40000, 1234));
         assert!(parse_tcp_v4(&p[..30]).is_none());
@@ -426,10 +431,20 @@ mod tests {
     fn reads_an_icmp_error_quoting_our_syn() {
         let mut syn = [0u8; SYN_LEN];
         build_syn(&mut syn, S, D, 40000, 25, 99);
-        let inner = ipv4(6, Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2), &syn[..8]);
+        let inner = ipv4(
+            6,
+            Ipv4Addr::new(198, 18, 0, 1),
+            Ipv4Addr::new(198, 18, 0, 2),
+            &syn[..8],
+        );
         let mut icmp = vec![3, 13, 0, 0, 0, 0, 0, 0];
         icmp.extend_from_slice(&inner);
-        let p = ipv4(1, Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 1), &icmp);
+        let p = ipv4(
+            1,
+            Ipv4Addr::new(198, 18, 0, 2),
+            Ipv4Addr::new(198, 18, 0, 1),
+            &icmp,
+        );
         let Some(Icmp::Error(e)) = parse_icmp_v4(&p) else {
             panic!()
         };

@@ -311,10 +311,7 @@ mod tests {
             p("22,nosuch"),
             Err(PortSpecError::UnknownService("nosuch".into()))
         );
-        assert_eq!(
-            p("U:ssh"),
-            Err(PortSpecError::UnknownService("ssh".into()))
-        );
+        assert_eq!(p("U:ssh"), Err(PortSpecError::UnknownService("ssh".into())));
     }
 
     #[test]

@@ -128,7 +128,9 @@ impl Controller {
     /// Records an answer to a probe first sent at `sent_us`.
     pub fn answered(&mut self, sent_us: u64) {
         let i = self.windows.partition_point(|w| w.first_us <= sent_us);
-        if i > 0 && let Some(w) = self.windows.get_mut(i - 1) {
+        if i > 0
+            && let Some(w) = self.windows.get_mut(i - 1)
+        {
             w.answered += 1;
         }
     }
@@ -292,7 +294,7 @@ impl RetryPolicy {
             return self.cap + 1;
         }
         let p = self.loss().clamp(1e-9, 0.999);
-        let need = (MISS.ln() / p.ln()).ceil() as u32;
+        let need = (MISS.ln() / p.ln() - 1e-9).ceil() as u32;
         need.clamp(2, self.cap + 1)
     }
 }

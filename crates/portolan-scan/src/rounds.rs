@@ -15,7 +15,7 @@ use portolan_registry::Proto;
 
 use crate::rate::{Controller, Pacer, RetryPolicy};
 use crate::rtt::{RttBounds, RttEstimator};
-use crate::{PortResult, PortState, Reason, Rng, ScanConfig, ScanError, Sink};
+use crate::{PortResult, PortState, Reason, Rng, ScanError, Sink};
 
 /// Probes sent per batch.
 pub const BATCH: usize = 64;
@@ -188,7 +188,6 @@ pub struct Rounds {
 pub fn run(
     t: &mut Table,
     p: &mut dyn Prober,
-    cfg: &ScanConfig,
     opts: &Rounds,
     sink: &mut Sink<'_>,
 ) -> Result<(), ScanError> {

@@ -56,12 +56,7 @@ fn reserve_port(v6: bool) -> io::Result<(u16, TcpListenerGuard)> {
     } else {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     };
-    let a = RawAddr::new(any);
-    // SAFETY: the address is live and its length right.
-    let r = unsafe { libc::bind(fd.as_raw_fd(), (&a.storage as *const _).cast(), a.len) };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    sys::bind(fd.as_raw_fd(), any)?;
     let port = sys::local_name(fd.as_raw_fd())
         .map(|s| s.port())
         .ok_or_else(|| io::Error::other("getsockname"))?;
@@ -206,7 +201,14 @@ impl Prober for SynProber {
             let h = t.host_of(q);
             let port = t.port_of(q);
             let seq = self.key.cookie(t.srcs[h], t.hosts[h], self.sport, port);
-            build_syn(&mut self.pkts[k], t.srcs[h], t.hosts[h], self.sport, port, seq);
+            build_syn(
+                &mut self.pkts[k],
+                t.srcs[h],
+                t.hosts[h],
+                self.sport,
+                port,
+                seq,
+            );
         }
         let out: Vec<Outgoing<'_>> = batch[..run]
             .iter()
@@ -304,7 +306,6 @@ pub fn scan(
     rounds::run(
         &mut t,
         &mut prober,
-        cfg,
         &Rounds {
             silent: PortState::Filtered,
             icmp_pacing: false,

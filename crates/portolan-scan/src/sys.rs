@@ -46,13 +46,8 @@ pub fn open_fds() -> usize {
 /// A new nonblocking, close-on-exec socket.
 pub fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: socket has no memory preconditions; the fd is owned from here on.
-    let fd = cvt(unsafe {
-        libc::socket(
-            domain,
-            ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            proto,
-        )
-    })?;
+    let fd =
+        cvt(unsafe { libc::socket(domain, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, proto) })?;
     // SAFETY: fd was just returned by socket and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -117,7 +112,7 @@ impl RawAddr {
                     sin_zero: [0; 8],
                 };
                 // SAFETY: sockaddr_storage is larger than sockaddr_in and suitably aligned.
-                unsafe { std::ptr::write((&mut storage as *mut _ as *mut libc::sockaddr_in), sin) };
+                unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in, sin) };
                 size_of::<libc::sockaddr_in>()
             }
             SocketAddr::V6(a) => {
@@ -131,9 +126,7 @@ impl RawAddr {
                     sin6_scope_id: a.scope_id(),
                 };
                 // SAFETY: as above, for sockaddr_in6.
-                unsafe {
-                    std::ptr::write((&mut storage as *mut _ as *mut libc::sockaddr_in6), sin6)
-                };
+                unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in6, sin6) };
                 size_of::<libc::sockaddr_in6>()
             }
         };
@@ -141,6 +134,14 @@ impl RawAddr {
             storage,
             len: len as libc::socklen_t,
         }
+    }
+
+    pub fn ptr(&self) -> *const libc::sockaddr {
+        (&self.storage as *const libc::sockaddr_storage).cast()
+    }
+
+    pub fn ptr_mut(&mut self) -> *mut libc::sockaddr {
+        (&mut self.storage as *mut libc::sockaddr_storage).cast()
     }
 
     pub fn empty() -> RawAddr {
@@ -176,11 +177,18 @@ impl RawAddr {
     }
 }
 
+/// Binds a socket to an address.
+pub fn bind(fd: RawFd, a: SocketAddr) -> io::Result<()> {
+    let a = RawAddr::new(a);
+    // SAFETY: the address is live and its length right.
+    cvt(unsafe { libc::bind(fd, a.ptr(), a.len) }).map(drop)
+}
+
 /// Starts a nonblocking connect; `Ok(true)` when it completed at once, `Ok(false)` when it
 /// is in progress.
 pub fn connect(fd: RawFd, to: &RawAddr) -> io::Result<bool> {
     // SAFETY: the address is live and its length is right.
-    let r = unsafe { libc::connect(fd, (&to.storage as *const _).cast(), to.len) };
+    let r = unsafe { libc::connect(fd, to.ptr(), to.len) };
     if r == 0 {
         return Ok(true);
     }
@@ -194,15 +202,11 @@ pub fn connect(fd: RawFd, to: &RawAddr) -> io::Result<bool> {
 
 fn name_of(
     fd: RawFd,
-    f: unsafe extern "C" fn(
-        libc::c_int,
-        *mut libc::sockaddr,
-        *mut libc::socklen_t,
-    ) -> libc::c_int,
+    f: unsafe extern "C" fn(libc::c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int,
 ) -> Option<SocketAddr> {
     let mut a = RawAddr::empty();
     // SAFETY: storage and len are live; f writes at most len bytes.
-    let r = unsafe { f(fd, (&mut a.storage as *mut _).cast(), &mut a.len) };
+    let r = unsafe { f(fd, a.ptr_mut(), &mut a.len) };
     if r != 0 {
         return None;
     }
@@ -232,16 +236,7 @@ pub fn source_for(dst: IpAddr) -> io::Result<IpAddr> {
 /// Sends one datagram; `Ok(false)` when the socket buffer is full (try again later).
 pub fn send_to(fd: RawFd, buf: &[u8], to: &RawAddr) -> io::Result<bool> {
     // SAFETY: buf and the address are live for the call.
-    let r = unsafe {
-        libc::sendto(
-            fd,
-            buf.as_ptr().cast(),
-            buf.len(),
-            0,
-            (&to.storage as *const _).cast(),
-            to.len,
-        )
-    };
+    let r = unsafe { libc::sendto(fd, buf.as_ptr().cast(), buf.len(), 0, to.ptr(), to.len) };
     if r < 0 {
         let e = io::Error::last_os_error();
         return match e.raw_os_error() {
@@ -310,7 +305,7 @@ pub fn recv_from(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, Option<
             buf.as_mut_ptr().cast(),
             buf.len(),
             libc::MSG_DONTWAIT,
-            (&mut a.storage as *mut _).cast(),
+            a.ptr_mut(),
             &mut a.len,
         )
     };
@@ -371,9 +366,8 @@ pub fn recv_error(fd: RawFd) -> Option<QueuedError> {
             if (lvl == libc::SOL_IP && ty == libc::IP_RECVERR)
                 || (lvl == libc::SOL_IPV6 && ty == libc::IPV6_RECVERR)
             {
-                let e = std::ptr::read_unaligned(
-                    libc::CMSG_DATA(c) as *const libc::sock_extended_err
-                );
+                let e =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::sock_extended_err);
                 let v6 = match e.ee_origin {
                     libc::SO_EE_ORIGIN_ICMP => false,
                     libc::SO_EE_ORIGIN_ICMP6 => true,

@@ -33,15 +33,7 @@ fn udp_socket(v6: bool) -> Result<OwnedFd, ScanError> {
     } else {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     };
-    let a = RawAddr::new(any);
-    // SAFETY: the address is live and its length right.
-    let r = unsafe { libc::bind(fd.as_raw_fd(), (&a.storage as *const _).cast(), a.len) };
-    if r != 0 {
-        return Err(ScanError::Io {
-            op: "bind UDP socket",
-            source: io::Error::last_os_error(),
-        });
-    }
+    sys::bind(fd.as_raw_fd(), any).map_err(io_err("bind UDP socket"))?;
     Ok(fd)
 }
 
@@ -151,7 +143,6 @@ pub fn scan(
     rounds::run(
         &mut t,
         &mut p,
-        cfg,
         &Rounds {
             silent: PortState::OpenFiltered,
             icmp_pacing: true,

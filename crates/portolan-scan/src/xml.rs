@@ -169,7 +169,8 @@ pub fn write(w: &mut dyn Write, run: &Run) -> io::Result<()> {
                 p.reason,
                 p.ttl.unwrap_or(0),
                 match service {
-                    Some(s) => format!("<service name=\"{}\" method=\"table\" conf=\"3\"/>", esc(s)),
+                    Some(s) =>
+                        format!("<service name=\"{}\" method=\"table\" conf=\"3\"/>", esc(s)),
                     None => String::new(),
                 }
             )?;

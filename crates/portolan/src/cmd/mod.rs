@@ -7,6 +7,8 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
 
+pub mod scan;
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Completions { shell } => {
@@ -22,5 +24,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Scan(args) => scan::run(&args),
     }
 }

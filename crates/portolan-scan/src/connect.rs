@@ -277,7 +277,10 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
                                 source: e,
                             });
                         }
-                        let deadline = started + rtt[h].timeout();
+                        // Back off like TCP: each retry waits twice as long, so a slow
+                        // answer (a loaded host) is not taken for a lost one.
+                        let backoff = 1u32 << (tries[li].saturating_sub(1)).min(4);
+                        let deadline = started + (rtt[h].timeout() * backoff).min(w.cfg.rtt.max);
                         timeouts.push_back((deadline, slot, generation));
                         slots[slot] = Some(Conn {
                             fd,

@@ -339,36 +339,34 @@ pub fn icmp_reason(v6: bool, ty: u8, code: u8) -> crate::Reason {
     }
 }
 
-/// Classic BPF: accept TCP segments whose destination port is `port`. For IPv4 raw
-/// sockets the program sees the IP header first; for IPv6 it starts at TCP.
-pub fn tcp_port_filter(v6: bool, port: u16) -> Vec<libc::sock_filter> {
+/// Classic BPF: accept TCP segments whose destination port is one of `ports`. For IPv4
+/// raw sockets the program sees the IP header first; for IPv6 it starts at TCP.
+pub fn tcp_port_filter(v6: bool, ports: &[u16]) -> Vec<libc::sock_filter> {
     let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
         code: code as u16,
         jt,
         jf,
         k,
     };
-    let ld_h_ind = libc::BPF_LD | libc::BPF_H | libc::BPF_IND;
-    let ld_h_abs = libc::BPF_LD | libc::BPF_H | libc::BPF_ABS;
-    let ldx_msh = libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH;
     let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
     let ret = libc::BPF_RET | libc::BPF_K;
-    if v6 {
-        vec![
-            op(ld_h_abs, 0, 0, 2),
-            op(jeq, 0, 1, u32::from(port)),
-            op(ret, 0, 0, 0xffff),
-            op(ret, 0, 0, 0),
-        ]
+    let mut prog = if v6 {
+        vec![op(libc::BPF_LD | libc::BPF_H | libc::BPF_ABS, 0, 0, 2)]
     } else {
         vec![
-            op(ldx_msh, 0, 0, 0),
-            op(ld_h_ind, 0, 0, 2),
-            op(jeq, 0, 1, u32::from(port)),
-            op(ret, 0, 0, 0xffff),
-            op(ret, 0, 0, 0),
+            op(libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH, 0, 0, 0),
+            op(libc::BPF_LD | libc::BPF_H | libc::BPF_IND, 0, 0, 2),
         ]
+    };
+    let ports = &ports[..ports.len().min(200)];
+    let n = ports.len();
+    for (i, &p) in ports.iter().enumerate() {
+        // On a match jump to the accept at the end; else fall through to the next test.
+        prog.push(op(jeq, (n - i) as u8, 0, u32::from(p)));
     }
+    prog.push(op(ret, 0, 0, 0));
+    prog.push(op(ret, 0, 0, 0xffff));
+    prog
 }
 
 #[cfg(test)]

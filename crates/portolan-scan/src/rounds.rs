@@ -254,7 +254,15 @@ pub fn run(
             if t.remaining == 0 {
                 break;
             }
-            let deadline = last_send + t.max_timeout();
+            // Before the last round is judged, wait longer: an answer that is only late
+            // (a loaded host) must not turn into "no response".
+            let last_round = round + 1 >= t.retry.tries();
+            let wait = if last_round {
+                (t.max_timeout() * 2).max(Duration::from_millis(200))
+            } else {
+                t.max_timeout()
+            };
+            let deadline = last_send + wait;
             let now = Instant::now();
             if now >= deadline {
                 break;

@@ -22,11 +22,16 @@ use crate::{PortState, Reason, ScanConfig, ScanError, Sink, io_err};
 /// it when answers fall away.
 pub const DEFAULT_RATE: f64 = 400_000.0;
 
+/// Source ports per scan.
+const SOURCE_PORTS: usize = 8;
+
 /// Raw sockets and the secret for one scan.
 pub struct SynProber {
     key: CookieKey,
-    sport: u16,
-    _reserve: Option<TcpListenerGuard>,
+    /// Our source ports, one per try (cycling): a retry comes from a new port, so the
+    /// target's half-open state from an earlier try cannot swallow it.
+    sports: Vec<u16>,
+    _reserve: Vec<TcpListenerGuard>,
     tcp4: Option<OwnedFd>,
     tcp6: Option<OwnedFd>,
     icmp4: Option<OwnedFd>,
@@ -80,13 +85,19 @@ impl SynProber {
     pub fn new(hosts: &[IpAddr]) -> Result<SynProber, ScanError> {
         let any4 = hosts.iter().any(IpAddr::is_ipv4);
         let any6 = hosts.iter().any(IpAddr::is_ipv6);
-        let (sport, guard) = reserve_port(true)
-            .or_else(|_| reserve_port(false))
-            .map_err(io_err("reserve a source port"))?;
+        let mut sports = Vec::new();
+        let mut guards = Vec::new();
+        for _ in 0..SOURCE_PORTS {
+            let (port, guard) = reserve_port(true)
+                .or_else(|_| reserve_port(false))
+                .map_err(io_err("reserve a source port"))?;
+            sports.push(port);
+            guards.push(guard);
+        }
         let mut p = SynProber {
             key: CookieKey::new(),
-            sport,
-            _reserve: Some(guard),
+            sports: sports.clone(),
+            _reserve: guards,
             tcp4: None,
             tcp6: None,
             icmp4: None,
@@ -99,7 +110,7 @@ impl SynProber {
         };
         if any4 {
             let t = raw(libc::AF_INET, libc::IPPROTO_TCP)?;
-            sys::attach_filter(t.as_raw_fd(), &packet::tcp_port_filter(false, sport))
+            sys::attach_filter(t.as_raw_fd(), &packet::tcp_port_filter(false, &sports))
                 .map_err(io_err("attach BPF filter"))?;
             sys::big_rcvbuf(t.as_raw_fd(), 32 << 20);
             p.tcp4 = Some(t);
@@ -109,7 +120,7 @@ impl SynProber {
         }
         if any6 {
             let t = raw(libc::AF_INET6, libc::IPPROTO_TCP)?;
-            sys::attach_filter(t.as_raw_fd(), &packet::tcp_port_filter(true, sport))
+            sys::attach_filter(t.as_raw_fd(), &packet::tcp_port_filter(true, &sports))
                 .map_err(io_err("attach BPF filter"))?;
             sys::big_rcvbuf(t.as_raw_fd(), 32 << 20);
             p.tcp6 = Some(t);
@@ -121,7 +132,7 @@ impl SynProber {
     }
 
     fn handle_tcp(&mut self, t: &mut Table, seg: packet::TcpSeen, sink: &mut Sink<'_>) {
-        if seg.dport != self.sport {
+        if !self.sports.contains(&seg.dport) {
             return;
         }
         let Some(i) = t.lookup(seg.src, seg.sport) else {
@@ -132,7 +143,7 @@ impl SynProber {
         if seg.dst != src && !seg.dst.is_unspecified() {
             return;
         }
-        let cookie = self.key.cookie(src, seg.src, self.sport, seg.sport);
+        let cookie = self.key.cookie(src, seg.src, seg.dport, seg.sport);
         if seg.ack != cookie.wrapping_add(1) {
             return;
         }
@@ -156,14 +167,14 @@ impl SynProber {
                 }
             }
             Icmp::Error(e) => {
-                if e.proto != 6 || e.sport != self.sport {
+                if e.proto != 6 || !self.sports.contains(&e.sport) {
                     return;
                 }
                 let Some(i) = t.lookup(e.dst, e.dport) else {
                     return;
                 };
                 let src = t.srcs[t.host_of(i)];
-                if Some(self.key.cookie(src, e.dst, self.sport, e.dport)) != e.seq {
+                if Some(self.key.cookie(src, e.dst, e.sport, e.dport)) != e.seq {
                     return;
                 }
                 let reason = packet::icmp_reason(e.v6, e.icmp_type, e.code);
@@ -200,15 +211,9 @@ impl Prober for SynProber {
         for (k, &q) in batch[..run].iter().enumerate() {
             let h = t.host_of(q);
             let port = t.port_of(q);
-            let seq = self.key.cookie(t.srcs[h], t.hosts[h], self.sport, port);
-            build_syn(
-                &mut self.pkts[k],
-                t.srcs[h],
-                t.hosts[h],
-                self.sport,
-                port,
-                seq,
-            );
+            let sport = self.sports[usize::from(t.tries[q]) % self.sports.len()];
+            let seq = self.key.cookie(t.srcs[h], t.hosts[h], sport, port);
+            build_syn(&mut self.pkts[k], t.srcs[h], t.hosts[h], sport, port, seq);
         }
         let out: Vec<Outgoing<'_>> = batch[..run]
             .iter()

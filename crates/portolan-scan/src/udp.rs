@@ -55,6 +55,22 @@ impl Prober for UdpProber {
                 // A local refusal (a firewall on this host): count it as sent; it stays
                 // unanswered.
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => n += 1,
+                // An ICMP error queued earlier is reported instead of sending: the
+                // caller reads the error queue and sends this probe again.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(
+                            libc::ECONNREFUSED
+                                | libc::EHOSTUNREACH
+                                | libc::ENETUNREACH
+                                | libc::EACCES
+                                | libc::EPROTO
+                        )
+                    ) =>
+                {
+                    break;
+                }
                 Err(e) => return Err(e),
             }
         }

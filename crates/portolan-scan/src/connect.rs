@@ -22,6 +22,8 @@ use crate::{PortResult, PortState, Reason, Rng, ScanConfig, ScanError, Sink, io_
 const RESERVE_FDS: usize = 32;
 /// The most connections in flight in all, whatever the limit allows.
 const MAX_INFLIGHT: usize = 16_384;
+/// Connections in flight per worker at the start.
+const INITIAL_WINDOW: usize = 32;
 /// How often a self-connect is retried before the port is called closed.
 const SELF_CONNECT_TRIES: u8 = 3;
 
@@ -33,7 +35,7 @@ struct Conn {
 }
 
 enum Msg {
-    Port(PortResult),
+    Ports(Vec<PortResult>),
     Rtt(usize, Option<Duration>),
 }
 
@@ -87,7 +89,11 @@ pub fn scan(
         drop(tx);
         for m in rx {
             match m {
-                Msg::Port(r) => sink.port(r),
+                Msg::Ports(rs) => {
+                    for r in rs {
+                        sink.port(r);
+                    }
+                }
                 Msg::Rtt(h, d) => {
                     if srtt[h].is_none() {
                         srtt[h] = d;
@@ -172,15 +178,23 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
     let mut timeouts: VecDeque<(Instant, usize, u32)> = VecDeque::new();
     let mut generation = 0u32;
     let mut ep = Epoll::new(1024).map_err(io_err("epoll_create"))?;
-    let mut limit = w.limit;
+    // In flight at once: `cap` is what the descriptors allow, `window` what the target
+    // calls for. Answers that come at once need no parallelism (more only costs kernel
+    // time); each attempt that waits out its timeout widens the window.
+    let mut cap = w.limit;
+    let mut window = INITIAL_WINDOW.min(cap);
+    let mut limit = window;
     let mut inflight = 0usize;
     let mut pacer = Pacer::new(w.rate.min(1e9));
     let unlimited = !w.rate.is_finite();
     let mut backoff_until: Option<Instant> = None;
 
+    // Results go to the main thread in batches: one channel message per result would
+    // cost a futex wake-up each.
+    let out = std::cell::RefCell::new(Vec::new());
     let report = |li: usize, state, reason, rtt_d: Option<Duration>| {
         let p = w.probes[li];
-        let _ = tx.send(Msg::Port(PortResult {
+        out.borrow_mut().push(PortResult {
             host: w.hosts[p / nports],
             port: w.ports[p % nports],
             proto: Proto::Tcp,
@@ -188,7 +202,7 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
             reason,
             rtt: rtt_d,
             ttl: None,
-        }));
+        });
     };
 
     loop {
@@ -217,7 +231,8 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
                             Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
                         ) {
                             // Out of descriptors: that is our real limit for now.
-                            limit = inflight.max(1);
+                            cap = inflight.max(1);
+                            limit = cap;
                             if inflight == 0 {
                                 backoff_until = Some(Instant::now() + Duration::from_millis(5));
                             }
@@ -229,12 +244,6 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
                         });
                     }
                 };
-                let linger = libc::linger {
-                    l_onoff: 1,
-                    l_linger: 0,
-                };
-                // Close with RST: no TIME_WAIT left behind on either side.
-                let _ = sys::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &linger);
                 let _ = sys::enable_recverr(fd.as_raw_fd(), w.hosts[h].is_ipv6());
                 let mut to = dests[h];
                 set_port(&mut to, port);
@@ -391,11 +400,21 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
             } else {
                 report(li, PortState::Filtered, Reason::NoResponse, None);
             }
+            window = (window + 2).min(w.limit);
+        }
+        let batch = std::mem::take(&mut *out.borrow_mut());
+        if !batch.is_empty() {
+            let _ = tx.send(Msg::Ports(batch));
         }
         // Grow back towards the configured limit after a shortage of descriptors.
-        if limit < w.limit && inflight + 1 >= limit {
-            limit += 1;
+        if cap < w.limit && inflight + 1 >= cap {
+            cap += 1;
         }
+        limit = window.min(cap);
+    }
+    let batch = std::mem::take(&mut *out.borrow_mut());
+    if !batch.is_empty() {
+        let _ = tx.send(Msg::Ports(batch));
     }
     for (h, r) in rtt.iter().enumerate() {
         if !sent_rtt[h] {
@@ -426,6 +445,12 @@ fn finish_now<F: Fn(usize, PortState, Reason, Option<Duration>)>(
 ) {
     let mut outcome = refine(fd, classify(errno));
     if errno == 0 {
+        // Close an open connection with RST: no TIME_WAIT left on either side.
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        let _ = sys::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &linger);
         let local = sys::local_name(fd.as_raw_fd());
         if local.is_some() && local == sys::peer_name(fd.as_raw_fd()) {
             // Connected to itself: nothing listens there.

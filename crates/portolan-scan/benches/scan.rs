@@ -21,10 +21,14 @@ fn packets(c: &mut Criterion) {
         b.iter(|| packet::build_syn(&mut buf, S, D, 40000, black_box(443), black_box(7)))
     });
     // A SYN-ACK as a raw IPv4 socket delivers it.
-    let mut pkt = vec![0x45, 0, 0, 44, 0, 0, 0, 0, 64, 6, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1];
+    let mut pkt = vec![
+        0x45, 0, 0, 44, 0, 0, 0, 0, 64, 6, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1,
+    ];
     pkt.extend_from_slice(&buf);
     pkt[33] = packet::TCP_SYN | packet::TCP_ACK;
-    c.bench_function("parse_tcp_v4", |b| b.iter(|| packet::parse_tcp_v4(black_box(&pkt))));
+    c.bench_function("parse_tcp_v4", |b| {
+        b.iter(|| packet::parse_tcp_v4(black_box(&pkt)))
+    });
 }
 
 fn parsers(c: &mut Criterion) {

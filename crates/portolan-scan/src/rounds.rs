@@ -17,6 +17,9 @@ use crate::rate::{Controller, Pacer, RetryPolicy};
 use crate::rtt::{RttBounds, RttEstimator};
 use crate::{PortResult, PortState, Reason, Rng, ScanError, Sink};
 
+/// Rounds at most, whatever else happens (bounds a scan against a rate-limited target).
+const MAX_ROUNDS: u32 = 64;
+
 /// Probes sent per batch.
 pub const BATCH: usize = 64;
 
@@ -197,6 +200,9 @@ pub fn run(
     let mut queue: Vec<usize> = (0..t.done.len()).collect();
     Rng::new().shuffle(&mut queue);
     let mut round = 0u32;
+    // Rounds that count against the retry limit.
+    let mut counted = 0u32;
+    let mut icmp_limited = false;
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         t.gained = 0;
@@ -256,7 +262,7 @@ pub fn run(
             }
             // Before the last round is judged, wait longer: an answer that is only late
             // (a loaded host) must not turn into "no response".
-            let last_round = round + 1 >= t.retry.tries();
+            let last_round = counted + 1 >= t.retry.tries();
             let wait = if last_round {
                 (t.max_timeout() * 2).max(Duration::from_millis(200))
             } else {
@@ -270,17 +276,30 @@ pub fn run(
             crate::sys::poll_read(&fds, (deadline - now).min(Duration::from_millis(20)));
         }
         round += 1;
-        if t.remaining == 0 || round >= t.retry.tries() {
+        // A round in which ICMP errors still came back while probes went unanswered is
+        // the target's ICMP rate limit at work (Linux: a burst of 6, then one a second):
+        // it does not count against the retries, and the next round goes out no faster
+        // than the errors came back.
+        // Once seen, a round that gets no error at all halves the rate (the errors may
+        // come back slower still), down to one probe a second; only then do rounds count.
+        let limited = opts.icmp_pacing && t.gained_icmp > 0 && t.remaining > 0;
+        icmp_limited |= limited;
+        let slow_down = icmp_limited && !limited && t.remaining > 0 && pacer.rate() > 1.0;
+        if !limited && !slow_down {
+            counted += 1;
+        }
+        if t.remaining == 0 || counted >= t.retry.tries() || round >= MAX_ROUNDS {
             break;
         }
         queue.retain(|&q| !t.done[q]);
-        if opts.icmp_pacing && t.gained_icmp > 0 && !queue.is_empty() {
-            // Errors arrive at most this fast; more probes than that go unanswered.
+        if limited {
             let secs = round_start.elapsed().as_secs_f64().max(1e-3);
             let icmp_rate = t.gained_icmp as f64 / secs;
             if icmp_rate < pacer.rate() {
                 pacer.set_rate(icmp_rate.max(1.0));
             }
+        } else if slow_down {
+            pacer.set_rate((pacer.rate() / 2.0).max(1.0));
         }
     }
     for q in 0..t.done.len() {

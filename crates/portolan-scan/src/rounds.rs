@@ -20,6 +20,10 @@ use crate::{PortResult, PortState, Reason, Rng, ScanError, Sink};
 /// Rounds at most, whatever else happens (bounds a scan against a rate-limited target).
 const MAX_ROUNDS: u32 = 64;
 
+/// Fewer ICMP errors than this in one round cannot be a rate limiter's burst (Linux
+/// allows 6 before limiting), so silence beside them is not blamed on a limit.
+const ICMP_BURST: usize = 4;
+
 /// Probes sent per batch.
 pub const BATCH: usize = 64;
 
@@ -282,7 +286,9 @@ pub fn run(
         // than the errors came back.
         // Once seen, a round that gets no error at all halves the rate (the errors may
         // come back slower still), down to one probe a second; only then do rounds count.
-        let limited = opts.icmp_pacing && t.gained_icmp > 0 && t.remaining > 0;
+        let limited = opts.icmp_pacing
+            && t.remaining > 0
+            && (t.gained_icmp >= ICMP_BURST || (icmp_limited && t.gained_icmp > 0));
         icmp_limited |= limited;
         let slow_down = icmp_limited && !limited && t.remaining > 0 && pacer.rate() > 1.0;
         if !limited && !slow_down {

@@ -438,3 +438,39 @@ fn bad_input_exits_2_and_names_the_token() {
         assert!(err.contains(token), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn udp_waits_out_the_icmp_rate_limit() {
+    if !ok("udp_icmp_rate_limit") {
+        return;
+    }
+    // Linux answers a burst of 6 port-unreachables, then one a second: 12 closed ports
+    // are only all seen as closed if the scan paces itself down to that.
+    let pair = target("ps", &OPEN, None);
+    let t = Instant::now();
+    let out = scan(
+        &pair,
+        &[
+            "-sU",
+            "--json",
+            "--all",
+            "-Pn",
+            "-p",
+            "2000-2011,53",
+            Pair::TARGET_V4,
+        ],
+    );
+    let r = results(&out);
+    for p in 2000..=2011 {
+        assert_eq!(
+            r[&(p, "udp".to_string())],
+            ("closed".into(), "port-unreach".into()),
+            "{p}"
+        );
+    }
+    assert_eq!(r[&(53, "udp".to_string())].0, "open");
+    eprintln!(
+        "12 closed UDP ports behind the ICMP limit: {:?}",
+        t.elapsed()
+    );
+}

@@ -39,6 +39,7 @@ pub struct SynProber {
     dests: Vec<RawAddr>,
     pkts: Vec<[u8; SYN_LEN]>,
     rbuf: Vec<u8>,
+    batch: sys::RecvBatch,
     /// Discovery: send an ICMP echo with the first port's probe, and note who answers.
     pub echo: Option<u16>,
     pub echoed: Vec<Option<Duration>>,
@@ -105,6 +106,7 @@ impl SynProber {
             dests: hosts.iter().map(|&h| RawAddr::new((h, 0).into())).collect(),
             pkts: vec![[0; SYN_LEN]; rounds::BATCH],
             rbuf: vec![0; 4096],
+            batch: sys::RecvBatch::new(64),
             echo: None,
             echoed: vec![None; hosts.len()],
         };
@@ -246,19 +248,28 @@ impl Prober for SynProber {
     fn receive(&mut self, t: &mut Table, sink: &mut Sink<'_>) -> io::Result<()> {
         let mut buf = std::mem::take(&mut self.rbuf);
         let mut segs = Vec::new();
-        drain(self.tcp4.as_ref(), &mut buf, |b, _| {
-            if let Some(s) = packet::parse_tcp_v4(b) {
-                segs.push(s);
-            }
-        });
-        drain(self.tcp6.as_ref(), &mut buf, |b, from| {
-            if let Some(from) = from {
-                let unspec = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
-                if let Some(s) = packet::parse_tcp(b, from.ip(), unspec, 0) {
-                    segs.push(s);
+        for (fd, v6) in [(&self.tcp4, false), (&self.tcp6, true)] {
+            let Some(fd) = fd else { continue };
+            // Bounded, so one flood cannot starve the sender.
+            for _ in 0..64 {
+                let n = sys::recv_batch(fd.as_raw_fd(), &mut self.batch).unwrap_or(0);
+                for k in 0..n {
+                    let data = &self.batch.bufs[k][..self.batch.lens[k]];
+                    let seg = if v6 {
+                        let unspec = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+                        self.batch.addrs[k]
+                            .get()
+                            .and_then(|from| packet::parse_tcp(data, from.ip(), unspec, 0))
+                    } else {
+                        packet::parse_tcp_v4(data)
+                    };
+                    segs.extend(seg);
+                }
+                if n < self.batch.bufs.len() {
+                    break;
                 }
             }
-        });
+        }
         let mut icmps = Vec::new();
         drain(self.icmp4.as_ref(), &mut buf, |b, _| {
             if let Some(m) = packet::parse_icmp_v4(b) {

@@ -487,3 +487,74 @@ pub fn poll_read(fds: &[RawFd], timeout: Duration) {
 pub fn can_raw() -> bool {
     socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_TCP).is_ok()
 }
+
+/// Buffers for [`recv_batch`]: headers only, which is all the scanner reads.
+pub struct RecvBatch {
+    pub bufs: Vec<[u8; 256]>,
+    pub addrs: Vec<RawAddr>,
+    pub lens: Vec<usize>,
+}
+
+impl RecvBatch {
+    pub fn new(n: usize) -> RecvBatch {
+        RecvBatch {
+            bufs: vec![[0; 256]; n],
+            addrs: vec![RawAddr::empty(); n],
+            lens: vec![0; n],
+        }
+    }
+}
+
+/// Receives up to `b.bufs.len()` datagrams with one recvmmsg call, without blocking;
+/// returns how many (0 when there is nothing to read).
+pub fn recv_batch(fd: RawFd, b: &mut RecvBatch) -> io::Result<usize> {
+    let n = b.bufs.len();
+    let mut iov: Vec<libc::iovec> = b
+        .bufs
+        .iter_mut()
+        .map(|buf| libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = iov
+        .iter_mut()
+        .zip(b.addrs.iter_mut())
+        .map(|(v, a)| {
+            // SAFETY: all-zero msghdr is valid; we fill the fields we use.
+            let mut h: libc::msghdr = unsafe { zeroed() };
+            a.len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_name = a.ptr_mut().cast();
+            h.msg_namelen = a.len;
+            h.msg_iov = v;
+            h.msg_iovlen = 1;
+            libc::mmsghdr {
+                msg_hdr: h,
+                msg_len: 0,
+            }
+        })
+        .collect();
+    // SAFETY: msgs, iov, buffers and addresses all outlive the call.
+    let r = unsafe {
+        libc::recvmmsg(
+            fd,
+            msgs.as_mut_ptr(),
+            n as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EAGAIN) => Ok(0),
+            _ => Err(e),
+        };
+    }
+    let r = r as usize;
+    for i in 0..r {
+        b.lens[i] = (msgs[i].msg_len as usize).min(256);
+        b.addrs[i].len = msgs[i].msg_hdr.msg_namelen;
+    }
+    Ok(r)
+}

@@ -149,7 +149,7 @@ struct Printer {
     format: Format,
     all: bool,
     color: bool,
-    out: io::BufWriter<io::Stdout>,
+    out: Box<dyn Write>,
     hosts: BTreeMap<IpAddr, HostState>,
     names: TargetSet,
     xml_hosts: Option<Vec<xml::Host>>,
@@ -428,7 +428,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         format,
         all: args.all,
         color: out::use_color(),
-        out: io::BufWriter::new(io::stdout()),
+        out: Box::new(io::BufWriter::new(io::stdout())),
         hosts: BTreeMap::new(),
         names: targets.clone(),
         xml_hosts: xml_file.is_some().then(Vec::new),
@@ -539,6 +539,125 @@ mod tests {
             .map(OsString::from)
             .collect();
         assert_eq!(nmap_spellings(c.clone()), c);
+    }
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Buf(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn printer(format: Format, buf: &Buf) -> Printer {
+        Printer {
+            format,
+            all: false,
+            color: false,
+            out: Box::new(buf.clone()),
+            hosts: BTreeMap::new(),
+            names: TargetSet::default(),
+            xml_hosts: Some(Vec::new()),
+            header_done: false,
+            progress: None,
+            open_found: 0,
+        }
+    }
+
+    fn port(port: u16, proto: Proto, state: PortState, reason: Reason) -> Event {
+        Event::Port(PortResult {
+            host: "198.18.0.2".parse().unwrap(),
+            port,
+            proto,
+            state,
+            reason,
+            rtt: (state == PortState::Open).then_some(Duration::from_micros(1500)),
+            ttl: Some(64),
+        })
+    }
+
+    /// One host: two open ports, 30 closed (summarised), one filtered and one UDP
+    /// open|filtered (listed, as they are few).
+    fn feed(p: &mut Printer) {
+        let host: IpAddr = "198.18.0.2".parse().unwrap();
+        let mut events = vec![Event::Host {
+            addr: host,
+            up: true,
+            reason: Reason::SynAck,
+            rtt: Some(Duration::from_micros(800)),
+        }];
+        events.push(port(443, Proto::Tcp, PortState::Open, Reason::SynAck));
+        events.push(port(22, Proto::Tcp, PortState::Open, Reason::SynAck));
+        for n in 1000..1030 {
+            events.push(port(n, Proto::Tcp, PortState::Closed, Reason::Reset));
+        }
+        events.push(port(
+            135,
+            Proto::Tcp,
+            PortState::Filtered,
+            Reason::NoResponse,
+        ));
+        events.push(port(
+            161,
+            Proto::Udp,
+            PortState::OpenFiltered,
+            Reason::NoResponse,
+        ));
+        events.push(Event::HostDone {
+            addr: host,
+            srtt: Some(Duration::from_micros(900)),
+        });
+        for e in events {
+            p.event(e).unwrap();
+        }
+    }
+
+    #[test]
+    fn renders_every_format() {
+        for format in [Format::Table, Format::Json, Format::Csv] {
+            let buf = Buf::default();
+            let mut p = printer(format, &buf);
+            feed(&mut p);
+            drop(p);
+            let text = String::from_utf8(buf.0.borrow().clone()).unwrap();
+            insta::assert_snapshot!(format!("scan_{format:?}").to_lowercase(), text);
+        }
+    }
+
+    #[test]
+    fn renders_nmap_xml() {
+        let buf = Buf::default();
+        let mut p = printer(Format::Json, &buf);
+        feed(&mut p);
+        let mut hosts = p.xml_hosts.take().unwrap();
+        for h in &mut hosts {
+            h.start = 1_700_000_000;
+            h.end = 1_700_000_001;
+        }
+        let run = xml::Run {
+            args: "portolan scan -sS -p 22,135,443,1000-1029 198.18.0.2".into(),
+            version: "portolan 0.1.0".into(),
+            start: 1_700_000_000,
+            end: 1_700_000_001,
+            elapsed: Duration::from_millis(1234),
+            scans: vec![xml::ScanInfo {
+                kind: "syn",
+                proto: "tcp",
+                ports: vec![22, 135, 443],
+            }],
+            hosts,
+            hosts_up: 1,
+            hosts_total: 1,
+        };
+        let mut out = Vec::new();
+        xml::write(&mut out, &run).unwrap();
+        insta::assert_snapshot!("scan_xml", String::from_utf8(out).unwrap());
     }
 
     #[test]

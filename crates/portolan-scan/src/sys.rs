@@ -552,9 +552,9 @@ pub fn recv_batch(fd: RawFd, b: &mut RecvBatch) -> io::Result<usize> {
         };
     }
     let r = r as usize;
-    for i in 0..r {
-        b.lens[i] = (msgs[i].msg_len as usize).min(256);
-        b.addrs[i].len = msgs[i].msg_hdr.msg_namelen;
+    for (i, m) in msgs.iter().enumerate().take(r) {
+        b.lens[i] = (m.msg_len as usize).min(256);
+        b.addrs[i].len = m.msg_hdr.msg_namelen;
     }
     Ok(r)
 }

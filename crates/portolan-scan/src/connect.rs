@@ -150,11 +150,9 @@ fn refine(fd: &OwnedFd, o: Outcome) -> Outcome {
         && let Some(e) = sys::recv_error(fd.as_raw_fd())
         && (e.icmp_type != 0 || e.v6)
     {
+        // A port-unreachable to a TCP SYN stays filtered, as nmap has it: the host
+        // refuses, but not as TCP does.
         let r = packet::icmp_reason(e.v6, e.icmp_type, e.icmp_code);
-        if r == Reason::PortUnreach {
-            // A port-unreachable to a TCP SYN: the host refuses, but not with RST.
-            return Outcome::Final(PortState::Filtered, r);
-        }
         return Outcome::Final(PortState::Filtered, r);
     }
     o
@@ -163,7 +161,6 @@ fn refine(fd: &OwnedFd, o: Outcome) -> Outcome {
 fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
     let nports = w.ports.len();
     let mut rtt = vec![RttEstimator::new(w.cfg.rtt); w.hosts.len()];
-    let mut sent_rtt = vec![false; w.hosts.len()];
     let dests: Vec<RawAddr> = w
         .hosts
         .iter()
@@ -184,6 +181,9 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
     let mut cap = w.limit;
     let mut window = INITIAL_WINDOW.min(cap);
     let mut limit = window;
+    let mut late = 0u32;
+    let mut min_rtt = Duration::MAX;
+    let mut last_shrink = Instant::now();
     let mut inflight = 0usize;
     let mut pacer = Pacer::new(w.rate.min(1e9));
     let unlimited = !w.rate.is_finite();
@@ -263,6 +263,8 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
                                     pending: &mut pending,
                                     rtt: &mut rtt,
                                     retry: &mut retry,
+                                    late: &mut late,
+                                    min_rtt: &mut min_rtt,
                                     report: &report,
                                     probes: &w.probes,
                                     nports,
@@ -288,7 +290,7 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
                         }
                         // Back off like TCP: each retry waits twice as long, so a slow
                         // answer (a loaded host) is not taken for a lost one.
-                        let backoff = 1u32 << (tries[li].saturating_sub(1)).min(4);
+                        let backoff = 1u32 << (tries[li].saturating_sub(1)).min(2);
                         let deadline = started + (rtt[h].timeout() * backoff).min(w.cfg.rtt.max);
                         timeouts.push_back((deadline, slot, generation));
                         slots[slot] = Some(Conn {
@@ -312,6 +314,8 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
                                 pending: &mut pending,
                                 rtt: &mut rtt,
                                 retry: &mut retry,
+                                late: &mut late,
+                                min_rtt: &mut min_rtt,
                                 report: &report,
                                 probes: &w.probes,
                                 nports,
@@ -368,6 +372,8 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
                     pending: &mut pending,
                     rtt: &mut rtt,
                     retry: &mut retry,
+                    late: &mut late,
+                    min_rtt: &mut min_rtt,
                     report: &report,
                     probes: &w.probes,
                     nports,
@@ -400,13 +406,22 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
             } else {
                 report(li, PortState::Filtered, Reason::NoResponse, None);
             }
-            window = (window + 2).min(w.limit);
+            if late == 0 {
+                window = (window + 1).min(w.limit);
+            }
         }
         let batch = std::mem::take(&mut *out.borrow_mut());
         if !batch.is_empty() {
             let _ = tx.send(Msg::Ports(batch));
         }
         // Grow back towards the configured limit after a shortage of descriptors.
+        // Answers slower than the fastest by far mean the queue is ours (too many
+        // sockets in flight make the kernel's port search and our loop slow): shrink.
+        if late > 0 && last_shrink.elapsed() > Duration::from_millis(10) {
+            window = (window * 3 / 4).max(INITIAL_WINDOW.min(w.limit));
+            last_shrink = Instant::now();
+        }
+        late = 0;
         if cap < w.limit && inflight + 1 >= cap {
             cap += 1;
         }
@@ -417,10 +432,7 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
         let _ = tx.send(Msg::Ports(batch));
     }
     for (h, r) in rtt.iter().enumerate() {
-        if !sent_rtt[h] {
-            sent_rtt[h] = true;
-            let _ = tx.send(Msg::Rtt(h, r.srtt()));
-        }
+        let _ = tx.send(Msg::Rtt(h, r.srtt()));
     }
     Ok(())
 }
@@ -431,6 +443,9 @@ struct State<'a, F: Fn(usize, PortState, Reason, Option<Duration>)> {
     pending: &'a mut VecDeque<usize>,
     rtt: &'a mut [RttEstimator],
     retry: &'a mut RetryPolicy,
+    /// Answers that took far longer than the fastest one: our own queueing.
+    late: &'a mut u32,
+    min_rtt: &'a mut Duration,
     report: &'a F,
     probes: &'a [usize],
     nports: usize,
@@ -469,8 +484,14 @@ fn finish_now<F: Fn(usize, PortState, Reason, Option<Duration>)>(
             let h = s.probes[li] / s.nports;
             let d = started.elapsed();
             let rtt = (tries == 1).then_some(d);
-            if tries == 1 {
+            // An answer after a second or more came to the kernel's own SYN retransmit
+            // (its first timeout is 1 s): not a round-trip time.
+            if tries == 1 && d < Duration::from_millis(950) {
                 s.rtt[h].sample(d);
+                *s.min_rtt = (*s.min_rtt).min(d);
+                if d > (*s.min_rtt * 8).max(Duration::from_millis(2)) {
+                    *s.late += 1;
+                }
             }
             (s.report)(li, state, reason, rtt);
         }

@@ -72,12 +72,7 @@ pub fn discover(cfg: &ScanConfig, hosts: &[IpAddr]) -> Result<Up, ScanError> {
                 )
         });
         if let Some(r) = tcp {
-            let reason = if r.reason == Reason::ConnRefused {
-                Reason::ConnRefused
-            } else {
-                r.reason
-            };
-            up.push((addr, reason, r.rtt));
+            up.push((addr, r.reason, r.rtt));
         } else if let Some(d) = echoed[h] {
             up.push((addr, Reason::EchoReply, Some(d)));
         }

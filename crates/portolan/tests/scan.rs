@@ -474,3 +474,33 @@ fn udp_waits_out_the_icmp_rate_limit() {
         t.elapsed()
     );
 }
+
+#[test]
+fn without_privileges_connect_is_the_default_and_syn_is_refused() {
+    if !ok("unprivileged") || !require_tool("unprivileged", "setpriv") {
+        return;
+    }
+    let pair = target("ps", &OPEN, None);
+    let nobody = |args: &[&str]| {
+        pair.scanner
+            .command("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(BIN)
+            .arg("scan")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = nobody(&["--json", "-p", PORTS, Pair::TARGET_V4]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"mode\":\"connect\""), "{text}");
+    check_states(&results(&out), "conn-refused");
+    let out = nobody(&["-sS", "-p", "22", Pair::TARGET_V4]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CAP_NET_RAW"));
+}

@@ -10,6 +10,27 @@
 //!   cookie in the sequence number that validates every reply; never completes a handshake.
 //! - `udp`: protocol payloads for the common services; ICMP port-unreachable means closed.
 //!
+//! ```no_run
+//! use portolan_scan::{Event, Mode, PortState, ScanConfig, Scanner, Target, TargetSet};
+//!
+//! let targets = TargetSet::build(&[Target::parse("198.18.0.2")?], &[], false)?;
+//! let config = ScanConfig {
+//!     mode: Mode::best_available(),
+//!     tcp_ports: vec![22, 80, 443],
+//!     discovery: false,
+//!     ..ScanConfig::default()
+//! };
+//! let summary = Scanner::new(config).run(&targets, &mut |event| {
+//!     if let Event::Port(r) = event
+//!         && r.state == PortState::Open
+//!     {
+//!         println!("{}:{} open ({})", r.host, r.port, r.reason);
+//!     }
+//! })?;
+//! println!("{} open", summary.open);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! All three send in rounds: every unanswered probe is sent again, up to the retry limit,
 //! with timeouts from per-host RTT estimates. The send rate falls only when the share of
 //! answered probes drops far below what was seen before (congestion), not on the steady

@@ -288,6 +288,17 @@ pub fn send_batch(fd: RawFd, pkts: &[Outgoing<'_>]) -> io::Result<usize> {
         let e = io::Error::last_os_error();
         return match e.raw_os_error() {
             Some(libc::EAGAIN | libc::ENOBUFS) => Ok(0),
+            // This packet cannot go out (no route, no neighbour, a local firewall, or an
+            // earlier ICMP error reported now): it counts as sent and stays unanswered.
+            Some(
+                libc::EHOSTUNREACH
+                | libc::ENETUNREACH
+                | libc::EHOSTDOWN
+                | libc::ECONNREFUSED
+                | libc::EPERM
+                | libc::EACCES
+                | libc::EADDRNOTAVAIL,
+            ) => Ok(1),
             _ => Err(e),
         };
     }

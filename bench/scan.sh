@@ -87,7 +87,7 @@ for l in sys.stdin:
   printf '  %-26s %7.2fs  %8.1f MiB  found %3d/100  %s\n' "$name" "$secs" "$(python3 -c "print($kb/1024)")" "$found" "$verdict"
 }
 
-ratio() { printf '  %-40s %.2fx\n' "$1 / $2" "$(python3 -c "print(${SECS[$1]} / max(${SECS[$2]}, 0.01))")"; }
+ratio() { printf '  %-40s %.3gx\n' "$1 / $2" "$(python3 -c "print(${SECS[$1]} / max(${SECS[$2]}, 0.01))")"; }
 
 bench_target() { # label netns address
   local label=$1 ns=$2 addr=$3

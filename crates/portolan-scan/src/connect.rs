@@ -37,6 +37,7 @@ struct Conn {
 enum Msg {
     Ports(Vec<PortResult>),
     Rtt(usize, Option<Duration>),
+    SelfConnects(u64),
 }
 
 /// What one worker needs to know.
@@ -94,6 +95,7 @@ pub fn scan(
                         sink.port(r);
                     }
                 }
+                Msg::SelfConnects(n) => sink.summary.self_connects += n,
                 Msg::Rtt(h, d) => {
                     if srtt[h].is_none() {
                         srtt[h] = d;
@@ -433,6 +435,10 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
     }
     for (h, r) in rtt.iter().enumerate() {
         let _ = tx.send(Msg::Rtt(h, r.srtt()));
+    }
+    let selfs: u64 = selfc.iter().map(|&n| u64::from(n)).sum();
+    if selfs > 0 {
+        let _ = tx.send(Msg::SelfConnects(selfs));
     }
     Ok(())
 }

@@ -284,6 +284,9 @@ pub struct Summary {
     pub closed: u64,
     pub filtered: u64,
     pub open_filtered: u64,
+    /// Connect mode: connections that reached their own socket (loopback, source port
+    /// equal to the port probed); dropped and tried again, never reported open.
+    pub self_connects: u64,
     #[serde(serialize_with = "ser_ms", rename = "elapsed_ms")]
     pub elapsed: Duration,
 }

@@ -268,7 +268,7 @@ pub fn run(
             // (a loaded host) must not turn into "no response".
             let last_round = counted + 1 >= t.retry.tries();
             let wait = if last_round {
-                (t.max_timeout() * 2).max(Duration::from_millis(200))
+                t.max_timeout() + Duration::from_millis(150)
             } else {
                 t.max_timeout()
             };

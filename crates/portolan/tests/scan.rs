@@ -515,3 +515,79 @@ fn without_privileges_connect_is_the_default_and_syn_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("CAP_NET_RAW"));
 }
+
+#[test]
+fn rate_cap_names_and_retry_limit() {
+    if !ok("rate_names") {
+        return;
+    }
+    let pair = target("ps", &OPEN, None);
+    // --rate: 600 probes at 2000/s take at least a quarter second, in either mode.
+    for mode in ["-sS", "-sT"] {
+        let t = Instant::now();
+        let out = scan(
+            &pair,
+            &[
+                mode,
+                "--json",
+                "-Pn",
+                "--rate",
+                "2000",
+                "-p",
+                "1-600",
+                Pair::TARGET_V4,
+            ],
+        );
+        assert_eq!(open_set(&out), BTreeSet::from([22, 80, 443]), "{mode}");
+        assert!(
+            t.elapsed() >= Duration::from_millis(250),
+            "{mode}: {:?}",
+            t.elapsed()
+        );
+    }
+    // --max-retries 0: a dropped port is given up after one try, still filtered.
+    let out = scan(
+        &pair,
+        &[
+            "-sS",
+            "--json",
+            "--all",
+            "-Pn",
+            "--max-retries",
+            "0",
+            "-p",
+            "135",
+            Pair::TARGET_V4,
+        ],
+    );
+    assert_eq!(results(&out)[&(135, "tcp".into())].0, "filtered");
+    // Host names resolve (here through /etc/hosts) and are kept for the XML report.
+    let dir = std::env::temp_dir().join(format!("portolan-names-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let xml = dir.join("n.xml");
+    let out = pair
+        .scanner
+        .command(BIN)
+        .args([
+            "scan",
+            "-sT",
+            "--json",
+            "-p",
+            "9",
+            "localhost",
+            "-oX",
+            xml.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"host\":\"127.0.0.1\""),
+        "{out:?}"
+    );
+    let text = std::fs::read_to_string(&xml).unwrap();
+    assert!(
+        text.contains("<hostname name=\"localhost\" type=\"user\"/>"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

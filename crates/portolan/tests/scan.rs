@@ -89,6 +89,7 @@ fn firewall(ns: &Netns, loss: Option<u32>) {
     tcp dport {DROPPED} drop
     tcp dport {REJECTED} reject with icmpx type admin-prohibited
     udp dport 137 drop
+    udp dport 138 reject with icmpx type admin-prohibited
   }}
   chain output {{
     type filter hook output priority 0; policy accept;
@@ -191,13 +192,22 @@ fn udp_states() {
     for host in [Pair::TARGET_V4, Pair::TARGET_V6] {
         let out = scan(
             &pair,
-            &["-sU", "--json", "--all", "-Pn", "-p", "53,69,137,161", host],
+            &[
+                "-sU",
+                "--json",
+                "--all",
+                "-Pn",
+                "-p",
+                "53,69,137,138,161",
+                host,
+            ],
         );
         let r = results(&out);
         let get = |p: u16| r.get(&(p, "udp".to_string())).cloned().unwrap();
         assert_eq!(get(53), ("open".into(), "udp-response".into()), "{host}");
         assert_eq!(get(69), ("closed".into(), "port-unreach".into()), "{host}");
         assert_eq!(get(137), ("open|filtered".into(), "no-response".into()));
+        assert_eq!(get(138), ("filtered".into(), "admin-prohibited".into()));
         assert_eq!(get(161), ("open|filtered".into(), "no-response".into()));
         assert!(out.status.success());
     }
@@ -442,6 +452,14 @@ fn bad_input_exits_2_and_names_the_token() {
             "5parsecs",
         ),
         (vec!["-p", "22"], "no targets"),
+        (
+            vec!["-p", "22", "-iL", "/nonexistent/targets.txt"],
+            "/nonexistent/targets.txt",
+        ),
+        (
+            vec!["-p", "22", "-sT", "-sS", "127.0.0.1"],
+            "choose one TCP scan mode",
+        ),
     ] {
         let out = Command::new(BIN).arg("scan").args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -589,5 +607,25 @@ fn rate_cap_names_and_retry_limit() {
         text.contains("<hostname name=\"localhost\" type=\"user\"/>"),
         "{text}"
     );
+    // -iL reads targets from a file, comments and all; --exclude takes one back out.
+    let list = dir.join("targets.txt");
+    std::fs::write(&list, "# lab\n198.18.0.2  # the target\n198.18.0.1\n").unwrap();
+    let out = scan(
+        &pair,
+        &[
+            "-sS",
+            "--json",
+            "-Pn",
+            "-p",
+            "22",
+            "-iL",
+            list.to_str().unwrap(),
+            "--exclude",
+            "198.18.0.1",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"hosts_total\":1"), "{text}");
+    assert_eq!(open_set(&out), BTreeSet::from([22]));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -20,6 +20,9 @@ use crate::out::{self, Format};
 /// A state with more ports than this on one host is summarised, not listed (as nmap).
 const LIST_LIMIT: u64 = 25;
 
+/// The largest `-iL` file read (a list of 2^24 addresses fits well within it).
+const MAX_LIST_BYTES: u64 = 256 << 20;
+
 /// Rewrites nmap's multi-letter single-dash options (`-iL`, `-oX`, `-Pn`) into portolan's
 /// long options, for `portolan scan` only.
 pub fn nmap_spellings(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
@@ -61,6 +64,15 @@ fn parse_targets(args: &ScanArgs) -> anyhow::Result<TargetSet> {
         let text = if path.as_os_str() == "-" {
             io::read_to_string(io::stdin()).context("reading targets from stdin")?
         } else {
+            let len = std::fs::metadata(path)
+                .with_context(|| format!("reading target list {}", path.display()))?
+                .len();
+            if len > MAX_LIST_BYTES {
+                bail!(
+                    "target list {} is {len} bytes, more than the limit of {MAX_LIST_BYTES}",
+                    path.display()
+                );
+            }
             std::fs::read_to_string(path)
                 .with_context(|| format!("reading target list {}", path.display()))?
         };

@@ -16,7 +16,9 @@ use portolan_registry::Proto;
 use crate::rate::{Pacer, RetryPolicy};
 use crate::rtt::RttEstimator;
 use crate::sys::{self, Epoll, RawAddr};
-use crate::{PortResult, PortState, Reason, Rng, ScanConfig, ScanError, Sink, io_err, packet};
+use crate::{
+    HostTiming, PortResult, PortState, Reason, Rng, ScanConfig, ScanError, Sink, io_err, packet,
+};
 
 /// Descriptors kept free for everything else the process does.
 const RESERVE_FDS: usize = 32;
@@ -36,7 +38,7 @@ struct Conn {
 
 enum Msg {
     Ports(Vec<PortResult>),
-    Rtt(usize, Option<Duration>),
+    Rtt(usize, Option<HostTiming>),
     SelfConnects(u64),
 }
 
@@ -57,7 +59,7 @@ pub fn scan(
     hosts: &[IpAddr],
     ports: &[u16],
     sink: &mut Sink<'_>,
-) -> Result<Vec<Option<Duration>>, ScanError> {
+) -> Result<Vec<Option<HostTiming>>, ScanError> {
     let nofile = sys::raise_nofile() as usize;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = cfg.threads.unwrap_or(cores.min(4)).max(1);
@@ -71,7 +73,7 @@ pub fn scan(
     Rng::new().shuffle(&mut all);
     let rate = cfg.rate.map_or(f64::INFINITY, f64::from) / threads as f64;
     let (tx, rx) = mpsc::channel::<Msg>();
-    let mut srtt = vec![None; hosts.len()];
+    let mut timing: Vec<Option<HostTiming>> = vec![None; hosts.len()];
     let mut first_err: Option<ScanError> = None;
     std::thread::scope(|s| {
         let mut handles = Vec::new();
@@ -97,8 +99,8 @@ pub fn scan(
                 }
                 Msg::SelfConnects(n) => sink.summary.self_connects += n,
                 Msg::Rtt(h, d) => {
-                    if srtt[h].is_none() {
-                        srtt[h] = d;
+                    if timing[h].is_none() {
+                        timing[h] = d;
                     }
                 }
             }
@@ -120,7 +122,7 @@ pub fn scan(
     });
     match first_err {
         Some(e) => Err(e),
-        None => Ok(srtt),
+        None => Ok(timing),
     }
 }
 
@@ -434,7 +436,7 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
         let _ = tx.send(Msg::Ports(batch));
     }
     for (h, r) in rtt.iter().enumerate() {
-        let _ = tx.send(Msg::Rtt(h, r.srtt()));
+        let _ = tx.send(Msg::Rtt(h, r.timing()));
     }
     let selfs: u64 = selfc.iter().map(|&n| u64::from(n)).sum();
     if selfs > 0 {

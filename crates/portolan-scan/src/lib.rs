@@ -268,10 +268,19 @@ pub enum Event {
     /// Every port of this host has been reported.
     HostDone {
         addr: IpAddr,
-        srtt: Option<Duration>,
+        timing: Option<HostTiming>,
     },
     /// Probes finished so far, of the total.
     Progress { done: u64, total: u64 },
+}
+
+/// A host's round-trip estimate at the end of its scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostTiming {
+    pub srtt: Duration,
+    pub rttvar: Duration,
+    /// The probe timeout derived from them.
+    pub timeout: Duration,
 }
 
 /// Totals at the end of a scan.
@@ -395,22 +404,22 @@ impl Scanner {
             }
             sink.summary.hosts_up += up.len() as u64;
             let live: Vec<IpAddr> = up.iter().map(|u| u.0).collect();
-            let mut srtt = vec![None; live.len()];
+            let mut timing = vec![None; live.len()];
             if !live.is_empty() && !cfg.tcp_ports.is_empty() {
                 let s = match cfg.mode {
                     Mode::Connect => connect::scan(cfg, &live, &cfg.tcp_ports, &mut sink)?,
                     Mode::Syn => syn::scan(cfg, &live, &cfg.tcp_ports, &mut sink)?,
                 };
-                srtt = s;
+                timing = s;
             }
             if !live.is_empty() && !cfg.udp_ports.is_empty() {
                 let s = udp::scan(cfg, &live, &cfg.udp_ports, &mut sink)?;
-                for (a, b) in srtt.iter_mut().zip(s) {
+                for (a, b) in timing.iter_mut().zip(s) {
                     *a = a.or(b);
                 }
             }
-            for (&addr, srtt) in live.iter().zip(srtt) {
-                (sink.on)(Event::HostDone { addr, srtt });
+            for (&addr, timing) in live.iter().zip(timing) {
+                (sink.on)(Event::HostDone { addr, timing });
             }
         }
         let mut summary = sink.summary;

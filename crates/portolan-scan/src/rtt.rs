@@ -62,6 +62,15 @@ impl RttEstimator {
         Duration::from_secs_f64(self.rttvar)
     }
 
+    /// The estimate so far, if there was any sample.
+    pub fn timing(&self) -> Option<crate::HostTiming> {
+        Some(crate::HostTiming {
+            srtt: self.srtt()?,
+            rttvar: self.rttvar(),
+            timeout: self.timeout(),
+        })
+    }
+
     /// The timeout: SRTT + 4 RTTVAR, within the bounds.
     pub fn timeout(&self) -> Duration {
         match self.srtt {

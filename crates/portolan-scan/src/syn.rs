@@ -308,7 +308,7 @@ pub fn scan(
     hosts: &[IpAddr],
     ports: &[u16],
     sink: &mut Sink<'_>,
-) -> Result<Vec<Option<Duration>>, ScanError> {
+) -> Result<Vec<Option<crate::HostTiming>>, ScanError> {
     let mut prober = SynProber::new(hosts)?;
     let max = cfg.rate.map_or(DEFAULT_RATE, f64::from);
     let mut t = Table::new(
@@ -328,5 +328,5 @@ pub fn scan(
         },
         sink,
     )?;
-    Ok(t.rtt.iter().map(|r| r.srtt()).collect())
+    Ok(t.rtt.iter().map(crate::RttEstimator::timing).collect())
 }

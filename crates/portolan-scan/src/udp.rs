@@ -5,7 +5,6 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::time::Duration;
 
 use portolan_registry::Proto;
 
@@ -135,7 +134,7 @@ pub fn scan(
     hosts: &[IpAddr],
     ports: &[u16],
     sink: &mut Sink<'_>,
-) -> Result<Vec<Option<Duration>>, ScanError> {
+) -> Result<Vec<Option<crate::HostTiming>>, ScanError> {
     let mut p = UdpProber {
         s4: None,
         s6: None,
@@ -165,5 +164,5 @@ pub fn scan(
         },
         sink,
     )?;
-    Ok(t.rtt.iter().map(|r| r.srtt()).collect())
+    Ok(t.rtt.iter().map(crate::RttEstimator::timing).collect())
 }

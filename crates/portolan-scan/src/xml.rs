@@ -37,7 +37,7 @@ pub struct Host {
     pub extra: Vec<Extra>,
     /// Listed ports, with the registry's service name.
     pub ports: Vec<(PortResult, Option<String>)>,
-    pub srtt: Option<Duration>,
+    pub timing: Option<crate::HostTiming>,
 }
 
 /// A whole run.
@@ -176,13 +176,13 @@ pub fn write(w: &mut dyn Write, run: &Run) -> io::Result<()> {
             )?;
         }
         writeln!(w, "</ports>")?;
-        if let Some(s) = h.srtt {
-            let us = s.as_micros();
+        if let Some(t) = h.timing {
             writeln!(
                 w,
-                "<times srtt=\"{us}\" rttvar=\"{}\" to=\"{}\"/>",
-                us / 2 + 1,
-                (us * 3).max(100_000)
+                "<times srtt=\"{}\" rttvar=\"{}\" to=\"{}\"/>",
+                t.srtt.as_micros(),
+                t.rttvar.as_micros(),
+                t.timeout.as_micros()
             )?;
         }
         writeln!(w, "</host>")?;

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use portolan_registry::{Proto, Registry};
 use portolan_scan::{
-    Event, Mode, PortResult, PortSpec, PortState, Reason, RttBounds, ScanConfig, Scanner, Summary,
-    Target, TargetSet, xml,
+    Event, HostTiming, Mode, PortResult, PortSpec, PortState, Reason, RttBounds, ScanConfig,
+    Scanner, Summary, Target, TargetSet, xml,
 };
 
 use crate::cli::{ScanArgs, ScanMode};
@@ -276,9 +276,9 @@ impl Printer {
         Ok(())
     }
 
-    fn host_done(&mut self, addr: IpAddr, srtt: Option<Duration>) -> io::Result<()> {
+    fn host_done(&mut self, addr: IpAddr, timing: Option<HostTiming>) -> io::Result<()> {
         let Some(mut h) = self.hosts.remove(&addr) else {
-            return self.host_xml(addr, HostState::default(), srtt);
+            return self.host_xml(addr, HostState::default(), timing);
         };
         let mut per_state: BTreeMap<PortState, u64> = BTreeMap::new();
         for ((s, _, _), n) in &h.counts {
@@ -314,10 +314,15 @@ impl Printer {
                 })?;
             }
         }
-        self.host_xml(addr, h, srtt)
+        self.host_xml(addr, h, timing)
     }
 
-    fn host_xml(&mut self, addr: IpAddr, h: HostState, srtt: Option<Duration>) -> io::Result<()> {
+    fn host_xml(
+        &mut self,
+        addr: IpAddr,
+        h: HostState,
+        timing: Option<HostTiming>,
+    ) -> io::Result<()> {
         let Some(xs) = self.xml_hosts.as_mut() else {
             return Ok(());
         };
@@ -361,7 +366,7 @@ impl Printer {
             end: now_secs(),
             extra: extra.into_values().collect(),
             ports,
-            srtt,
+            timing,
         });
         Ok(())
     }
@@ -400,7 +405,7 @@ impl Printer {
                 Ok(())
             }
             Event::Port(r) => self.port(r),
-            Event::HostDone { addr, srtt } => self.host_done(addr, srtt),
+            Event::HostDone { addr, timing } => self.host_done(addr, timing),
             Event::Progress { done, total } => {
                 if let Some(pb) = &self.progress {
                     pb.set_length(total);
@@ -623,7 +628,11 @@ mod tests {
         ));
         events.push(Event::HostDone {
             addr: host,
-            srtt: Some(Duration::from_micros(900)),
+            timing: Some(HostTiming {
+                srtt: Duration::from_micros(900),
+                rttvar: Duration::from_micros(300),
+                timeout: Duration::from_millis(50),
+            }),
         });
         for e in events {
             p.event(e).unwrap();

@@ -152,11 +152,11 @@ impl Table {
         let mut rtt = None;
         if tries >= 1 {
             self.retry.answered(tries);
+            self.ctl.answered(self.sent_us[i]);
         }
         if tries == 1 {
             let d = Duration::from_micros(self.now_us().saturating_sub(self.sent_us[i]));
             self.rtt[h].sample(d);
-            self.ctl.answered(self.sent_us[i]);
             rtt = Some(d);
         }
         sink.port(PortResult {
@@ -240,9 +240,7 @@ pub fn run(
                     t.tries[q] = t.tries[q].saturating_add(1);
                     t.sent_us[q] = now;
                 }
-                if round == 0 {
-                    t.ctl.sent(now, n as u32);
-                }
+                t.ctl.sent(now, n as u32);
                 off += n;
                 if n == 0 {
                     // Socket buffer full: let the queue drain, reading answers meanwhile.
@@ -251,11 +249,12 @@ pub fn run(
                 }
             }
             last_send = Instant::now();
-            if round == 0 {
-                let now = t.now_us();
-                if let Some(r) = t.ctl.judge(now, t.max_timeout()) {
-                    pacer.set_rate(r);
-                }
+            // UDP paces itself by the ICMP errors instead (below).
+            let now = t.now_us();
+            if let Some(r) = t.ctl.judge(now, t.max_timeout())
+                && !opts.icmp_pacing
+            {
+                pacer.set_rate(r);
             }
         }
         // Wait out the timeout of the slowest host for the last probes sent.

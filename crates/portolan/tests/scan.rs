@@ -629,3 +629,37 @@ fn rate_cap_names_and_retry_limit() {
     assert_eq!(open_set(&out), BTreeSet::from([22]));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn syn_backs_off_under_congestion_and_stays_exact() {
+    if !ok("congestion") {
+        return;
+    }
+    // The target takes at most 5,000 SYNs a second and drops the rest: loss that grows
+    // with the send rate. Sending on at full speed would lose most probes every round.
+    let open = many_ports();
+    let pair = target("ps", &open, None);
+    pair.target
+        .nft(
+            "table inet c {
+  chain i {
+    type filter hook input priority 0;
+    tcp flags syn limit rate over 5000/second burst 500 packets drop
+  }
+}",
+        )
+        .unwrap();
+    let t = Instant::now();
+    let out = scan(
+        &pair,
+        &["-sS", "--json", "-Pn", "-p", "1-5000", Pair::TARGET_V4],
+    );
+    assert_eq!(open_set(&out), open.iter().copied().collect());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\"closed\":4898,"),
+        "{}",
+        text.lines().last().unwrap()
+    );
+    eprintln!("5000 ports through a 5000 SYN/s limit: {:?}", t.elapsed());
+}

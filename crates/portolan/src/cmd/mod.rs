@@ -15,6 +15,7 @@ use crate::cli::{Cli, Command};
 mod entries;
 mod explain;
 mod lookup;
+pub mod scan;
 mod search;
 mod services;
 
@@ -65,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Scan(args) => scan::run(&args),
         Command::Ls(args) => ls::run(&args),
     }
 }

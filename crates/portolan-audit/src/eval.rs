@@ -552,8 +552,9 @@ impl Evaluator<'_, '_> {
                     s.describe()
                 );
                 let fix = format!(
-                    "Check it with `portolan audit {} --scan HOST --detect`, and require TLS before authentication in the server's configuration.",
-                    self.ctx.policy_arg.as_deref().unwrap_or("--policy FILE")
+                    "Check that STARTTLS is offered (`openssl s_client -starttls {} -connect HOST:{}`), and require TLS before authentication in the server's configuration.",
+                    starttls_word(k),
+                    s.port
                 );
                 self.push(s, Rule::CleartextForbidden, Severity::Info, msg, fix);
                 return;
@@ -946,6 +947,17 @@ impl Evaluator<'_, '_> {
             " If it must keep running, drop it at the firewall: `nft add rule inet filter input {proto} dport {} drop` (or write a policy and let `portolan firewall` allow only what it names).",
             s.port
         )
+    }
+}
+
+/// The protocol name `openssl s_client -starttls` takes.
+fn starttls_word(k: Option<&Known>) -> &'static str {
+    match k.map(|k| k.name) {
+        Some("pop3") => "pop3",
+        Some("ftp") => "ftp",
+        Some("ldap") => "ldap",
+        Some("smtp") | Some("submission") => "smtp",
+        _ => "imap",
     }
 }
 

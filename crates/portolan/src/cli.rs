@@ -363,14 +363,11 @@ pub struct AuditArgs {
     /// of this process's own
     #[arg(long, value_name = "NAME")]
     pub netns: Option<String>,
-    /// Also scan TARGET from here (the outside view); when it is this host, each port is
-    /// then "listening but not reachable" or "reachable"
+    /// Also scan TARGET from here (the outside view). With --netns NAME and the
+    /// namespace's address, each port is then "listening but not reachable" (the firewall
+    /// holds) or "reachable"; another host is judged by the scan alone
     #[arg(long, value_name = "TARGET")]
     pub scan: Option<String>,
-    /// With --scan, detect the service behind each open port (product, cleartext,
-    /// STARTTLS)
-    #[arg(long, requires = "scan")]
-    pub detect: bool,
     /// Output format
     #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
     pub format: AuditFormat,

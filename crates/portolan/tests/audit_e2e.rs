@@ -219,5 +219,53 @@ fn audit_and_enforce_a_mail_server() {
     // Inside, nothing changed: the same sockets listen.
     let (_, v) = audit(&pair, &["--profile", "mail-server"]);
     assert_eq!(findings(&v).len(), 6);
+
+    // Both views at once: the inventory of the target namespace, and a scan of it from
+    // the scanner namespace. What the firewall holds back is one step milder.
+    let out = pair
+        .scanner
+        .command(env!("CARGO_BIN_EXE_portolan"))
+        .args([
+            "audit",
+            "--netns",
+            pair.target.name(),
+            "--scan",
+            Pair::TARGET_V4,
+        ])
+        .args([
+            "--profile",
+            "mail-server",
+            "--json",
+            "--today",
+            "2026-11-27",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        findings(&v),
+        set(&[
+            ("high", "cleartext-forbidden", 23),
+            ("medium", "cleartext-forbidden", 21),
+            ("medium", "cleartext-forbidden", 110),
+            ("medium", "bind-mismatch", 53),
+            ("medium", "not-allowed", 80),
+            ("medium", "not-allowed", 6379),
+        ]),
+        "{v:#}"
+    );
+    for f in v["findings"].as_array().unwrap() {
+        assert_eq!(f["reachable"], false, "{f:#}");
+        assert!(
+            f["message"]
+                .as_str()
+                .unwrap()
+                .contains("the firewall holds"),
+            "{f:#}"
+        );
+    }
+    assert_eq!(v["summary"]["reachable"], MAIL.len());
     let _ = std::fs::remove_dir_all(state);
 }

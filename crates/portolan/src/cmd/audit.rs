@@ -14,7 +14,7 @@ use portolan_audit::policy::Policy;
 use portolan_audit::{
     Context, Date, Exposure, Host, Inputs, Listener, Process, evaluate, junit, profiles, sarif,
 };
-use portolan_registry::{PortRange, Registry};
+use portolan_registry::{PortRange, Proto, Registry};
 
 use crate::cli::{AuditArgs, AuditFormat, PolicySource, SeverityArg};
 use crate::out;
@@ -186,14 +186,22 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         None => Date::today_utc(),
     };
     let listeners = inside_view(args.netns.as_deref())?;
+    let policy_ref = loaded.as_ref().map(|(p, _)| p);
     let scan = match &args.scan {
-        Some(target) => Some(outside_view(target, args.detect)?),
+        Some(target) => Some(outside_view(
+            target,
+            Some(&listeners),
+            policy_ref,
+            args.netns.as_deref(),
+        )?),
         None => None,
     };
-    let inputs = Inputs {
-        listeners: Some(listeners),
-        scan,
+    // A scan of another host is judged alone: this host's sockets say nothing about it.
+    let listeners = match &scan {
+        Some(s) if !s.local => None,
+        _ => Some(listeners),
     };
+    let inputs = Inputs { listeners, scan };
     let host = LiveHost::default();
     if let Some(ls) = &inputs.listeners {
         let mut exes: Vec<&Path> = ls
@@ -321,9 +329,119 @@ pub fn to_audit(l: &portolan_inventory::Listener) -> Listener {
     }
 }
 
-/// The outside view: a scan of `target`.
-fn outside_view(target: &str, _detect: bool) -> anyhow::Result<portolan_audit::Scan> {
-    bail!("--scan {target}: the scanner is not part of this build yet")
+/// The outside view: a scan of `target` from here. It covers the top 1,000 TCP ports,
+/// every port the inside view has beyond loopback, and every port the policy names (UDP
+/// only where something listens or the policy allows it: UDP scans are slow).
+fn outside_view(
+    target: &str,
+    listeners: Option<&[Listener]>,
+    policy: Option<&Policy>,
+    netns: Option<&str>,
+) -> anyhow::Result<portolan_audit::Scan> {
+    use portolan_scan::{Event, Mode, PortSpec, ScanConfig, Scanner, Target, TargetSet};
+    use std::collections::BTreeSet;
+
+    let t = Target::parse(target).map_err(|e| anyhow::anyhow!("--scan {target}: {e}"))?;
+    let set =
+        TargetSet::build(&[t], &[], true).map_err(|e| anyhow::anyhow!("--scan {target}: {e}"))?;
+    let addrs: Vec<std::net::IpAddr> = set.iter().collect();
+    let [addr] = addrs[..] else {
+        bail!(
+            "--scan takes one host; {target} is {} addresses",
+            addrs.len()
+        );
+    };
+    let mut tcp: BTreeSet<u16> = PortSpec::top(1000)
+        .map(|p| p.ports(Proto::Tcp).into_iter().collect())
+        .unwrap_or_default();
+    let mut udp: BTreeSet<u16> = BTreeSet::new();
+    for l in listeners
+        .into_iter()
+        .flatten()
+        .filter(|l| l.exposure != Exposure::Loopback)
+    {
+        match l.protocol {
+            Proto::Tcp => {
+                tcp.insert(l.port);
+            }
+            Proto::Udp => {
+                udp.insert(l.port);
+            }
+            _ => {}
+        }
+    }
+    for a in policy.into_iter().flat_map(|p| &p.allow) {
+        for (proto, r) in a.services.iter().flat_map(|s| &s.ports) {
+            if r.len() > 1024 {
+                continue;
+            }
+            let into = match proto {
+                Proto::Tcp => &mut tcp,
+                Proto::Udp => &mut udp,
+                _ => continue,
+            };
+            into.extend(r.iter());
+        }
+    }
+    let config = ScanConfig {
+        mode: Mode::best_available(),
+        tcp_ports: tcp.iter().copied().collect(),
+        udp_ports: udp.iter().copied().collect(),
+        discovery: false,
+        ..ScanConfig::default()
+    };
+    let mut results = Vec::new();
+    Scanner::new(config)
+        .run(&set, &mut |ev| {
+            if let Event::Port(r) = ev {
+                results.push(r);
+            }
+        })
+        .with_context(|| format!("scanning {target}"))?;
+    let from_itself = netns.is_none() && std::net::UdpSocket::bind((addr, 0)).is_ok();
+    if from_itself {
+        eprintln!(
+            "portolan: {target} is this host: the scan goes through loopback, which firewalls accept, so it cannot tell what the firewall lets in (scan from another host, or audit a namespace with --netns)"
+        );
+    }
+    let source = std::net::UdpSocket::bind(if addr.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })
+    .and_then(|s| s.connect((addr, 9)).map(|()| s))
+    .and_then(|s| s.local_addr())
+    .ok()
+    .map(|a| a.ip());
+    let mut scanned: Vec<(Proto, PortRange)> = tcp
+        .iter()
+        .map(|&p| (Proto::Tcp, PortRange::single(p)))
+        .collect();
+    scanned.extend(udp.iter().map(|&p| (Proto::Udp, PortRange::single(p))));
+    Ok(portolan_audit::Scan {
+        target: target.to_string(),
+        local: netns.is_some() || from_itself,
+        source,
+        scanned,
+        results: results
+            .into_iter()
+            .map(|r| portolan_audit::Reachable {
+                host: r.host.to_string(),
+                protocol: r.proto,
+                port: r.port,
+                state: match r.state {
+                    portolan_scan::PortState::Open => portolan_audit::PortState::Open,
+                    portolan_scan::PortState::Closed => portolan_audit::PortState::Closed,
+                    portolan_scan::PortState::Filtered => portolan_audit::PortState::Filtered,
+                    portolan_scan::PortState::OpenFiltered => {
+                        portolan_audit::PortState::OpenFiltered
+                    }
+                },
+                detected: None,
+            })
+            .collect(),
+        from_itself,
+    })
 }
 
 const SEVERITY_COLOR: [(Severity, &str); 5] = [

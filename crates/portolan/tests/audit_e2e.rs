@@ -269,3 +269,70 @@ fn audit_and_enforce_a_mail_server() {
     assert_eq!(v["summary"]["reachable"], MAIL.len());
     let _ = std::fs::remove_dir_all(state);
 }
+
+#[test]
+fn policy_init_round_trip() {
+    if !require_root("policy_init_round_trip") || !require_tool("python3", "python3") {
+        return;
+    }
+    let mut pair = Pair::new("pa").unwrap();
+    serve(&mut pair, &[22, 23, 443, 6379]);
+    wait_for(&pair, 6379);
+    let dir = std::env::temp_dir().join(format!("pa-init-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("policy.toml");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_portolan"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let ns = pair.target.name().to_string();
+    let out = run(&[
+        "policy",
+        "init",
+        "--netns",
+        &ns,
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // It refuses to overwrite.
+    let again = run(&[
+        "policy",
+        "init",
+        "--netns",
+        &ns,
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+    let out = run(&["policy", "check", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Audited against its own starting policy, the host is clean but for telnet, which
+    // init leaves out because the policy forbids cleartext.
+    let out = run(&[
+        "audit",
+        "--netns",
+        &ns,
+        "--policy",
+        file.to_str().unwrap(),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        findings(&v),
+        set(&[("critical", "cleartext-forbidden", 23)]),
+        "{v:#}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

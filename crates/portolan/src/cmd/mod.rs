@@ -7,6 +7,8 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
 
+mod detect;
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Completions { shell } => {
@@ -16,6 +18,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Detect(args) => detect::run(&args),
         Command::Man => {
             let mut out = std::io::stdout().lock();
             clap_mangen::Man::new(Cli::command()).render(&mut out)?;

@@ -42,7 +42,9 @@ start() {
   local T="ip netns exec $tns"
   run() { # name, command...: start in the target namespace, record the PID
     local name=$1; shift
-    $T "$@" >"$dir/$name.out" 2>&1 &
+    # Each daemon in a session of its own: some signal their whole process group when
+    # they stop, which must never reach whoever started the test bed.
+    $T setsid "$@" >"$dir/$name.out" 2>&1 </dev/null &
     echo "$! $name" >>"$dir/pids"
   }
 

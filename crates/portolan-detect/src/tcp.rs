@@ -89,6 +89,9 @@ fn tls_plan(port: u16) -> Vec<Step> {
 #[allow(clippy::large_enum_variant)] // one per step; boxing buys nothing
 enum Outcome {
     Found(Detection),
+    /// Recognised, but from an answer to the wrong question (an HTTP 400 to a TLS
+    /// hello): used when nothing better turns up.
+    Weak(Detection),
     /// The server said something we did not recognise.
     Spoke(String),
     /// It greeted us before reading our question: ask again by waiting.
@@ -119,9 +122,14 @@ pub async fn detect(det: &Detector, addr: SocketAddr, opts: &Options) -> Detecti
     });
     let steps = plan(addr.port());
     let mut heard: Option<String> = None;
+    let mut weak: Option<Detection> = None;
     let mut note = |o: Outcome| -> Option<Detection> {
         match o {
             Outcome::Found(d) => Some(d),
+            Outcome::Weak(d) => {
+                weak.get_or_insert(d);
+                None
+            }
             Outcome::Unreachable(e) => Some(unreachable(&e)),
             Outcome::Spoke(s) => {
                 heard.get_or_insert(s);
@@ -154,7 +162,9 @@ pub async fn detect(det: &Detector, addr: SocketAddr, opts: &Options) -> Detecti
             }
         }
     }
-    Detection::nothing(heard.unwrap_or_else(|| "open, but no probe got an answer".into()))
+    weak.unwrap_or_else(|| {
+        Detection::nothing(heard.unwrap_or_else(|| "open, but no probe got an answer".into()))
+    })
 }
 
 fn unreachable(e: &io::Error) -> Detection {
@@ -297,6 +307,9 @@ impl Ctx {
                     d.starttls = false;
                     return d;
                 }
+                Outcome::Weak(d) => {
+                    heard.get_or_insert(d.evidence);
+                }
                 Outcome::Spoke(s) => {
                     heard.get_or_insert(s);
                 }
@@ -356,7 +369,10 @@ impl Ctx {
                 }
                 None
             }
-            Step::Http => self.http(&data),
+            Step::Http => match self.http(&data) {
+                Some(d) if d.evidence.contains(" 400 ") => return Outcome::Weak(d),
+                other => other,
+            },
             Step::Ldap => self.ldap(&data),
             Step::Dns => self.dns_tcp(&data),
             Step::NetbiosSsn => proto::nb_session_parse(&data).map(|e| found("netbios-ssn", e)),
@@ -376,7 +392,7 @@ impl Ctx {
         }
         if step != Step::Http {
             if let Some(d) = self.http(data) {
-                return Outcome::Found(d);
+                return Outcome::Weak(d);
             }
         }
         let text = proto::text(data);
@@ -385,7 +401,11 @@ impl Ctx {
                 let mut d = found(&m.protocol, printable(data, 120));
                 d.product = Some(m.product);
                 d.version = m.version;
-                Outcome::Found(d)
+                if step == Step::Greeting {
+                    Outcome::Found(d)
+                } else {
+                    Outcome::Weak(d)
+                }
             }
             None => Outcome::Spoke(printable(data, 120)),
         }

@@ -261,3 +261,44 @@ pub(crate) fn printable(data: &[u8], max: usize) -> String {
     }
     out.trim_end_matches("\\n").to_string()
 }
+
+/// Runs every reply parser on `data`: for the fuzz target and property tests only.
+#[doc(hidden)]
+pub fn parse_all(data: &[u8]) {
+    let _ = proto::classify_greeting(data);
+    let _ = proto::telnet_parse(data);
+    let _ = proto::http_parse(data);
+    let _ = proto::dns_parse(0, data);
+    let _ = proto::ntp_parse(data);
+    let _ = proto::ntp_readvar_parse(data);
+    let _ = proto::snmp_parse(data, 0);
+    let _ = proto::nbstat_parse(0, data);
+    let _ = proto::nb_session_parse(data);
+    let _ = proto::tftp_parse(data);
+    let _ = proto::dhcp_parse(0, data);
+    let _ = proto::end_of_ldap_search(data);
+    let _ = proto::ldap_parse(data);
+    let _ = proto::smb_parse(data);
+    let _ = conn::end_of_coded_reply(data);
+    let _ = conn::end_of_dot_list(data);
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn reply_parsers_never_panic(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+            super::parse_all(&data);
+        }
+
+        #[test]
+        fn printable_is_one_bounded_line(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let p = super::printable(&data, 50);
+            prop_assert!(!p.contains('\n') && !p.contains('\r'));
+            // The last character may be an escape (4) followed by the ellipsis.
+            prop_assert!(p.chars().count() <= 50 + 4 + 1);
+        }
+    }
+}

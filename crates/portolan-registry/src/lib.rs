@@ -1,8 +1,21 @@
-//! The port and service vocabulary shared by every part of portolan.
+//! The port and service vocabulary shared by every part of portolan, and the registry of
+//! ports and services.
 //!
 //! [`Proto`], [`PortRange`] and [`Category`] are the words the inventory, the scanner
-//! and the audit all speak.
+//! and the audit all speak. [`Registry::embedded`] is IANA's registry, compiled in:
+//!
+//! ```
+//! use portolan_registry::{Proto, Registry};
+//! let reg = Registry::embedded();
+//! assert_eq!(reg.name_for(443, Proto::Tcp), Some("https"));
+//! assert_eq!(reg.by_name("smtp")[0].ports.unwrap().first, 25);
+//! ```
 
+mod iana;
+pub mod iana_csv;
+mod registry;
 mod types;
 
+pub use iana::{Record, Status};
+pub use registry::{Entry, Registry, Source};
 pub use types::{Category, ParseError, PortRange, Proto};

@@ -18,6 +18,7 @@ TCP_PORTS=(21 2121 990 22 2222 23 2323 25 2525 465 53 5353 80 8081 443 4433 110 
 UDP_PORTS=(53 5353 67 69 6969 123 137 161 1161)
 
 work=$(mktemp -d)
+chmod 755 "$work" # the test bed's daemons read their configs under it
 cleanup() { bash tests/testbed/run.sh stop "$work/tb" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 bash tests/testbed/run.sh start "$work/tb"

@@ -19,6 +19,13 @@ start() {
   local dir=$1
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
+  # Daemons that drop privileges (postfix, dnsmasq, dovecot's logins) read their files
+  # here: the directory and its parents must be open to them.
+  chmod 755 "$dir"
+  local up=$dir
+  while up=$(dirname "$up") && [ "$up" != / ]; do
+    [ $(( $(stat -c '0%a' "$up") & 1 )) = 1 ] || die "$up is closed to other users; daemons could not read their configs under it"
+  done
   local id="pd$$"
   local sns="${id}s" tns="${id}t"
   : >"$dir/pids"

@@ -114,6 +114,28 @@ impl Detection {
     pub fn nmap_tunnel(&self) -> Option<&'static str> {
         self.tls.as_ref().map(|_| "ssl")
     }
+
+    /// The attributes of nmap's `<service>` element for this detection, in nmap's order
+    /// (`name`, `product`, `version`, `tunnel`, `method`, `conf`), values unescaped.
+    /// Empty when nothing was recognised: the caller then keeps its port-table guess.
+    pub fn nmap_service(&self) -> Vec<(&'static str, String)> {
+        let Some(name) = self.nmap_name() else {
+            return Vec::new();
+        };
+        let mut attrs = vec![("name", name.to_string())];
+        if let Some(p) = &self.product {
+            attrs.push(("product", p.clone()));
+        }
+        if let Some(v) = &self.version {
+            attrs.push(("version", v.clone()));
+        }
+        if let Some(t) = self.nmap_tunnel() {
+            attrs.push(("tunnel", t.to_string()));
+        }
+        attrs.push(("method", "probed".into()));
+        attrs.push(("conf", "10".into()));
+        attrs
+    }
 }
 
 /// How long and how much detection may spend on one port.
@@ -121,9 +143,6 @@ impl Detection {
 pub struct Options {
     /// Connect, write and each read of a reply.
     pub timeout: Duration,
-    /// How long to wait for a banner on a port where the client is not expected to
-    /// speak first (on ports where it is, the probe is sent at once).
-    pub banner_wait: Duration,
     /// The whole detection of one port.
     pub total: Duration,
     /// Bytes read from one connection at most.
@@ -136,7 +155,6 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             timeout: Duration::from_secs(3),
-            banner_wait: Duration::from_millis(1500),
             total: Duration::from_secs(15),
             read_cap: 64 * 1024,
             server_name: None,
@@ -145,11 +163,10 @@ impl Default for Options {
 }
 
 impl Options {
-    /// Options scaled from one timeout: banners get half of it, a port five times it.
+    /// Options scaled from one timeout: a whole port gets five times it.
     pub fn with_timeout(timeout: Duration) -> Options {
         Options {
             timeout,
-            banner_wait: timeout / 2,
             total: timeout * 5,
             ..Options::default()
         }
@@ -285,7 +302,65 @@ pub fn parse_all(data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn nmap_service_attributes() {
+        let d = Detection {
+            protocol: Some("http".into()),
+            product: Some("nginx".into()),
+            version: Some("1.22.1".into()),
+            tls: Some(TlsInfo::default()),
+            ..Detection::default()
+        };
+        let attrs = d.nmap_service();
+        let names: Vec<&str> = attrs.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            names,
+            ["name", "product", "version", "tunnel", "method", "conf"]
+        );
+        assert_eq!(attrs[3].1, "ssl");
+        let dns = Detection {
+            protocol: Some("dns".into()),
+            ..Detection::default()
+        };
+        assert_eq!(dns.nmap_service()[0].1, "domain");
+        assert!(Detection::default().nmap_service().is_empty());
+    }
+
+    #[test]
+    fn json_field_names_are_stable() {
+        let v = serde_json::to_value(Detection::default()).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "cleartext",
+                "evidence",
+                "product",
+                "protocol",
+                "starttls",
+                "tls",
+                "version"
+            ]
+        );
+        let t = serde_json::to_value(TlsInfo::default()).unwrap();
+        let mut keys: Vec<&str> = t.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "alpn",
+                "cipher",
+                "issuer",
+                "not_after",
+                "subject",
+                "version"
+            ]
+        );
+    }
 
     proptest! {
         #[test]

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
-use crate::conn::{Conn, Stop, end_of_coded_reply, end_of_dot_list};
+use crate::conn::{Conn, end_of_coded_reply, end_of_dot_list};
 use crate::proto::{self, Greeting};
 use crate::{Detection, Detector, Options, TlsInfo, printable, tls};
 
@@ -52,25 +52,30 @@ const HTTP_PORTS: &[u16] = &[
     80, 591, 3000, 3128, 5000, 8000, 8008, 8080, 8081, 8088, 8888,
 ];
 
-/// The steps for a port: what its number suggests first, then the rest.
-fn plan(port: u16) -> Vec<Step> {
-    let first: &[Step] = if TLS_PORTS.contains(&port) {
-        &[Step::Tls]
+/// The step a port number suggests, if any.
+fn hint(port: u16) -> Option<Step> {
+    Some(if TLS_PORTS.contains(&port) {
+        Step::Tls
     } else if GREETING_PORTS.contains(&port) {
-        &[Step::Greeting]
+        Step::Greeting
     } else if HTTP_PORTS.contains(&port) {
-        &[Step::Http]
+        Step::Http
     } else {
         match port {
-            53 => &[Step::Dns],
-            139 => &[Step::NetbiosSsn],
-            389 | 3268 => &[Step::Ldap],
-            445 => &[Step::Smb],
-            _ => &[],
+            53 => Step::Dns,
+            139 => Step::NetbiosSsn,
+            389 | 3268 => Step::Ldap,
+            445 => Step::Smb,
+            _ => return None,
         }
-    };
-    let mut steps = first.to_vec();
-    steps.extend(ALL.iter().filter(|s| !first.contains(s)));
+    })
+}
+
+/// The steps for a port: what its number suggests first, then the rest.
+fn plan(port: u16) -> Vec<Step> {
+    let first = hint(port);
+    let mut steps: Vec<Step> = first.into_iter().collect();
+    steps.extend(ALL.iter().filter(|s| Some(**s) != first));
     steps
 }
 
@@ -138,19 +143,19 @@ pub async fn detect(det: &Detector, addr: SocketAddr, opts: &Options) -> Detecti
             Outcome::Greeter | Outcome::Silent => None,
         }
     };
-    // What the port suggests, with the full timeout; then a short wait for a greeting.
-    let first = steps[0];
-    if let Some(d) = note(cx.step(first, opts.timeout).await) {
-        return d;
-    }
-    if first != Step::Greeting {
-        if let Some(d) = note(cx.step(Step::Greeting, opts.banner_wait).await) {
+    // What the port suggests goes first, alone.
+    let mut rest = steps;
+    if hint(addr.port()).is_some() {
+        let first = rest.remove(0);
+        if let Some(d) = note(cx.step(first, opts.timeout).await) {
             return d;
         }
     }
-    // The rest at once, each on its own connection; the first answer wins.
+    // Then everything else at once, each on its own connection (waiting for a greeting
+    // is one of them); the first answer wins. A speak-first server that gets a question
+    // it did not expect still greets, and is then heard again properly.
     let mut set = JoinSet::new();
-    for step in steps.into_iter().skip(1).filter(|s| *s != Step::Greeting) {
+    for step in rest {
         let cx = cx.clone();
         set.spawn(async move { cx.step(step, cx.opts.timeout).await });
     }
@@ -544,11 +549,12 @@ impl Ctx {
         let mut text = Vec::new();
         let first_round = proto::telnet_describe(&proto::telnet_parse(&greeting).0);
         let mut data = greeting;
-        // A few rounds of refusing options; telnetd then prints its banner and prompt.
-        for _ in 0..4 {
+        // Refuse each round of options as it comes; telnetd then prints its banner and
+        // login prompt. A round ends at the prompt, or when new options want an answer.
+        for _ in 0..6 {
             let (opts, t) = proto::telnet_parse(&data);
             text.extend_from_slice(&t);
-            if opts.is_empty() && !text.is_empty() {
+            if is_prompt(&text) || (opts.is_empty() && !text.is_empty()) {
                 break;
             }
             let refusal = proto::telnet_refuse(&opts);
@@ -559,17 +565,12 @@ impl Ctx {
             let wait = conn.timeout().min(Duration::from_millis(1500));
             data = match conn
                 .read_until(wait, |b| {
-                    let t = proto::telnet_parse(b).1;
-                    (t.ends_with(b": ") || t.ends_with(b":")).then_some(b.len())
+                    let (o, t) = proto::telnet_parse(b);
+                    let whole = !b.ends_with(&[proto::IAC]) && !ends_mid_command(b);
+                    (is_prompt(&t) || (!o.is_empty() && whole)).then_some(b.len())
                 })
                 .await
             {
-                Ok((d, Stop::Done)) => {
-                    let (o, t) = proto::telnet_parse(&d);
-                    all_opts.extend(o);
-                    text.extend_from_slice(&t);
-                    break;
-                }
                 Ok((d, _)) if !d.is_empty() => d,
                 _ => break,
             };
@@ -585,6 +586,18 @@ impl Ctx {
         self.det.identify(&mut d, &transcript);
         d
     }
+}
+
+/// True when telnet text ends in a prompt (`login: `, `Password:`).
+fn is_prompt(text: &[u8]) -> bool {
+    let t = text.trim_ascii_end();
+    t.ends_with(b":") || t.ends_with(b">") || t.ends_with(b"#") || t.ends_with(b"$")
+}
+
+/// True when the data ends inside a three-byte option command.
+fn ends_mid_command(b: &[u8]) -> bool {
+    let n = b.len();
+    n >= 2 && b[n - 2] == proto::IAC && (251..=254).contains(&b[n - 1])
 }
 
 /// Where a greeting ends: a whole coded reply, a line, telnet negotiation, or at once

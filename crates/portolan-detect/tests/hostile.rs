@@ -13,7 +13,6 @@ use portolan_detect::{Detection, Detector, Options};
 fn opts() -> Options {
     Options {
         timeout: Duration::from_millis(400),
-        banner_wait: Duration::from_millis(200),
         total: Duration::from_secs(3),
         read_cap: 64 * 1024,
         server_name: None,

@@ -148,7 +148,9 @@ async fn detect_all(
     targets: Vec<Target>,
     opts: Options,
 ) -> Vec<(Option<SocketAddr>, Detection)> {
-    let limit = Arc::new(tokio::sync::Semaphore::new(256));
+    // Each TCP detection may hold up to seven sockets at once (its probes run in
+    // parallel), so 64 targets at a time stay well under the usual 1024 descriptors.
+    let limit = Arc::new(tokio::sync::Semaphore::new(64));
     let mut tasks = Vec::new();
     for t in targets {
         let (det, limit) = (det.clone(), limit.clone());

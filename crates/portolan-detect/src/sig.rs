@@ -341,6 +341,20 @@ mod tests {
         }
 
         #[test]
+        fn any_quoted_product_and_literal_pattern_round_trip(
+            product in "[a-zA-Z0-9 ._\"\\\\/-]{1,20}",
+            literal in "[a-zA-Z0-9 ._/()\\[\\]+*?-]{1,20}",
+        ) {
+            let quoted = product.replace('\\', "\\\\").replace('"', "\\\"");
+            let pattern = regex::escape(&literal).replace('/', "\\/");
+            let line = format!("p \"{quoted}\" - /{pattern}/");
+            let sigs = Signatures::parse(&line, "p").unwrap();
+            let m = sigs.identify(Some("p"), &format!("x{literal}y")).unwrap();
+            prop_assert_eq!(m.product, clean(&product));
+            prop_assert_eq!(m.version, None);
+        }
+
+        #[test]
         fn parse_never_panics_on_lines(
             proto in "[a-z-]{0,6}",
             product in "[^\\n]{0,12}",

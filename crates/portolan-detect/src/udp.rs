@@ -198,6 +198,7 @@ async fn simple(
         }
         Probe::Ntp => {
             sock.connect(addr).await?;
+            let sent = Instant::now();
             let Some(r) = exchange(
                 &sock,
                 addr,
@@ -210,18 +211,20 @@ async fn simple(
             else {
                 return Ok(None);
             };
+            let rtt = sent.elapsed();
             let mut text = format!(
                 "version: {}\nstratum: {}\nrefid: {}\nleap: {}\n",
                 r.version, r.stratum, r.refid, r.leap
             );
             // ntpd names itself in mode 6; other servers stay silent, which costs a
-            // short wait only.
+            // few round trips only.
+            let grace = (rtt * 8).clamp(Duration::from_millis(100), wait);
             let vars = exchange(
                 &sock,
                 addr,
                 true,
                 &proto::ntp_readvar(id),
-                wait.min(Duration::from_millis(500)),
+                grace,
                 proto::ntp_readvar_parse,
             )
             .await

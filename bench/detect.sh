@@ -14,8 +14,9 @@ command -v nmap >/dev/null || { echo "bench/detect.sh: nmap is not installed" >&
 cargo build --release -q -p portolan
 BIN=$PWD/target/release/portolan
 
-TCP_PORTS=(21 2121 990 22 2222 23 2323 25 2525 465 53 5353 80 8081 443 4433 110 1110 995 119 1119 139 445 143 1143 993 389 3389 636)
-UDP_PORTS=(53 5353 67 69 6969 123 137 161 1161)
+TCP_PORTS=(21 2121 990 22 2222 23 2323 25 2525 465 1465 53 5353 80 8081 443 4433 110 1110 995 1995
+  119 1119 139 445 1445 143 1143 993 1993 389 3389 636 1636)
+UDP_PORTS=(53 5353 67 1067 69 6969 123 1123 137 161 1161)
 
 work=$(mktemp -d)
 chmod 755 "$work" # the test bed's daemons read their configs under it

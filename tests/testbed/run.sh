@@ -130,6 +130,7 @@ CONF
     echo "$TARGET_IP:25 inet n - n - - smtpd"
     echo "$TARGET_IP:2525 inet n - n - - smtpd"
     echo "$TARGET_IP:465 inet n - n - - smtpd -o smtpd_tls_wrappermode=yes"
+    echo "$TARGET_IP:1465 inet n - n - - smtpd -o smtpd_tls_wrappermode=yes"
     for s in "pickup unix n - n 60 1 pickup" "cleanup unix n - n - 0 cleanup" \
       "qmgr unix n - n 300 1 qmgr" "tlsmgr unix - - n 1000? 1 tlsmgr" \
       "rewrite unix - - n - - trivial-rewrite" "bounce unix - - n - 0 bounce" \
@@ -160,6 +161,11 @@ dhcp-leasefile=$dir/dnsmasq.leases
 CONF
   run dnsmasq /usr/sbin/dnsmasq --keep-in-foreground --conf-file="$dir/dnsmasq.conf" \
     --pid-file="$dir/dnsmasq.pid"
+  # DHCP moved to 1067 (replies to 1068), DNS off.
+  run dnsmasq-1067 /usr/sbin/dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 \
+    --interface="${id}b" --bind-interfaces --dhcp-alternate-port=1067,1068 \
+    --dhcp-range=198.18.5.100,198.18.5.200,1h --dhcp-leasefile="$dir/dnsmasq-1067.leases" \
+    --pid-file="$dir/dnsmasq-1067.pid"
   run dnsmasq-5353 /usr/sbin/dnsmasq --keep-in-foreground --conf-file=/dev/null \
     --port=5353 --listen-address="$TARGET_IP" --bind-interfaces --no-resolv --no-hosts \
     --pid-file="$dir/dnsmasq-5353.pid"
@@ -232,6 +238,10 @@ service imap-login {
     port = 993
     ssl = yes
   }
+  inet_listener imaps-moved {
+    port = 1993
+    ssl = yes
+  }
 }
 service pop3-login {
   inet_listener pop3 {
@@ -244,19 +254,26 @@ service pop3-login {
     port = 995
     ssl = yes
   }
+  inet_listener pop3s-moved {
+    port = 1995
+    ssl = yes
+  }
 }
 CONF
   run dovecot /usr/sbin/dovecot -F -c "$dir/dovecot.conf"
 
-  # ---- chrony as an NTP server on 123, never touching the clock (-x)
-  cat >"$dir/chrony.conf" <<CONF
+  # ---- chrony as an NTP server on 123 and 1123, never touching the clock (-x)
+  for p in 123 1123; do
+    cat >"$dir/chrony-$p.conf" <<CONF
 bindaddress $TARGET_IP
+port $p
 allow all
 local stratum 10
 cmdport 0
-pidfile $dir/chronyd.pid
+pidfile $dir/chronyd-$p.pid
 CONF
-  run chronyd /usr/sbin/chronyd -x -d -f "$dir/chrony.conf"
+    run "chronyd-$p" /usr/sbin/chronyd -x -d -f "$dir/chrony-$p.conf"
+  done
 
   # ---- Samba: nmbd (137/udp) and smbd (139, 445)
   mkdir -p "$dir/samba"/{lock,state,cache,private,pid,ncalrpc,log}
@@ -266,7 +283,7 @@ CONF
   netbios name = TESTBED
   interfaces = $TARGET_IP/24
   bind interfaces only = yes
-  smb ports = 445 139
+  smb ports = 445 139 1445
   server role = standalone server
   lock directory = $dir/samba/lock
   state directory = $dir/samba/state
@@ -305,10 +322,10 @@ rootdn "cn=admin,dc=portolan,dc=test"
 directory $dir/ldap-db
 CONF
   run slapd /usr/sbin/slapd -d 0 -f "$dir/slapd.conf" \
-    -h "ldap://$TARGET_IP:389/ ldap://$TARGET_IP:3389/ ldaps://$TARGET_IP:636/"
+    -h "ldap://$TARGET_IP:389/ ldap://$TARGET_IP:3389/ ldaps://$TARGET_IP:636/ ldaps://$TARGET_IP:1636/"
 
   # Wait until every TCP port listens (UDP daemons bind before the TCP ones here).
-  local want="21 22 23 25 80 110 119 139 143 389 443 465 636 990 993 995 1110 1119 1143 2121 2222 2323 2525 3389 4433 8081"
+  local want="21 22 23 25 80 110 119 139 143 389 443 445 465 636 990 993 995 1110 1119 1143 1445 1465 1636 1993 1995 2121 2222 2323 2525 3389 4433 5353 8081"
   for _ in $(seq 100); do
     local missing=""
     local listening
@@ -325,10 +342,11 @@ CONF
   for _ in $(seq 50); do
     local udp
     udp=$($T ss -Hlun | awk '{print $4}' | sed 's/.*://' | sort -u)
-    if grep -qx 123 <<<"$udp" && grep -qx 137 <<<"$udp" && grep -qx 161 <<<"$udp" \
-      && grep -qx 67 <<<"$udp" && grep -qx 69 <<<"$udp"; then
-      break
-    fi
+    local all=1
+    for p in 53 67 69 123 137 161 1067 1123 1161 5353 6969; do
+      grep -qx "$p" <<<"$udp" || all=0
+    done
+    [ "$all" = 1 ] && break
     sleep 0.1
   done
 }

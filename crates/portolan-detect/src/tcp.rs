@@ -380,7 +380,14 @@ impl Ctx {
             },
             Step::Ldap => self.ldap(&data),
             Step::Dns => self.dns_tcp(&data),
-            Step::NetbiosSsn => proto::nb_session_parse(&data).map(|e| found("netbios-ssn", e)),
+            Step::NetbiosSsn => match proto::nb_session_parse(&data) {
+                // Samba takes a session request on any of its ports: away from 139, a
+                // direct SMB answer is the better name for the service.
+                Some(e) if hint(self.addr.port()) != Some(Step::NetbiosSsn) => {
+                    return Outcome::Weak(found("netbios-ssn", e));
+                }
+                other => other.map(|e| found("netbios-ssn", e)),
+            },
             Step::Smb => proto::smb_parse(&data).map(|e| found("smb", e)),
         };
         match parsed {

@@ -140,11 +140,13 @@ fn testbed_every_service_is_identified() {
         want("25", "smtp", Some("Postfix smtpd")).starttls(),
         want("2525", "smtp", Some("Postfix smtpd")).starttls(),
         want("465", "smtp", Some("Postfix smtpd")).tls(),
+        want("1465", "smtp", Some("Postfix smtpd")).tls(),
         want("53", "dns", Some("dnsmasq")).version(dnsmasq.clone()),
         want("53/udp", "dns", Some("dnsmasq")).version(dnsmasq.clone()),
         want("5353", "dns", Some("dnsmasq")).version(dnsmasq.clone()),
         want("5353/udp", "dns", Some("dnsmasq")).version(dnsmasq),
         want("67/udp", "dhcp", None),
+        want("1067/udp", "dhcp", None),
         want("69/udp", "tftp", None),
         want("6969/udp", "tftp", None),
         want("80", "http", Some("nginx")).version(nginx.clone()),
@@ -156,15 +158,19 @@ fn testbed_every_service_is_identified() {
         want("110", "pop3", Some("Dovecot pop3d")).starttls(),
         want("1110", "pop3", Some("Dovecot pop3d")).starttls(),
         want("995", "pop3", Some("Dovecot pop3d")).tls(),
+        want("1995", "pop3", Some("Dovecot pop3d")).tls(),
         want("119", "nntp", Some("Leafnode")).version(""),
         want("1119", "nntp", Some("Leafnode")).version(""),
         want("123/udp", "ntp", None),
+        want("1123/udp", "ntp", None),
         want("137/udp", "netbios-ns", Some("Samba nmbd")),
         want("139", "netbios-ssn", None),
         want("445", "smb", None),
+        want("1445", "smb", None),
         want("143", "imap", Some("Dovecot imapd")).starttls(),
         want("1143", "imap", Some("Dovecot imapd")).starttls(),
         want("993", "imap", Some("Dovecot imapd")).tls(),
+        want("1993", "imap", Some("Dovecot imapd")).tls(),
         want("161/udp", "snmp", Some("Net-SNMP")).version(snmp.clone()),
         want("1161/udp", "snmp", Some("Net-SNMP")).version(snmp),
         want("389", "ldap", Some("OpenLDAP"))
@@ -174,6 +180,9 @@ fn testbed_every_service_is_identified() {
             .version("2.5 or later")
             .starttls(),
         want("636", "ldap", Some("OpenLDAP"))
+            .version("2.5 or later")
+            .tls(),
+        want("1636", "ldap", Some("OpenLDAP"))
             .version("2.5 or later")
             .tls(),
     ];

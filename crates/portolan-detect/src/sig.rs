@@ -83,8 +83,15 @@ pub const BUILTIN: &str = include_str!("../signatures.txt");
 impl Signatures {
     /// The built-in signatures.
     pub fn builtin() -> Signatures {
-        // The built-in file is part of the build and tested; a parse error is a bug here.
-        Signatures::parse(BUILTIN, "signatures.txt").expect("built-in signatures parse")
+        // Parsed once per process (compiling the patterns is the costly part); clones
+        // share the compiled patterns.
+        static PARSED: std::sync::OnceLock<Signatures> = std::sync::OnceLock::new();
+        PARSED
+            .get_or_init(|| {
+                // The built-in file is part of the build and tested; an error is a bug.
+                Signatures::parse(BUILTIN, "signatures.txt").expect("built-in signatures parse")
+            })
+            .clone()
     }
 
     /// Parses signature text; `file` names it in errors.

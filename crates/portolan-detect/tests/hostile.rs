@@ -384,3 +384,44 @@ fn udp_closed_port_is_reported_closed() {
     assert!(d.protocol.is_none());
     assert!(d.evidence.starts_with("closed"), "{}", d.evidence);
 }
+
+#[test]
+fn ipv6_loopback_tcp_and_udp() {
+    let Ok(l) = TcpListener::bind("[::1]:0") else {
+        eprintln!("skipping ipv6_loopback_tcp_and_udp: no ::1");
+        return;
+    };
+    let addr = l.local_addr().unwrap();
+    l.set_nonblocking(true).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let t = thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+            let Ok((mut c, _)) = l.accept() else {
+                thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            let _ = c.set_nonblocking(false);
+            let _ = c.write_all(b"+OK POP3 ready <1.2@host>\r\n");
+            let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut b = [0u8; 256];
+            if let Ok(n) = c.read(&mut b) {
+                if b[..n].starts_with(b"CAPA") {
+                    let _ = c.write_all(b"+OK\r\nUSER\r\nSTLS\r\n.\r\n");
+                }
+            }
+        }
+    });
+    let (d, _) = detect(addr);
+    stop.store(true, Ordering::Relaxed);
+    t.join().unwrap();
+    assert_eq!(d.protocol.as_deref(), Some("pop3"), "{d:?}");
+    assert!(d.starttls && d.cleartext);
+
+    let sock = UdpSocket::bind("[::1]:0").unwrap();
+    let addr = sock.local_addr().unwrap();
+    drop(sock);
+    let d = Detector::default().detect_udp_blocking(addr, &opts());
+    assert!(d.evidence.starts_with("closed"), "{}", d.evidence);
+}

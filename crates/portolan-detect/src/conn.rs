@@ -18,6 +18,7 @@ pub struct Conn {
     cap: usize,
     timeout: Duration,
     eof: bool,
+    plain: bool,
 }
 
 /// How a read ended when its condition was not met.
@@ -38,7 +39,27 @@ impl Conn {
             cap,
             timeout,
             eof: false,
+            plain: true,
         }
+    }
+
+    /// Marks the connection as running over TLS.
+    pub fn tls(mut self) -> Conn {
+        self.plain = false;
+        self
+    }
+
+    pub fn is_plain(&self) -> bool {
+        self.plain
+    }
+
+    /// True when bytes were read but not yet consumed.
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    pub fn into_io(self) -> Box<dyn Io> {
+        self.io
     }
 
     pub async fn send(&mut self, data: &[u8]) -> io::Result<()> {

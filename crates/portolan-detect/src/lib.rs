@@ -61,7 +61,10 @@ pub struct Detection {
     pub protocol: Option<String>,
     pub product: Option<String>,
     pub version: Option<String>,
-    /// Set when the service speaks TLS from the first byte (implicit TLS).
+    /// What the TLS handshake told us: for a service that speaks TLS from the first
+    /// byte (implicit TLS, then `starttls` is false), or after taking the upgrade it
+    /// offers (`starttls` true, and `cleartext` stays true: the protocol as offered is
+    /// clear text until the client asks).
     pub tls: Option<TlsInfo>,
     /// True when the protocol, as offered, carries its data in clear text.
     pub cleartext: bool,
@@ -110,9 +113,10 @@ impl Detection {
         })
     }
 
-    /// `ssl` when the service is wrapped in TLS, as nmap's `tunnel` attribute says.
+    /// `ssl` when the service is wrapped in TLS from the first byte, as nmap's `tunnel`
+    /// attribute says (an upgrade by STARTTLS is not a tunnel).
     pub fn nmap_tunnel(&self) -> Option<&'static str> {
-        self.tls.as_ref().map(|_| "ssl")
+        (self.tls.is_some() && !self.starttls).then_some("ssl")
     }
 
     /// The attributes of nmap's `<service>` element for this detection, in nmap's order

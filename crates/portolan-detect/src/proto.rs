@@ -665,6 +665,12 @@ pub fn ldap_rootdse(msgid: i64) -> Vec<u8> {
     ber::cons(ber::SEQUENCE, &[ber::int(ber::INTEGER, msgid), search])
 }
 
+/// The StartTLS extended request.
+pub fn ldap_starttls(msgid: i64) -> Vec<u8> {
+    let req = ber::cons(0x77, &[ber::tlv(0x80, b"1.3.6.1.4.1.1466.20037")]);
+    ber::cons(ber::SEQUENCE, &[ber::int(ber::INTEGER, msgid), req])
+}
+
 /// What a root DSE search returned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LdapReply {

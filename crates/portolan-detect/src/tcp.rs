@@ -263,18 +263,13 @@ impl Ctx {
             }
         };
         let _ = s.set_nodelay(true);
-        let name = self
-            .opts
-            .server_name
-            .as_deref()
-            .and_then(|n| ServerName::try_from(n.to_string()).ok())
-            .unwrap_or_else(|| ServerName::IpAddress(self.addr.ip().into()));
+        let name = self.server_name();
         let cfg =
             tls::config(alpn).map_err(|e| TlsFail::Handshake(io::Error::other(e), Vec::new()))?;
         let hs = tls::handshake(s, name, cfg, self.opts.read_cap);
         match timeout(self.opts.timeout, hs).await {
             Ok(Ok((stream, info))) => Ok((
-                Conn::new(Box::new(stream), self.opts.read_cap, self.opts.timeout),
+                Conn::new(Box::new(stream), self.opts.read_cap, self.opts.timeout).tls(),
                 info,
             )),
             Ok(Err((e, seen))) => Err(TlsFail::Handshake(e, seen)),
@@ -378,7 +373,15 @@ impl Ctx {
                 Some(d) if d.evidence.contains(" 400 ") => return Outcome::Weak(d),
                 other => other,
             },
-            Step::Ldap => self.ldap(&data),
+            Step::Ldap => match self.ldap(&data) {
+                Some(mut d) => {
+                    if d.starttls && conn.is_plain() {
+                        d.tls = self.ldap_starttls(conn).await;
+                    }
+                    return Outcome::Found(d);
+                }
+                None => None,
+            },
             Step::Dns => self.dns_tcp(&data),
             Step::NetbiosSsn => match proto::nb_session_parse(&data) {
                 // Samba takes a session request on any of its ports: away from 139, a
@@ -482,6 +485,8 @@ impl Ctx {
         let first = proto::first_line(&greeting);
         let mut transcript = proto::text(&greeting);
         let mut d;
+        let mut upgrade: Option<Upgrade> = None;
+        let mut quit: &[u8] = b"";
         match g {
             Greeting::Ssh => {
                 d = found("ssh", printable(first.as_bytes(), 160));
@@ -493,7 +498,8 @@ impl Ctx {
                 let capa = ask(&mut conn, b"CAPA\r\n", end_of_dot_list).await;
                 d.starttls = proto::has_capability(&capa, "STLS");
                 transcript.push_str(&capa);
-                let _ = conn.send(b"QUIT\r\n").await;
+                upgrade = Some(Upgrade::line(b"STLS\r\n", "+OK"));
+                quit = b"QUIT\r\n";
             }
             Greeting::Imap => {
                 d = found("imap", printable(first.as_bytes(), 160));
@@ -504,7 +510,12 @@ impl Ctx {
                     let id = ask(&mut conn, b"a2 ID NIL\r\n", tagged("a2 ")).await;
                     transcript.push_str(&id);
                 }
-                let _ = conn.send(b"a3 LOGOUT\r\n").await;
+                upgrade = Some(Upgrade {
+                    cmd: b"a3 STARTTLS\r\n",
+                    ok: "a3 OK",
+                    tag: Some("a3 "),
+                });
+                quit = b"a3 LOGOUT\r\n";
             }
             Greeting::Nntp => {
                 d = found("nntp", printable(first.as_bytes(), 160));
@@ -518,7 +529,8 @@ impl Ctx {
                 .await;
                 d.starttls = proto::has_capability(&caps, "STARTTLS");
                 transcript.push_str(&caps);
-                let _ = conn.send(b"QUIT\r\n").await;
+                upgrade = Some(Upgrade::line(b"STARTTLS\r\n", "382"));
+                quit = b"QUIT\r\n";
             }
             Greeting::Smtp | Greeting::Mail220 | Greeting::Ftp => {
                 let mut is_smtp = g == Greeting::Smtp;
@@ -535,6 +547,7 @@ impl Ctx {
                 if is_smtp {
                     d = found("smtp", printable(first.as_bytes(), 160));
                     d.starttls = proto::has_capability(&reply, "STARTTLS");
+                    upgrade = Some(Upgrade::line(b"STARTTLS\r\n", "220"));
                 } else {
                     d = found("ftp", printable(first.as_bytes(), 160));
                     reply = ask(&mut conn, b"FEAT\r\n", end_of_coded_reply).await;
@@ -542,13 +555,73 @@ impl Ctx {
                         let r = rest.to_ascii_uppercase();
                         r.contains("TLS") || r.contains("SSL")
                     });
+                    upgrade = Some(Upgrade::line(b"AUTH TLS\r\n", "234"));
                 }
                 transcript.push_str(&reply);
-                let _ = conn.send(b"QUIT\r\n").await;
+                quit = b"QUIT\r\n";
             }
         }
         self.det.identify(&mut d, &transcript);
+        // Take the offered upgrade, for the certificate behind it.
+        match upgrade {
+            Some(u) if d.starttls && conn.is_plain() => {
+                d.tls = self.upgrade(conn, u).await;
+            }
+            _ => {
+                if !quit.is_empty() {
+                    let _ = conn.send(quit).await;
+                }
+            }
+        }
         d
+    }
+
+    /// Sends the upgrade command and, on the positive reply, does the TLS handshake on
+    /// the same connection.
+    async fn upgrade(&self, mut conn: Conn, u: Upgrade) -> Option<TlsInfo> {
+        let reply = match u.tag {
+            Some(tag) => ask(&mut conn, u.cmd, tagged(tag)).await,
+            None => {
+                ask(&mut conn, u.cmd, |b| {
+                    b.iter().position(|c| *c == b'\n').map(|i| i + 1)
+                })
+                .await
+            }
+        };
+        if !reply.starts_with(u.ok) {
+            return None;
+        }
+        self.handshake_on(conn).await
+    }
+
+    /// LDAP's StartTLS extended operation (RFC 4511, 4.14), then the handshake.
+    async fn ldap_starttls(&self, mut conn: Conn) -> Option<TlsInfo> {
+        conn.send(&proto::ldap_starttls(2)).await.ok()?;
+        let (data, _) = conn.read(proto::end_of_ldap_search).await.ok()?;
+        if proto::ldap_parse(&data)?.result != Some(0) {
+            return None;
+        }
+        self.handshake_on(conn).await
+    }
+
+    /// A TLS handshake over an established (plain) connection, for its facts only.
+    async fn handshake_on(&self, conn: Conn) -> Option<TlsInfo> {
+        if conn.has_buffered() {
+            // The server said more than the reply: not a clean point to start TLS.
+            return None;
+        }
+        let cfg = tls::config(&[]).ok()?;
+        let hs = tokio_rustls::TlsConnector::from(cfg).connect(self.server_name(), conn.into_io());
+        let stream = timeout(self.opts.timeout, hs).await.ok()?.ok()?;
+        Some(tls::info(stream.get_ref().1))
+    }
+
+    fn server_name(&self) -> ServerName<'static> {
+        self.opts
+            .server_name
+            .as_deref()
+            .and_then(|n| ServerName::try_from(n.to_string()).ok())
+            .unwrap_or_else(|| ServerName::IpAddress(self.addr.ip().into()))
     }
 
     async fn telnet(&self, mut conn: Conn, greeting: Vec<u8>) -> Detection {
@@ -605,6 +678,20 @@ fn is_prompt(text: &[u8]) -> bool {
 fn ends_mid_command(b: &[u8]) -> bool {
     let n = b.len();
     n >= 2 && b[n - 2] == proto::IAC && (251..=254).contains(&b[n - 1])
+}
+
+/// How a protocol asks to start TLS: the command, and how its positive reply begins.
+struct Upgrade {
+    cmd: &'static [u8],
+    ok: &'static str,
+    /// For IMAP: the tag that ends the reply.
+    tag: Option<&'static str>,
+}
+
+impl Upgrade {
+    fn line(cmd: &'static [u8], ok: &'static str) -> Upgrade {
+        Upgrade { cmd, ok, tag: None }
+    }
 }
 
 /// Where a greeting ends: a whole coded reply, a line, telnet negotiation, or at once

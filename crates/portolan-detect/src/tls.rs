@@ -146,7 +146,7 @@ pub async fn handshake(
     Ok((stream, info))
 }
 
-fn info(c: &rustls::ClientConnection) -> TlsInfo {
+pub fn info(c: &rustls::ClientConnection) -> TlsInfo {
     let version = c.protocol_version().map(|v| match v {
         rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
         rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),

@@ -128,6 +128,7 @@ pub async fn detect(det: &Detector, addr: SocketAddr, opts: &Options) -> Detecti
     let steps = plan(addr.port());
     let mut heard: Option<String> = None;
     let mut weak: Option<Detection> = None;
+    let mut refused: Option<Detection> = None;
     let mut note = |o: Outcome| -> Option<Detection> {
         match o {
             Outcome::Found(d) => Some(d),
@@ -135,7 +136,12 @@ pub async fn detect(det: &Detector, addr: SocketAddr, opts: &Options) -> Detecti
                 weak.get_or_insert(d);
                 None
             }
-            Outcome::Unreachable(e) => Some(unreachable(&e)),
+            // One refused connection among several (a server with a connection limit)
+            // is not the answer; all of them refused is.
+            Outcome::Unreachable(e) => {
+                refused.get_or_insert(unreachable(&e));
+                None
+            }
             Outcome::Spoke(s) => {
                 heard.get_or_insert(s);
                 None
@@ -147,8 +153,13 @@ pub async fn detect(det: &Detector, addr: SocketAddr, opts: &Options) -> Detecti
     let mut rest = steps;
     if hint(addr.port()).is_some() {
         let first = rest.remove(0);
-        if let Some(d) = note(cx.step(first, opts.timeout).await) {
-            return d;
+        match cx.step(first, opts.timeout).await {
+            Outcome::Unreachable(e) => return unreachable(&e),
+            o => {
+                if let Some(d) = note(o) {
+                    return d;
+                }
+            }
         }
     }
     // Then everything else at once, each on its own connection (waiting for a greeting
@@ -167,9 +178,12 @@ pub async fn detect(det: &Detector, addr: SocketAddr, opts: &Options) -> Detecti
             }
         }
     }
-    weak.unwrap_or_else(|| {
-        Detection::nothing(heard.unwrap_or_else(|| "open, but no probe got an answer".into()))
-    })
+    match (weak, heard, refused) {
+        (Some(d), _, _) => d,
+        (None, Some(h), _) => Detection::nothing(h),
+        (None, None, Some(r)) => r,
+        (None, None, None) => Detection::nothing("open, but no probe got an answer"),
+    }
 }
 
 fn unreachable(e: &io::Error) -> Detection {

@@ -54,7 +54,7 @@ measure nmap-udp $NS nmap -Pn -n -sU -sV -p "$udp_list" -oX "$work/nmap-udp.xml"
 
 # Identified: portolan lines with a protocol; with a version.
 p_ident() { grep -c '"protocol":"' "$work/$1.out" || true; }
-p_vers() { grep -c '"version":"' "$work/$1.out" || true; }
+p_vers() { grep -c '"version":"[^"]*","tls"' "$work/$1.out" || true; }
 # nmap: services found by probing (method="probed"); with a version or product.
 n_ident() { grep -o '<service [^>]*method="probed"[^>]*>' "$1" | grep -vc 'name="unknown"' || true; }
 n_vers() { grep -o '<service [^>]*method="probed"[^>]*>' "$1" | grep -c ' version="' || true; }

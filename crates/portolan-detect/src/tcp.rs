@@ -186,6 +186,22 @@ pub async fn detect(det: &Detector, addr: SocketAddr, opts: &Options) -> Detecti
     }
 }
 
+/// The detection an outcome inside TLS settles on, noting what was heard otherwise.
+fn take(o: Outcome, heard: &mut Option<String>, weak: &mut Option<Detection>) -> Option<Detection> {
+    match o {
+        Outcome::Found(d) => Some(d),
+        Outcome::Weak(d) => {
+            weak.get_or_insert(d);
+            None
+        }
+        Outcome::Spoke(s) => {
+            heard.get_or_insert(s);
+            None
+        }
+        _ => None,
+    }
+}
+
 fn unreachable(e: &io::Error) -> Detection {
     let why = match e.kind() {
         io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
@@ -294,48 +310,83 @@ impl Ctx {
         }
     }
 
+    /// Detection inside a TLS tunnel. The step the port suggests runs alone on the
+    /// handshake's connection; the others then run at once, each on a new tunnel. On a
+    /// port that suggests nothing, all three run at once.
     async fn inside_tls(&self, first: Conn, info: TlsInfo) -> Detection {
+        let plan = tls_plan(self.addr.port());
+        let hinted = TLS_PORTS.contains(&self.addr.port());
+        let h2 = info.alpn.as_deref() == Some("h2");
         let mut first = Some(first);
-        let mut heard = None;
-        for step in tls_plan(self.addr.port()) {
-            let h2 = info.alpn.as_deref() == Some("h2");
-            let conn = match first.take() {
-                Some(c) if !(step == Step::Http && h2) => c,
-                _ => {
-                    let alpn: &[&str] = if step == Step::Http {
-                        &["http/1.1"]
-                    } else {
-                        &[]
-                    };
-                    match self.tls_connect(alpn).await {
-                        Ok((c, _)) => c,
-                        Err(_) => break,
-                    }
+        // The handshake's connection serves the first step, unless that is HTTP and the
+        // server chose HTTP/2 (our request is HTTP/1.x).
+        let mut reuse = || first.take().filter(|_| !(plan[0] == Step::Http && h2));
+        let mut heard: Option<String> = None;
+        let mut weak: Option<Detection> = None;
+        let mut done = [false; 3];
+        let mut result = None;
+        if hinted {
+            done[0] = true;
+            result = take(self.tls_step(plan[0], reuse()).await, &mut heard, &mut weak);
+        }
+        if result.is_none() {
+            let c0 = if done[0] { None } else { reuse() };
+            let f0 = self.tls_step(plan[0], c0);
+            let f1 = self.tls_step(plan[1], None);
+            let f2 = self.tls_step(plan[2], None);
+            tokio::pin!(f0, f1, f2);
+            loop {
+                let o = tokio::select! {
+                    o = &mut f0, if !done[0] => { done[0] = true; o }
+                    o = &mut f1, if !done[1] => { done[1] = true; o }
+                    o = &mut f2, if !done[2] => { done[2] = true; o }
+                    else => break,
+                };
+                if let Some(d) = take(o, &mut heard, &mut weak) {
+                    result = Some(d);
+                    break;
                 }
-            };
-            match self.run(conn, step, self.opts.timeout).await {
-                Outcome::Found(mut d) => {
-                    d.tls = Some(info);
-                    d.cleartext = false;
-                    // An upgrade offered inside TLS upgrades nothing.
-                    d.starttls = false;
-                    return d;
-                }
-                Outcome::Weak(d) => {
-                    heard.get_or_insert(d.evidence);
-                }
-                Outcome::Spoke(s) => {
-                    heard.get_or_insert(s);
-                }
-                _ => {}
             }
         }
-        let mut d = found(
-            "tls",
-            heard.unwrap_or_else(|| "TLS; nothing recognised inside".into()),
-        );
+        let mut d = result.or(weak).unwrap_or_else(|| {
+            found(
+                "tls",
+                heard.unwrap_or_else(|| "TLS; nothing recognised inside".into()),
+            )
+        });
         d.tls = Some(info);
+        d.cleartext = false;
+        // An upgrade offered inside TLS upgrades nothing.
+        d.starttls = false;
         d
+    }
+
+    /// One step inside TLS, on `conn` or on a new tunnel.
+    async fn tls_step(&self, step: Step, conn: Option<Conn>) -> Outcome {
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let alpn: &[&str] = if step == Step::Http {
+                    &["http/1.1"]
+                } else {
+                    &[]
+                };
+                match self.tls_connect(alpn).await {
+                    Ok((c, _)) => c,
+                    Err(_) => return Outcome::Silent,
+                }
+            }
+        };
+        match self.run(conn, step, self.opts.timeout).await {
+            Outcome::Greeter => match self.tls_connect(&[]).await {
+                Ok((c, _)) => match self.run(c, Step::Greeting, self.opts.timeout).await {
+                    Outcome::Greeter => Outcome::Silent,
+                    o => o,
+                },
+                Err(_) => Outcome::Silent,
+            },
+            o => o,
+        }
     }
 
     /// Runs one step on a fresh connection.

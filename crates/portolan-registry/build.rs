@@ -151,6 +151,13 @@ fn generate(rows: &[iana_csv::Row], out: &Path) {
         .filter(|&i| !rows[i].name.is_empty())
         .collect();
     names.sort_by_cached_key(|&i| (rows[i].name.to_ascii_lowercase(), i));
+    // The lower-case names in that order, end to end, so that a lookup compares bytes.
+    let mut name_keys = String::new();
+    let mut name_key_off = vec![0u32];
+    for &i in &names {
+        name_keys.push_str(&rows[i].name.to_ascii_lowercase());
+        name_key_off.push(u32::try_from(name_keys.len()).expect("fits"));
+    }
 
     // The port index: cut 0..=65535 at every first port and every last port + 1; each
     // segment lists, in file order, the rows (not alias rows) that cover it.
@@ -200,6 +207,8 @@ fn generate(rows: &[iana_csv::Row], out: &Path) {
          pub(crate) static STR_OFF: [u32; {}] = [{}];\n\
          pub(crate) static RECORDS: [Raw; {}] = [\n{recs}];\n\
          pub(crate) static NAME_INDEX: [u16; {}] = [{}];\n\
+         pub(crate) static NAME_KEYS: &str = include_str!(concat!(env!(\"OUT_DIR\"), \"/iana_names.txt\"));\n\
+         pub(crate) static NAME_KEY_OFF: [u32; {}] = [{}];\n\
          pub(crate) static SEG_START: [u16; {}] = [{}];\n\
          pub(crate) static SEG_OFF: [u32; {}] = [{}];\n\
          pub(crate) static SEG_RECS: [u16; {}] = [{}];",
@@ -208,6 +217,8 @@ fn generate(rows: &[iana_csv::Row], out: &Path) {
         rows.len(),
         names.len(),
         join(&mut names.iter().map(usize::to_string)),
+        name_key_off.len(),
+        join(&mut name_key_off.iter().map(u32::to_string)),
         seg_start.len(),
         join(&mut seg_start.iter().map(u32::to_string)),
         seg_off.len(),
@@ -217,6 +228,7 @@ fn generate(rows: &[iana_csv::Row], out: &Path) {
     )
     .expect("write to String");
     write_if_changed(&out.join("iana_strings.txt"), &strings.text);
+    write_if_changed(&out.join("iana_names.txt"), &name_keys);
     write_if_changed(&out.join("iana.rs"), &code);
 }
 

@@ -20,7 +20,9 @@ mod generated {
     use super::Raw;
     include!(concat!(env!("OUT_DIR"), "/iana.rs"));
 }
-pub(crate) use generated::{NAME_INDEX, RECORDS, SEG_OFF, SEG_RECS, SEG_START, STR_OFF, STRINGS};
+pub(crate) use generated::{
+    NAME_INDEX, NAME_KEY_OFF, NAME_KEYS, RECORDS, SEG_OFF, SEG_RECS, SEG_START, STR_OFF, STRINGS,
+};
 
 const NO_LINK: u16 = u16::MAX;
 
@@ -189,14 +191,37 @@ pub(crate) fn covering(port: u16) -> impl Iterator<Item = Record> + Clone {
 
 /// The rows named `name` (any case), alias rows included, in file order.
 pub(crate) fn named(name: &str) -> impl Iterator<Item = Record> + Clone {
-    let key = |&i: &u16| cmp_ignore_case(Record { idx: i }.name(), name);
-    let lo = NAME_INDEX.partition_point(|i| key(i).is_lt());
-    let hi = lo + NAME_INDEX[lo..].partition_point(|i| key(i).is_eq());
+    // Lower-case the query on the stack (names are short), then compare bytes with the
+    // lower-case keys the build script laid out in index order.
+    let mut buf = [0u8; 64];
+    let owned;
+    let key: &[u8] = if name.len() <= buf.len() {
+        let b = &mut buf[..name.len()];
+        b.copy_from_slice(name.as_bytes());
+        b.make_ascii_lowercase();
+        b
+    } else {
+        owned = name.to_ascii_lowercase();
+        owned.as_bytes()
+    };
+    let at =
+        |k: usize| &NAME_KEYS.as_bytes()[NAME_KEY_OFF[k] as usize..NAME_KEY_OFF[k + 1] as usize];
+    let n = NAME_INDEX.len();
+    let lo = partition(n, |k| at(k) < key);
+    let hi = lo + partition(n - lo, |k| at(lo + k) == key);
     NAME_INDEX[lo..hi].iter().map(|&idx| Record { idx })
 }
 
-fn cmp_ignore_case(a: &str, b: &str) -> std::cmp::Ordering {
-    a.bytes()
-        .map(|c| c.to_ascii_lowercase())
-        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+/// The first `k` in `0..n` for which `pred` is false (`pred` true then false).
+fn partition(n: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }

@@ -13,9 +13,14 @@
 
 mod iana;
 pub mod iana_csv;
+mod notes;
 mod registry;
+mod search;
+pub mod services;
 mod types;
 
 pub use iana::{Record, Status};
-pub use registry::{Entry, Registry, Source};
+pub use notes::{NOTES, Notes, notes, notes_for_port};
+pub use registry::{Entry, Error, Origin, Registry, SYSTEM_SERVICES, Source, Which};
+pub use search::Hit;
 pub use types::{Category, ParseError, PortRange, Proto};

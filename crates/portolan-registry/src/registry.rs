@@ -1,9 +1,10 @@
 //! The registry: IANA's table, optionally merged with a services file, and its answers.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::iana::{self, Record, Status};
+use crate::services::{ServiceLine, ServicesFile, Warning, parse_services};
 use crate::{Category, PortRange, Proto};
 
 /// Where an answer comes from.
@@ -57,7 +58,7 @@ pub struct Entry<'a> {
 }
 
 impl<'a> Entry<'a> {
-    fn from_record(r: Record) -> Entry<'static> {
+    fn from_record<'x>(r: Record) -> Entry<'x> {
         Entry {
             name: r.name(),
             ports: r.ports(),
@@ -87,24 +88,95 @@ impl<'a> Entry<'a> {
         self.iana.map_or("", Record::reference)
     }
 
+    /// portolan's notes about the service: by its name, its IANA name, or an alias
+    /// (Debian calls imap `imap2`).
+    pub fn notes(&self) -> Option<&'static crate::Notes> {
+        if self.name.is_empty() {
+            return None;
+        }
+        crate::notes(self.name)
+            .or_else(|| self.iana.and_then(|r| crate::notes(r.name())))
+            .or_else(|| self.aliases().find_map(crate::notes))
+    }
+
     /// True when the name or an alias equals `name`, ignoring ASCII case.
     pub fn answers_to(&self, name: &str) -> bool {
         self.name.eq_ignore_ascii_case(name) || self.aliases().any(|a| a.eq_ignore_ascii_case(name))
     }
 }
 
-/// The registry of ports and services.
-///
-/// [`Registry::embedded`] is IANA's table alone, compiled in.
-#[derive(Debug)]
-pub struct Registry {
-    _private: (),
+/// Where a registry's services file came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// `/etc/services`.
+    System,
+    /// A file the user named.
+    File(PathBuf),
 }
 
-static EMBEDDED: Registry = Registry { _private: () };
+/// What can go wrong building a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading services file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("services file {path} is larger than {limit} bytes")]
+    TooLarge { path: PathBuf, limit: u64 },
+}
+
+/// The system's services file.
+pub const SYSTEM_SERVICES: &str = "/etc/services";
+
+/// A services file is a few hundred kilobytes at most; refuse anything absurd.
+const MAX_SERVICES_BYTES: u64 = 64 << 20;
+
+#[derive(Debug)]
+struct Local {
+    file: ServicesFile,
+    origin: Origin,
+    path: PathBuf,
+}
+
+/// The registry of ports and services.
+///
+/// [`Registry::embedded`] is IANA's table alone, compiled in. [`Registry::system`] merges
+/// it with `/etc/services`, and [`Registry::with_services_file`] with a file of the
+/// user's: each answer says where it comes from ([`Entry::source`]). A services-file line
+/// comes first and is what [`Registry::name_for`] shows, as glibc would; where IANA agrees
+/// (same name or alias, port and protocol) the two are one entry carrying IANA's details,
+/// and where they disagree both are answers.
+#[derive(Debug)]
+pub struct Registry {
+    local: Option<Local>,
+}
+
+static EMBEDDED: Registry = Registry { local: None };
 
 fn proto_matches(rec: Option<Proto>, want: Proto) -> bool {
     rec.is_none_or(|p| p == want)
+}
+
+/// Whether an IANA row and a services-file line name the same service: same port and
+/// protocol, and the line's name or an alias is the row's name or historic alias.
+fn agrees(r: Record, l: &ServiceLine) -> bool {
+    r.status() == Status::Assigned
+        && r.ports().is_some_and(|p| p.contains(l.port))
+        && r.proto().is_none_or(|p| p.as_str() == l.protocol)
+        && (l.answers_to_ignore_case(r.name())
+            || r.aliases()
+                .split(' ')
+                .any(|a| !a.is_empty() && l.answers_to_ignore_case(a)))
+}
+
+/// The row among `rows` that agrees with `l`, preferring one with the line's own name
+/// (`submissions` rather than its alias `urd`, both IANA rows at 465/tcp).
+fn agreeing(rows: impl Iterator<Item = Record> + Clone, l: &ServiceLine) -> Option<Record> {
+    rows.clone()
+        .find(|&r| agrees(r, l) && r.name().eq_ignore_ascii_case(&l.name))
+        .or_else(|| rows.into_iter().find(|&r| agrees(r, l)))
 }
 
 impl Registry {
@@ -121,8 +193,133 @@ impl Registry {
         &EMBEDDED
     }
 
-    /// Every entry for `port` and `proto`, in IANA's order: assigned services, and the
-    /// Reserved or Unassigned row when the port has no service. Ranges (`x11`,
+    /// IANA's registry merged with `/etc/services`. A missing `/etc/services` leaves
+    /// IANA alone, with a warning; an unreadable one is an error.
+    pub fn system() -> Result<Registry, Error> {
+        let path = Path::new(SYSTEM_SERVICES);
+        match read_capped(path) {
+            Ok(bytes) => Ok(Registry::with_services(
+                parse_services(&bytes),
+                Origin::System,
+            )),
+            Err(Error::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                let mut file = ServicesFile::default();
+                file.warnings.push(Warning {
+                    line: 0,
+                    message: "not found; using IANA's registry alone".into(),
+                });
+                Ok(Registry::with_services(file, Origin::System))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// IANA's registry merged with a services file of the user's (`--services FILE`).
+    pub fn with_services_file(path: impl AsRef<Path>) -> Result<Registry, Error> {
+        let path = path.as_ref();
+        let bytes = read_capped(path)?;
+        Ok(Registry::with_services(
+            parse_services(&bytes),
+            Origin::File(path.to_path_buf()),
+        ))
+    }
+
+    /// IANA's registry merged with an already parsed services file.
+    pub fn with_services(file: ServicesFile, origin: Origin) -> Registry {
+        let path = match &origin {
+            Origin::System => PathBuf::from(SYSTEM_SERVICES),
+            Origin::File(p) => p.clone(),
+        };
+        Registry {
+            local: Some(Local { file, origin, path }),
+        }
+    }
+
+    /// The services file merged in, if any.
+    pub fn services_file(&self) -> Option<&ServicesFile> {
+        self.local.as_ref().map(|l| &l.file)
+    }
+
+    /// The path of the services file merged in, if any.
+    pub fn services_path(&self) -> Option<&Path> {
+        self.local.as_ref().map(|l| l.path.as_path())
+    }
+
+    /// The lines of the services file that were skipped, as `FILE:LINE: why`.
+    pub fn warnings(&self) -> Vec<String> {
+        let Some(l) = &self.local else {
+            return Vec::new();
+        };
+        l.file
+            .warnings
+            .iter()
+            .map(|w| {
+                if w.line == 0 {
+                    format!("{}: {}", l.path.display(), w.message)
+                } else {
+                    w.at(&l.path)
+                }
+            })
+            .collect()
+    }
+
+    /// The source label of the services file merged in: `system` or its path.
+    pub fn local_source(&self) -> Option<Source<'_>> {
+        self.local.as_ref().map(|l| match &l.origin {
+            Origin::System => Source::System,
+            Origin::File(p) => Source::File(p),
+        })
+    }
+
+    fn local_entry<'a>(&'a self, l: &'a ServiceLine, iana: Option<Record>) -> Entry<'a> {
+        let proto: Option<Proto> = l
+            .protocol
+            .parse()
+            .ok()
+            .filter(|p: &Proto| p.as_str() == l.protocol);
+        Entry {
+            name: &l.name,
+            ports: Some(PortRange::single(l.port)),
+            proto,
+            protocol: &l.protocol,
+            description: iana.map_or("", Record::description),
+            status: Status::Assigned,
+            source: self.local_source().unwrap_or(Source::Iana),
+            iana,
+            aliases: l.aliases_text(),
+        }
+    }
+
+    /// Merges services-file lines with IANA rows: each line (linked to the IANA row that
+    /// agrees with it), then the IANA rows no line agrees with.
+    fn merge<'a>(
+        &'a self,
+        lines: Vec<&'a ServiceLine>,
+        rows: impl Iterator<Item = Record>,
+    ) -> Vec<Entry<'a>> {
+        let rows: Vec<Record> = rows.collect();
+        let mut used = vec![false; rows.len()];
+        let mut out = Vec::with_capacity(lines.len() + rows.len());
+        for l in lines {
+            let hit =
+                agreeing(rows.iter().copied(), l).and_then(|r| rows.iter().position(|&x| x == r));
+            if let Some(i) = hit {
+                used[i] = true;
+            }
+            out.push(self.local_entry(l, hit.map(|i| rows[i])));
+        }
+        out.extend(
+            rows.iter()
+                .zip(used)
+                .filter(|(_, u)| !u)
+                .map(|(&r, _)| Entry::from_record(r)),
+        );
+        out
+    }
+
+    /// Every entry for `port` and `proto`: the services file's answer first (the first
+    /// matching line, as glibc), then IANA's rows in file order: assigned services, and
+    /// the Reserved or Unassigned row when the port has no service. Ranges (`x11`,
     /// 6000-6063) answer for each of their ports; rows that name no protocol answer for
     /// all of them.
     ///
@@ -133,13 +330,21 @@ impl Registry {
     /// assert_eq!(reg.by_port(4, Proto::Tcp)[0].status, Status::Unassigned);
     /// ```
     pub fn by_port(&self, port: u16, proto: Proto) -> Vec<Entry<'_>> {
-        iana::covering(port)
-            .filter(|r| proto_matches(r.proto(), proto))
-            .map(Entry::from_record)
-            .collect()
+        let rows = iana::covering(port).filter(move |r| proto_matches(r.proto(), proto));
+        match &self.local {
+            None => rows.map(Entry::from_record).collect(),
+            Some(l) => self.merge(
+                l.file
+                    .by_port(port, Some(proto.as_str()))
+                    .into_iter()
+                    .collect(),
+                rows,
+            ),
+        }
     }
 
-    /// Every entry for `port`, all protocols, in IANA's order.
+    /// Every entry for `port`, all protocols: for each protocol the services file's
+    /// answer, then IANA's rows.
     ///
     /// ```
     /// use portolan_registry::Registry;
@@ -151,11 +356,17 @@ impl Registry {
     /// assert_eq!(names, ["domain/tcp", "domain/udp"]);
     /// ```
     pub fn at_port(&self, port: u16) -> Vec<Entry<'_>> {
-        iana::covering(port).map(Entry::from_record).collect()
+        let rows = iana::covering(port);
+        match &self.local {
+            None => rows.map(Entry::from_record).collect(),
+            Some(l) => self.merge(l.file.first_per_protocol_at(port), rows),
+        }
     }
 
-    /// Every entry whose name or alias is `name` (IANA names ignore case). A historic
-    /// alias answers with its canonical service, which lists it among its aliases.
+    /// Every entry whose name or alias is `name`: for each protocol the services file's
+    /// answer (case-sensitive, as glibc), then IANA's (whose names ignore case). A
+    /// historic IANA alias answers with its canonical service, which lists it among its
+    /// aliases.
     ///
     /// ```
     /// use portolan_registry::Registry;
@@ -167,19 +378,23 @@ impl Registry {
     /// assert!(whois[0].aliases().any(|a| a == "whois++"));
     /// ```
     pub fn by_name(&self, name: &str) -> Vec<Entry<'_>> {
-        let mut out: Vec<Record> = Vec::new();
+        let mut rows: Vec<Record> = Vec::new();
         for r in iana::named(name) {
             let r = r.alias_of().unwrap_or(r);
-            if !out.contains(&r) {
-                out.push(r);
+            if !rows.contains(&r) {
+                rows.push(r);
             }
         }
-        out.sort_by_key(|r| r.index());
-        out.into_iter().map(Entry::from_record).collect()
+        rows.sort_by_key(|r| r.index());
+        match &self.local {
+            None => rows.into_iter().map(Entry::from_record).collect(),
+            Some(l) => self.merge(l.file.first_per_protocol_named(name), rows.into_iter()),
+        }
     }
 
-    /// The name to show for a socket or a port: IANA's first assigned name for that port
-    /// and protocol. Never "Reserved" or "Unassigned": `None` when nothing is assigned.
+    /// The name to show for a socket or a port: the services file's (the first matching
+    /// line, as glibc), else IANA's first assigned name for that port and protocol. Never
+    /// "Reserved" or "Unassigned": `None` when nothing is assigned.
     ///
     /// ```
     /// use portolan_registry::{Proto, Registry};
@@ -189,6 +404,13 @@ impl Registry {
     /// assert_eq!(reg.name_for(4, Proto::Tcp), None);
     /// ```
     pub fn name_for(&self, port: u16, proto: Proto) -> Option<&str> {
+        if let Some(l) = self
+            .local
+            .as_ref()
+            .and_then(|l| l.file.by_port(port, Some(proto.as_str())))
+        {
+            return Some(&l.name);
+        }
         iana::covering(port)
             .find(|r| r.status() == Status::Assigned && proto_matches(r.proto(), proto))
             .map(Record::name)
@@ -198,6 +420,90 @@ impl Registry {
     pub fn iana_records(&self) -> impl ExactSizeIterator<Item = Record> + Clone {
         Record::all()
     }
+
+    /// The whole registry as entries: IANA's rows (no alias rows: they are the aliases of
+    /// their canonical rows), the services file's lines, or both merged. The file's
+    /// lines alone keep their order; otherwise entries are sorted by port, then protocol,
+    /// with names that have no port last.
+    pub fn entries(&self, which: Which) -> Vec<Entry<'_>> {
+        let iana = || Record::all().filter(|r| !r.is_alias());
+        let mut out: Vec<Entry<'_>> = match (which, &self.local) {
+            (Which::Iana, _) | (Which::All, None) => iana().map(Entry::from_record).collect(),
+            (Which::System, None) => Vec::new(),
+            (Which::System, Some(l)) => l
+                .file
+                .lines
+                .iter()
+                .map(|line| {
+                    let r = agreeing(iana::covering(line.port), line);
+                    self.local_entry(line, r)
+                })
+                .collect(),
+            (Which::All, Some(l)) => {
+                let mut used = vec![false; Record::all().len()];
+                let mut out = Vec::new();
+                for line in &l.file.lines {
+                    let r = agreeing(iana::covering(line.port), line);
+                    if let Some(r) = r {
+                        used[r.index()] = true;
+                    }
+                    out.push(self.local_entry(line, r));
+                }
+                out.extend(iana().filter(|r| !used[r.index()]).map(Entry::from_record));
+                out
+            }
+        };
+        if which == Which::System {
+            // The file's own order decides glibc's answers: keep it.
+            return out;
+        }
+        out.sort_by_key(|e| {
+            (
+                e.ports.is_none(),
+                e.ports.map(|p| p.first),
+                proto_rank(e),
+                e.source == Source::Iana,
+            )
+        });
+        out
+    }
+}
+
+/// Sorts tcp, udp, sctp, dccp, then other protocols (`ddp`), then rows with none.
+fn proto_rank(e: &Entry<'_>) -> u8 {
+    match e.proto {
+        Some(p) => p as u8,
+        None if e.protocol.is_empty() => 5,
+        None => 4,
+    }
+}
+
+/// Which part of the registry [`Registry::entries`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    Iana,
+    System,
+    All,
+}
+
+fn read_capped(path: &Path) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let read = |source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = std::fs::File::open(path).map_err(read)?;
+    let mut bytes = Vec::new();
+    f.take(MAX_SERVICES_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read)?;
+    if bytes.len() as u64 > MAX_SERVICES_BYTES {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_SERVICES_BYTES,
+        });
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -315,6 +621,136 @@ mod tests {
                 assert_eq!(fast, slow, "{port}/{proto}");
             }
         }
+    }
+
+    fn merged(text: &str) -> Registry {
+        Registry::with_services(parse_services(text.as_bytes()), Origin::System)
+    }
+
+    #[test]
+    fn system_only_entries_appear() {
+        let reg = merged("webmin 10000/tcp\n");
+        let e = reg.by_port(10000, Proto::Tcp);
+        assert_eq!(e[0].name, "webmin");
+        assert_eq!(e[0].source, Source::System);
+        assert_eq!(e[0].iana, None);
+        assert_eq!(reg.name_for(10000, Proto::Tcp), Some("webmin"));
+        assert_eq!(
+            reg.by_name("webmin")[0].ports,
+            Some(PortRange::single(10000))
+        );
+        // IANA's own answer for the port is still there, after the file's.
+        assert!(e[1..].iter().all(|e| e.source == Source::Iana));
+        assert_eq!(
+            Registry::embedded().name_for(10000, Proto::Tcp),
+            Some("ndmp")
+        );
+    }
+
+    #[test]
+    fn agreement_is_one_entry_with_ianas_details() {
+        let reg = merged("http 80/tcp www # WorldWideWeb HTTP\n");
+        let e = reg.by_port(80, Proto::Tcp);
+        assert_eq!(e.len(), Registry::embedded().by_port(80, Proto::Tcp).len());
+        assert_eq!(e[0].source, Source::System);
+        assert_eq!(e[0].iana.unwrap().name(), "http");
+        assert_eq!(e[0].description, "World Wide Web HTTP");
+        assert_eq!(e[0].aliases().collect::<Vec<_>>(), ["www"]);
+        assert_eq!(reg.by_name("www")[0].name, "http");
+        // IANA's own "www" row (also port 80) agrees with the alias.
+        let www = reg.by_name("www");
+        assert_eq!((www[0].name, www[0].source), ("http", Source::System));
+        assert!(www.iter().all(|e| e.answers_to("www")));
+    }
+
+    #[test]
+    fn disagreement_shows_both() {
+        let reg = merged("myapp 443/tcp\n");
+        let e = reg.by_port(443, Proto::Tcp);
+        let got: Vec<_> = e.iter().map(|e| (e.name, e.source)).collect();
+        assert_eq!(got, [("myapp", Source::System), ("https", Source::Iana)]);
+        assert_eq!(reg.name_for(443, Proto::Tcp), Some("myapp"));
+        assert_eq!(reg.name_for(443, Proto::Udp), Some("https"));
+    }
+
+    #[test]
+    fn glibc_first_line_wins_in_the_merge() {
+        let reg = merged("a 7000/tcp\nb 7000/tcp\nc 7000/udp\n");
+        let at: Vec<_> = reg
+            .at_port(7000)
+            .iter()
+            .filter(|e| e.source == Source::System)
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(at, ["a", "c"]);
+        assert_eq!(reg.name_for(7000, Proto::Tcp), Some("a"));
+    }
+
+    #[test]
+    fn user_file_source_is_its_path() {
+        let reg = Registry::with_services(
+            parse_services(b"x 1/tcp\nbad 2-3/tcp\n"),
+            Origin::File("my.services".into()),
+        );
+        let e = &reg.by_name("x")[0];
+        assert_eq!(e.source.label(), "my.services");
+        assert_eq!(reg.warnings().len(), 1);
+        assert!(reg.warnings()[0].starts_with("my.services:2: "));
+    }
+
+    #[test]
+    fn entries_merge_without_duplicates() {
+        let reg = merged("ssh 22/tcp\nwebmin 10000/tcp\nrtmp 1/ddp\n");
+        let all = reg.entries(Which::All);
+        let ssh: Vec<_> = all.iter().filter(|e| e.name == "ssh").collect();
+        assert_eq!(ssh.len(), Registry::embedded().by_name("ssh").len());
+        assert!(
+            ssh.iter()
+                .any(|e| e.source == Source::System && e.iana.is_some())
+        );
+        assert!(all.iter().any(|e| e.name == "webmin"));
+        assert!(all.iter().any(|e| e.protocol == "ddp" && e.proto.is_none()));
+        assert_eq!(reg.entries(Which::System).len(), 3);
+        let iana = reg.entries(Which::Iana);
+        assert_eq!(iana.len(), Record::all().filter(|r| !r.is_alias()).count());
+        assert!(iana.windows(2).all(|w| w[0].ports.map(|p| p.first)
+            <= w[1].ports.map(|p| p.first)
+            || w[1].ports.is_none()));
+        assert!(Registry::embedded().entries(Which::System).is_empty());
+    }
+
+    #[test]
+    fn the_line_s_own_name_wins_over_an_alias() {
+        // IANA lists urd and submissions at 465/tcp; Debian's line names both.
+        let reg = merged("submissions 465/tcp ssmtp smtps urd\n");
+        let e = &reg.by_port(465, Proto::Tcp)[0];
+        assert_eq!(e.iana.unwrap().name(), "submissions");
+        assert_eq!(e.description, "Message Submission over TLS protocol");
+        assert!(reg.by_port(465, Proto::Tcp).iter().any(|e| e.name == "urd"));
+    }
+
+    #[test]
+    fn notes_through_the_iana_name() {
+        let reg = merged("imap2 143/tcp imap\n");
+        let e = &reg.by_port(143, Proto::Tcp)[0];
+        assert_eq!(e.name, "imap2");
+        assert_eq!(e.notes().unwrap().name, "imap");
+    }
+
+    #[test]
+    fn name_index_finds_every_name() {
+        for r in Record::all().filter(|r| !r.name().is_empty()) {
+            let found: Vec<Record> = iana::named(&r.name().to_ascii_uppercase()).collect();
+            assert!(found.contains(&r), "{}", r.name());
+            assert!(
+                found
+                    .iter()
+                    .all(|f| f.name().eq_ignore_ascii_case(r.name()))
+            );
+            assert!(found.windows(2).all(|w| w[0].index() < w[1].index()));
+        }
+        let long = "x".repeat(200);
+        assert_eq!(iana::named(&long).count(), 0);
     }
 
     #[test]

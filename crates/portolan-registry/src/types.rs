@@ -194,6 +194,26 @@ impl Category {
         }
     }
 
+    /// What the category means, in a sentence, for `explain`.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Category::WellKnown => {
+                "ports 0-1023, IANA's \"system\" ports, assigned through the IETF process; \
+                 on Unix only root (or CAP_NET_BIND_SERVICE) may listen on them"
+            }
+            Category::Registered => {
+                "ports 1024-49151, IANA's \"user\" ports, registered by IANA on request; \
+                 any user may listen on them"
+            }
+            Category::Dynamic => {
+                "ports 49152-65535, IANA's \"dynamic/private\" ports, never assigned: \
+                 the system hands one out when a session is established and takes it back \
+                 when it ends (Linux's ephemeral range, net.ipv4.ip_local_port_range, \
+                 is 32768-60999 by default)"
+            }
+        }
+    }
+
     /// IANA's other name for the category (RFC 6335).
     pub fn iana_name(self) -> &'static str {
         match self {

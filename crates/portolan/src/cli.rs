@@ -1,7 +1,11 @@
 //! The command line, defined once: help, the man page and the shell completions all come
 //! from these definitions.
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::out::Format;
 
 /// Chart the network ports of a host: what they are, what listens, what is reachable,
 /// and what should be shut.
@@ -15,6 +19,81 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Look up ports and services in IANA's registry and /etc/services
+    ///
+    /// A QUERY is a port (443), a port and protocol (53/udp), a range (137-139, 6000-6010/tcp),
+    /// or a service name or alias (https, www, whois++), optionally with a protocol
+    /// (domain/udp). Every matching entry is printed with its category and source.
+    /// Exit status: 0 every query found something, 1 some query found nothing, 2 bad input.
+    #[command(
+        after_help = "Examples:\n  portolan lookup 443\n  portolan lookup 53/udp ssh 137-139\n  portolan lookup --json https"
+    )]
+    Lookup {
+        /// Ports, port/proto, ranges or names
+        #[arg(required = true, value_name = "QUERY")]
+        queries: Vec<String>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Search service names, aliases and descriptions, best match first
+    ///
+    /// Every word must match. Common services are also found by topic (`search mail` finds
+    /// smtp, pop3, imap, submission). Exit status: 0 found, 1 nothing found.
+    #[command(
+        after_help = "Examples:\n  portolan search mail\n  portolan search --limit 5 remote desktop"
+    )]
+    Search {
+        /// The words to look for
+        #[arg(required = true, value_name = "TEXT")]
+        text: Vec<String>,
+        /// Show at most this many entries (0: all)
+        #[arg(long, default_value_t = 25, value_name = "N")]
+        limit: usize,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Print the whole registry: IANA's, the system's, or both merged
+    ///
+    /// `--format etc-services` writes a valid /etc/services (ranges expanded, one line per
+    /// port and protocol) that glibc reads.
+    #[command(
+        after_help = "Examples:\n  portolan services --source system\n  portolan services --source iana --format etc-services > services"
+    )]
+    Services {
+        /// Which entries to print
+        #[arg(long, value_enum, default_value_t = SourceArg::All)]
+        source: SourceArg,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = ServicesFormat::Table)]
+        format: ServicesFormat,
+        /// Same as --format json
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Explain a port or a service in plain words, with hardening advice
+    ///
+    /// Gives the category and what it means, the registered services and their RFCs,
+    /// whether the protocol is cleartext and what to use instead, whether it should stay
+    /// local, and the advice: if this server does not need it, close it.
+    #[command(
+        after_help = "Examples:\n  portolan explain 23\n  portolan explain redis\n  portolan explain 161/udp --json"
+    )]
+    Explain {
+        /// A port (23), port/proto (161/udp) or service name (telnet)
+        #[arg(value_name = "PORT|NAME")]
+        query: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Print shell completions for portolan
     Completions {
         /// The shell to complete for
@@ -23,12 +102,148 @@ pub enum Command {
     },
     /// Print the man page (roff) for portolan
     Man,
+    /// List the listening sockets of this host, who owns them and how exposed they are
+    ///
+    /// TCP listeners and bound UDP sockets, IPv4 and IPv6, from netlink sock_diag (or
+    /// /proc/net as a fallback), with every owning process, its user and systemd unit.
+    /// Rows are grouped by exposure: `all` (every address, including dual-stack `[::]`),
+    /// `address` (one non-loopback address), `loopback`. Exit status 1 when nothing matches.
+    #[command(visible_alias = "list")]
+    Ls(LsArgs),
     /// What answers on a port: identify the service by what it says (probes, banners,
     /// TLS), not by its number
     ///
     /// Each target is HOST:PORT for TCP or HOST:PORT/udp for UDP; IPv6 addresses go in
     /// brackets ([2001:db8::1]:443). Exits 1 when no target was identified.
     Detect(DetectArgs),
+}
+
+/// Arguments of `portolan ls`.
+#[derive(Debug, clap::Args)]
+pub struct LsArgs {
+    /// Only TCP listeners
+    #[arg(short, long)]
+    pub tcp: bool,
+    /// Only UDP sockets
+    #[arg(short, long)]
+    pub udp: bool,
+    /// Only IPv4 sockets
+    #[arg(short = '4', long = "ipv4")]
+    pub ipv4: bool,
+    /// Only IPv6 sockets
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+    /// Only these ports: `22`, `8000-8100`, `22,80,https` (service names too; repeatable)
+    #[arg(short, long, value_name = "SPEC", value_parser = parse_ports)]
+    pub port: Vec<Vec<portolan_registry::PortRange>>,
+    /// Only sockets owned by this process: a name, executable file name, systemd unit, or pid
+    #[arg(long, value_name = "NAME")]
+    pub process: Option<String>,
+    /// Only sockets reachable from other hosts (not loopback)
+    #[arg(short, long)]
+    pub exposed: bool,
+    /// Also connected UDP sockets (clients), which are not listeners
+    #[arg(short, long)]
+    pub all: bool,
+    /// Read the network namespace NAME (as `ip netns list` names it)
+    #[arg(long, value_name = "NAME", conflicts_with = "all_netns")]
+    pub netns: Option<String>,
+    /// Read every named network namespace and the namespace of every process (containers)
+    #[arg(long)]
+    pub all_netns: bool,
+    /// Where sockets come from: netlink with /proc/net fallback, netlink only, or /proc/net only
+    #[arg(long, value_enum, default_value = "auto", env = "PORTOLAN_INVENTORY")]
+    pub source: SocketSource,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: crate::out::Format,
+    /// JSON output (the same as `--format json`)
+    #[arg(long)]
+    pub json: bool,
+    /// Show the command line of each owner in the table
+    #[arg(short, long)]
+    pub wide: bool,
+}
+
+/// Where `portolan ls` reads sockets from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SocketSource {
+    Auto,
+    Netlink,
+    Proc,
+}
+
+/// Parses a comma-separated list of ports, ranges and IANA service names (`ssh`).
+fn parse_ports(s: &str) -> Result<Vec<portolan_registry::PortRange>, String> {
+    let mut out = Vec::new();
+    for token in s.split(',').map(str::trim) {
+        if token.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            let before = out.len();
+            for e in portolan_registry::Registry::embedded().by_name(token) {
+                if let Some(r) = e.ports {
+                    if !out.contains(&r) {
+                        out.push(r);
+                    }
+                }
+            }
+            if out.len() == before {
+                return Err(format!("unknown service name '{token}'"));
+            }
+        } else {
+            out.push(
+                token
+                    .parse()
+                    .map_err(|e: portolan_registry::ParseError| e.to_string())?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Where the registry's system entries come from.
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// Read this services file instead of /etc/services
+    #[arg(long, value_name = "FILE", global = false)]
+    pub services: Option<PathBuf>,
+}
+
+/// `--format` and `--json`.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Same as --format json (JSON Lines, one entry per line)
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+}
+
+impl OutputArgs {
+    pub fn format(&self) -> Format {
+        if self.json { Format::Json } else { self.format }
+    }
+}
+
+/// `services --source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceArg {
+    /// IANA's registry (built in)
+    Iana,
+    /// The services file (/etc/services or --services FILE)
+    System,
+    /// Both, merged
+    All,
+}
+
+/// `services --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServicesFormat {
+    Table,
+    Json,
+    Csv,
+    /// The /etc/services format
+    EtcServices,
 }
 
 #[derive(Debug, clap::Args)]

@@ -2,7 +2,6 @@
 
 mod cli;
 mod cmd;
-#[allow(dead_code)] // shared helpers; the commands that use them arrive one by one
 mod out;
 
 use std::process::ExitCode;

@@ -1,5 +1,7 @@
 //! One module per command; each turns parsed arguments into output and an exit code.
 
+mod ls;
+
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -8,9 +10,43 @@ use clap::CommandFactory;
 use crate::cli::{Cli, Command};
 
 mod detect;
+mod entries;
+mod explain;
+mod lookup;
+mod search;
+mod services;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Lookup {
+            queries,
+            registry,
+            output,
+        } => lookup::run(&queries, &registry, &output),
+        Command::Search {
+            text,
+            limit,
+            registry,
+            output,
+        } => search::run(&text, limit, &registry, &output),
+        Command::Services {
+            source,
+            format,
+            json,
+            registry,
+        } => {
+            let format = if json {
+                crate::cli::ServicesFormat::Json
+            } else {
+                format
+            };
+            services::run(source, format, &registry)
+        }
+        Command::Explain {
+            query,
+            registry,
+            json,
+        } => explain::run(&query, &registry, json),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = std::io::stdout().lock();
@@ -25,5 +61,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Ls(args) => ls::run(&args),
     }
 }

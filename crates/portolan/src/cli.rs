@@ -258,12 +258,12 @@ pub struct DetectArgs {
     #[arg(long, value_name = "FILE")]
     pub signatures: Option<std::path::PathBuf>,
     /// Timeout for each connect and reply: 3s, 500ms, or seconds as a number
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_timeout)]
     pub timeout: std::time::Duration,
 }
 
-/// Parses `3s`, `500ms`, `1.5` (seconds) or `2m`.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+/// Parses `3s`, `500ms`, `1.5` (seconds, as nmap reads a bare number) or `2m`.
+pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
     let t = s.trim();
     let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
         Some(i) => t.split_at(i),

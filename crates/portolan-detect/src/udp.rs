@@ -336,7 +336,11 @@ async fn dhcp(addr: SocketAddr, opts: &Options) -> io::Result<Option<Detection>>
     let xid = nonce();
     let q = proto::dhcp_inform(xid, me, [0x02, 0x50, 0x54, 0x4c, 0x4e, 0x01]);
     let on68 = UdpSocket::bind((me, 68)).await.ok();
-    let wait = opts.timeout;
+    // A DHCP server that is handing out an address pings it first (RFC 2131, 4.4.1) and
+    // dnsmasq answers nothing else meanwhile, for up to three seconds: wait past that.
+    let wait = (opts.timeout * 2)
+        .max(Duration::from_secs(4))
+        .min(opts.total);
     let main = exchange(&sock, addr, true, &q, wait, |b| proto::dhcp_parse(xid, b));
     let reply = match &on68 {
         None => main.await?,

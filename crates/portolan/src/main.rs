@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_from(cmd::scan::nmap_spellings(std::env::args_os()));
     match cmd::run(cli) {
         Ok(code) => code,
         Err(err) => report(&err),

@@ -13,6 +13,7 @@ mod detect;
 mod entries;
 mod explain;
 mod lookup;
+pub mod scan;
 mod search;
 mod services;
 
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Scan(args) => scan::run(&args),
         Command::Ls(args) => ls::run(&args),
     }
 }

@@ -1,0 +1,81 @@
+//! Host discovery: which hosts answer at all. With raw sockets: an ICMP echo and a SYN to
+//! ports 80 and 443 (any SYN-ACK or RST means up). Without: a connect to 80 and 443
+//! (accepted or refused means up).
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use portolan_registry::Proto;
+
+use crate::rate::{Controller, RetryPolicy};
+use crate::rounds::{self, Rounds, Table};
+use crate::syn::SynProber;
+use crate::{Event, Mode, PortState, Reason, ScanConfig, ScanError, Sink, Summary, connect};
+
+const PROBE_PORTS: [u16; 2] = [80, 443];
+
+type Up = Vec<(IpAddr, Reason, Option<Duration>)>;
+
+/// The hosts of `hosts` that are up, with why and how fast they answered.
+pub fn discover(cfg: &ScanConfig, hosts: &[IpAddr]) -> Result<Up, ScanError> {
+    let mut results = Vec::new();
+    let mut on = |e: Event| {
+        if let Event::Port(r) = e {
+            results.push(r);
+        }
+    };
+    let mut sink = Sink {
+        on: &mut on,
+        done: 0,
+        total: 0,
+        last: Instant::now(),
+        summary: Summary::default(),
+    };
+    let sub = ScanConfig {
+        max_retries: Some(cfg.max_retries.unwrap_or(1).min(1)),
+        ..cfg.clone()
+    };
+    let mut echoed = vec![None; hosts.len()];
+    if cfg.mode == Mode::Syn && crate::sys::can_raw() {
+        let mut p = SynProber::new(hosts)?;
+        p.echo = Some((std::process::id() & 0xffff) as u16);
+        let max = cfg.rate.map_or(crate::syn::DEFAULT_RATE, f64::from);
+        let mut t = Table::new(
+            hosts,
+            &PROBE_PORTS,
+            Proto::Tcp,
+            cfg.rtt,
+            Controller::new(max, max.min(1000.0)),
+            RetryPolicy::new(sub.max_retries, 1),
+        )?;
+        rounds::run(
+            &mut t,
+            &mut p,
+            &Rounds {
+                silent: PortState::Filtered,
+                icmp_pacing: false,
+            },
+            &mut sink,
+        )?;
+        echoed = p.echoed;
+    } else {
+        connect::scan(&sub, hosts, &PROBE_PORTS, &mut sink)?;
+    }
+    let _ = sink.summary;
+    let mut up: Up = Vec::new();
+    for (h, &addr) in hosts.iter().enumerate() {
+        let tcp = results.iter().find(|r| {
+            r.host == addr
+                && matches!(
+                    r.reason,
+                    Reason::SynAck | Reason::Reset | Reason::ConnRefused
+                )
+        });
+        if let Some(r) = tcp {
+            up.push((addr, r.reason, r.rtt));
+        } else if let Some(d) = echoed[h] {
+            up.push((addr, Reason::EchoReply, Some(d)));
+        }
+    }
+    Ok(up)
+}

@@ -1,0 +1,327 @@
+//! Send pacing (a token bucket) and the congestion controller that tells random loss from
+//! congestion.
+//!
+//! The controller watches transmissions in windows of [`WINDOW`] probes. When a
+//! window's timeout has passed, the share of its probes that were answered is compared
+//! with the best share seen so far. Random loss lowers every window alike, so nothing
+//! changes. A window far below the best (under half) makes it cut the rate to about what
+//! got through (at least by half), and then it checks: if the windows sent at the lower rate recover, it was congestion and the rate
+//! stays low (growing back slowly); if they do not, the drop was the target's doing (a
+//! filtered range, a host gone quiet), so the old rate comes back and the baseline moves.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// A token bucket: `rate` tokens a second, at most `burst` saved up.
+#[derive(Debug)]
+pub struct Pacer {
+    rate: f64,
+    tokens: f64,
+    burst: f64,
+    last: Instant,
+}
+
+impl Pacer {
+    pub fn new(rate: f64) -> Pacer {
+        let burst = (rate / 100.0).clamp(1.0, 256.0);
+        Pacer {
+            rate,
+            tokens: burst,
+            burst,
+            last: Instant::now(),
+        }
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    pub fn set_rate(&mut self, rate: f64) {
+        self.refill();
+        self.rate = rate.max(1.0);
+        self.burst = (self.rate / 100.0).clamp(1.0, 256.0);
+        self.tokens = self.tokens.min(self.burst);
+    }
+
+    fn refill(&mut self) {
+        let now = Instant::now();
+        let dt = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+    }
+
+    /// Takes up to `want` tokens; returns how many were granted.
+    pub fn take(&mut self, want: usize) -> usize {
+        self.refill();
+        let n = (self.tokens.floor() as usize).min(want);
+        self.tokens -= n as f64;
+        n
+    }
+
+    /// How long until the next token.
+    pub fn wait(&self) -> Duration {
+        let missing = (1.0 - self.tokens).max(0.0);
+        Duration::from_secs_f64(missing / self.rate).max(Duration::from_micros(50))
+    }
+}
+
+/// First transmissions per window.
+pub const WINDOW: u32 = 256;
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    first_us: u64,
+    last_us: u64,
+    sent: u32,
+    answered: u32,
+    /// Sent after a rate cut that is still being judged.
+    after_cut: bool,
+}
+
+/// Decides the send rate from how the answered share of each window compares with the
+/// best share seen.
+#[derive(Debug)]
+pub struct Controller {
+    windows: VecDeque<Window>,
+    best: f64,
+    rate: f64,
+    max_rate: f64,
+    min_rate: f64,
+    /// The rate before a cut still being judged.
+    cut_from: Option<f64>,
+}
+
+impl Controller {
+    pub fn new(max_rate: f64, min_rate: f64) -> Controller {
+        Controller {
+            windows: VecDeque::new(),
+            best: 0.0,
+            rate: max_rate,
+            max_rate,
+            min_rate: min_rate.min(max_rate),
+            cut_from: None,
+        }
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Records `n` transmissions at time `us`.
+    pub fn sent(&mut self, us: u64, n: u32) {
+        let after_cut = self.cut_from.is_some();
+        match self.windows.back_mut() {
+            Some(w) if w.sent < WINDOW && w.after_cut == after_cut => {
+                w.sent += n;
+                w.last_us = us;
+            }
+            _ => self.windows.push_back(Window {
+                first_us: us,
+                last_us: us,
+                sent: n,
+                answered: 0,
+                after_cut,
+            }),
+        }
+    }
+
+    /// Records an answer to a probe last sent at `sent_us`.
+    pub fn answered(&mut self, sent_us: u64) {
+        let i = self.windows.partition_point(|w| w.first_us <= sent_us);
+        if i > 0
+            && let Some(w) = self.windows.get_mut(i - 1)
+        {
+            w.answered += 1;
+        }
+    }
+
+    /// Judges the windows whose timeout has passed at `now_us`; returns the new rate if it
+    /// changed.
+    pub fn judge(&mut self, now_us: u64, timeout: Duration) -> Option<f64> {
+        let before = self.rate;
+        let to = timeout.as_micros() as u64;
+        while let Some(w) = self.windows.front().copied() {
+            if w.last_us + to > now_us {
+                break;
+            }
+            self.windows.pop_front();
+            if w.sent < WINDOW / 4 {
+                continue;
+            }
+            let f = f64::from(w.answered) / f64::from(w.sent);
+            self.step(f, w.after_cut);
+        }
+        (self.rate != before).then_some(self.rate)
+    }
+
+    fn step(&mut self, f: f64, after_cut: bool) {
+        let low = self.best >= 0.1 && f < 0.5 * self.best;
+        match self.cut_from {
+            None => {
+                if low && self.rate > self.min_rate {
+                    // What got through is about what the path carries: cut to a bit
+                    // above it (at least in half), then see whether that helps.
+                    self.cut_from = Some(self.rate);
+                    let carried = self.rate * f / self.best * 1.25;
+                    self.rate = carried.clamp(self.min_rate, self.rate / 2.0);
+                } else if !low {
+                    self.best = self.best.max(f);
+                    if f >= 0.8 * self.best {
+                        self.rate = (self.rate * 1.1).min(self.max_rate);
+                    }
+                }
+            }
+            Some(prev) if after_cut => {
+                self.cut_from = None;
+                if low {
+                    // Slower did not help: not congestion. Back to the old rate, and
+                    // what the target answers now is the new normal.
+                    self.rate = prev;
+                    self.best = f;
+                }
+                // Otherwise it was congestion: keep the lower rate.
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(c: &mut Controller, t: &mut u64, share: f64) -> f64 {
+        let n = WINDOW;
+        let answered = (f64::from(n) * share).round() as u32;
+        let start = *t;
+        for i in 0..n {
+            c.sent(*t, 1);
+            if i < answered {
+                c.answered(*t);
+            }
+            *t += 10;
+        }
+        let _ = start;
+        *t += 1_000_000;
+        c.judge(*t, Duration::from_millis(100));
+        c.rate()
+    }
+
+    #[test]
+    fn random_loss_keeps_the_rate() {
+        let mut c = Controller::new(100_000.0, 100.0);
+        let mut t = 0;
+        for i in 0..50 {
+            // 10% loss both ways: about 81% answered, with noise.
+            let share = if i % 3 == 0 { 0.78 } else { 0.83 };
+            assert_eq!(feed(&mut c, &mut t, share), 100_000.0);
+        }
+    }
+
+    #[test]
+    fn congestion_cuts_and_keeps_the_cut() {
+        let mut c = Controller::new(100_000.0, 100.0);
+        let mut t = 0;
+        feed(&mut c, &mut t, 0.9);
+        // A fifth as many answers: cut to about what got through.
+        let cut = feed(&mut c, &mut t, 0.2);
+        assert!((25_000.0..30_000.0).contains(&cut), "{cut}");
+        // The slower windows recover: it was congestion, the cut stays.
+        assert_eq!(feed(&mut c, &mut t, 0.85), cut);
+        // And it grows back slowly.
+        assert!(feed(&mut c, &mut t, 0.9) > cut);
+    }
+
+    #[test]
+    fn a_filtered_stretch_is_not_congestion() {
+        let mut c = Controller::new(100_000.0, 100.0);
+        let mut t = 0;
+        feed(&mut c, &mut t, 0.9);
+        assert_eq!(feed(&mut c, &mut t, 0.0), 100.0);
+        // Still nothing at the lower rate: the target drops; restore.
+        assert_eq!(feed(&mut c, &mut t, 0.0), 100_000.0);
+        assert_eq!(feed(&mut c, &mut t, 0.0), 100_000.0);
+    }
+
+    #[test]
+    fn pacer_limits() {
+        let mut p = Pacer::new(1000.0);
+        let granted = p.take(1000);
+        assert!(granted <= 10, "{granted}");
+        std::thread::sleep(Duration::from_millis(20));
+        let more = p.take(1000);
+        assert!((5..=11).contains(&more), "{more}");
+    }
+}
+
+/// How many times to send a probe before calling it unanswered: enough that a probe which
+/// would be answered is missed with probability under [`MISS`], given the loss seen so far
+/// (the share of answered probes that needed more than one try), within the user's cap.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    answered: u64,
+    late: u64,
+    cap: u32,
+    fixed: bool,
+}
+
+/// The accepted chance of missing one answering port.
+pub const MISS: f64 = 1e-5;
+
+impl RetryPolicy {
+    /// `max_retries` from the user fixes the number of retries; `None` adapts, up to
+    /// `default_cap` retries.
+    pub fn new(max_retries: Option<u32>, default_cap: u32) -> RetryPolicy {
+        RetryPolicy {
+            answered: 0,
+            late: 0,
+            cap: max_retries.unwrap_or(default_cap),
+            fixed: max_retries.is_some(),
+        }
+    }
+
+    /// Records an answer to a probe that was sent `tries` times.
+    pub fn answered(&mut self, tries: u8) {
+        self.answered += 1;
+        if tries > 1 {
+            self.late += 1;
+        }
+    }
+
+    /// The estimated chance that one try goes unanswered although the port would answer.
+    pub fn loss(&self) -> f64 {
+        (self.late as f64 + 0.1) / (self.answered as f64 + 1.0)
+    }
+
+    /// How many tries in all a probe gets.
+    pub fn tries(&self) -> u32 {
+        if self.fixed {
+            return self.cap + 1;
+        }
+        let p = self.loss().clamp(1e-9, 0.999);
+        let need = (MISS.ln() / p.ln() - 1e-9).ceil() as u32;
+        need.clamp(2, self.cap + 1)
+    }
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    #[test]
+    fn tries_follow_the_loss() {
+        let mut r = RetryPolicy::new(None, 10);
+        assert_eq!(r.tries(), 5); // nothing known yet
+        for _ in 0..1000 {
+            r.answered(1);
+        }
+        assert_eq!(r.tries(), 2);
+        // 19% of answers needed a retry (10% loss each way).
+        for _ in 0..235 {
+            r.answered(2);
+        }
+        assert_eq!(r.tries(), 7);
+        assert_eq!(RetryPolicy::new(Some(3), 10).tries(), 4);
+        assert_eq!(RetryPolicy::new(Some(0), 10).tries(), 1);
+    }
+}

@@ -189,6 +189,10 @@ pub struct ScanArgs {
     /// List every port, whatever its state
     #[arg(long)]
     pub all: bool,
+    /// Identify what answers on each open port (and UDP open|filtered port): protocol,
+    /// product, version, TLS; nmap's -sV
+    #[arg(long)]
+    pub detect: bool,
     /// Write nmap-compatible XML to FILE; nmap's -oX
     #[arg(long, value_name = "FILE")]
     pub xml_out: Option<std::path::PathBuf>,

@@ -272,4 +272,81 @@ fn testbed_every_service_is_identified() {
         "not identified as expected:\n{}",
         failures.join("\n")
     );
+
+    // The same through `scan --detect` (nmap's -sV): JSON lines and nmap XML.
+    let tcp: Vec<&Want> = wants.iter().filter(|w| !w.target.contains('/')).collect();
+    let udp: Vec<&Want> = wants.iter().filter(|w| w.target.contains("/udp")).collect();
+    let spec = format!(
+        "T:{},U:{}",
+        tcp.iter().map(|w| w.target).collect::<Vec<_>>().join(","),
+        udp.iter()
+            .map(|w| w.target.trim_end_matches("/udp"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let xml = tb.dir.join("scan.xml");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_portolan"), "scan"])
+        .args([
+            "-Pn",
+            "-sT",
+            "-sU",
+            "--detect",
+            "--json",
+            "--timeout",
+            "2s",
+            "-p",
+            &spec,
+        ])
+        .arg("--xml-out")
+        .arg(&xml)
+        .arg(&ip)
+        .output()
+        .expect("run portolan scan --detect");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "portolan scan --detect failed: {}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut scanned: HashMap<String, Value> = HashMap::new();
+    for l in stdout.lines() {
+        let v: Value = serde_json::from_str(l).expect("a JSON line");
+        if v["type"] == "port" {
+            let key = match v["protocol"].as_str() {
+                Some("udp") => format!("{}/udp", v["port"]),
+                _ => v["port"].to_string(),
+            };
+            scanned.insert(key, v["detected"].clone());
+        }
+    }
+    let xml = std::fs::read_to_string(&xml).expect("the XML report");
+    let mut failures = Vec::new();
+    for w in &wants {
+        let got = scanned.get(w.target).and_then(|d| d["protocol"].as_str());
+        if got != Some(w.protocol) {
+            failures.push(format!(
+                "scan {}: detected {got:?}, want {}",
+                w.target, w.protocol
+            ));
+        }
+        if let Some(product) = w.product {
+            let (proto, port) = match w.target.split_once('/') {
+                Some((p, _)) => ("udp", p),
+                None => ("tcp", w.target),
+            };
+            let needle = format!("protocol=\"{proto}\" portid=\"{port}\"");
+            let line = xml.lines().find(|l| l.contains(&needle)).unwrap_or("");
+            if !line.contains(&format!("product=\"{product}\""))
+                || !line.contains("method=\"probed\"")
+            {
+                failures.push(format!("XML for {}: {line}", w.target));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "scan --detect:\n{}",
+        failures.join("\n")
+    );
 }

@@ -337,10 +337,15 @@ async fn dhcp(addr: SocketAddr, opts: &Options) -> io::Result<Option<Detection>>
     let q = proto::dhcp_inform(xid, me, [0x02, 0x50, 0x54, 0x4c, 0x4e, 0x01]);
     let on68 = UdpSocket::bind((me, 68)).await.ok();
     // A DHCP server that is handing out an address pings it first (RFC 2131, 4.4.1) and
-    // dnsmasq answers nothing else meanwhile, for up to three seconds: wait past that.
-    let wait = (opts.timeout * 2)
-        .max(Duration::from_secs(4))
-        .min(opts.total);
+    // dnsmasq answers nothing else meanwhile, for up to three seconds: on a DHCP port,
+    // wait past that (elsewhere a silent port must not cost more than the others).
+    let wait = if hint(addr.port()) == Some(Probe::Dhcp) {
+        (opts.timeout * 2)
+            .max(Duration::from_secs(4))
+            .min(opts.total)
+    } else {
+        opts.timeout
+    };
     let main = exchange(&sock, addr, true, &q, wait, |b| proto::dhcp_parse(xid, b));
     let reply = match &on68 {
         None => main.await?,

@@ -663,6 +663,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn detect_spelling_and_table_cell() {
+        let a: Vec<OsString> = ["portolan", "scan", "-sV", "h"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(nmap_spellings(a)[2], "--detect");
+        let d = Detection {
+            protocol: Some("http".into()),
+            product: Some("nginx".into()),
+            version: Some("1.22.1".into()),
+            tls: Some(portolan_detect::TlsInfo::default()),
+            ..Detection::default()
+        };
+        assert_eq!(
+            detected_cell(&d).as_deref(),
+            Some("http nginx 1.22.1 (tls)")
+        );
+        assert_eq!(detected_cell(&Detection::default()), None);
+    }
+
+    #[test]
     fn nmap_spellings_only_for_scan() {
         let a: Vec<OsString> = ["portolan", "scan", "-Pn", "-iL", "f", "-oX", "x.xml"]
             .iter()

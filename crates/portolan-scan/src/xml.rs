@@ -26,6 +26,33 @@ pub struct Extra {
     pub reasons: Vec<(Reason, &'static str, u64)>,
 }
 
+/// A port's `<service>` element.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Service {
+    /// The registry's name for the port (nmap's `method="table"`).
+    pub table: Option<String>,
+    /// What service detection found, as attributes in nmap's order (`name`, `product`,
+    /// `version`, `tunnel`, `method`, `conf`); when present it replaces the table name.
+    pub probed: Vec<(&'static str, String)>,
+}
+
+impl Service {
+    fn element(&self) -> String {
+        if !self.probed.is_empty() {
+            let attrs: Vec<String> = self
+                .probed
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+                .collect();
+            return format!("<service {}/>", attrs.join(" "));
+        }
+        match &self.table {
+            Some(s) => format!("<service name=\"{}\" method=\"table\" conf=\"3\"/>", esc(s)),
+            None => String::new(),
+        }
+    }
+}
+
 /// One host's results.
 #[derive(Debug, Clone)]
 pub struct Host {
@@ -35,8 +62,8 @@ pub struct Host {
     pub start: u64,
     pub end: u64,
     pub extra: Vec<Extra>,
-    /// Listed ports, with the registry's service name.
-    pub ports: Vec<(PortResult, Option<String>)>,
+    /// Listed ports, with their `<service>` element.
+    pub ports: Vec<(PortResult, Service)>,
     pub timing: Option<crate::HostTiming>,
 }
 
@@ -168,11 +195,7 @@ pub fn write(w: &mut dyn Write, run: &Run) -> io::Result<()> {
                 p.state,
                 p.reason,
                 p.ttl.unwrap_or(0),
-                match service {
-                    Some(s) =>
-                        format!("<service name=\"{}\" method=\"table\" conf=\"3\"/>", esc(s)),
-                    None => String::new(),
-                }
+                service.element()
             )?;
         }
         writeln!(w, "</ports>")?;
@@ -226,6 +249,30 @@ mod tests {
     fn dates() {
         assert_eq!(timestr(0), "Thu Jan  1 00:00:00 1970");
         assert_eq!(timestr(1_700_000_000), "Tue Nov 14 22:13:20 2023");
+    }
+
+    #[test]
+    fn service_element_prefers_what_was_probed() {
+        let mut s = Service {
+            table: Some("https".into()),
+            probed: Vec::new(),
+        };
+        assert_eq!(
+            s.element(),
+            "<service name=\"https\" method=\"table\" conf=\"3\"/>"
+        );
+        s.probed = vec![
+            ("name", "http".into()),
+            ("product", "nginx \"x\"".into()),
+            ("tunnel", "ssl".into()),
+            ("method", "probed".into()),
+            ("conf", "10".into()),
+        ];
+        assert_eq!(
+            s.element(),
+            "<service name=\"http\" product=\"nginx &quot;x&quot;\" tunnel=\"ssl\" method=\"probed\" conf=\"10\"/>"
+        );
+        assert_eq!(Service::default().element(), "");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `portolan scan`: what another host really exposes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
 use std::net::IpAddr;
@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
+use portolan_detect::{Detection, Detector, Options};
 use portolan_registry::{Proto, Registry};
 use portolan_scan::{
     Event, HostTiming, Mode, PortResult, PortSpec, PortState, Reason, RttBounds, ScanConfig,
@@ -36,6 +37,7 @@ pub fn nmap_spellings(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
             Some("-iL") => "--input-list".into(),
             Some("-oX") => "--xml-out".into(),
             Some("-Pn") => "--no-ping".into(),
+            Some("-sV") => "--detect".into(),
             _ => a,
         })
         .collect()
@@ -153,11 +155,99 @@ struct HostState {
     counts: BTreeMap<(PortState, Reason, Proto), u64>,
     held: BTreeMap<PortState, Vec<PortResult>>,
     listed: Vec<PortResult>,
+    /// Listed ports waiting for their detection (with `--detect`).
+    deferred: Vec<PortResult>,
     start: u64,
     reason: Option<Reason>,
 }
 
+/// Service detection for `--detect`: each open port is handed to the detector as soon as
+/// the scan finds it, on a runtime of its own; results are collected when the port is
+/// printed (at its host's end, so that the scan itself never waits).
+struct DetectRun {
+    rt: tokio::runtime::Runtime,
+    det: std::sync::Arc<Detector>,
+    opts: Options,
+    limit: std::sync::Arc<tokio::sync::Semaphore>,
+    pending: HashMap<(IpAddr, u16, Proto), tokio::task::JoinHandle<Detection>>,
+    done: HashMap<(IpAddr, u16, Proto), Detection>,
+}
+
+impl DetectRun {
+    fn new(timeout: Option<Duration>) -> io::Result<DetectRun> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        Ok(DetectRun {
+            rt,
+            det: std::sync::Arc::new(Detector::default()),
+            opts: Options::with_timeout(timeout.unwrap_or(Duration::from_secs(3))),
+            // Each TCP detection may hold seven sockets: 64 at a time stays far below
+            // the open-file limit the scanner sizes itself to.
+            limit: std::sync::Arc::new(tokio::sync::Semaphore::new(64)),
+            pending: HashMap::new(),
+            done: HashMap::new(),
+        })
+    }
+
+    /// Whether a port in this state is worth asking.
+    fn wants(r: &PortResult) -> bool {
+        r.state == PortState::Open || (r.proto == Proto::Udp && r.state == PortState::OpenFiltered)
+    }
+
+    fn start(&mut self, r: &PortResult) {
+        let key = (r.host, r.port, r.proto);
+        if !Self::wants(r) || self.pending.contains_key(&key) || self.done.contains_key(&key) {
+            return;
+        }
+        let (det, opts, limit) = (self.det.clone(), self.opts.clone(), self.limit.clone());
+        let addr = std::net::SocketAddr::new(r.host, r.port);
+        let udp = r.proto == Proto::Udp;
+        let task = self.rt.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            if udp {
+                det.detect_udp(addr, &opts).await
+            } else {
+                det.detect_tcp(addr, &opts).await
+            }
+        });
+        self.pending.insert(key, task);
+    }
+
+    /// The detection of a port, waiting for it if it is still running.
+    fn get(&mut self, r: &PortResult) -> Option<&Detection> {
+        let key = (r.host, r.port, r.proto);
+        if let Some(task) = self.pending.remove(&key) {
+            let d = self.rt.block_on(task).unwrap_or_else(|e| Detection {
+                evidence: format!("detection failed: {e}"),
+                ..Detection::default()
+            });
+            self.done.insert(key, d);
+        }
+        self.done.get(&key)
+    }
+}
+
+/// `ssh OpenSSH 9.2p1`, `http nginx 1.22.1 (tls)`: a detection in one table cell.
+fn detected_cell(d: &Detection) -> Option<String> {
+    let p = d.protocol.as_deref()?;
+    let mut s = p.to_string();
+    for part in [d.product.as_deref(), d.version.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        s.push(' ');
+        s.push_str(part);
+    }
+    if d.tls.is_some() && !d.starttls {
+        s.push_str(" (tls)");
+    }
+    Some(s)
+}
+
 struct Printer {
+    detect: Option<DetectRun>,
     format: Format,
     all: bool,
     color: bool,
@@ -190,10 +280,12 @@ impl Printer {
 
     fn emit(&mut self, r: &PortResult) -> io::Result<()> {
         let service = service_name(r.port, r.proto);
+        let detected: Option<Detection> = self.detect.as_mut().and_then(|d| d.get(r).cloned());
+        let detect_on = self.detect.is_some();
         self.with_bar(|p| {
             match p.format {
                 Format::Json => {
-                    let v = serde_json::json!({
+                    let mut v = serde_json::json!({
                         "type": "port",
                         "host": r.host.to_string(),
                         "port": r.port,
@@ -203,6 +295,11 @@ impl Printer {
                         "service": service,
                         "rtt_ms": ms(r.rtt),
                     });
+                    if detect_on {
+                        if let Some(o) = v.as_object_mut() {
+                            o.insert("detected".into(), serde_json::json!(detected));
+                        }
+                    }
                     writeln!(p.out, "{v}")?;
                 }
                 Format::Csv => {
@@ -247,7 +344,10 @@ impl Printer {
                         r.host.to_string(),
                         format!("{}/{}", r.port, r.proto),
                         r.state.as_str(),
-                        service.unwrap_or("-"),
+                        detected
+                            .as_ref()
+                            .and_then(detected_cell)
+                            .unwrap_or_else(|| service.unwrap_or("-").to_string()),
                         r.reason.as_str(),
                         rtt
                     );
@@ -260,6 +360,9 @@ impl Printer {
     }
 
     fn port(&mut self, r: PortResult) -> io::Result<()> {
+        if let Some(d) = self.detect.as_mut() {
+            d.start(&r);
+        }
         let h = self.hosts.entry(r.host).or_default();
         *h.counts.entry((r.state, r.reason, r.proto)).or_default() += 1;
         if r.state == PortState::Open || self.all {
@@ -267,6 +370,11 @@ impl Printer {
                 self.open_found += 1;
             }
             h.listed.push(r);
+            if self.detect.is_some() {
+                // Printed with its detection at the host's end.
+                h.deferred.push(r);
+                return Ok(());
+            }
             return self.emit(&r);
         }
         let held = h.held.entry(r.state).or_default();
@@ -280,6 +388,9 @@ impl Printer {
         let Some(mut h) = self.hosts.remove(&addr) else {
             return self.host_xml(addr, HostState::default(), timing);
         };
+        for r in std::mem::take(&mut h.deferred) {
+            self.emit(&r)?;
+        }
         let mut per_state: BTreeMap<PortState, u64> = BTreeMap::new();
         for ((s, _, _), n) in &h.counts {
             *per_state.entry(*s).or_default() += n;
@@ -352,11 +463,16 @@ impl Printer {
             e.reasons.push((*reason, proto.as_str(), *n));
         }
         let _ = listed;
-        let mut ports: Vec<(PortResult, Option<String>)> = h
-            .listed
-            .iter()
-            .map(|r| (*r, service_name(r.port, r.proto).map(str::to_string)))
-            .collect();
+        let mut ports: Vec<(PortResult, xml::Service)> = Vec::new();
+        for r in &h.listed {
+            let probed = self
+                .detect
+                .as_mut()
+                .and_then(|d| d.get(r).map(Detection::nmap_service))
+                .unwrap_or_default();
+            let table = service_name(r.port, r.proto).map(str::to_string);
+            ports.push((*r, xml::Service { table, probed }));
+        }
         ports.sort_by_key(|(r, _)| (r.proto, r.port));
         xs.push(xml::Host {
             addr,
@@ -447,6 +563,11 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         color: out::use_color(),
         out: Box::new(io::BufWriter::new(io::stdout())),
         hosts: BTreeMap::new(),
+        detect: if args.detect {
+            Some(DetectRun::new(args.timeout).context("starting service detection")?)
+        } else {
+            None
+        },
         names: targets.clone(),
         xml_hosts: xml_file.is_some().then(Vec::new),
         header_done: false,
@@ -542,6 +663,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn detect_spelling_and_table_cell() {
+        let a: Vec<OsString> = ["portolan", "scan", "-sV", "h"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(nmap_spellings(a)[2], "--detect");
+        let d = Detection {
+            protocol: Some("http".into()),
+            product: Some("nginx".into()),
+            version: Some("1.22.1".into()),
+            tls: Some(portolan_detect::TlsInfo::default()),
+            ..Detection::default()
+        };
+        assert_eq!(
+            detected_cell(&d).as_deref(),
+            Some("http nginx 1.22.1 (tls)")
+        );
+        assert_eq!(detected_cell(&Detection::default()), None);
+    }
+
+    #[test]
     fn nmap_spellings_only_for_scan() {
         let a: Vec<OsString> = ["portolan", "scan", "-Pn", "-iL", "f", "-oX", "x.xml"]
             .iter()
@@ -575,6 +717,7 @@ mod tests {
     fn printer(format: Format, buf: &Buf) -> Printer {
         Printer {
             format,
+            detect: None,
             all: false,
             color: false,
             out: Box::new(buf.clone()),

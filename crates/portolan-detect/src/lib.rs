@@ -1,0 +1,383 @@
+//! Service detection: what really answers on a port.
+//!
+//! A port number is a convention; this crate asks the peer. For TCP it waits for a banner,
+//! speaks the protocols that wait for the client (TLS, HTTP, LDAP, DNS, NetBIOS), follows
+//! up with each protocol's own capability question (FEAT, EHLO, CAPA, CAPABILITY), and
+//! runs the same questions inside TLS. For UDP it sends protocol payloads (DNS, NTP, SNMP,
+//! NetBIOS, TFTP, DHCP). Probes are ordered by what the port number suggests, then fall
+//! back to the rest. Signatures (a data file, see `docs/signatures.md`) turn the answers
+//! into product and version.
+//!
+//! Every read is capped in bytes and time, and the whole detection of one port has a
+//! deadline, so hostile peers (tarpits, endless banners, garbage) cost bounded time and
+//! memory.
+//!
+//! ```no_run
+//! # async fn f() {
+//! use portolan_detect::{Detector, Options};
+//! let d = Detector::default();
+//! let found = d.detect_tcp("127.0.0.1:22".parse().unwrap(), &Options::default()).await;
+//! println!("{:?} {:?}", found.protocol, found.product);
+//! # }
+//! ```
+
+pub mod ber;
+mod conn;
+mod proto;
+pub mod sig;
+mod tcp;
+mod tls;
+mod udp;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use sig::{SigError, Signatures};
+
+/// What a TLS handshake told us.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsInfo {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: Option<String>,
+    /// The IANA name of the cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: Option<String>,
+    /// The certificate's subject and issuer as RFC 4514 strings.
+    pub subject: Option<String>,
+    pub issuer: Option<String>,
+    /// The certificate's expiry, RFC 3339 in UTC.
+    pub not_after: Option<String>,
+    /// The application protocol the server chose (ALPN), e.g. `h2`.
+    pub alpn: Option<String>,
+}
+
+/// What answers on a port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Detection {
+    /// The application protocol (`ssh`, `http`, `smtp`, `dns`...), or `None` when nothing
+    /// was recognised. With implicit TLS this is the protocol inside it (`http` on 443);
+    /// `tls` when the protocol inside was not recognised.
+    pub protocol: Option<String>,
+    pub product: Option<String>,
+    pub version: Option<String>,
+    /// What the TLS handshake told us: for a service that speaks TLS from the first
+    /// byte (implicit TLS, then `starttls` is false), or after taking the upgrade it
+    /// offers (`starttls` true, and `cleartext` stays true: the protocol as offered is
+    /// clear text until the client asks).
+    pub tls: Option<TlsInfo>,
+    /// True when the protocol, as offered, carries its data in clear text.
+    pub cleartext: bool,
+    /// True when the service offers an upgrade to TLS (STARTTLS, STLS, AUTH TLS...).
+    pub starttls: bool,
+    /// A short, printable excerpt of what the peer said (or why nothing was found).
+    pub evidence: String,
+}
+
+impl Detection {
+    fn nothing(evidence: impl Into<String>) -> Detection {
+        Detection {
+            evidence: evidence.into(),
+            ..Detection::default()
+        }
+    }
+
+    /// True when a protocol was recognised.
+    pub fn is_identified(&self) -> bool {
+        self.protocol.is_some()
+    }
+
+    /// nmap's service name for the protocol (`domain` for dns, `ssl/http` forms are
+    /// expressed by nmap with a tunnel attribute, see [`Detection::nmap_tunnel`]).
+    pub fn nmap_name(&self) -> Option<&'static str> {
+        let p = self.protocol.as_deref()?;
+        Some(match p {
+            "dns" => "domain",
+            "dhcp" => "dhcps",
+            "netbios-ns" => "netbios-ns",
+            "netbios-ssn" => "netbios-ssn",
+            "ssh" => "ssh",
+            "ftp" => "ftp",
+            "telnet" => "telnet",
+            "smtp" => "smtp",
+            "http" => "http",
+            "pop3" => "pop3",
+            "imap" => "imap",
+            "nntp" => "nntp",
+            "ntp" => "ntp",
+            "snmp" => "snmp",
+            "ldap" => "ldap",
+            "tftp" => "tftp",
+            "tls" => "ssl",
+            _ => "unknown",
+        })
+    }
+
+    /// `ssl` when the service is wrapped in TLS from the first byte, as nmap's `tunnel`
+    /// attribute says (an upgrade by STARTTLS is not a tunnel).
+    pub fn nmap_tunnel(&self) -> Option<&'static str> {
+        (self.tls.is_some() && !self.starttls).then_some("ssl")
+    }
+
+    /// The attributes of nmap's `<service>` element for this detection, in nmap's order
+    /// (`name`, `product`, `version`, `tunnel`, `method`, `conf`), values unescaped.
+    /// Empty when nothing was recognised: the caller then keeps its port-table guess.
+    pub fn nmap_service(&self) -> Vec<(&'static str, String)> {
+        let Some(name) = self.nmap_name() else {
+            return Vec::new();
+        };
+        let mut attrs = vec![("name", name.to_string())];
+        if let Some(p) = &self.product {
+            attrs.push(("product", p.clone()));
+        }
+        if let Some(v) = &self.version {
+            attrs.push(("version", v.clone()));
+        }
+        if let Some(t) = self.nmap_tunnel() {
+            attrs.push(("tunnel", t.to_string()));
+        }
+        attrs.push(("method", "probed".into()));
+        attrs.push(("conf", "10".into()));
+        attrs
+    }
+}
+
+/// How long and how much detection may spend on one port.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Connect, write and each read of a reply.
+    pub timeout: Duration,
+    /// The whole detection of one port.
+    pub total: Duration,
+    /// Bytes read from one connection at most.
+    pub read_cap: usize,
+    /// The name to send in TLS SNI and HTTP Host, when the target was given by name.
+    pub server_name: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            timeout: Duration::from_secs(3),
+            total: Duration::from_secs(15),
+            read_cap: 64 * 1024,
+            server_name: None,
+        }
+    }
+}
+
+impl Options {
+    /// Options scaled from one timeout: a whole port gets five times it.
+    pub fn with_timeout(timeout: Duration) -> Options {
+        Options {
+            timeout,
+            total: timeout * 5,
+            ..Options::default()
+        }
+    }
+}
+
+/// Runs detection with a set of signatures. Cheap to share: clone it or keep it in an
+/// `Arc`; all methods take `&self`.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    sigs: std::sync::Arc<Signatures>,
+}
+
+impl Default for Detector {
+    fn default() -> Self {
+        Detector::new(Signatures::builtin())
+    }
+}
+
+impl Detector {
+    /// A detector with these signatures only (use [`Detector::with_user`] to put your
+    /// own in front of the built-in ones).
+    pub fn new(sigs: Signatures) -> Detector {
+        Detector {
+            sigs: std::sync::Arc::new(sigs),
+        }
+    }
+
+    /// Your signatures first, then the built-in ones.
+    pub fn with_user(user: Signatures) -> Detector {
+        Detector::new(user.then(Signatures::builtin()))
+    }
+
+    pub fn signatures(&self) -> &Signatures {
+        &self.sigs
+    }
+
+    /// What answers on a TCP port. Never fails: an unreachable or silent port gives a
+    /// detection with no protocol and the reason in `evidence`.
+    pub async fn detect_tcp(&self, addr: SocketAddr, opts: &Options) -> Detection {
+        match tokio::time::timeout(opts.total, tcp::detect(self, addr, opts)).await {
+            Ok(d) => d,
+            Err(_) => Detection::nothing(format!(
+                "no answer recognised within {} ms",
+                opts.total.as_millis()
+            )),
+        }
+    }
+
+    /// What answers on a UDP port.
+    pub async fn detect_udp(&self, addr: SocketAddr, opts: &Options) -> Detection {
+        match tokio::time::timeout(opts.total, udp::detect(self, addr, opts)).await {
+            Ok(d) => d,
+            Err(_) => Detection::nothing("no reply"),
+        }
+    }
+
+    /// [`Detector::detect_tcp`] for callers without a runtime.
+    pub fn detect_tcp_blocking(&self, addr: SocketAddr, opts: &Options) -> Detection {
+        match runtime() {
+            Ok(rt) => rt.block_on(self.detect_tcp(addr, opts)),
+            Err(e) => Detection::nothing(format!("starting the runtime: {e}")),
+        }
+    }
+
+    /// [`Detector::detect_udp`] for callers without a runtime.
+    pub fn detect_udp_blocking(&self, addr: SocketAddr, opts: &Options) -> Detection {
+        match runtime() {
+            Ok(rt) => rt.block_on(self.detect_udp(addr, opts)),
+            Err(e) => Detection::nothing(format!("starting the runtime: {e}")),
+        }
+    }
+
+    /// Fills product and version from the signatures for `protocol`, matched against
+    /// `text` (the transcript a probe made).
+    fn identify(&self, d: &mut Detection, text: &str) {
+        let Some(p) = d.protocol.as_deref() else {
+            return;
+        };
+        if let Some(m) = self.sigs.identify(Some(p), text) {
+            d.product = Some(m.product);
+            if m.version.is_some() {
+                d.version = m.version;
+            }
+        }
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// Printable, one-line, at most `max` characters: control bytes become `\xNN`.
+pub(crate) fn printable(data: &[u8], max: usize) -> String {
+    let mut out = String::new();
+    for c in String::from_utf8_lossy(data).chars() {
+        if out.chars().count() >= max {
+            out.push('…');
+            break;
+        }
+        match c {
+            '\r' => {}
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32 & 0xff)),
+            c => out.push(c),
+        }
+    }
+    out.trim_end_matches("\\n").to_string()
+}
+
+/// Runs every reply parser on `data`: for the fuzz target and property tests only.
+#[doc(hidden)]
+pub fn parse_all(data: &[u8]) {
+    let _ = proto::classify_greeting(data);
+    let _ = proto::telnet_parse(data);
+    let _ = proto::http_parse(data);
+    let _ = proto::dns_parse(0, data);
+    let _ = proto::ntp_parse(data);
+    let _ = proto::ntp_readvar_parse(data);
+    let _ = proto::snmp_parse(data, 0);
+    let _ = proto::nbstat_parse(0, data);
+    let _ = proto::nb_session_parse(data);
+    let _ = proto::tftp_parse(data);
+    let _ = proto::dhcp_parse(0, data);
+    let _ = proto::end_of_ldap_search(data);
+    let _ = proto::ldap_parse(data);
+    let _ = proto::smb_parse(data);
+    let _ = conn::end_of_coded_reply(data);
+    let _ = conn::end_of_dot_list(data);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn nmap_service_attributes() {
+        let d = Detection {
+            protocol: Some("http".into()),
+            product: Some("nginx".into()),
+            version: Some("1.22.1".into()),
+            tls: Some(TlsInfo::default()),
+            ..Detection::default()
+        };
+        let attrs = d.nmap_service();
+        let names: Vec<&str> = attrs.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            names,
+            ["name", "product", "version", "tunnel", "method", "conf"]
+        );
+        assert_eq!(attrs[3].1, "ssl");
+        let dns = Detection {
+            protocol: Some("dns".into()),
+            ..Detection::default()
+        };
+        assert_eq!(dns.nmap_service()[0].1, "domain");
+        assert!(Detection::default().nmap_service().is_empty());
+    }
+
+    #[test]
+    fn json_field_names_are_stable() {
+        let v = serde_json::to_value(Detection::default()).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "cleartext",
+                "evidence",
+                "product",
+                "protocol",
+                "starttls",
+                "tls",
+                "version"
+            ]
+        );
+        let t = serde_json::to_value(TlsInfo::default()).unwrap();
+        let mut keys: Vec<&str> = t.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "alpn",
+                "cipher",
+                "issuer",
+                "not_after",
+                "subject",
+                "version"
+            ]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn reply_parsers_never_panic(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+            super::parse_all(&data);
+        }
+
+        #[test]
+        fn printable_is_one_bounded_line(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let p = super::printable(&data, 50);
+            prop_assert!(!p.contains('\n') && !p.contains('\r'));
+            // The last character may be an escape (4) followed by the ellipsis.
+            prop_assert!(p.chars().count() <= 50 + 4 + 1);
+        }
+    }
+}

@@ -327,13 +327,24 @@ fn subjects<'a>(inputs: &'a Inputs, ctx: &Context<'_>) -> Vec<Subject<'a>> {
             });
         }
     }
+    // The name to show: what detection heard (as the audit names it), else the audit's
+    // own name for the port, else the inventory's, else the registry's.
     for s in &mut out {
-        if s.service.is_none() {
-            s.service = s
-                .detected
-                .and_then(|d| d.protocol.clone())
-                .or_else(|| catalog::name_for(ctx.catalog, s.port, s.protocol));
-        }
+        let known = knowledge::by_port(s.port, s.protocol).map(|k| k.name.to_string());
+        let heard = s.detected.and_then(|d| {
+            let p = d.protocol.as_deref()?;
+            let name = knowledge::by_name(p).map_or(p, |k| k.name);
+            // Detection names the protocol inside TLS (http on 443): say so.
+            Some(match (d.tls, &known) {
+                (true, Some(k)) if k.starts_with(name) => k.clone(),
+                (true, _) => format!("{name} over TLS"),
+                (false, _) => name.to_string(),
+            })
+        });
+        s.service = heard
+            .or(known)
+            .or(s.service.take())
+            .or_else(|| catalog::name_for(ctx.catalog, s.port, s.protocol));
     }
     out.sort_by(|a, b| (a.protocol, a.port, a.netns).cmp(&(b.protocol, b.port, b.netns)));
     out

@@ -378,6 +378,10 @@ pub struct AuditArgs {
     /// holds) or "reachable"; another host is judged by the scan alone
     #[arg(long, value_name = "TARGET")]
     pub scan: Option<String>,
+    /// With --scan, detect the service behind each open port (product, cleartext,
+    /// STARTTLS), so that an IMAP or POP3 server allowed on condition of STARTTLS is checked
+    #[arg(long, requires = "scan")]
+    pub detect: bool,
     /// Output format
     #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
     pub format: AuditFormat,

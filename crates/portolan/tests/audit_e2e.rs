@@ -336,3 +336,126 @@ fn policy_init_round_trip() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The detection test bed (tests/testbed/run.sh): real daemons in a namespace.
+struct Testbed {
+    dir: std::path::PathBuf,
+    script: std::path::PathBuf,
+}
+
+impl Testbed {
+    fn start() -> Testbed {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let tb = Testbed {
+            dir: std::env::temp_dir().join(format!("pa-testbed-{}", std::process::id())),
+            script: root.join("tests/testbed/run.sh"),
+        };
+        let out = std::process::Command::new("bash")
+            .arg(&tb.script)
+            .arg("start")
+            .arg(&tb.dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tb
+    }
+
+    fn env(&self, key: &str) -> String {
+        let text = std::fs::read_to_string(self.dir.join("env")).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap()
+            .to_string()
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg(&self.script)
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn real_daemons_inside_and_outside_with_detection() {
+    if !require_root("real_daemons_inside_and_outside_with_detection")
+        || !require_tool("testbed", "dovecot")
+        || !require_tool("testbed", "postfix")
+    {
+        return;
+    }
+    let tb = Testbed::start();
+    let (sns, tns, ip) = (
+        tb.env("SCANNER_NS"),
+        tb.env("TARGET_NS"),
+        tb.env("TARGET_IP"),
+    );
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &sns, env!("CARGO_BIN_EXE_portolan")])
+        .args(["audit", "--netns", &tns, "--scan", &ip, "--detect"])
+        .args([
+            "--profile",
+            "mail-server",
+            "--json",
+            "--today",
+            "2026-11-27",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let all = v["findings"].as_array().unwrap();
+    let at = |port: u64, proto: &str| -> Vec<&serde_json::Value> {
+        all.iter()
+            .filter(|f| f["port"] == port && f["protocol"] == proto)
+            .collect()
+    };
+    // The mail server's own ports pass.
+    for p in [22, 25, 465, 993, 995] {
+        assert!(at(p, "tcp").is_empty(), "{p}: {:#?}", at(p, "tcp"));
+    }
+    // Telnet is telnet on its own port and on a moved one, and it is reachable.
+    for p in [23, 2323] {
+        let f = at(p, "tcp");
+        assert_eq!(f.len(), 1, "{p}: {f:#?}");
+        assert_eq!(f[0]["rule"], "cleartext-forbidden");
+        assert_eq!(f[0]["severity"], "critical");
+        assert_eq!(f[0]["service"], "telnet");
+        assert!(
+            f[0]["product"].as_str().unwrap().contains("telnetd"),
+            "{:#}",
+            f[0]
+        );
+    }
+    // Dovecot offers STARTTLS on 143: not cleartext, but IMAP is not in the profile.
+    let imap = at(143, "tcp");
+    assert_eq!(imap.len(), 1);
+    assert_eq!(imap[0]["rule"], "not-allowed");
+    assert_eq!(imap[0]["product"], "Dovecot imapd");
+    // DNS may only listen on loopback; dnsmasq listens on the network, and is reached.
+    assert_eq!(at(53, "tcp")[0]["rule"], "bind-mismatch");
+    assert_eq!(at(53, "tcp")[0]["severity"], "critical");
+    // Everything the scan reached over TCP says so.
+    for f in all.iter().filter(|f| f["protocol"] == "tcp") {
+        assert_eq!(f["reachable"], true, "{f:#}");
+    }
+    assert!(
+        v["summary"]["listeners"].as_u64().unwrap() >= 40,
+        "{:#}",
+        v["summary"]
+    );
+}

@@ -193,6 +193,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             Some(&listeners),
             policy_ref,
             args.netns.as_deref(),
+            args.detect,
         )?),
         None => None,
     };
@@ -337,6 +338,7 @@ fn outside_view(
     listeners: Option<&[Listener]>,
     policy: Option<&Policy>,
     netns: Option<&str>,
+    detect: bool,
 ) -> anyhow::Result<portolan_audit::Scan> {
     use portolan_scan::{Event, Mode, PortSpec, ScanConfig, Scanner, Target, TargetSet};
     use std::collections::BTreeSet;
@@ -418,7 +420,7 @@ fn outside_view(
         .map(|&p| (Proto::Tcp, PortRange::single(p)))
         .collect();
     scanned.extend(udp.iter().map(|&p| (Proto::Udp, PortRange::single(p))));
-    Ok(portolan_audit::Scan {
+    let mut scan = portolan_audit::Scan {
         target: target.to_string(),
         local: netns.is_some() || from_itself,
         source,
@@ -441,7 +443,62 @@ fn outside_view(
             })
             .collect(),
         from_itself,
-    })
+    };
+    if detect {
+        detect_open(&mut scan, addr)?;
+    }
+    Ok(scan)
+}
+
+/// Service detection of every open port of a scan, 64 at a time.
+fn detect_open(scan: &mut portolan_audit::Scan, addr: std::net::IpAddr) -> anyhow::Result<()> {
+    use portolan_detect::{Detection, Detector, Options};
+    use std::sync::Arc;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start service detection")?;
+    let det = Arc::new(Detector::default());
+    let opts = Options::with_timeout(std::time::Duration::from_secs(3));
+    let limit = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = Vec::new();
+    for (i, r) in scan.results.iter().enumerate() {
+        if r.state != portolan_audit::PortState::Open {
+            continue;
+        }
+        let (det, opts, limit) = (det.clone(), opts.clone(), limit.clone());
+        let sa = std::net::SocketAddr::new(addr, r.port);
+        let udp = r.protocol == Proto::Udp;
+        tasks.push((
+            i,
+            rt.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                if udp {
+                    det.detect_udp(sa, &opts).await
+                } else {
+                    det.detect_tcp(sa, &opts).await
+                }
+            }),
+        ));
+    }
+    for (i, task) in tasks {
+        let d: Detection = match rt.block_on(task) {
+            Ok(d) => d,
+            Err(_) => continue,
+        };
+        if d.is_identified() {
+            scan.results[i].detected = Some(portolan_audit::Detected {
+                protocol: d.protocol.clone(),
+                product: d.product.clone(),
+                version: d.version.clone(),
+                cleartext: d.cleartext,
+                starttls: d.starttls,
+                tls: d.tls.is_some(),
+            });
+        }
+    }
+    Ok(())
 }
 
 const SEVERITY_COLOR: [(Severity, &str); 5] = [

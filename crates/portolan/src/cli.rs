@@ -27,17 +27,38 @@ pub enum Command {
     /// paths, and listeners inside the ephemeral port range. With --policy or --profile,
     /// judges every listener against the policy.
     Audit(AuditArgs),
-    /// Show the built-in policy profiles, write a starting policy, or check a policy file
-    Policy {
-        #[command(subcommand)]
-        command: PolicyCommand,
-    },
+    /// List the listening sockets of this host, who owns them and how exposed they are
+    ///
+    /// TCP listeners and bound UDP sockets, IPv4 and IPv6, from netlink sock_diag (or
+    /// /proc/net as a fallback), with every owning process, its user and systemd unit.
+    /// Rows are grouped by exposure: `all` (every address, including dual-stack `[::]`),
+    /// `address` (one non-loopback address), `loopback`. Exit status 1 when nothing matches.
+    #[command(visible_alias = "list")]
+    Ls(LsArgs),
+    /// Scan hosts for open ports: TCP (connect or SYN) and UDP
+    ///
+    /// Results stream as they are found. Open ports are always listed; a state with more
+    /// than 25 ports on a host is summarised ("not shown") unless --all is given.
+    #[command(after_help = SCAN_EXAMPLES)]
+    Scan(Box<ScanArgs>),
+    /// Identify what answers on a port by what it says (probes, banners, TLS)
+    ///
+    /// The port number is only a hint: ssh on 2222 or http on 8081 is found by its answer.
+    ///
+    /// Each target is HOST:PORT for TCP or HOST:PORT/udp for UDP; IPv6 addresses go in
+    /// brackets ([2001:db8::1]:443). Exits 1 when no target was identified.
+    Detect(DetectArgs),
     /// Write (or apply) a firewall ruleset that opens only a policy's services
     ///
     /// Inbound traffic is dropped unless it is loopback, a reply, ICMP that must pass, or a
     /// service the policy allows from one of its allowed sources. The SSH session that runs
     /// the command is always kept open.
     Firewall(FirewallArgs),
+    /// Show the built-in policy profiles, write a starting policy, or check a policy file
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Look up ports and services in IANA's registry and /etc/services
     ///
     /// A QUERY is a port (443), a port and protocol (53/udp), a range (137-139, 6000-6010/tcp),
@@ -121,26 +142,6 @@ pub enum Command {
     },
     /// Print the man page (roff) for portolan
     Man,
-    /// Scan hosts for open ports: TCP (connect or SYN) and UDP
-    ///
-    /// Results stream as they are found. Open ports are always listed; a state with more
-    /// than 25 ports on a host is summarised ("not shown") unless --all is given.
-    #[command(after_help = SCAN_EXAMPLES)]
-    Scan(Box<ScanArgs>),
-    /// List the listening sockets of this host, who owns them and how exposed they are
-    ///
-    /// TCP listeners and bound UDP sockets, IPv4 and IPv6, from netlink sock_diag (or
-    /// /proc/net as a fallback), with every owning process, its user and systemd unit.
-    /// Rows are grouped by exposure: `all` (every address, including dual-stack `[::]`),
-    /// `address` (one non-loopback address), `loopback`. Exit status 1 when nothing matches.
-    #[command(visible_alias = "list")]
-    Ls(LsArgs),
-    /// What answers on a port: identify the service by what it says (probes, banners,
-    /// TLS), not by its number
-    ///
-    /// Each target is HOST:PORT for TCP or HOST:PORT/udp for UDP; IPv6 addresses go in
-    /// brackets ([2001:db8::1]:443). Exits 1 when no target was identified.
-    Detect(DetectArgs),
 }
 
 const SCAN_EXAMPLES: &str = "Examples:

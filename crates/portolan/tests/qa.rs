@@ -1,0 +1,55 @@
+//! Regressions found by using portolan as a sysadmin would, each named after its bug.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::{Command, Output, Stdio};
+
+fn portolan() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_portolan"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs portolan with stdout a pipe whose reading end is already closed, so that every
+/// write fails with EPIPE, as in `portolan ... | head -0`.
+fn run_into_closed_pipe(args: &[&str]) -> Output {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: pipe(2) just returned these two descriptors, owned by nobody else.
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(reader);
+    portolan()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run portolan")
+}
+
+fn assert_quiet(args: &[&str]) {
+    let out = run_into_closed_pipe(args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "portolan {}: stderr: {}",
+        args.join(" "),
+        text(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "portolan {}: stderr: {}",
+        args.join(" "),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn broken_pipe_in_json_output_is_quiet() {
+    // serde_json wraps the EPIPE in its own error type.
+    assert_quiet(&["audit", "--format", "sarif"]);
+    assert_quiet(&["policy", "show", "mail-server", "--json"]);
+    assert_quiet(&["explain", "--json", "23"]);
+}

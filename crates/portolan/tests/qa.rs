@@ -53,3 +53,10 @@ fn broken_pipe_in_json_output_is_quiet() {
     assert_quiet(&["policy", "show", "mail-server", "--json"]);
     assert_quiet(&["explain", "--json", "23"]);
 }
+
+#[test]
+fn broken_pipe_in_completions_does_not_panic() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        assert_quiet(&["completions", shell]);
+    }
+}

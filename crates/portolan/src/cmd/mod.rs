@@ -56,8 +56,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => explain::run(&query, &registry, json),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
+            // clap_complete panics when its writer fails (a broken pipe): render into
+            // memory, then write with the usual error handling.
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "portolan", &mut buf);
             let mut out = std::io::stdout().lock();
-            clap_complete::generate(shell, &mut cmd, "portolan", &mut out);
+            out.write_all(&buf)?;
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }

@@ -22,6 +22,23 @@ fn report(err: &anyhow::Error) -> ExitCode {
     if out::is_broken_pipe(err) {
         return ExitCode::SUCCESS;
     }
-    eprintln!("portolan: error: {err:#}");
+    eprintln!("portolan: error: {}", message(err));
     ExitCode::from(2)
+}
+
+/// The error and its causes, `: `-separated, each said once: many library errors already
+/// end with their source's text, which `{:#}` would repeat.
+fn message(err: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if msg.ends_with(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
 }

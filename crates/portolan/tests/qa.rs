@@ -60,3 +60,26 @@ fn broken_pipe_in_completions_does_not_panic() {
         assert_quiet(&["completions", shell]);
     }
 }
+
+fn tmp(name: &str, content: &[u8]) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("pq-qa-{}-{name}", std::process::id()));
+    std::fs::write(&p, content).expect("write fixture");
+    p
+}
+
+#[test]
+fn unreadable_signature_file_names_the_cause_once() {
+    let out = portolan()
+        .args([
+            "detect",
+            "--signatures",
+            "/nonexistent/pq.sigs",
+            "127.0.0.1:1",
+        ])
+        .output()
+        .expect("run portolan");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("/nonexistent/pq.sigs"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}

@@ -83,3 +83,32 @@ fn unreadable_signature_file_names_the_cause_once() {
     assert!(err.contains("/nonexistent/pq.sigs"), "{err}");
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
+
+#[test]
+fn bad_line_in_target_list_names_file_and_line() {
+    let list = tmp("targets", b"127.0.0.1\n# a comment\n127.0.0.2 300.1.1.1\n");
+    let out = portolan()
+        .args(["scan", "-sT", "-p", "1", "-iL"])
+        .arg(&list)
+        .output()
+        .expect("run portolan");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}:3: invalid target '300.1.1.1'", list.display())),
+        "{err}"
+    );
+
+    let list = tmp("targets-latin1", b"127.0.0.1\nh\xf4te\n");
+    let out = portolan()
+        .args(["scan", "-sT", "-p", "1", "-iL"])
+        .arg(&list)
+        .output()
+        .expect("run portolan");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}:2: not valid UTF-8", list.display())),
+        "{err}"
+    );
+}

@@ -61,10 +61,17 @@ fn service_name(port: u16, proto: Proto) -> Option<&'static str> {
 }
 
 fn parse_targets(args: &ScanArgs) -> anyhow::Result<TargetSet> {
-    let mut tokens: Vec<String> = args.targets.clone();
+    let mut targets = args
+        .targets
+        .iter()
+        .map(|t| Target::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
     if let Some(path) = &args.input_list {
-        let text = if path.as_os_str() == "-" {
-            io::read_to_string(io::stdin()).context("reading targets from stdin")?
+        let (name, bytes) = if path.as_os_str() == "-" {
+            let mut b = Vec::new();
+            io::Read::read_to_end(&mut io::stdin(), &mut b)
+                .context("reading targets from stdin")?;
+            ("stdin".to_string(), b)
         } else {
             let len = std::fs::metadata(path)
                 .with_context(|| format!("reading target list {}", path.display()))?
@@ -75,15 +82,27 @@ fn parse_targets(args: &ScanArgs) -> anyhow::Result<TargetSet> {
                     path.display()
                 );
             }
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading target list {}", path.display()))?
+            let b = std::fs::read(path)
+                .with_context(|| format!("reading target list {}", path.display()))?;
+            (path.display().to_string(), b)
         };
-        tokens.extend(portolan_scan::target::read_list(&text));
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+                let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+                bail!("target list {name}:{line}: not valid UTF-8");
+            }
+        };
+        // Parsed line by line, so that an error names where it is.
+        for (i, line) in text.lines().enumerate() {
+            for t in portolan_scan::target::read_list(line) {
+                targets.push(
+                    Target::parse(&t).with_context(|| format!("target list {name}:{}", i + 1))?,
+                );
+            }
+        }
     }
-    let targets = tokens
-        .iter()
-        .map(|t| Target::parse(t))
-        .collect::<Result<Vec<_>, _>>()?;
     let exclude = args
         .exclude
         .iter()

@@ -140,8 +140,14 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) for portolan
-    Man,
+    /// Print the man page (roff) for portolan, or for one of its commands
+    ///
+    /// `portolan man` is portolan(1); `portolan man audit` is portolan-audit(1),
+    /// `portolan man policy check` portolan-policy-check(1).
+    Man {
+        /// The command (and subcommand) whose page to print
+        command: Vec<String>,
+    },
 }
 
 const SCAN_EXAMPLES: &str = "Examples:

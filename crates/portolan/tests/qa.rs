@@ -112,3 +112,35 @@ fn bad_line_in_target_list_names_file_and_line() {
         "{err}"
     );
 }
+
+#[test]
+fn man_pages_of_subcommands_exist() {
+    // portolan(1) lists portolan-audit(1) and friends under SUBCOMMANDS: each must exist.
+    let top = portolan().arg("man").output().expect("run portolan");
+    assert!(top.status.success());
+    assert!(text(&top.stdout).contains("portolan\\-audit(1)"));
+    let out = portolan()
+        .args(["man", "audit"])
+        .output()
+        .expect("run portolan");
+    let page = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(page.contains(".TH portolan-audit 1"), "{page}");
+    assert!(page.contains("fail\\-on"), "{page}");
+    let out = portolan()
+        .args(["man", "policy", "check"])
+        .output()
+        .expect("run portolan");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(".TH portolan-policy-check 1"));
+    let out = portolan()
+        .args(["man", "nosuch"])
+        .output()
+        .expect("run portolan");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("'nosuch'"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -66,9 +66,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Detect(args) => detect::run(&args),
-        Command::Man => {
+        Command::Man { command } => {
+            // Built first, so that each subcommand knows its full name (portolan-audit).
+            let mut page = Cli::command().disable_help_subcommand(true);
+            page.build();
+            for word in &command {
+                page = match page.find_subcommand(word) {
+                    Some(sub) => sub.clone(),
+                    None => anyhow::bail!(
+                        "no command '{word}' in `portolan {}` (see `portolan --help`)",
+                        command.join(" ")
+                    ),
+                };
+            }
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(page)
+                .source(concat!("portolan ", env!("CARGO_PKG_VERSION")))
+                .render(&mut buf)?;
             let mut out = std::io::stdout().lock();
-            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            out.write_all(&buf)?;
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }

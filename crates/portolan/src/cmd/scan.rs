@@ -407,7 +407,11 @@ impl Printer {
         let Some(mut h) = self.hosts.remove(&addr) else {
             return self.host_xml(addr, HostState::default(), timing);
         };
-        for r in std::mem::take(&mut h.deferred) {
+        // What waited for the host's end is listed in port order, not in the order the
+        // answers came.
+        let mut deferred = std::mem::take(&mut h.deferred);
+        deferred.sort_by_key(|r| (r.proto, r.port));
+        for r in deferred {
             self.emit(&r)?;
         }
         let mut per_state: BTreeMap<PortState, u64> = BTreeMap::new();
@@ -415,7 +419,8 @@ impl Printer {
             *per_state.entry(*s).or_default() += n;
         }
         let held = std::mem::take(&mut h.held);
-        for (state, rs) in held {
+        for (state, mut rs) in held {
+            rs.sort_by_key(|r| (r.proto, r.port));
             if per_state.get(&state).copied().unwrap_or(0) <= LIST_LIMIT {
                 for r in rs {
                     self.emit(&r)?;
@@ -847,5 +852,43 @@ mod tests {
     fn services_resolve_through_the_registry() {
         assert!(resolve_service("https").contains(&(443, Proto::Tcp)));
         assert!(resolve_service("no-such-service-x").is_empty());
+    }
+
+    #[test]
+    fn closed_ports_are_listed_in_port_order() {
+        // The engines answer in any order (retries, UDP after TCP): the listed closed
+        // ports must still read top to bottom, as nmap lists them.
+        let host: IpAddr = "198.18.0.2".parse().unwrap();
+        let buf = Buf::default();
+        let mut p = printer(Format::Table, &buf);
+        let mut events = vec![];
+        for n in [5432, 161, 22] {
+            events.push(port(n, Proto::Tcp, PortState::Closed, Reason::Reset));
+        }
+        for n in [23, 8080, 6379] {
+            events.push(port(n, Proto::Udp, PortState::Closed, Reason::PortUnreach));
+        }
+        events.push(port(40, Proto::Tcp, PortState::Closed, Reason::Reset));
+        events.push(Event::HostDone {
+            addr: host,
+            timing: None,
+        });
+        for e in events {
+            p.event(e).unwrap();
+        }
+        drop(p);
+        let text = String::from_utf8(buf.0.borrow().clone()).unwrap();
+        let listed: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|c| c.contains('/'))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                "22/tcp", "40/tcp", "161/tcp", "5432/tcp", "23/udp", "6379/udp", "8080/udp"
+            ],
+            "{text}"
+        );
     }
 }

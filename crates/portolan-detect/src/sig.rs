@@ -19,7 +19,12 @@ pub enum SigError {
         file: String,
         source: std::io::Error,
     },
+    #[error("signatures {file} is larger than {limit} bytes")]
+    TooLarge { file: String, limit: u64 },
 }
+
+/// The largest signature file [`Signatures::load`] reads.
+pub const MAX_SIGNATURE_BYTES: u64 = 16 << 20;
 
 #[derive(Debug, Clone)]
 struct Sig {
@@ -115,9 +120,33 @@ impl Signatures {
     /// Reads and parses a signature file.
     pub fn load(path: &Path) -> Result<Signatures, SigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| SigError::Read {
+        let read = |source| SigError::Read {
             file: file.clone(),
             source,
+        };
+        // Bounded: a FIFO or device that never ends must not fill the memory.
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(
+                std::fs::File::open(path).map_err(read)?,
+                MAX_SIGNATURE_BYTES + 1,
+            ),
+            &mut bytes,
+        )
+        .map_err(read)?;
+        if bytes.len() as u64 > MAX_SIGNATURE_BYTES {
+            return Err(SigError::TooLarge {
+                file,
+                limit: MAX_SIGNATURE_BYTES,
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            SigError::Parse {
+                file: file.clone(),
+                line: good.iter().filter(|&&b| b == b'\n').count() + 1,
+                msg: "not valid UTF-8".to_string(),
+            }
         })?;
         Signatures::parse(&text, &file)
     }

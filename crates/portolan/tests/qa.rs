@@ -144,3 +144,81 @@ fn man_pages_of_subcommands_exist() {
         text(&out.stderr)
     );
 }
+
+/// Runs portolan with its address space capped (2 GiB), so that reading an endless input
+/// fails fast instead of eating the machine's memory.
+fn run_capped(args: &[&str]) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = portolan();
+    cmd.args(args).stdin(Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 2 << 30,
+                rlim_max: 2 << 30,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.output().expect("run portolan")
+}
+
+#[test]
+fn endless_input_files_are_refused_not_read_into_memory() {
+    // /dev/zero stands for a FIFO or `<(yes ...)` that never ends.
+    for args in [
+        &["policy", "check", "/dev/zero"][..],
+        &["audit", "--policy", "/dev/zero"],
+        &["firewall", "--policy", "/dev/zero"],
+        &["detect", "--signatures", "/dev/zero", "127.0.0.1:1"],
+        &["scan", "-sT", "-p", "1", "-iL", "/dev/zero"],
+    ] {
+        let out = run_capped(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("/dev/zero") && err.contains("larger than"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn non_utf8_policy_file_names_the_line() {
+    let policy = tmp(
+        "latin1.toml",
+        b"[[allow]]\nservice = \"ssh\"\ncomment = \"caf\xe9\"\n",
+    );
+    let out = portolan()
+        .args(["policy", "check"])
+        .arg(&policy)
+        .output()
+        .expect("run portolan");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}:3: not valid UTF-8", policy.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn non_utf8_signature_file_names_the_line() {
+    let sigs = tmp("latin1.sigs", b"# mine\nssh \"caf\xe9\" - /x/\n");
+    let out = portolan()
+        .args(["detect", "--signatures"])
+        .arg(&sigs)
+        .arg("127.0.0.1:1")
+        .output()
+        .expect("run portolan");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}:2: not valid UTF-8", sigs.display())),
+        "{err}"
+    );
+}

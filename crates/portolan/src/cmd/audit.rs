@@ -22,8 +22,7 @@ use crate::out;
 /// Loads the policy a command names: a file, a profile, or none.
 pub fn load_policy(src: &PolicySource) -> anyhow::Result<Option<(Policy, String)>> {
     if let Some(path) = &src.policy {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read policy {}", path.display()))?;
+        let text = out::read_text_file(path, "policy", out::MAX_POLICY_BYTES)?;
         let label = path.display().to_string();
         let policy = Policy::parse(&text, &label, Registry::embedded())
             .map_err(|e| anyhow::anyhow!("invalid policy\n{e}"))?;

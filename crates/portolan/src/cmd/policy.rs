@@ -88,8 +88,7 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
         PolicyCommand::Check { files, json } => {
             for path in files {
                 let label = path.display().to_string();
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("cannot read policy {label}"))?;
+                let text = out::read_text_file(&path, "policy", out::MAX_POLICY_BYTES)?;
                 let policy = match Policy::parse(&text, &label, Registry::embedded()) {
                     Ok(p) => p,
                     Err(e) => {

@@ -67,32 +67,16 @@ fn parse_targets(args: &ScanArgs) -> anyhow::Result<TargetSet> {
         .map(|t| Target::parse(t))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(path) = &args.input_list {
-        let (name, bytes) = if path.as_os_str() == "-" {
-            let mut b = Vec::new();
-            io::Read::read_to_end(&mut io::stdin(), &mut b)
-                .context("reading targets from stdin")?;
-            ("stdin".to_string(), b)
+        let (name, text) = if path.as_os_str() == "-" {
+            let name = "stdin".to_string();
+            let text = out::read_text(io::stdin(), "target list stdin", MAX_LIST_BYTES)?;
+            (name, text)
         } else {
-            let len = std::fs::metadata(path)
-                .with_context(|| format!("reading target list {}", path.display()))?
-                .len();
-            if len > MAX_LIST_BYTES {
-                bail!(
-                    "target list {} is {len} bytes, more than the limit of {MAX_LIST_BYTES}",
-                    path.display()
-                );
-            }
-            let b = std::fs::read(path)
-                .with_context(|| format!("reading target list {}", path.display()))?;
-            (path.display().to_string(), b)
-        };
-        let text = match String::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(e) => {
-                let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-                let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
-                bail!("target list {name}:{line}: not valid UTF-8");
-            }
+            let name = path.display().to_string();
+            (
+                name,
+                out::read_text_file(path, "target list", MAX_LIST_BYTES)?,
+            )
         };
         // Parsed line by line, so that an error names where it is.
         for (i, line) in text.lines().enumerate() {

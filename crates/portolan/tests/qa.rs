@@ -222,3 +222,27 @@ fn non_utf8_signature_file_names_the_line() {
         "{err}"
     );
 }
+
+#[test]
+fn ls_that_matches_nothing_says_so() {
+    // Exit 1 with an empty screen left the user guessing whether it ran at all.
+    let out = portolan()
+        .args(["ls", "--process", "pq-no-such-process"])
+        .output()
+        .expect("run portolan");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).contains("no listening socket matches"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Machine formats stay as they are: an empty array, a header line.
+    let out = portolan()
+        .args(["ls", "--process", "pq-no-such-process", "--json"])
+        .output()
+        .expect("run portolan");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout).trim(), "[]");
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+}

@@ -28,6 +28,9 @@ pub fn run(args: &LsArgs) -> anyhow::Result<ExitCode> {
     write(&mut w, &inv.listeners, format, &view)?;
     w.flush()?;
     Ok(if inv.listeners.is_empty() {
+        if format == Format::Table {
+            eprintln!("portolan: no listening socket matches");
+        }
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

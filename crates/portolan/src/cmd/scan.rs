@@ -332,7 +332,7 @@ impl Printer {
                     if !p.header_done {
                         p.header_done = true;
                         let h = format!(
-                            "{:<15} {:<10} {:<14} {:<17} {:<14} {}",
+                            "{:<15} {:<10} {:<14} {:<17} {:<16} {}",
                             "HOST", "PORT", "STATE", "SERVICE", "REASON", "RTT"
                         );
                         if p.color {
@@ -343,7 +343,7 @@ impl Printer {
                     }
                     let rtt = ms(r.rtt).map_or(String::from("-"), |v| format!("{v:.2}ms"));
                     let line = format!(
-                        "{:<15} {:<10} {:<14} {:<17} {:<14} {}",
+                        "{:<15} {:<10} {:<14} {:<17} {:<16} {}",
                         r.host.to_string(),
                         format!("{}/{}", r.port, r.proto),
                         r.state.as_str(),
@@ -872,6 +872,41 @@ mod tests {
             [
                 "22/tcp", "40/tcp", "161/tcp", "5432/tcp", "23/udp", "6379/udp", "8080/udp"
             ],
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn long_reason_keeps_the_rtt_column_aligned() {
+        // admin-prohibited (16 characters) used to push the RTT out of its column.
+        let host: IpAddr = "198.18.0.2".parse().unwrap();
+        let buf = Buf::default();
+        let mut p = printer(Format::Table, &buf);
+        let mut r = port(
+            8080,
+            Proto::Tcp,
+            PortState::Filtered,
+            Reason::AdminProhibited,
+        );
+        if let Event::Port(pr) = &mut r {
+            pr.rtt = Some(Duration::from_micros(190));
+        }
+        p.event(r).unwrap();
+        p.event(Event::HostDone {
+            addr: host,
+            timing: None,
+        })
+        .unwrap();
+        drop(p);
+        let text = String::from_utf8(buf.0.borrow().clone()).unwrap();
+        let mut lines = text.lines();
+        let header = lines.next().unwrap();
+        let row = lines.next().unwrap();
+        let col = header.find("RTT").unwrap();
+        assert_eq!(row.find("0.19ms"), Some(col), "{text}");
+        assert_eq!(
+            header.find("REASON"),
+            row.find("admin-prohibited"),
             "{text}"
         );
     }

@@ -246,3 +246,22 @@ fn ls_that_matches_nothing_says_so() {
     assert_eq!(text(&out.stdout).trim(), "[]");
     assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn udp_port_zero_is_a_clear_error_not_a_failed_send() {
+    // The kernel refuses to send to port 0; the scan died with "send: Invalid argument".
+    let out = portolan()
+        .args(["scan", "-sU", "-Pn", "-p", "0,53", "127.0.0.1"])
+        .output()
+        .expect("run portolan");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("UDP port 0"), "{err}");
+    // TCP port 0 can be probed, and still is.
+    let out = portolan()
+        .args(["scan", "-sT", "-Pn", "-p", "0", "127.0.0.1"])
+        .output()
+        .expect("run portolan");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("0/tcp"), "{}", text(&out.stdout));
+}

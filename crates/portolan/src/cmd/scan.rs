@@ -132,6 +132,11 @@ fn build_config(args: &ScanArgs) -> anyhow::Result<ScanConfig> {
     if tcp_ports.is_empty() && udp_ports.is_empty() {
         bail!("the port specification leaves no ports for the chosen scan modes");
     }
+    if udp_ports.contains(&0) {
+        bail!(
+            "UDP port 0 cannot be scanned: the kernel refuses to send to it (leave 0 out, e.g. T:0,U:1-1024)"
+        );
+    }
     let mut rtt = RttBounds::default();
     if let Some(t) = args.timeout {
         rtt.max = t;

@@ -379,6 +379,27 @@ impl Scanner {
                 break;
             }
             sink.summary.hosts_total += chunk.len() as u64;
+            // The raw and UDP engines need our source address towards each host; a host
+            // without one (a broadcast address, no route) is down, not the end of the scan.
+            let chunk: Vec<IpAddr> = if cfg.mode == Mode::Syn || !cfg.udp_ports.is_empty() {
+                let (ok, unroutable): (Vec<IpAddr>, Vec<IpAddr>) =
+                    chunk.into_iter().partition(|&a| sys::source_for(a).is_ok());
+                for addr in unroutable {
+                    sink.total -= per_host as u64;
+                    (sink.on)(Event::Host {
+                        addr,
+                        up: false,
+                        reason: Reason::NetUnreach,
+                        rtt: None,
+                    });
+                }
+                ok
+            } else {
+                chunk
+            };
+            if chunk.is_empty() {
+                continue;
+            }
             let up = if cfg.discovery {
                 discovery::discover(cfg, &chunk)?
             } else {

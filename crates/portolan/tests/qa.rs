@@ -265,3 +265,30 @@ fn udp_port_zero_is_a_clear_error_not_a_failed_send() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("0/tcp"), "{}", text(&out.stdout));
 }
+
+#[test]
+fn scan_of_a_subnet_with_its_broadcast_address_does_not_abort() {
+    // `scan 198.18.0.0/24` covers 198.18.0.255, the link's broadcast address: the SYN and
+    // UDP engines died on it ("no route or source address ... Permission denied").
+    use portolan_testkit::{Pair, require_root, require_tool};
+    let test = "scan_of_a_subnet_with_its_broadcast_address_does_not_abort";
+    if !require_root(test) || !require_tool(test, "ip") {
+        return;
+    }
+    let pair = Pair::new("pqb").expect("namespaces");
+    for mode in ["-sS", "-sU", "-sT"] {
+        for ping in [&["-Pn"][..], &[]] {
+            let out = pair
+                .scanner
+                .command(env!("CARGO_BIN_EXE_portolan"))
+                .args(["scan", mode, "-p", "22", "--max-retries", "0"])
+                .args(ping)
+                .arg("198.18.0.254-255")
+                .output()
+                .expect("run portolan");
+            let err = text(&out.stderr);
+            assert_ne!(out.status.code(), Some(2), "{mode} {ping:?}: {err}");
+            assert!(err.is_empty(), "{mode} {ping:?}: {err}");
+        }
+    }
+}

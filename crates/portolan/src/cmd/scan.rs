@@ -527,7 +527,12 @@ impl Printer {
                     })?;
                 } else if !up && self.format == Format::Table {
                     self.with_bar(|p| {
-                        writeln!(p.out, "{addr}: down (no answer to discovery probes)")?;
+                        let why = if reason == Reason::NetUnreach {
+                            "no route or source address: a broadcast address?"
+                        } else {
+                            "no answer to discovery probes"
+                        };
+                        writeln!(p.out, "{addr}: down ({why})")?;
                         p.out.flush()
                     })?;
                 }

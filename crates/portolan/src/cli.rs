@@ -219,7 +219,7 @@ pub struct ScanArgs {
     /// product, version, TLS; nmap's -sV
     #[arg(long)]
     pub detect: bool,
-    /// Write nmap-compatible XML to FILE; nmap's -oX
+    /// Write nmap-compatible XML to FILE (`-`: standard output, instead of the table); nmap's -oX
     #[arg(long, value_name = "FILE")]
     pub xml_out: Option<std::path::PathBuf>,
     /// JSON Lines output (same as --format json)

@@ -292,3 +292,24 @@ fn scan_of_a_subnet_with_its_broadcast_address_does_not_abort() {
         }
     }
 }
+
+#[test]
+fn xml_out_dash_writes_xml_to_stdout() {
+    // nmap's `-oX -` is standard output; portolan created a file named "-".
+    let dir = std::env::temp_dir().join(format!("pq-qa-{}-xmlout", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let out = portolan()
+        .args(["scan", "-sT", "-Pn", "-p", "1", "-oX", "-", "127.0.0.1"])
+        .current_dir(&dir)
+        .output()
+        .expect("run portolan");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(stdout.starts_with("<?xml"), "{stdout}");
+    assert!(
+        stdout.contains("<port protocol=\"tcp\" portid=\"1\">"),
+        "{stdout}"
+    );
+    assert!(!dir.join("-").exists(), "a file named '-' was created");
+    let _ = std::fs::remove_dir_all(&dir);
+}

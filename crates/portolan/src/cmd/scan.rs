@@ -558,10 +558,13 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     }
     let cfg = build_config(args)?;
     let format = if args.json { Format::Json } else { args.format };
-    let xml_file = match &args.xml_out {
-        Some(p) => {
-            Some(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
-        }
+    // `-oX -` is standard output (as in nmap), and then the only thing written there.
+    let xml_stdout = args.xml_out.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    let xml_file: Option<Box<dyn Write>> = match &args.xml_out {
+        Some(_) if xml_stdout => Some(Box::new(io::stdout())),
+        Some(p) => Some(Box::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
         None => None,
     };
     let progress = io::stderr().is_terminal().then(|| {
@@ -579,7 +582,11 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         format,
         all: args.all,
         color: out::use_color(),
-        out: Box::new(io::BufWriter::new(io::stdout())),
+        out: if xml_stdout {
+            Box::new(io::sink())
+        } else {
+            Box::new(io::BufWriter::new(io::stdout()))
+        },
         hosts: BTreeMap::new(),
         detect: if args.detect {
             Some(DetectRun::new(args.timeout).context("starting service detection")?)

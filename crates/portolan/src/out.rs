@@ -46,6 +46,16 @@ pub fn read_text_file(path: &Path, what: &str, limit: u64) -> anyhow::Result<Str
     read_text(file, &label, limit)
 }
 
+/// [`read_text_file`], where `-` is standard input; returns the name to show (`stdin`).
+pub fn read_text_arg(path: &Path, what: &str, limit: u64) -> anyhow::Result<(String, String)> {
+    if path.as_os_str() == "-" {
+        let text = read_text(io::stdin(), &format!("{what} stdin"), limit)?;
+        return Ok(("stdin".to_string(), text));
+    }
+    let text = read_text_file(path, what, limit)?;
+    Ok((path.display().to_string(), text))
+}
+
 /// Whether to colour stdout: only on a terminal, and never when `NO_COLOR` is set.
 #[allow(dead_code)]
 pub fn use_color() -> bool {

@@ -22,8 +22,7 @@ use crate::out;
 /// Loads the policy a command names: a file, a profile, or none.
 pub fn load_policy(src: &PolicySource) -> anyhow::Result<Option<(Policy, String)>> {
     if let Some(path) = &src.policy {
-        let text = out::read_text_file(path, "policy", out::MAX_POLICY_BYTES)?;
-        let label = path.display().to_string();
+        let (label, text) = out::read_text_arg(path, "policy", out::MAX_POLICY_BYTES)?;
         let policy = Policy::parse(&text, &label, Registry::embedded())
             .map_err(|e| anyhow::anyhow!("invalid policy\n{e}"))?;
         return Ok(Some((policy, format!("--policy {label}"))));

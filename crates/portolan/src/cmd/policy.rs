@@ -67,7 +67,8 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                     ephemeral: super::audit::ephemeral_range(),
                 },
             );
-            match output {
+            // `-o -` is standard output.
+            match output.filter(|p| p.as_os_str() != "-") {
                 Some(path) => {
                     let mut f = std::fs::OpenOptions::new()
                         .write(true)
@@ -87,8 +88,7 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
         }
         PolicyCommand::Check { files, json } => {
             for path in files {
-                let label = path.display().to_string();
-                let text = out::read_text_file(&path, "policy", out::MAX_POLICY_BYTES)?;
+                let (label, text) = out::read_text_arg(&path, "policy", out::MAX_POLICY_BYTES)?;
                 let policy = match Policy::parse(&text, &label, Registry::embedded()) {
                     Ok(p) => p,
                     Err(e) => {

@@ -954,8 +954,11 @@ impl Evaluator<'_, '_> {
             return String::new();
         }
         let proto = s.protocol;
+        // `add table` and `add chain` are no-ops where they exist (Debian's default
+        // ruleset), and create them where they do not; `insert` puts the drop ahead of
+        // any accept already in the chain.
         format!(
-            " If it must keep running, drop it at the firewall: `nft add rule inet filter input {proto} dport {} drop` (or write a policy and let `portolan firewall` allow only what it names).",
+            " If it must keep running, drop it at the firewall: `nft add table inet filter && nft add chain inet filter input '{{ type filter hook input priority filter; }}' && nft insert rule inet filter input {proto} dport {} drop` (or write a policy and let `portolan firewall` allow only what it names).",
             s.port
         )
     }

@@ -353,3 +353,57 @@ fn policy_dash_means_standard_input_and_output() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn firewall_remediation_command_works_on_a_host_without_a_filter_table() {
+    // "drop it at the firewall: `nft add rule inet filter input tcp dport 23 drop`" failed
+    // on any host whose ruleset has no `inet filter` table (No such file or directory).
+    use portolan_testkit::{Netns, require_root, require_tool};
+    let test = "firewall_remediation_command_works_on_a_host_without_a_filter_table";
+    if !require_root(test) || !require_tool(test, "nft") || !require_tool(test, "python3") {
+        return;
+    }
+    let mut ns = Netns::new("pqr").expect("namespace");
+    ns.spawn(
+        "python3",
+        &[
+            "-c",
+            "import socket,time\ns=socket.socket()\ns.bind(('0.0.0.0',23))\ns.listen()\ntime.sleep(60)",
+        ],
+    )
+    .expect("listener");
+    let mut remediation = String::new();
+    for _ in 0..50 {
+        let out = portolan()
+            .args(["audit", "--json", "--netns", ns.name()])
+            .output()
+            .expect("run portolan");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        if let Some(f) = v["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["rule"] == "cleartext-exposed" && f["port"] == 23)
+        {
+            remediation = f["remediation"].as_str().expect("remediation").to_string();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let cmd = remediation
+        .split('`')
+        .find(|c| c.starts_with("nft "))
+        .unwrap_or_else(|| panic!("no nft command in: {remediation}"));
+    let out = ns
+        .command("sh")
+        .args(["-c", cmd])
+        .output()
+        .expect("run the remediation");
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}",
+        text(&out.stderr)
+    );
+    let rules = ns.exec("nft", &["list", "ruleset"]).expect("nft list");
+    assert!(rules.contains("tcp dport 23 drop"), "{rules}");
+}

@@ -407,3 +407,23 @@ fn firewall_remediation_command_works_on_a_host_without_a_filter_table() {
     let rules = ns.exec("nft", &["list", "ruleset"]).expect("nft list");
     assert!(rules.contains("tcp dport 23 drop"), "{rules}");
 }
+
+#[test]
+fn exclude_that_leaves_nothing_says_so() {
+    // It said "no targets to scan (give addresses, names, or -iL FILE)" although one was.
+    let out = portolan()
+        .args([
+            "scan",
+            "-sT",
+            "-p",
+            "1",
+            "127.0.0.1",
+            "--exclude",
+            "127.0.0.0/8",
+        ])
+        .output()
+        .expect("run portolan");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--exclude"), "{err}");
+}

@@ -554,6 +554,9 @@ impl Printer {
 pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let targets = parse_targets(args)?;
     if targets.is_empty() {
+        if !args.exclude.is_empty() {
+            bail!("--exclude leaves none of the targets to scan");
+        }
         bail!("no targets to scan (give addresses, names, or -iL FILE)");
     }
     let cfg = build_config(args)?;

@@ -209,6 +209,31 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
         });
     };
 
+    // finish_now with the bookkeeping, borrowed afresh at each call (the loop uses its
+    // parts in between).
+    macro_rules! finish {
+        ($fd:expr, $li:expr, $errno:expr, $started:expr) => {
+            finish_now(
+                $fd,
+                $li,
+                $errno,
+                $started,
+                &mut State {
+                    tries: &mut tries,
+                    selfc: &mut selfc,
+                    pending: &mut pending,
+                    rtt: &mut rtt,
+                    retry: &mut retry,
+                    late: &mut late,
+                    min_rtt: &mut min_rtt,
+                    report: &report,
+                    probes: &w.probes,
+                    nports,
+                },
+            )
+        };
+    }
+
     loop {
         // Start attempts while there is room.
         let now = Instant::now();
@@ -261,24 +286,7 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
                     Err(e) => Some(e.raw_os_error().unwrap_or(0)),
                 };
                 if let Some(errno) = at_once {
-                    finish_now(
-                        &fd,
-                        li,
-                        errno,
-                        started,
-                        &mut State {
-                            tries: &mut tries,
-                            selfc: &mut selfc,
-                            pending: &mut pending,
-                            rtt: &mut rtt,
-                            retry: &mut retry,
-                            late: &mut late,
-                            min_rtt: &mut min_rtt,
-                            report: &report,
-                            probes: &w.probes,
-                            nports,
-                        },
-                    );
+                    finish!(&fd, li, errno, started);
                     continue;
                 }
                 let slot = free.pop().unwrap_or_else(|| {
@@ -347,24 +355,7 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
             free.push(slot);
             inflight -= 1;
             let errno = sys::sock_error(c.fd.as_raw_fd()).unwrap_or(libc::EIO);
-            finish_now(
-                &c.fd,
-                c.probe,
-                errno,
-                c.started,
-                &mut State {
-                    tries: &mut tries,
-                    selfc: &mut selfc,
-                    pending: &mut pending,
-                    rtt: &mut rtt,
-                    retry: &mut retry,
-                    late: &mut late,
-                    min_rtt: &mut min_rtt,
-                    report: &report,
-                    probes: &w.probes,
-                    nports,
-                },
-            );
+            finish!(&c.fd, c.probe, errno, c.started);
         }
         // Expire attempts past their deadline.
         let now = Instant::now();

@@ -102,9 +102,14 @@ pub fn run(query: &str, registry: &RegistryArgs, json: bool) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-/// For a name, the port of its first entry (the services file's, when it has one).
+/// For a name, the port of its first entry (the services file's, when it has one) over
+/// an IP transport; other protocols (AppleTalk's `ddp` in /etc/services) come last.
 fn first_port(found: &[Entry<'_>]) -> Option<PortRange> {
-    found.iter().find_map(|e| e.ports)
+    let ip = found
+        .iter()
+        .filter(|e| e.proto.is_some())
+        .find_map(|e| e.ports);
+    ip.or_else(|| found.iter().find_map(|e| e.ports))
 }
 
 fn find_notes(

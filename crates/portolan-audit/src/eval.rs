@@ -373,6 +373,15 @@ fn by_reach(sev: Severity, s: &Subject<'_>) -> Severity {
     }
 }
 
+/// Where an exposed subject listens, in words.
+fn bound_to(s: &Subject<'_>) -> &'static str {
+    if s.exposure == Exposure::All {
+        "all interfaces"
+    } else {
+        "a network address"
+    }
+}
+
 fn reach_note(s: &Subject<'_>) -> &'static str {
     match (s.reachable, s.listening) {
         (Some(true), true) => " It is reachable from the scan: nothing holds it back.",
@@ -476,11 +485,7 @@ impl Evaluator<'_, '_> {
                 let msg = format!(
                     "{} normally stays on the host, but it listens on {}.{}",
                     s.describe(),
-                    if s.exposure == Exposure::All {
-                        "all interfaces"
-                    } else {
-                        "a network address"
-                    },
+                    bound_to(s),
                     reach_note(s)
                 );
                 let mut fix = if s.processes.is_empty() {
@@ -518,11 +523,7 @@ impl Evaluator<'_, '_> {
                 let msg = format!(
                     "{} listens on {} on a port no registry knows: find out what it is.{}",
                     s.describe(),
-                    if s.exposure == Exposure::All {
-                        "all interfaces"
-                    } else {
-                        "a network address"
-                    },
+                    bound_to(s),
                     reach_note(s)
                 );
                 let mut fix = String::new();

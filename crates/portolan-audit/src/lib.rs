@@ -9,7 +9,6 @@
 //! scanner into them, and tests build them by hand.
 
 pub mod catalog;
-pub mod date;
 mod eval;
 pub mod finding;
 pub mod firewall;
@@ -24,7 +23,6 @@ pub mod sarif;
 mod suggest;
 
 pub use catalog::Catalog;
-pub use date::Date;
 pub use eval::{evaluate, exe_risk};
 pub use finding::{Finding, Report, Rule, Severity, Summary};
 pub use input::{
@@ -33,4 +31,5 @@ pub use input::{
 };
 pub use net::IpNet;
 pub use policy::{Policy, PolicyError, PolicyErrors};
+pub use portolan_registry::{Date, date};
 pub use suggest::nearest;

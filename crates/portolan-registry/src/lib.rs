@@ -11,6 +11,7 @@
 //! assert_eq!(reg.by_name("smtp")[0].ports.unwrap().first, 25);
 //! ```
 
+pub mod date;
 mod iana;
 pub mod iana_csv;
 mod notes;
@@ -19,6 +20,7 @@ mod search;
 pub mod services;
 mod types;
 
+pub use date::Date;
 pub use iana::{Record, Status};
 pub use notes::{NOTES, Notes, notes, notes_for_port};
 pub use registry::{Entry, Error, Origin, Registry, SYSTEM_SERVICES, Source, Which};

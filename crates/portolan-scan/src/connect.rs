@@ -209,6 +209,31 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
         });
     };
 
+    // finish_now with the bookkeeping, borrowed afresh at each call (the loop uses its
+    // parts in between).
+    macro_rules! finish {
+        ($fd:expr, $li:expr, $errno:expr, $started:expr) => {
+            finish_now(
+                $fd,
+                $li,
+                $errno,
+                $started,
+                &mut State {
+                    tries: &mut tries,
+                    selfc: &mut selfc,
+                    pending: &mut pending,
+                    rtt: &mut rtt,
+                    retry: &mut retry,
+                    late: &mut late,
+                    min_rtt: &mut min_rtt,
+                    report: &report,
+                    probes: &w.probes,
+                    nports,
+                },
+            )
+        };
+    }
+
     loop {
         // Start attempts while there is room.
         let now = Instant::now();
@@ -253,80 +278,45 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
                 set_port(&mut to, port);
                 tries[li] = tries[li].saturating_add(1);
                 let started = Instant::now();
-                match sys::connect(fd.as_raw_fd(), &to) {
-                    Ok(done) => {
-                        if done {
-                            finish_now(
-                                &fd,
-                                li,
-                                0,
-                                started,
-                                &mut State {
-                                    tries: &mut tries,
-                                    selfc: &mut selfc,
-                                    pending: &mut pending,
-                                    rtt: &mut rtt,
-                                    retry: &mut retry,
-                                    late: &mut late,
-                                    min_rtt: &mut min_rtt,
-                                    report: &report,
-                                    probes: &w.probes,
-                                    nports,
-                                },
-                            );
-                            continue;
-                        }
-                        let slot = free.pop().unwrap_or_else(|| {
-                            slots.push(None);
-                            slots.len() - 1
-                        });
-                        generation = generation.wrapping_add(1);
-                        let token = (u64::from(generation) << 32) | slot as u64;
-                        if let Err(e) = ep.add(
-                            fd.as_raw_fd(),
-                            (libc::EPOLLOUT | libc::EPOLLERR) as u32,
-                            token,
-                        ) {
-                            return Err(ScanError::Io {
-                                op: "epoll_ctl",
-                                source: e,
-                            });
-                        }
-                        // Back off like TCP: each retry waits twice as long, so a slow
-                        // answer (a loaded host) is not taken for a lost one.
-                        let backoff = 1u32 << (tries[li].saturating_sub(1)).min(2);
-                        let deadline = started + (rtt[h].timeout() * backoff).min(w.cfg.rtt.max);
-                        timeouts.push_back((deadline, slot, generation));
-                        slots[slot] = Some(Conn {
-                            fd,
-                            probe: li,
-                            started,
-                            generation,
-                        });
-                        inflight += 1;
-                    }
-                    Err(e) => {
-                        let errno = e.raw_os_error().unwrap_or(0);
-                        finish_now(
-                            &fd,
-                            li,
-                            errno,
-                            started,
-                            &mut State {
-                                tries: &mut tries,
-                                selfc: &mut selfc,
-                                pending: &mut pending,
-                                rtt: &mut rtt,
-                                retry: &mut retry,
-                                late: &mut late,
-                                min_rtt: &mut min_rtt,
-                                report: &report,
-                                probes: &w.probes,
-                                nports,
-                            },
-                        );
-                    }
+                // Finished at once (refused, unreachable, or connected on loopback): the
+                // errno, 0 for a connection.
+                let at_once = match sys::connect(fd.as_raw_fd(), &to) {
+                    Ok(true) => Some(0),
+                    Ok(false) => None,
+                    Err(e) => Some(e.raw_os_error().unwrap_or(0)),
+                };
+                if let Some(errno) = at_once {
+                    finish!(&fd, li, errno, started);
+                    continue;
                 }
+                let slot = free.pop().unwrap_or_else(|| {
+                    slots.push(None);
+                    slots.len() - 1
+                });
+                generation = generation.wrapping_add(1);
+                let token = (u64::from(generation) << 32) | slot as u64;
+                if let Err(e) = ep.add(
+                    fd.as_raw_fd(),
+                    (libc::EPOLLOUT | libc::EPOLLERR) as u32,
+                    token,
+                ) {
+                    return Err(ScanError::Io {
+                        op: "epoll_ctl",
+                        source: e,
+                    });
+                }
+                // Back off like TCP: each retry waits twice as long, so a slow
+                // answer (a loaded host) is not taken for a lost one.
+                let backoff = 1u32 << (tries[li].saturating_sub(1)).min(2);
+                let deadline = started + (rtt[h].timeout() * backoff).min(w.cfg.rtt.max);
+                timeouts.push_back((deadline, slot, generation));
+                slots[slot] = Some(Conn {
+                    fd,
+                    probe: li,
+                    started,
+                    generation,
+                });
+                inflight += 1;
             }
         }
         if inflight == 0 && pending.is_empty() {
@@ -365,24 +355,7 @@ fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
             free.push(slot);
             inflight -= 1;
             let errno = sys::sock_error(c.fd.as_raw_fd()).unwrap_or(libc::EIO);
-            finish_now(
-                &c.fd,
-                c.probe,
-                errno,
-                c.started,
-                &mut State {
-                    tries: &mut tries,
-                    selfc: &mut selfc,
-                    pending: &mut pending,
-                    rtt: &mut rtt,
-                    retry: &mut retry,
-                    late: &mut late,
-                    min_rtt: &mut min_rtt,
-                    report: &report,
-                    probes: &w.probes,
-                    nports,
-                },
-            );
+            finish!(&c.fd, c.probe, errno, c.started);
         }
         // Expire attempts past their deadline.
         let now = Instant::now();

@@ -191,6 +191,40 @@ pub struct Rounds {
     pub icmp_pacing: bool,
 }
 
+/// How a raw engine (SYN, UDP) runs: its protocol, pace, retries and rounds.
+pub struct Engine {
+    pub proto: Proto,
+    /// Packets per second when `--rate` is not given.
+    pub default_rate: f64,
+    /// The rate the controller never goes below, for a maximum rate.
+    pub min_rate: fn(f64) -> f64,
+    /// Retransmissions at most when `--max-retries` is not given.
+    pub retry_cap: u32,
+    pub rounds: Rounds,
+}
+
+/// Scans `ports` of `hosts` with the prober in rounds; returns each host's smoothed RTT.
+pub fn scan(
+    cfg: &crate::ScanConfig,
+    hosts: &[IpAddr],
+    ports: &[u16],
+    p: &mut dyn Prober,
+    engine: &Engine,
+    sink: &mut Sink<'_>,
+) -> Result<Vec<Option<crate::HostTiming>>, ScanError> {
+    let max = cfg.rate.map_or(engine.default_rate, f64::from);
+    let mut t = Table::new(
+        hosts,
+        ports,
+        engine.proto,
+        cfg.rtt,
+        Controller::new(max, (engine.min_rate)(max)),
+        RetryPolicy::new(cfg.max_retries, engine.retry_cap),
+    )?;
+    run(&mut t, p, &engine.rounds, sink)?;
+    Ok(t.rtt.iter().map(RttEstimator::timing).collect())
+}
+
 /// Sends every probe of the table in rounds and reports every result.
 pub fn run(
     t: &mut Table,

@@ -13,8 +13,7 @@ use portolan_registry::Proto;
 use crate::packet::{
     self, CookieKey, Icmp, SYN_LEN, TCP_ACK, TCP_RST, TCP_SYN, build_echo, build_syn,
 };
-use crate::rate::{Controller, RetryPolicy};
-use crate::rounds::{self, Prober, Rounds, Table};
+use crate::rounds::{self, Engine, Prober, Rounds, Table};
 use crate::sys::{self, Outgoing, RawAddr};
 use crate::{PortState, Reason, ScanConfig, ScanError, Sink, io_err};
 
@@ -310,23 +309,15 @@ pub fn scan(
     sink: &mut Sink<'_>,
 ) -> Result<Vec<Option<crate::HostTiming>>, ScanError> {
     let mut prober = SynProber::new(hosts)?;
-    let max = cfg.rate.map_or(DEFAULT_RATE, f64::from);
-    let mut t = Table::new(
-        hosts,
-        ports,
-        Proto::Tcp,
-        cfg.rtt,
-        Controller::new(max, (max / 64.0).min(1000.0)),
-        RetryPolicy::new(cfg.max_retries, 10),
-    )?;
-    rounds::run(
-        &mut t,
-        &mut prober,
-        &Rounds {
+    let engine = Engine {
+        proto: Proto::Tcp,
+        default_rate: DEFAULT_RATE,
+        min_rate: |max| (max / 64.0).min(1000.0),
+        retry_cap: 10,
+        rounds: Rounds {
             silent: PortState::Filtered,
             icmp_pacing: false,
         },
-        sink,
-    )?;
-    Ok(t.rtt.iter().map(crate::RttEstimator::timing).collect())
+    };
+    rounds::scan(cfg, hosts, ports, &mut prober, &engine, sink)
 }

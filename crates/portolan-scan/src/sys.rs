@@ -253,6 +253,24 @@ pub struct Outgoing<'a> {
     pub to: &'a RawAddr,
 }
 
+/// The header of one message for sendmmsg/recvmmsg: an address and one buffer.
+fn mmsghdr(
+    name: *mut libc::c_void,
+    namelen: libc::socklen_t,
+    iov: &mut libc::iovec,
+) -> libc::mmsghdr {
+    // SAFETY: all-zero msghdr is valid; we fill the fields we use.
+    let mut h: libc::msghdr = unsafe { zeroed() };
+    h.msg_name = name;
+    h.msg_namelen = namelen;
+    h.msg_iov = iov;
+    h.msg_iovlen = 1;
+    libc::mmsghdr {
+        msg_hdr: h,
+        msg_len: 0,
+    }
+}
+
 /// Sends packets with one sendmmsg call; returns how many went out (0 when the socket
 /// buffer is full).
 pub fn send_batch(fd: RawFd, pkts: &[Outgoing<'_>]) -> io::Result<usize> {
@@ -270,16 +288,8 @@ pub fn send_batch(fd: RawFd, pkts: &[Outgoing<'_>]) -> io::Result<usize> {
         .iter()
         .zip(iov.iter_mut())
         .map(|(p, v)| {
-            // SAFETY: all-zero msghdr is valid; we fill the fields we use.
-            let mut h: libc::msghdr = unsafe { zeroed() };
-            h.msg_name = (&p.to.storage as *const libc::sockaddr_storage) as *mut libc::c_void;
-            h.msg_namelen = p.to.len;
-            h.msg_iov = v;
-            h.msg_iovlen = 1;
-            libc::mmsghdr {
-                msg_hdr: h,
-                msg_len: 0,
-            }
+            let name = (&p.to.storage as *const libc::sockaddr_storage) as *mut libc::c_void;
+            mmsghdr(name, p.to.len, v)
         })
         .collect();
     // SAFETY: msgs, iov, buffers and addresses all outlive the call.
@@ -532,17 +542,9 @@ pub fn recv_batch(fd: RawFd, b: &mut RecvBatch) -> io::Result<usize> {
         .iter_mut()
         .zip(b.addrs.iter_mut())
         .map(|(v, a)| {
-            // SAFETY: all-zero msghdr is valid; we fill the fields we use.
-            let mut h: libc::msghdr = unsafe { zeroed() };
             a.len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_name = a.ptr_mut().cast();
-            h.msg_namelen = a.len;
-            h.msg_iov = v;
-            h.msg_iovlen = 1;
-            libc::mmsghdr {
-                msg_hdr: h,
-                msg_len: 0,
-            }
+            let len = a.len;
+            mmsghdr(a.ptr_mut().cast(), len, v)
         })
         .collect();
     // SAFETY: msgs, iov, buffers and addresses all outlive the call.

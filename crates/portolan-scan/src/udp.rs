@@ -8,8 +8,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use portolan_registry::Proto;
 
-use crate::rate::{Controller, RetryPolicy};
-use crate::rounds::{self, Prober, Rounds, Table};
+use crate::rounds::{self, Engine, Prober, Rounds, Table};
 use crate::sys::{self, RawAddr};
 use crate::{PortState, Reason, ScanConfig, ScanError, Sink, io_err, packet, payload};
 
@@ -146,23 +145,15 @@ pub fn scan(
     if hosts.iter().any(IpAddr::is_ipv6) {
         p.s6 = Some(udp_socket(true)?);
     }
-    let max = cfg.rate.map_or(DEFAULT_RATE, f64::from);
-    let mut t = Table::new(
-        hosts,
-        ports,
-        Proto::Udp,
-        cfg.rtt,
-        Controller::new(max, max.min(10.0)),
-        RetryPolicy::new(cfg.max_retries, 6),
-    )?;
-    rounds::run(
-        &mut t,
-        &mut p,
-        &Rounds {
+    let engine = Engine {
+        proto: Proto::Udp,
+        default_rate: DEFAULT_RATE,
+        min_rate: |max| max.min(10.0),
+        retry_cap: 6,
+        rounds: Rounds {
             silent: PortState::OpenFiltered,
             icmp_pacing: true,
         },
-        sink,
-    )?;
-    Ok(t.rtt.iter().map(crate::RttEstimator::timing).collect())
+    };
+    rounds::scan(cfg, hosts, ports, &mut p, &engine, sink)
 }

@@ -206,7 +206,8 @@ pub struct ScanArgs {
     /// Retransmissions of an unanswered probe (default: adapts to the loss seen, at most 10)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=50))]
     pub max_retries: Option<u32>,
-    /// Longest wait for one probe's answer: 500ms, 2s (default 3s; adapts below it)
+    /// Longest wait for one probe's answer: 500ms, 2s, or seconds as a number (default 3s;
+    /// adapts below it)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
     /// Connections in flight in connect mode (default: from the open-file limit)
@@ -230,26 +231,42 @@ pub struct ScanArgs {
     pub format: crate::out::Format,
 }
 
-/// Parses `500ms`, `2s`, `1.5s`, `1m` or a bare number of milliseconds.
+/// Parses a duration for every `--timeout`-like flag: `500ms`, `2s`, `1.5s`, `2m`, or a
+/// bare number of seconds (as nmap reads it). From 1ms to an hour.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => s.split_at(i),
-        None => (s, "ms"),
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
     };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration '{s}' (try 500ms or 2s)"))?;
+    let n: f64 = num.trim().parse().map_err(|_| {
+        format!("invalid duration '{s}' (try 2s, 500ms or 1m; a bare number is seconds)")
+    })?;
     let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" => v,
-        "m" => v * 60.0,
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
         _ => return Err(format!("invalid duration unit in '{s}' (use ms, s or m)")),
     };
-    if !(0.001..=3600.0).contains(&secs) {
+    if !(secs.is_finite() && (0.001..=3600.0).contains(&secs)) {
         return Err(format!("duration '{s}' out of range (1ms to 1h)"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// `parse_duration` for `firewall --confirm-timeout`: whole seconds, and 0 (keep the
+/// ruleset without asking) is allowed.
+pub fn parse_confirm_timeout(s: &str) -> Result<std::time::Duration, String> {
+    if s.trim().parse::<f64>() == Ok(0.0) {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let d = parse_duration(s)?;
+    if d.subsec_nanos() != 0 {
+        return Err(format!(
+            "confirmation timeout '{s}' must be whole seconds (such as 30, 90s or 2m)"
+        ));
+    }
+    Ok(d)
 }
 
 /// Arguments of `portolan ls`.
@@ -461,10 +478,10 @@ pub struct FirewallArgs {
     /// unless --confirm-timeout is 0)
     #[arg(long, short = 'y', requires = "apply")]
     pub yes: bool,
-    /// With --apply, seconds to confirm the new ruleset before it is rolled back; 0 keeps
-    /// it without asking
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, requires = "apply")]
-    pub confirm_timeout: u64,
+    /// With --apply, time to confirm the new ruleset before it is rolled back: 60, 90s,
+    /// 2m (a bare number is seconds); 0 keeps it without asking
+    #[arg(long, value_name = "DURATION", default_value = "60", requires = "apply", value_parser = parse_confirm_timeout)]
+    pub confirm_timeout: std::time::Duration,
     /// Print the plan (allowed ports and sources) as JSON instead of a ruleset
     #[arg(long, conflicts_with = "apply")]
     pub json: bool,
@@ -528,30 +545,91 @@ pub struct DetectArgs {
     #[arg(long, value_name = "FILE")]
     pub signatures: Option<std::path::PathBuf>,
     /// Timeout for each connect and reply: 3s, 500ms, or seconds as a number
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_timeout)]
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
 }
 
-/// Parses `3s`, `500ms`, `1.5` (seconds, as nmap reads a bare number) or `2m`.
-pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
-    let t = s.trim();
-    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => t.split_at(i),
-        None => (t, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration '{s}' (expected e.g. 3s, 500ms or 1.5)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("invalid duration unit in '{s}' (use ms, s or m)")),
-    };
-    if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
-        return Err(format!(
-            "duration '{s}' must be above 0 and at most an hour"
-        ));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        let ok = |s: &str| parse_duration(s).unwrap();
+        assert_eq!(ok("2"), Duration::from_secs(2));
+        assert_eq!(ok("1.5"), Duration::from_millis(1500));
+        assert_eq!(ok("500ms"), Duration::from_millis(500));
+        assert_eq!(ok("2s"), Duration::from_secs(2));
+        assert_eq!(ok(" 2m "), Duration::from_secs(120));
+        assert_eq!(ok("1ms"), Duration::from_millis(1));
+        assert_eq!(ok("60m"), Duration::from_secs(3600));
+        for (bad, says) in [
+            ("soon", "invalid duration 'soon'"),
+            ("", "invalid duration ''"),
+            ("5parsecs", "invalid duration unit in '5parsecs'"),
+            ("2h", "invalid duration unit in '2h'"),
+            ("0", "duration '0' out of range"),
+            ("0.5ms", "duration '0.5ms' out of range"),
+            ("61m", "duration '61m' out of range"),
+            ("-1s", "duration '-1s' out of range"),
+            ("nan", "invalid duration 'nan'"),
+            ("1e9", "invalid duration unit in '1e9'"),
+        ] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
-    Ok(std::time::Duration::from_secs_f64(secs))
+
+    #[test]
+    fn confirm_timeouts() {
+        assert_eq!(parse_confirm_timeout("0").unwrap(), Duration::ZERO);
+        assert_eq!(
+            parse_confirm_timeout("90").unwrap(),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            parse_confirm_timeout("2m").unwrap(),
+            Duration::from_secs(120)
+        );
+        let err = parse_confirm_timeout("1500ms").unwrap_err();
+        assert!(
+            err.contains("'1500ms'") && err.contains("whole seconds"),
+            "{err}"
+        );
+        assert!(parse_confirm_timeout("later").is_err());
+    }
+
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from(std::iter::once("portolan").chain(args.iter().copied()))
+            .unwrap()
+            .command
+    }
+
+    #[test]
+    fn a_bare_timeout_is_seconds_everywhere() {
+        // Regression: scan once read a bare number as milliseconds.
+        let Command::Scan(scan) = parse(&["scan", "--timeout", "2", "127.0.0.1"]) else {
+            panic!("not a scan");
+        };
+        assert_eq!(scan.timeout, Some(Duration::from_secs(2)));
+        let Command::Detect(detect) = parse(&["detect", "--timeout", "2", "127.0.0.1:22"]) else {
+            panic!("not detect");
+        };
+        assert_eq!(detect.timeout, Duration::from_secs(2));
+        let Command::Detect(detect) = parse(&["detect", "127.0.0.1:22"]) else {
+            panic!("not detect");
+        };
+        assert_eq!(detect.timeout, Duration::from_secs(3));
+        let Command::Firewall(fw) = parse(&["firewall", "--apply", "--confirm-timeout", "2"])
+        else {
+            panic!("not firewall");
+        };
+        assert_eq!(fw.confirm_timeout, Duration::from_secs(2));
+        let Command::Firewall(fw) = parse(&["firewall", "--apply"]) else {
+            panic!("not firewall");
+        };
+        assert_eq!(fw.confirm_timeout, Duration::from_secs(60));
+    }
 }

@@ -148,6 +148,26 @@ fn explain() {
     snapshot("explain_bad", &["explain", "99999"]);
 }
 
+/// `explain echo` advised "block 4" when the services file listed echo's AppleTalk
+/// (ddp) port before its TCP and UDP ones: the advice must name an IP port.
+#[test]
+fn explain_name_prefers_ip_ports_over_ddp() {
+    let out = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args([
+            "explain",
+            "--json",
+            "echo",
+            "--services",
+            "ddp-first-services",
+        ])
+        .current_dir(fixtures())
+        .output()
+        .expect("run portolan");
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["port"], 7, "{json}");
+}
+
 #[test]
 fn broken_pipe_is_quiet() {
     use std::io::Read;

@@ -626,6 +626,17 @@ mod tests {
     use portolan_audit::NoHost;
     use portolan_registry::Proto;
 
+    /// A fixed day and the embedded registry, on no real host.
+    fn ctx() -> Context<'static> {
+        Context {
+            today: Date::new(2026, 11, 27).unwrap(),
+            ephemeral: PortRange::new(32768, 60999).unwrap(),
+            catalog: Registry::embedded(),
+            host: &NoHost,
+            policy_arg: None,
+        }
+    }
+
     fn report() -> Report {
         let mut telnet = Listener::new(Proto::Tcp, "0.0.0.0".parse().unwrap(), 23);
         telnet.processes.push(Process {
@@ -644,13 +655,7 @@ mod tests {
             listeners: Some(vec![telnet, redis, local]),
             scan: None,
         };
-        let ctx = Context {
-            today: Date::new(2026, 11, 27).unwrap(),
-            ephemeral: PortRange::new(32768, 60999).unwrap(),
-            catalog: Registry::embedded(),
-            host: &NoHost,
-            policy_arg: None,
-        };
+        let ctx = ctx();
         evaluate(&Policy::baseline(), &inputs, &ctx)
     }
 
@@ -663,13 +668,7 @@ mod tests {
 
     #[test]
     fn empty_report_says_so() {
-        let ctx = Context {
-            today: Date::new(2026, 11, 27).unwrap(),
-            ephemeral: PortRange::new(32768, 60999).unwrap(),
-            catalog: Registry::embedded(),
-            host: &NoHost,
-            policy_arg: None,
-        };
+        let ctx = ctx();
         let r = evaluate(
             &Policy::baseline(),
             &Inputs {

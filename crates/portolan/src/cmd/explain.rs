@@ -23,6 +23,8 @@ struct Explanation<'a> {
     cleartext: Option<bool>,
     secure_alternative: Option<&'static str>,
     local_only: Option<bool>,
+    starttls: Option<bool>,
+    bind_hint: Option<&'static str>,
     risk: Option<&'static str>,
     advice: String,
 }
@@ -73,6 +75,8 @@ pub fn run(query: &str, registry: &RegistryArgs, json: bool) -> anyhow::Result<E
             cleartext: notes.map(|n| n.cleartext),
             secure_alternative: notes.and_then(|n| n.secure_alternative),
             local_only: notes.map(|n| n.local_only),
+            starttls: notes.map(|n| n.starttls),
+            bind_hint: notes.and_then(|n| n.bind_hint),
             risk: notes.map(|n| n.risk).filter(|r| !r.is_empty()),
             advice,
         };
@@ -98,9 +102,14 @@ pub fn run(query: &str, registry: &RegistryArgs, json: bool) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-/// For a name, the port of its first entry (the services file's, when it has one).
+/// For a name, the port of its first entry (the services file's, when it has one) over
+/// an IP transport; other protocols (AppleTalk's `ddp` in /etc/services) come last.
 fn first_port(found: &[Entry<'_>]) -> Option<PortRange> {
-    found.iter().find_map(|e| e.ports)
+    let ip = found
+        .iter()
+        .filter(|e| e.proto.is_some())
+        .find_map(|e| e.ports);
+    ip.or_else(|| found.iter().find_map(|e| e.ports))
 }
 
 fn find_notes(
@@ -264,11 +273,21 @@ fn write_text(
             if let Some(alt) = n.secure_alternative {
                 writeln!(w, "Use instead  {alt}")?;
             }
+            if n.starttls {
+                writeln!(
+                    w,
+                    "STARTTLS     offered by the protocol: require it before login"
+                )?;
+            }
             if n.local_only {
                 writeln!(
                     w,
                     "Exposure     keep it local: it should not be reachable from the internet"
                 )?;
+            }
+            if let Some(hint) = n.bind_hint {
+                writeln!(w, "Loopback")?;
+                write_wrapped(w, hint)?;
             }
             if !n.risk.is_empty() {
                 writeln!(w, "Risk")?;

@@ -77,7 +77,7 @@ pub fn run(args: FirewallArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let dir = state_dir();
-    let timeout = Duration::from_secs(args.confirm_timeout);
+    let timeout = args.confirm_timeout;
     let mut confirm = |t: Duration| -> bool {
         eprintln!(
             "portolan: applied. Type 'yes' and Enter within {}s to keep it; otherwise it is rolled back.",

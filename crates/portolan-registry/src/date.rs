@@ -1,5 +1,5 @@
-//! Calendar dates, for exception expiry. The library never reads the clock: the caller
-//! passes today's date in the evaluation context.
+//! Calendar dates: the audit's exception expiry, the certificate dates of detection. Only
+//! `Date::today_utc` reads the clock.
 
 use std::fmt;
 
@@ -52,6 +52,18 @@ impl Date {
             .unwrap_or(0);
         Date::from_unix_days(secs.div_euclid(86_400))
     }
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
+pub fn rfc3339(secs: i64) -> String {
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        Date::from_unix_days(secs.div_euclid(86_400)),
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 impl fmt::Display for Date {

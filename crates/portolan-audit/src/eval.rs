@@ -752,7 +752,7 @@ impl Evaluator<'_, '_> {
                 s.describe()
             );
             let fix = format!(
-                "Move the service below {} or reserve its port: `echo 'net.ipv4.ip_local_reserved_ports = {}' > /etc/sysctl.d/90-reserved-ports.conf && sysctl --system` (add to any ports already reserved).",
+                "Move the service below {} or reserve its port: add it to the one comma-separated list in /etc/sysctl.d/90-reserved-ports.conf, keeping the ports already there (`net.ipv4.ip_local_reserved_ports = {}` when it is the only one), then `sysctl --system`.",
                 eph.first, s.port
             );
             let sev = if s.protocol == Proto::Tcp {

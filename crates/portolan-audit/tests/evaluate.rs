@@ -219,6 +219,13 @@ fn baseline_on_a_messy_host() {
         eph.message
     );
     assert!(eph.remediation.contains("ip_local_reserved_ports = 47123"));
+    // Following two such fixes must not leave only the last port reserved.
+    assert!(
+        !eph.remediation.contains("> /etc/sysctl.d")
+            && eph.remediation.contains("keeping the ports already there"),
+        "{}",
+        eph.remediation
+    );
     assert_eq!(r.summary.listeners, Some(12));
     assert_eq!(r.summary.exposed, Some(9));
     assert_eq!(r.summary.severities.critical, 1);

@@ -30,6 +30,19 @@ fn bad_target_is_a_usage_error() {
     assert!(err.contains("invalid duration"), "{err}");
 }
 
+/// `detect` on a name that does not resolve exited 1 ("nothing identified") while `scan`
+/// exits 2: an unresolvable name is bad input, and nothing is probed.
+#[test]
+fn unresolvable_name_is_an_input_error() {
+    let (code, out, err) = portolan(&["detect", "127.0.0.1:1", "no-such-host.invalid:22"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("cannot resolve 'no-such-host.invalid'"),
+        "{err}"
+    );
+    assert!(out.is_empty(), "{out}");
+}
+
 #[test]
 fn bad_signature_file_names_file_and_line() {
     let dir = std::env::temp_dir().join(format!("portolan-sigs-{}", std::process::id()));

@@ -79,7 +79,22 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let results = rt.block_on(detect_all(Arc::new(detector), targets.clone(), opts));
+    // A name that does not resolve is bad input, as in `scan`: say so before probing.
+    let addrs = rt.block_on(async {
+        let mut addrs = Vec::with_capacity(targets.len());
+        for t in &targets {
+            let addr = resolve(&t.host, t.port)
+                .await
+                .with_context(|| format!("cannot resolve '{}'", t.host))?;
+            addrs.push(addr);
+        }
+        anyhow::Ok(addrs)
+    })?;
+    let results = rt.block_on(detect_all(
+        Arc::new(detector),
+        targets.iter().cloned().zip(addrs).collect(),
+        opts,
+    ));
 
     let mut out = std::io::stdout().lock();
     let mut identified = 0;
@@ -145,28 +160,18 @@ fn row(target: &str, d: &Detection) -> Vec<String> {
 
 async fn detect_all(
     det: Arc<Detector>,
-    targets: Vec<Target>,
+    targets: Vec<(Target, SocketAddr)>,
     opts: Options,
 ) -> Vec<(Option<SocketAddr>, Detection)> {
     // Each TCP detection may hold up to seven sockets at once (its probes run in
     // parallel), so 64 targets at a time stay well under the usual 1024 descriptors.
     let limit = Arc::new(tokio::sync::Semaphore::new(64));
     let mut tasks = Vec::new();
-    for t in targets {
+    for (t, addr) in targets {
         let (det, limit) = (det.clone(), limit.clone());
         let mut opts = opts.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let addr = match resolve(&t.host, t.port).await {
-                Ok(a) => a,
-                Err(e) => {
-                    let d = Detection {
-                        evidence: format!("cannot resolve {}: {e}", t.host),
-                        ..Detection::default()
-                    };
-                    return (None, d);
-                }
-            };
             if t.host.parse::<IpAddr>().is_err() {
                 opts.server_name = Some(t.host.clone());
             }

@@ -23,13 +23,11 @@ fn esc(s: &str) -> String {
     out
 }
 
-/// The JUnit XML of a report.
-pub fn to_junit(report: &Report, fail_on: Severity) -> String {
-    let failures = report
-        .findings
-        .iter()
-        .filter(|f| f.severity >= fail_on)
-        .count();
+/// The JUnit XML of a report. Findings at or above `fail_on` are failures, the others
+/// pass with their text in `<system-out>`; with `None` (`--fail-on never`) nothing fails.
+pub fn to_junit(report: &Report, fail_on: Option<Severity>) -> String {
+    let fails = |f: &crate::Finding| fail_on.is_some_and(|t| f.severity >= t);
+    let failures = report.findings.iter().filter(|f| fails(f)).count();
     let skipped = report.suppressed.len();
     // With no finding at all there is still one passing case, so CI shows the audit ran.
     let passing_case = report.findings.is_empty() && report.suppressed.is_empty();
@@ -64,7 +62,7 @@ pub fn to_junit(report: &Report, fail_on: Severity) -> String {
             esc(name.trim())
         );
         let body = format!("{}\n\nRemediation: {}", f.message, f.remediation);
-        if f.severity >= fail_on {
+        if fails(f) {
             let _ = writeln!(
                 x,
                 ">\n      <failure type=\"{}\" message=\"{}\">{}</failure>\n    </testcase>",

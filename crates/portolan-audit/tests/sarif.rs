@@ -367,10 +367,30 @@ fn the_validator_catches_invalid_logs() {
     assert!(!check(&bad).is_empty());
 }
 
+/// With `--fail-on never` the exit code is 0, so the JUnit report must not fail either:
+/// it marked critical findings as failures.
+#[test]
+fn junit_with_fail_on_never_has_no_failures() {
+    let r = report();
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.severity == portolan_audit::Severity::Critical)
+    );
+    let xml = junit::to_junit(&r, None);
+    assert_eq!(xml.matches("<failure ").count(), 0, "{xml}");
+    assert!(xml.contains("failures=\"0\""), "{xml}");
+    assert_eq!(
+        xml.matches("<system-out>").count(),
+        r.findings.len(),
+        "{xml}"
+    );
+}
+
 #[test]
 fn junit_is_well_formed() {
     let r = report();
-    let xml = junit::to_junit(&r, portolan_audit::Severity::High);
+    let xml = junit::to_junit(&r, Some(portolan_audit::Severity::High));
     assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"));
     let failures = r
         .findings

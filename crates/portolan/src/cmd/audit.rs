@@ -242,9 +242,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             writeln!(w)?;
         }
         AuditFormat::Junit => {
-            w.write_all(
-                junit::to_junit(&report, fail_on.unwrap_or(Severity::Critical)).as_bytes(),
-            )?;
+            w.write_all(junit::to_junit(&report, fail_on).as_bytes())?;
         }
     }
     w.flush()?;

@@ -13,47 +13,15 @@
 # Needs root, python3, hyperfine and ss. Usage: bench/audit.sh [N...]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-[ "$(id -u)" = 0 ] || { echo "bench/audit.sh: needs root (network namespaces)" >&2; exit 2; }
-for t in hyperfine ss python3; do
-  command -v "$t" >/dev/null || { echo "bench/audit.sh: needs $t" >&2; exit 2; }
-done
-
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000)
-cargo build --release -q -p portolan
-bin=$PWD/target/release/portolan
-script=$PWD/crates/portolan-inventory/tests/sockets.py
-tmp=$(mktemp -d)
-ns=""
-holder=""
-cleanup() {
-  [ -n "$holder" ] && kill "$holder" 2>/dev/null && wait "$holder" 2>/dev/null || true
-  if [ -n "$ns" ]; then
-    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-    ip netns del "$ns" 2>/dev/null || true
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-peak_kib() {
-  /usr/bin/time -f %M -o "$tmp/rss" "$@" >/dev/null 2>&1 || true
-  tail -n 1 "$tmp/rss"
-}
-mean() {
-  python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][int(sys.argv[2])]['mean'])" "$1" "$2"
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_init audit.sh hyperfine ss python3
 
 printf '%-8s %-36s %10s %10s %8s %9s\n' sockets command "mean ms" "RSS MiB" ratio findings
 for n in "${sizes[@]}"; do
-  ns="pa-bench-$$-$n"
-  ip netns add "$ns"
-  ip -n "$ns" link set lo up
-  ip netns exec "$ns" python3 "$script" --ready "$tmp/ready" --bulk "$n" --addr 0.0.0.0 --base 20000 &
-  holder=$!
-  for _ in $(seq 600); do [ -e "$tmp/ready" ] && break; sleep 0.2; done
-  [ -e "$tmp/ready" ] || { echo "bench/audit.sh: sockets not ready" >&2; exit 1; }
-  rm -f "$tmp/ready"
+  fill_namespace "pa-bench-$$-$n" "$n" --addr 0.0.0.0 --base 20000
   fb=$(ip netns exec "$ns" "$bin" audit --json --fail-on never | python3 -c "import json,sys; print(len(json.load(sys.stdin)['findings']))")
   fm=$(ip netns exec "$ns" "$bin" audit --profile mail-server --json --fail-on never | python3 -c "import json,sys; print(len(json.load(sys.stdin)['findings']))")
   runs=10; [ "$n" -ge 10000 ] && runs=5
@@ -69,10 +37,5 @@ for n in "${sizes[@]}"; do
   row "$((2 * n))" "portolan audit" "$b" "$rb" "$(python3 -c "print('%.2f' % ($b/$s))")" "$fb"
   row "$((2 * n))" "portolan audit --profile mail-server" "$m" "$rm_" "$(python3 -c "print('%.2f' % ($m/$s))")" "$fm"
   row "$((2 * n))" "ss -tulnp" "$s" "$rs" "1" "-"
-  kill "$holder" 2>/dev/null || true
-  wait "$holder" 2>/dev/null || true
-  holder=""
-  for p2 in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p2" 2>/dev/null || true; done
-  ip netns del "$ns"
-  ns=""
+  drop_namespace
 done

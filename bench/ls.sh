@@ -10,37 +10,11 @@
 # Needs root, python3, hyperfine, ss and lsof. Usage: bench/ls.sh [N...]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-[ "$(id -u)" = 0 ] || { echo "bench/ls.sh: needs root (network namespaces)" >&2; exit 2; }
-for t in hyperfine ss lsof python3; do
-  command -v "$t" >/dev/null || { echo "bench/ls.sh: needs $t" >&2; exit 2; }
-done
-
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000 50000)
-cargo build --release -q -p portolan
-bin=$PWD/target/release/portolan
-script=$PWD/crates/portolan-inventory/tests/sockets.py
-tmp=$(mktemp -d)
-ns=""
-holder=""
-cleanup() {
-  [ -n "$holder" ] && kill "$holder" 2>/dev/null && wait "$holder" 2>/dev/null || true
-  if [ -n "$ns" ]; then
-    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-    ip netns del "$ns" 2>/dev/null || true
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-peak_kib() { # peak RSS in KiB of a command, output discarded
-  /usr/bin/time -f %M -o "$tmp/rss" "$@" >/dev/null 2>&1 || true
-  cat "$tmp/rss"
-}
-
-mean() { # mean seconds of command N in a hyperfine JSON export
-  python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][int(sys.argv[2])]['mean'])" "$1" "$2"
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_init ls.sh hyperfine ss lsof python3
 
 cpu() { # mean CPU seconds (user + system) of command N
   python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][int(sys.argv[2])]; print(r['user']+r['system'])" "$1" "$2"
@@ -48,14 +22,7 @@ cpu() { # mean CPU seconds (user + system) of command N
 
 printf '%-7s %-22s %10s %10s %10s %10s\n' sockets command "mean ms" "cpu ms" "RSS MiB" ratio
 for n in "${sizes[@]}"; do
-  ns="pi-bench-$$-$n"
-  ip netns add "$ns"
-  ip -n "$ns" link set lo up
-  ip netns exec "$ns" python3 "$script" --ready "$tmp/ready" --bulk "$n" &
-  holder=$!
-  for _ in $(seq 600); do [ -e "$tmp/ready" ] && break; sleep 0.2; done
-  [ -e "$tmp/ready" ] || { echo "bench/ls.sh: sockets not ready" >&2; exit 1; }
-  rm -f "$tmp/ready"
+  fill_namespace "pi-bench-$$-$n" "$n"
   got=$(ip netns exec "$ns" "$bin" ls --format csv | tail -n +2 | wc -l)
   [ "$got" -eq $((2 * n)) ] || { echo "bench/ls.sh: portolan saw $got sockets, want $((2 * n))" >&2; exit 1; }
 
@@ -78,10 +45,5 @@ for n in "${sizes[@]}"; do
   row "$((2 * n))" "portolan ls --netns" "$d" "$(cpu "$tmp/h.json" 3)" "$rd" "-"
   echo "         portolan/ss = $(python3 -c "print('%.3f' % ($p/$s))")x  portolan/lsof = $(python3 -c "print('%.3f' % ($p/$l))")x"
 
-  kill "$holder" 2>/dev/null || true
-  wait "$holder" 2>/dev/null || true
-  holder=""
-  for p2 in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p2" 2>/dev/null || true; done
-  ip netns del "$ns"
-  ns=""
+  drop_namespace
 done

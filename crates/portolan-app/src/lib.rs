@@ -1,0 +1,6 @@
+//! The operations a user runs, as library calls that return portolan's model: take an
+//! inventory, scan, detect, audit (the inside view, the outside view, the host's facts
+//! and the evaluation) and plan a firewall. The binary parses flags, calls one of these
+//! and renders the result with `portolan-report`; the store, the exporter and the HTML
+//! report call the same functions.
+#![forbid(unsafe_code)]

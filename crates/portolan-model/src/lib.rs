@@ -17,6 +17,7 @@
 
 mod coverage;
 mod detection;
+mod drift;
 mod finding;
 mod listener;
 mod net;
@@ -28,6 +29,7 @@ mod state;
 
 pub use coverage::{AddrRange, Coverage, Probed};
 pub use detection::{Detection, TlsInfo};
+pub use drift::{Change, ChangeKind, Diff, FieldChange, Snapshot, Subject};
 pub use finding::{
     AuditReport, AuditSummary, Counts, Evidence, Finding, Reach, Remediation, Rule, Severity,
     Suppressed,

@@ -20,8 +20,8 @@
 //! println!("{:?} {:?}", found.protocol, found.product);
 //! # }
 //! ```
+#![forbid(unsafe_code)]
 
-pub mod ber;
 mod conn;
 mod pool;
 mod proto;
@@ -34,6 +34,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use pool::{Pool, Probe, detect_many};
+/// The BER helpers SNMP and LDAP use (from `portolan-payload`).
+pub use portolan_payload::ber;
 pub use sig::{SigError, Signatures};
 
 pub use portolan_model::{Detection, TlsInfo};

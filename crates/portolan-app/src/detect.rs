@@ -191,9 +191,15 @@ mod tests {
     #[test]
     fn targets() {
         let t = parse_target("198.18.0.2:22").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.proto), ("198.18.0.2", 22, Proto::Tcp));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.proto),
+            ("198.18.0.2", 22, Proto::Tcp)
+        );
         let t = parse_target("[2001:2::2]:53/udp").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.proto), ("2001:2::2", 53, Proto::Udp));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.proto),
+            ("2001:2::2", 53, Proto::Udp)
+        );
         let t = parse_target("localhost:80/TCP").unwrap();
         assert_eq!(t.proto, Proto::Tcp);
         assert_eq!(t.server_name(), Some("localhost"));

@@ -63,7 +63,8 @@ fn ssh(_: &str) -> Vec<u8> {
 fn tftp_server() -> SocketAddr {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = s.local_addr().unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     thread::spawn(move || {
         let until = Instant::now() + Duration::from_secs(20);
         let mut buf = [0u8; 2048];
@@ -89,17 +90,17 @@ fn detects_real_listeners_in_order() {
     let ssh_at = tcp_server(16, ssh);
     let tftp_at = tftp_server();
     let refused = closed_port(); // the listener is dropped at once
-    let probes = [
-        Probe::tcp(ssh_at),
-        Probe::udp(tftp_at),
-        Probe::tcp(refused),
-    ];
+    let probes = [Probe::tcp(ssh_at), Probe::udp(tftp_at), Probe::tcp(refused)];
     let found = detect_many(Detector::default(), opts(), &probes).unwrap();
     assert_eq!(found.len(), 3);
     assert_eq!(found[0].protocol.as_deref(), Some("ssh"), "{:?}", found[0]);
     assert_eq!(found[0].product.as_deref(), Some("OpenSSH"));
     assert_eq!(found[1].protocol.as_deref(), Some("tftp"), "{:?}", found[1]);
-    assert!(found[1].evidence.contains("File not found"), "{:?}", found[1]);
+    assert!(
+        found[1].evidence.contains("File not found"),
+        "{:?}",
+        found[1]
+    );
     assert_eq!(found[2].protocol, None);
     assert!(found[2].evidence.contains("refused"), "{:?}", found[2]);
 }

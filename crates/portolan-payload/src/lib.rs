@@ -318,7 +318,10 @@ mod tests {
     #[test]
     fn every_kind_has_a_port() {
         for k in Kind::ALL {
-            assert!((1..=u16::MAX).any(|p| Kind::for_port(p) == Some(k)), "{k:?}");
+            assert!(
+                (1..=u16::MAX).any(|p| Kind::for_port(p) == Some(k)),
+                "{k:?}"
+            );
         }
     }
 }

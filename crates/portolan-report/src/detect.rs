@@ -149,7 +149,10 @@ mod tests {
             ..Detection::default()
         };
         let r = row("h:22\x1b[31m", &d);
-        assert!(r.iter().all(|c| !c.contains('\x1b') && !c.contains('\x07')), "{r:?}");
+        assert!(
+            r.iter().all(|c| !c.contains('\x1b') && !c.contains('\x07')),
+            "{r:?}"
+        );
         assert_eq!(r[2], "evil\\x1b[2J");
     }
 

@@ -128,15 +128,11 @@ impl Pool {
         if probe.server_name.is_some() {
             opts.server_name = probe.server_name.clone();
         }
-        let (addr, udp) = (probe.addr, probe.proto == Proto::Udp);
+        let (addr, proto) = (probe.addr, probe.proto);
         let (tx, rx) = mpsc::sync_channel(1);
         rt.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let d = if udp {
-                det.detect_udp(addr, &opts).await
-            } else {
-                det.detect_tcp(addr, &opts).await
-            };
+            let d = det.detect(addr, proto, &opts).await;
             // The pool may be gone: nobody wants the result then.
             let _ = tx.send(d);
         });

@@ -20,8 +20,8 @@
 //! println!("{:?} {:?}", found.protocol, found.product);
 //! # }
 //! ```
+#![forbid(unsafe_code)]
 
-pub mod ber;
 mod conn;
 mod pool;
 mod proto;
@@ -34,9 +34,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use pool::{Pool, Probe, detect_many};
+/// The BER helpers SNMP and LDAP use (from `portolan-payload`).
+pub use portolan_payload::ber;
 pub use sig::{SigError, Signatures};
 
-pub use portolan_model::{Detection, TlsInfo};
+pub use portolan_model::{Detection, Proto, TlsInfo};
 
 /// How long and how much detection may spend on one port.
 #[derive(Debug, Clone)]
@@ -121,6 +123,18 @@ impl Detector {
         match tokio::time::timeout(opts.total, udp::detect(self, addr, opts)).await {
             Ok(d) => d,
             Err(_) => Detection::nothing("no reply"),
+        }
+    }
+
+    /// What answers on `addr` over `proto`: TCP and UDP are probed; SCTP and DCCP give
+    /// a detection that says they were not.
+    pub async fn detect(&self, addr: SocketAddr, proto: Proto, opts: &Options) -> Detection {
+        match proto {
+            Proto::Tcp => self.detect_tcp(addr, opts).await,
+            Proto::Udp => self.detect_udp(addr, opts).await,
+            other => Detection::nothing(format!(
+                "not probed: detection speaks tcp and udp, not {other}"
+            )),
         }
     }
 

@@ -7,6 +7,12 @@ use std::net::Ipv4Addr;
 
 use crate::ber::{self, Tlv};
 
+// The requests are built in `portolan-payload`, which the scanner shares.
+pub use portolan_payload::{
+    DHCP_COOKIE, SYS_DESCR, SYS_OBJECT_ID, UCD_VERSION, dhcp_inform, dns_version_query,
+    nb_session_request, nbstat_query, ntp_readvar, ntp_request, snmp_get, tftp_rrq,
+};
+
 /// What a server that speaks first said about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Greeting {
@@ -204,26 +210,6 @@ pub fn end_of_http_head(b: &[u8]) -> Option<usize> {
 
 // ---- DNS (RFC 1035) ----
 
-/// A `version.bind` CH TXT query; over TCP it gets its two-byte length prefix.
-pub fn dns_version_query(id: u16, tcp: bool) -> Vec<u8> {
-    let mut m = Vec::with_capacity(40);
-    m.extend_from_slice(&id.to_be_bytes());
-    m.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]); // RD, one question
-    for label in ["version", "bind"] {
-        m.push(label.len() as u8);
-        m.extend_from_slice(label.as_bytes());
-    }
-    m.push(0);
-    m.extend_from_slice(&[0, 16, 0, 3]); // TXT, CH
-    if tcp {
-        let mut t = (m.len() as u16).to_be_bytes().to_vec();
-        t.extend_from_slice(&m);
-        t
-    } else {
-        m
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsReply {
     pub rcode: u8,
@@ -285,21 +271,6 @@ pub fn dns_parse(id: u16, m: &[u8]) -> Option<DnsReply> {
 
 // ---- NTP (RFC 5905) and its mode 6 control messages ----
 
-/// A mode 3 (client) request, version 4.
-pub fn ntp_request() -> Vec<u8> {
-    let mut p = vec![0u8; 48];
-    p[0] = 0x23;
-    p
-}
-
-/// A mode 6 READVAR request for the system variables (ntpd answers it with its version).
-pub fn ntp_readvar(seq: u16) -> Vec<u8> {
-    let mut p = vec![0x16, 0x02];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&[0; 8]);
-    p
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NtpReply {
     pub version: u8,
@@ -346,36 +317,6 @@ pub fn ntp_readvar_parse(b: &[u8]) -> Option<String> {
 }
 
 // ---- SNMP (RFC 3416, v2c and v1) ----
-
-pub const SYS_DESCR: [u32; 9] = [1, 3, 6, 1, 2, 1, 1, 1, 0];
-pub const SYS_OBJECT_ID: [u32; 9] = [1, 3, 6, 1, 2, 1, 1, 2, 0];
-/// UCD-SNMP-MIB versionTag: Net-SNMP's own version.
-pub const UCD_VERSION: [u32; 10] = [1, 3, 6, 1, 4, 1, 2021, 100, 2, 0];
-
-/// A GetRequest for `oids`. `version` is 0 for v1, 1 for v2c.
-pub fn snmp_get(version: i64, community: &str, req: i32, oids: &[&[u32]]) -> Vec<u8> {
-    let binds: Vec<Vec<u8>> = oids
-        .iter()
-        .map(|o| ber::cons(ber::SEQUENCE, &[ber::oid(o), ber::tlv(ber::NULL, &[])]))
-        .collect();
-    let pdu = ber::cons(
-        0xa0,
-        &[
-            ber::int(ber::INTEGER, i64::from(req)),
-            ber::int(ber::INTEGER, 0),
-            ber::int(ber::INTEGER, 0),
-            ber::cons(ber::SEQUENCE, &binds),
-        ],
-    );
-    ber::cons(
-        ber::SEQUENCE,
-        &[
-            ber::int(ber::INTEGER, version),
-            ber::tlv(ber::OCTET_STRING, community.as_bytes()),
-            pdu,
-        ],
-    )
-}
 
 /// A GetResponse to request `req`: its error status and its (oid, value) pairs.
 pub fn snmp_parse(b: &[u8], req: i32) -> Option<(i64, Vec<(String, String)>)> {
@@ -426,32 +367,6 @@ fn snmp_value(v: &Tlv<'_>) -> String {
 
 // ---- NetBIOS (RFC 1001, 1002) ----
 
-/// First-level encoding of a NetBIOS name (15 characters padded with `pad`, then the
-/// suffix byte), as the 34-byte wire form.
-fn nb_name(name: &str, pad: u8, suffix: u8) -> Vec<u8> {
-    let mut raw = [pad; 16];
-    for (i, c) in name.bytes().take(15).enumerate() {
-        raw[i] = c;
-    }
-    raw[15] = suffix;
-    let mut out = vec![32];
-    for b in raw {
-        out.push(b'A' + (b >> 4));
-        out.push(b'A' + (b & 0x0f));
-    }
-    out.push(0);
-    out
-}
-
-/// A node status (NBSTAT) request for the wildcard name.
-pub fn nbstat_query(id: u16) -> Vec<u8> {
-    let mut m = id.to_be_bytes().to_vec();
-    m.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-    m.extend(nb_name("*", 0, 0));
-    m.extend_from_slice(&[0, 0x21, 0, 1]);
-    m
-}
-
 /// The names and the unit ID (MAC) of a node status reply.
 pub fn nbstat_parse(id: u16, m: &[u8]) -> Option<(Vec<String>, String)> {
     if m.len() < 12 || m[..2] != id.to_be_bytes() || m[2] & 0x80 == 0 {
@@ -499,16 +414,6 @@ pub fn nbstat_parse(id: u16, m: &[u8]) -> Option<(Vec<String>, String)> {
     Some((names, mac))
 }
 
-/// A session service request (port 139) to `*SMBSERVER`.
-pub fn nb_session_request() -> Vec<u8> {
-    let mut body = nb_name("*SMBSERVER", b' ', 0x20);
-    body.extend(nb_name("PORTOLAN", b' ', 0));
-    let mut m = vec![0x81, 0];
-    m.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    m.extend(body);
-    m
-}
-
 /// A session service reply: positive (0x82), negative (0x83, with its error code) or
 /// retarget (0x84).
 pub fn nb_session_parse(b: &[u8]) -> Option<String> {
@@ -528,14 +433,6 @@ pub fn nb_session_parse(b: &[u8]) -> Option<String> {
 }
 
 // ---- TFTP (RFC 1350) ----
-
-pub fn tftp_rrq(file: &str) -> Vec<u8> {
-    let mut m = vec![0, 1];
-    m.extend_from_slice(file.as_bytes());
-    m.push(0);
-    m.extend_from_slice(b"octet\0");
-    m
-}
 
 pub fn tftp_parse(b: &[u8]) -> Option<String> {
     if b.len() < 4 || b[0] != 0 {
@@ -559,28 +456,9 @@ pub fn tftp_parse(b: &[u8]) -> Option<String> {
 
 // ---- DHCP (RFC 2131, 2132) ----
 
-const COOKIE: [u8; 4] = [99, 130, 83, 99];
-
-/// A DHCPINFORM from `ciaddr`: the server answers it with a unicast DHCPACK to the
-/// address (and, for most servers, the port) it came from.
-pub fn dhcp_inform(xid: u32, ciaddr: Ipv4Addr, mac: [u8; 6]) -> Vec<u8> {
-    let mut m = vec![0u8; 236];
-    m[0] = 1; // BOOTREQUEST
-    m[1] = 1; // Ethernet
-    m[2] = 6;
-    m[4..8].copy_from_slice(&xid.to_be_bytes());
-    m[12..16].copy_from_slice(&ciaddr.octets());
-    m[28..34].copy_from_slice(&mac);
-    m.extend_from_slice(&COOKIE);
-    m.extend_from_slice(&[53, 1, 8]); // DHCPINFORM
-    m.extend_from_slice(&[55, 4, 1, 3, 6, 15]); // ask for mask, router, DNS, domain
-    m.push(255);
-    m
-}
-
 /// A BOOTREPLY to `xid`, rendered as `name: value` lines of its options.
 pub fn dhcp_parse(xid: u32, b: &[u8]) -> Option<String> {
-    if b.len() < 240 || b[0] != 2 || b[4..8] != xid.to_be_bytes() || b[236..240] != COOKIE {
+    if b.len() < 240 || b[0] != 2 || b[4..8] != xid.to_be_bytes() || b[236..240] != DHCP_COOKIE {
         return None;
     }
     let mut out = String::new();

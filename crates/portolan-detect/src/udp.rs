@@ -13,34 +13,17 @@ use tokio::time::{Instant, sleep, timeout_at};
 use crate::proto;
 use crate::{Detection, Detector, Options, printable};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Probe {
-    Dns,
-    Ntp,
-    Snmp,
-    NetbiosNs,
-    Tftp,
-    Dhcp,
-}
+use portolan_payload::Kind as Probe;
 
-const ALL: [Probe; 6] = [
-    Probe::Dns,
-    Probe::Ntp,
-    Probe::Snmp,
-    Probe::NetbiosNs,
-    Probe::Tftp,
-    Probe::Dhcp,
-];
-
+/// The payload to try first: the well-known port's, or the alternative ports the test
+/// bed and many unprivileged daemons use.
 fn hint(port: u16) -> Option<Probe> {
-    Some(match port {
-        53 | 5353 | 5053 => Probe::Dns,
-        123 => Probe::Ntp,
-        161 | 1161 => Probe::Snmp,
-        137 => Probe::NetbiosNs,
-        69 | 6969 => Probe::Tftp,
-        67 | 6767 => Probe::Dhcp,
-        _ => return None,
+    Probe::for_port(port).or(match port {
+        5053 => Some(Probe::Dns),
+        1161 => Some(Probe::Snmp),
+        6969 => Some(Probe::Tftp),
+        6767 => Some(Probe::Dhcp),
+        _ => None,
     })
 }
 
@@ -65,7 +48,7 @@ pub async fn detect(det: &Detector, addr: SocketAddr, opts: &Options) -> Detecti
     } else {
         Duration::ZERO
     };
-    for p in ALL.into_iter().filter(|p| Some(*p) != first) {
+    for p in Probe::ALL.into_iter().filter(|p| Some(*p) != first) {
         let (det, opts) = (det.clone(), opts.clone());
         set.spawn(async move {
             sleep(delay).await;

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod csv;
+pub mod html;
 pub mod json;
 pub mod table;
 pub mod text;

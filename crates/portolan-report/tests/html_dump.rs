@@ -1,21 +1,19 @@
-mod html_common;
 #[test]
 #[ignore]
-fn dump() {
-    let input = html_common::many(10_000);
-    let t = std::time::Instant::now();
-    let json = serde_json::to_string(&input).unwrap();
-    eprintln!("json {} {:?}", json.len(), t.elapsed());
-    let t = std::time::Instant::now();
-    use std::io::Write;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(json.as_bytes()).unwrap();
-    let v = gz.finish().unwrap();
-    eprintln!("gz {} {:?}", v.len(), t.elapsed());
-    for (name, input) in [("sample", html_common::sample()), ("many", html_common::many(10_000)), ("hostile", html_common::hostile())] {
+fn time_file() {
+    let paths = std::env::var("HTML").unwrap();
+    let mut b = portolan_browser_test::Browser::launch().unwrap();
+    b.enable().unwrap();
+    b.call("Performance.enable", serde_json::json!({})).unwrap();
+    let m = |b: &mut portolan_browser_test::Browser| {
+        let r = b.call("Performance.getMetrics", serde_json::json!({})).unwrap();
+        r["metrics"].as_array().unwrap().iter().filter(|m| ["ProcessTime","ThreadTime","TaskDuration","LayoutDuration","RecalcStyleDuration","ScriptDuration"].contains(&m["name"].as_str().unwrap())).map(|m| format!("{}={:.3}", m["name"].as_str().unwrap(), m["value"].as_f64().unwrap())).collect::<Vec<_>>().join(" ")
+    };
+    for path in paths.split(",") {
+        eprintln!("before {}", m(&mut b));
         let t = std::time::Instant::now();
-        let page = portolan_report::html::to_string(&input).unwrap();
-        eprintln!("{name}: {:?}", t.elapsed());
-        std::fs::write(format!("/tmp/report-{name}.html"), page).unwrap();
+        b.open(std::path::Path::new(&path)).unwrap();
+        let nav = b.eval("performance.getEntriesByType('navigation')[0].loadEventEnd").unwrap();
+        eprintln!("{:?} load {} after {}", t.elapsed(), nav, m(&mut b));
     }
 }

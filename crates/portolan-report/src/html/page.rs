@@ -19,6 +19,27 @@ const STYLE: &str = include_str!("style.css");
 const SCRIPT: &str = include_str!("script.js");
 /// The longest text a table cell shows (the embedded data keeps all of it).
 const CELL_MAX: usize = 240;
+/// A table with more rows than this starts folded: every row is in the page, but the
+/// browser lays it out only when the reader opens it (or filters it), so a report of
+/// 10,000 listeners still opens in well under a second.
+pub(crate) const FOLD_ROWS: usize = 1000;
+
+fn fold_start(o: &mut String, rows: usize, what: &str) -> bool {
+    let fold = rows > FOLD_ROWS;
+    if fold {
+        let _ = write!(
+            o,
+            "<details class=\"rows\"><summary>Show all {rows} {what} (folded because the table is long; filtering opens it)</summary>"
+        );
+    }
+    fold
+}
+
+fn fold_end(o: &mut String, fold: bool) {
+    if fold {
+        o.push_str("</details>");
+    }
+}
 
 fn hash(text: &str) -> String {
     let d = Sha256::digest(text.as_bytes());
@@ -500,11 +521,14 @@ fn listeners(o: &mut String, input: &ReportInput) {
         return;
     }
     table_tools(o, "listener-table", "listeners", true);
-    o.push_str("<div class=\"scroll\"><table id=\"listener-table\" class=\"data sortable\"><thead><tr><th data-sort=\"text\">Proto</th><th data-sort=\"text\">Address</th><th data-sort=\"num\">Port</th><th data-sort=\"text\">Service</th><th data-sort=\"text\">Exposure</th><th data-sort=\"text\">State</th><th data-sort=\"text\">Process</th><th data-sort=\"text\">User</th><th data-sort=\"text\">Unit</th><th data-sort=\"text\">Namespace</th></tr></thead><tbody>\n");
+    let fold = fold_start(o, ls.len(), "listeners");
+    o.push_str("<div class=\"scroll\"><table id=\"listener-table\" class=\"data sortable\"><colgroup><col class=\"c-proto\"><col class=\"c-addr\"><col class=\"c-port\"><col class=\"c-svc\"><col class=\"c-exp\"><col class=\"c-state\"><col class=\"c-proc\"><col class=\"c-user\"><col class=\"c-unit\"><col class=\"c-ns\"></colgroup><thead><tr><th data-sort=\"text\">Proto</th><th data-sort=\"text\">Address</th><th data-sort=\"num\">Port</th><th data-sort=\"text\">Service</th><th data-sort=\"text\">Exposure</th><th data-sort=\"text\">State</th><th data-sort=\"text\">Process</th><th data-sort=\"text\">User</th><th data-sort=\"text\">Unit</th><th data-sort=\"text\">Namespace</th></tr></thead><tbody>\n");
     for l in ls {
         listener_row(o, l);
     }
-    o.push_str("</tbody></table></div>\n</details>\n");
+    o.push_str("</tbody></table></div>");
+    fold_end(o, fold);
+    o.push_str("\n</details>\n");
 }
 
 /// One row of the listeners table. This table can hold tens of thousands of rows, so its
@@ -648,6 +672,7 @@ fn host(o: &mut String, h: &HostResult, n: usize) {
         return;
     }
     table_tools(o, &id, "ports", false);
+    let fold = fold_start(o, h.ports.len(), "ports");
     let _ = write!(
         o,
         "<div class=\"scroll\"><table id=\"{id}\" class=\"data sortable ports\"><thead><tr><th data-sort=\"num\">Port</th><th data-sort=\"text\">Proto</th><th data-sort=\"text\">State</th><th data-sort=\"text\">Reason</th><th data-sort=\"text\">Service</th><th data-sort=\"text\">Detected</th><th>TLS</th><th>What it said</th></tr></thead><tbody>\n"
@@ -678,7 +703,9 @@ fn host(o: &mut String, h: &HostResult, n: usize) {
         }
         o.push_str("</tr>\n");
     }
-    o.push_str("</tbody></table></div>\n</details>\n");
+    o.push_str("</tbody></table></div>");
+    fold_end(o, fold);
+    o.push_str("\n</details>\n");
 }
 
 fn subject(c: &Change) -> String {

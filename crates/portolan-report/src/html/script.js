@@ -48,6 +48,8 @@
     var exp = doc.querySelector('.exposure-filter[data-table="' + id + '"]');
     var q = text ? text.value.trim().toLowerCase() : "";
     var x = exp ? exp.value : "";
+    var fold = table.closest("details.rows");
+    if (fold && (q || x)) fold.open = true;
     var n = 0, all = 0;
     var rows = table.tBodies[0].rows;
     for (var i = 0; i < rows.length; i++) {

@@ -175,7 +175,11 @@ impl Browser {
                 {
                     return Err(err(format!("timed out waiting for {what}")));
                 }
-                Err(e) => return Err(err(format!("reading DevTools while waiting for {what}: {e}"))),
+                Err(e) => {
+                    return Err(err(format!(
+                        "reading DevTools while waiting for {what}: {e}"
+                    )));
+                }
             }
         }
     }
@@ -231,13 +235,21 @@ impl Browser {
 
     /// The events named `method`.
     pub fn events_named(&self, method: &str) -> Vec<&Value> {
-        self.events.iter().filter(|e| e["method"] == method).collect()
+        self.events
+            .iter()
+            .filter(|e| e["method"] == method)
+            .collect()
     }
 
     /// Turns on the domains whose events a test checks: page lifecycle, console and
     /// exceptions, log entries (CSP violations land there), and network requests.
     pub fn enable(&mut self) -> io::Result<()> {
-        for d in ["Page.enable", "Runtime.enable", "Log.enable", "Network.enable"] {
+        for d in [
+            "Page.enable",
+            "Runtime.enable",
+            "Log.enable",
+            "Network.enable",
+        ] {
             self.call(d, json!({}))?;
         }
         Ok(())
@@ -317,7 +329,12 @@ impl Browser {
     pub fn requests(&self) -> Vec<String> {
         self.events_named("Network.requestWillBeSent")
             .iter()
-            .map(|e| e["params"]["request"]["url"].as_str().unwrap_or("").to_string())
+            .map(|e| {
+                e["params"]["request"]["url"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
             .collect()
     }
 }

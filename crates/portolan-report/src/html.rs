@@ -68,7 +68,9 @@ pub enum Error {
     Write(#[from] io::Error),
     #[error("reading back an HTML report: no <script id=\"{DATA_ID}\"> element holds its data")]
     NoData,
-    #[error("reading back an HTML report: the embedded data's SHA-256 is {found}, the report says {expected}")]
+    #[error(
+        "reading back an HTML report: the embedded data's SHA-256 is {found}, the report says {expected}"
+    )]
     Digest { expected: String, found: String },
     #[error("reading back an HTML report: the embedded data is not valid: {0}")]
     Data(String),

@@ -28,7 +28,11 @@ fn element<'a>(html: &'a str, open: &str, close: &str) -> &'a str {
 /// element or text run per line: the structure a golden test should pin.
 fn structure(page: &str) -> String {
     let mut s = page.to_string();
-    for (open, close) in [("<style>", "</style>"), ("<script>", "</script>"), ("<script type=\"application/json\"", "</script>")] {
+    for (open, close) in [
+        ("<style>", "</style>"),
+        ("<script>", "</script>"),
+        ("<script type=\"application/json\"", "</script>"),
+    ] {
         let body = element(&s, open, close).to_string();
         s = s.replacen(&body, &format!("[{} bytes]", body.len()), 1);
     }
@@ -53,7 +57,10 @@ fn data_reads_back_as_it_went_in() {
     assert_eq!(back.schema, 1);
     // The digest shown is the SHA-256 of the element's text as it stands in the file.
     let text = element(&page, "<script type=\"application/json\"", "</script>");
-    let digest: String = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let digest: String = Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(back.sha256, digest);
     assert!(page.contains(&format!("data-sha256=\"{digest}\"")));
     assert!(page.contains(&format!("<code id=\"data-sha256\">{digest}</code>")));
@@ -86,8 +93,14 @@ fn hostile_data_reads_back_and_cannot_close_its_element() {
 fn tampered_or_missing_data_is_an_error() {
     let page = render(&sample());
     let tampered = page.replacen("\"port\":22", "\"port\":23", 1);
-    assert!(matches!(read_back(&tampered), Err(Error::Digest { .. })), "tampering went unnoticed");
-    assert!(matches!(read_back("<html><script>1</script></html>"), Err(Error::NoData)));
+    assert!(
+        matches!(read_back(&tampered), Err(Error::Digest { .. })),
+        "tampering went unnoticed"
+    );
+    assert!(matches!(
+        read_back("<html><script>1</script></html>"),
+        Err(Error::NoData)
+    ));
     let err = read_back("").unwrap_err().to_string();
     assert!(err.contains("portolan-data"), "{err}");
 }
@@ -101,7 +114,13 @@ fn hostile_strings_are_text_everywhere() {
     for p in PAYLOADS {
         assert!(!page.contains(p), "payload {p:?} is in the page unescaped");
     }
-    for bad in ["<img", "<svg onload", "<iframe", "onerror=alert(1)>", "<script>alert"] {
+    for bad in [
+        "<img",
+        "<svg onload",
+        "<iframe",
+        "onerror=alert(1)>",
+        "<script>alert",
+    ] {
         assert!(!page.contains(bad), "{bad:?} in the page");
     }
     // Exactly the two scripts portolan writes.
@@ -115,17 +134,31 @@ fn hostile_strings_are_text_everywhere() {
 fn csp_allows_exactly_the_inline_style_and_script() {
     let page = render(&sample());
     let csp = html::content_security_policy();
-    assert!(csp.starts_with("default-src 'none'; script-src 'sha256-"), "{csp}");
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'sha256-"),
+        "{csp}"
+    );
     assert!(!csp.contains("unsafe"), "{csp}");
-    assert!(page.contains(&format!("<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">")));
-    let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(Sha256::digest(t.as_bytes()));
+    assert!(page.contains(&format!(
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">"
+    )));
+    let b64 =
+        |t: &str| base64::engine::general_purpose::STANDARD.encode(Sha256::digest(t.as_bytes()));
     let style = element(&page, "<style>", "</style>");
     let script = element(&page, "<script>", "</script>");
-    assert!(csp.contains(&format!("style-src 'sha256-{}'", b64(style))), "{csp}");
-    assert!(csp.contains(&format!("script-src 'sha256-{}'", b64(script))), "{csp}");
+    assert!(
+        csp.contains(&format!("style-src 'sha256-{}'", b64(style))),
+        "{csp}"
+    );
+    assert!(
+        csp.contains(&format!("script-src 'sha256-{}'", b64(script))),
+        "{csp}"
+    );
     // No style attribute (the CSP would block it) and nothing to fetch.
     assert!(!page.contains(" style=\""));
-    for remote in ["http://", "https://", "src=\"", "@import", "url(http", "<link"] {
+    for remote in [
+        "http://", "https://", "src=\"", "@import", "url(http", "<link",
+    ] {
         assert!(!page.contains(remote), "{remote:?} in the page");
     }
 }
@@ -148,8 +181,20 @@ fn ten_thousand_listeners_stay_under_two_megabytes_and_one_second() {
 #[test]
 fn sections_come_in_the_readers_order() {
     let page = render(&sample());
-    let at = |id: &str| page.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id}"));
-    let order = ["summary", "findings", "chart-section", "listeners", "scans", "drift", "policy", "provenance"];
+    let at = |id: &str| {
+        page.find(&format!("id=\"{id}\""))
+            .unwrap_or_else(|| panic!("no #{id}"))
+    };
+    let order = [
+        "summary",
+        "findings",
+        "chart-section",
+        "listeners",
+        "scans",
+        "drift",
+        "policy",
+        "provenance",
+    ];
     for w in order.windows(2) {
         assert!(at(w[0]) < at(w[1]), "{} should come before {}", w[0], w[1]);
     }
@@ -158,7 +203,12 @@ fn sections_come_in_the_readers_order() {
 #[test]
 fn an_empty_report_says_what_it_lacks() {
     let page = render(&html::ReportInput::default());
-    for words in ["No audit in this report", "No inventory in this report", "No scan in this report", "No history in this report"] {
+    for words in [
+        "No audit in this report",
+        "No inventory in this report",
+        "No scan in this report",
+        "No history in this report",
+    ] {
         assert!(page.contains(words), "missing {words:?}");
     }
     // Without a scan it never claims anything about reachability.

@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use portolan_model::{Exposure, Finding, Listener, PortState, Severity, SocketState};
 
 use super::ReportInput;
-use super::escape::{bounded, escape};
+use super::escape::bounded;
 
 /// The geometry of the chart (SVG user units).
 #[derive(Debug, Clone, Copy)]
@@ -133,7 +133,7 @@ fn finding_label(f: &Finding) -> String {
     )
 }
 
-fn findings_at<'a>(input: &'a ReportInput, proto: portolan_model::Proto, port: u16) -> Vec<&'a Finding> {
+fn findings_at(input: &ReportInput, proto: portolan_model::Proto, port: u16) -> Vec<&Finding> {
     input
         .audit
         .iter()
@@ -258,8 +258,8 @@ fn marks(input: &ReportInput) -> BTreeMap<(Lane, u32), Mark> {
     out
 }
 
-/// The number of marks, and of entries under them, per lane name (for tests and the
-/// summary).
+/// The chart as one `<svg>` element. Every text that came from outside goes through
+/// [`bounded`], the report's escaping.
 pub(crate) fn svg(input: &ReportInput) -> String {
     let marks = marks(input);
     let lanes_h = Layout::LANE * Lane::ALL.len() as f64;
@@ -376,7 +376,11 @@ pub(crate) fn svg(input: &ReportInput) -> String {
     // The marks.
     s.push_str(r#"<g class="marks">"#);
     for ((lane, bin), m) in &marks {
-        let best = m.entries.iter().max_by_key(|e| e.rank).expect("a mark has an entry");
+        let best = m
+            .entries
+            .iter()
+            .max_by_key(|e| e.rank)
+            .expect("a mark has an entry");
         let x = Layout::LEFT + (f64::from(*bin) + 0.5) * Layout::BIN;
         let y = lane.y();
         let kind = match lane {
@@ -447,7 +451,6 @@ pub(crate) fn svg(input: &ReportInput) -> String {
         s.push_str("</g>");
     }
     s.push_str("</g></svg>");
-    let _ = escape; // every entry text above goes through `bounded`
     s
 }
 

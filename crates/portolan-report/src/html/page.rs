@@ -291,7 +291,11 @@ fn summary(o: &mut String, input: &ReportInput) {
     if let Some(a) = &input.audit
         && !a.summary.next_step.is_empty()
     {
-        let _ = write!(o, "<p class=\"next\">Next: {}</p>", inline_code(&a.summary.next_step));
+        let _ = write!(
+            o,
+            "<p class=\"next\">Next: {}</p>",
+            inline_code(&a.summary.next_step)
+        );
     }
     o.push_str("</section>\n");
 }
@@ -381,7 +385,7 @@ fn findings(o: &mut String, input: &ReportInput) {
 fn finding(o: &mut String, f: &Finding) {
     let _ = write!(
         o,
-        "<article class=\"finding sev-{s}\" data-severity=\"{s}\" id=\"f-{fp}\">\n<header>",
+        "<article class=\"finding f-{s}\" data-severity=\"{s}\" id=\"f-{fp}\">\n<header>",
         s = f.severity.as_str(),
         fp = e(&f.fingerprint)
     );
@@ -535,7 +539,11 @@ fn listeners(o: &mut String, input: &ReportInput) {
 /// cells leave out their optional `</td>` (HTML ends a cell at the next one).
 fn listener_row(o: &mut String, l: &Listener) {
     let x = l.exposure.as_str();
-    let _ = write!(o, "<tr data-exposure=\"{x}\"><td>{}<td>{}", l.protocol, l.address);
+    let _ = write!(
+        o,
+        "<tr data-exposure=\"{x}\"><td>{}<td>{}",
+        l.protocol, l.address
+    );
     if let Some(i) = &l.interface {
         let _ = write!(o, "%{}", bounded(i, 32));
     }
@@ -673,9 +681,9 @@ fn host(o: &mut String, h: &HostResult, n: usize) {
     }
     table_tools(o, &id, "ports", false);
     let fold = fold_start(o, h.ports.len(), "ports");
-    let _ = write!(
+    let _ = writeln!(
         o,
-        "<div class=\"scroll\"><table id=\"{id}\" class=\"data sortable ports\"><thead><tr><th data-sort=\"num\">Port</th><th data-sort=\"text\">Proto</th><th data-sort=\"text\">State</th><th data-sort=\"text\">Reason</th><th data-sort=\"text\">Service</th><th data-sort=\"text\">Detected</th><th>TLS</th><th>What it said</th></tr></thead><tbody>\n"
+        "<div class=\"scroll\"><table id=\"{id}\" class=\"data sortable ports\"><thead><tr><th data-sort=\"num\">Port</th><th data-sort=\"text\">Proto</th><th data-sort=\"text\">State</th><th data-sort=\"text\">Reason</th><th data-sort=\"text\">Service</th><th data-sort=\"text\">Detected</th><th>TLS</th><th>What it said</th></tr></thead><tbody>"
     );
     for p in &h.ports {
         let r = &p.result;
@@ -747,7 +755,11 @@ fn drift(o: &mut String, input: &ReportInput) {
             k = c.change,
             g = change_glyph(c.change),
             noise = if c.noise { " noise" } else { "" },
-            nw = if c.noise { " <small>(noise)</small>" } else { "" },
+            nw = if c.noise {
+                " <small>(noise)</small>"
+            } else {
+                ""
+            },
         );
         for (i, f) in c.fields.iter().enumerate() {
             if i > 0 {
@@ -783,7 +795,11 @@ fn drift(o: &mut String, input: &ReportInput) {
 
 fn policy(o: &mut String, input: &ReportInput) {
     section_start(o, "policy", "Policy and firewall", false, None);
-    let _ = write!(o, "<p>Policy <strong>{}</strong>.</p>", e(&input.policy.name));
+    let _ = write!(
+        o,
+        "<p>Policy <strong>{}</strong>.</p>",
+        e(&input.policy.name)
+    );
     match &input.policy.text {
         Some(t) => {
             let _ = write!(

@@ -34,7 +34,13 @@ pub fn process(pid: u32, name: &str, exe: &str, cmdline: &str, unit: &str) -> Pr
     }
 }
 
-fn listener(proto: Proto, addr: &str, port: u16, service: Option<&'static str>, p: Option<Process>) -> Listener {
+fn listener(
+    proto: Proto,
+    addr: &str,
+    port: u16,
+    service: Option<&'static str>,
+    p: Option<Process>,
+) -> Listener {
     let mut l = Listener::new(proto, ip(addr), port);
     l.service = service.map(Cow::Borrowed);
     if l.family == portolan_model::Family::V6 {
@@ -48,17 +54,83 @@ fn listener(proto: Proto, addr: &str, port: u16, service: Option<&'static str>, 
 }
 
 pub fn listeners() -> Vec<Listener> {
-    let sshd = process(812, "sshd", "/usr/sbin/sshd", "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups", "ssh.service");
-    let nginx = process(1200, "nginx", "/usr/sbin/nginx", "nginx: master process /usr/sbin/nginx -g daemon on; master_process on;", "nginx.service");
-    let inetd = process(640, "inetd", "/usr/sbin/inetutils-inetd", "/usr/sbin/inetutils-inetd", "inetutils-inetd.service");
-    let redis = process(901, "redis-server", "/usr/bin/redis-server", "/usr/bin/redis-server 0.0.0.0:6379", "redis-server.service");
-    let pg = process(1001, "postgres", "/usr/lib/postgresql/15/bin/postgres", "/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main", "postgresql@15-main.service");
-    let resolved = process(455, "systemd-resolve", "/usr/lib/systemd/systemd-resolved", "/lib/systemd/systemd-resolved", "systemd-resolved.service");
-    let py = process(4242, "python3", "/usr/bin/python3.11", "python3 -m http.server --bind 198.18.0.2 8000", "session-3.scope");
-    let node = process(5150, "node", "/tmp/.cache/node", "/tmp/.cache/node server.js", "session-3.scope");
-    let mystery = process(6066, "svc", "/opt/svc/bin/svc", "/opt/svc/bin/svc --port 31337", "svc.service");
-    let avahi = process(520, "avahi-daemon", "/usr/sbin/avahi-daemon", "avahi-daemon: running [host.local]", "avahi-daemon.service");
-    let chrony = process(530, "chronyd", "/usr/sbin/chronyd", "/usr/sbin/chronyd -F 1", "chrony.service");
+    let sshd = process(
+        812,
+        "sshd",
+        "/usr/sbin/sshd",
+        "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups",
+        "ssh.service",
+    );
+    let nginx = process(
+        1200,
+        "nginx",
+        "/usr/sbin/nginx",
+        "nginx: master process /usr/sbin/nginx -g daemon on; master_process on;",
+        "nginx.service",
+    );
+    let inetd = process(
+        640,
+        "inetd",
+        "/usr/sbin/inetutils-inetd",
+        "/usr/sbin/inetutils-inetd",
+        "inetutils-inetd.service",
+    );
+    let redis = process(
+        901,
+        "redis-server",
+        "/usr/bin/redis-server",
+        "/usr/bin/redis-server 0.0.0.0:6379",
+        "redis-server.service",
+    );
+    let pg = process(
+        1001,
+        "postgres",
+        "/usr/lib/postgresql/15/bin/postgres",
+        "/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main",
+        "postgresql@15-main.service",
+    );
+    let resolved = process(
+        455,
+        "systemd-resolve",
+        "/usr/lib/systemd/systemd-resolved",
+        "/lib/systemd/systemd-resolved",
+        "systemd-resolved.service",
+    );
+    let py = process(
+        4242,
+        "python3",
+        "/usr/bin/python3.11",
+        "python3 -m http.server --bind 198.18.0.2 8000",
+        "session-3.scope",
+    );
+    let node = process(
+        5150,
+        "node",
+        "/tmp/.cache/node",
+        "/tmp/.cache/node server.js",
+        "session-3.scope",
+    );
+    let mystery = process(
+        6066,
+        "svc",
+        "/opt/svc/bin/svc",
+        "/opt/svc/bin/svc --port 31337",
+        "svc.service",
+    );
+    let avahi = process(
+        520,
+        "avahi-daemon",
+        "/usr/sbin/avahi-daemon",
+        "avahi-daemon: running [host.local]",
+        "avahi-daemon.service",
+    );
+    let chrony = process(
+        530,
+        "chronyd",
+        "/usr/sbin/chronyd",
+        "/usr/sbin/chronyd -F 1",
+        "chrony.service",
+    );
     let mut v = vec![
         listener(Proto::Tcp, "0.0.0.0", 22, Some("ssh"), Some(sshd.clone())),
         listener(Proto::Tcp, "::", 22, Some("ssh"), Some(sshd)),
@@ -70,7 +142,13 @@ pub fn listeners() -> Vec<Listener> {
         listener(Proto::Tcp, TARGET, 8000, Some("irdmi"), Some(py)),
         listener(Proto::Tcp, "0.0.0.0", 31337, None, Some(mystery)),
         listener(Proto::Tcp, "0.0.0.0", 40123, None, Some(node)),
-        listener(Proto::Udp, "127.0.0.53", 53, Some("domain"), Some(resolved.clone())),
+        listener(
+            Proto::Udp,
+            "127.0.0.53",
+            53,
+            Some("domain"),
+            Some(resolved.clone()),
+        ),
         listener(Proto::Tcp, "127.0.0.53", 53, Some("domain"), Some(resolved)),
         listener(Proto::Udp, "0.0.0.0", 5353, Some("mdns"), Some(avahi)),
         listener(Proto::Udp, "127.0.0.1", 323, None, Some(chrony)),
@@ -81,10 +159,19 @@ pub fn listeners() -> Vec<Listener> {
     v
 }
 
-fn finding(rule: Rule, sev: Severity, port: Option<u16>, proto: Proto, service: Option<&str>, process: Option<Process>, message: &str, fix: &str) -> Finding {
+fn finding(
+    rule: Rule,
+    sev: Severity,
+    at: Option<(u16, Proto)>,
+    service: Option<&str>,
+    process: Option<Process>,
+    message: &str,
+    fix: &str,
+) -> Finding {
     let mut f = Finding::new(rule, message, Remediation::new(fix));
     f.severity = sev;
-    if let Some(port) = port {
+    let port = at.map(|(p, _)| p);
+    if let Some((port, proto)) = at {
         f.port = Some(port);
         f.protocol = Some(proto);
         f.address = Some("0.0.0.0".into());
@@ -93,7 +180,10 @@ fn finding(rule: Rule, sev: Severity, port: Option<u16>, proto: Proto, service: 
     f.service = service.map(Into::into);
     if let Some(p) = process {
         f.process = Some(p.name.clone());
-        f.evidence.push(Evidence { process: p, package: None });
+        f.evidence.push(Evidence {
+            process: p,
+            package: None,
+        });
     }
     f.set_reach(port.map(|_| Reach::Reachable));
     f.seal()
@@ -127,36 +217,108 @@ pub fn audit(findings: Vec<Finding>, listeners: usize, exposed: usize) -> AuditR
 }
 
 pub fn findings() -> Vec<Finding> {
-    let inetd = process(640, "inetd", "/usr/sbin/inetutils-inetd", "/usr/sbin/inetutils-inetd", "inetutils-inetd.service");
-    let redis = process(901, "redis-server", "/usr/bin/redis-server", "/usr/bin/redis-server 0.0.0.0:6379", "redis-server.service");
-    let py = process(4242, "python3", "/usr/bin/python3.11", "python3 -m http.server --bind 198.18.0.2 8000", "session-3.scope");
-    let node = process(5150, "node", "/tmp/.cache/node", "/tmp/.cache/node server.js", "session-3.scope");
-    let mystery = process(6066, "svc", "/opt/svc/bin/svc", "/opt/svc/bin/svc --port 31337", "svc.service");
+    let inetd = process(
+        640,
+        "inetd",
+        "/usr/sbin/inetutils-inetd",
+        "/usr/sbin/inetutils-inetd",
+        "inetutils-inetd.service",
+    );
+    let redis = process(
+        901,
+        "redis-server",
+        "/usr/bin/redis-server",
+        "/usr/bin/redis-server 0.0.0.0:6379",
+        "redis-server.service",
+    );
+    let py = process(
+        4242,
+        "python3",
+        "/usr/bin/python3.11",
+        "python3 -m http.server --bind 198.18.0.2 8000",
+        "session-3.scope",
+    );
+    let node = process(
+        5150,
+        "node",
+        "/tmp/.cache/node",
+        "/tmp/.cache/node server.js",
+        "session-3.scope",
+    );
+    let mystery = process(
+        6066,
+        "svc",
+        "/opt/svc/bin/svc",
+        "/opt/svc/bin/svc --port 31337",
+        "svc.service",
+    );
     let mut v = vec![
-        finding(Rule::CleartextExposed, Severity::Critical, Some(23), Proto::Tcp, Some("telnet"), Some(inetd),
+        finding(
+            Rule::CleartextExposed,
+            Severity::Critical,
+            Some((23, Proto::Tcp)),
+            Some("telnet"),
+            Some(inetd),
             "telnet 23/tcp on 0.0.0.0 (inetd pid 640) is remote access without encryption, and a scan reached it",
-            "Stop it and use ssh: `systemctl disable --now inetutils-inetd.service`, then `apt purge inetutils-telnetd`."),
-        finding(Rule::LocalServiceExposed, Severity::High, Some(6379), Proto::Tcp, Some("redis"), Some(redis),
+            "Stop it and use ssh: `systemctl disable --now inetutils-inetd.service`, then `apt purge inetutils-telnetd`.",
+        ),
+        finding(
+            Rule::LocalServiceExposed,
+            Severity::High,
+            Some((6379, Proto::Tcp)),
+            Some("redis"),
+            Some(redis),
             "redis 6379/tcp listens on every address; a cache normally stays on the host",
-            "Bind it to loopback: set `bind 127.0.0.1 ::1` in /etc/redis/redis.conf, then `systemctl restart redis-server`."),
-        finding(Rule::NotAllowed, Severity::High, Some(8000), Proto::Tcp, Some("irdmi"), Some(py.clone()),
+            "Bind it to loopback: set `bind 127.0.0.1 ::1` in /etc/redis/redis.conf, then `systemctl restart redis-server`.",
+        ),
+        finding(
+            Rule::NotAllowed,
+            Severity::High,
+            Some((8000, Proto::Tcp)),
+            Some("irdmi"),
+            Some(py.clone()),
             "8000/tcp (python3 pid 4242) listens on 198.18.0.2; the policy web-server does not allow it",
-            "Stop the process (`kill 4242`) or allow the port in the policy."),
-        finding(Rule::UnknownServiceExposed, Severity::Medium, Some(31337), Proto::Tcp, None, Some(mystery),
+            "Stop the process (`kill 4242`) or allow the port in the policy.",
+        ),
+        finding(
+            Rule::UnknownServiceExposed,
+            Severity::Medium,
+            Some((31337, Proto::Tcp)),
+            None,
+            Some(mystery),
             "31337/tcp (svc pid 6066) listens on every address on a port no registry knows",
-            "Find out what it is: `ss -tlnp 'sport = :31337'`."),
-        finding(Rule::EphemeralPort, Severity::Low, Some(40123), Proto::Tcp, None, Some(node),
+            "Find out what it is: `ss -tlnp 'sport = :31337'`.",
+        ),
+        finding(
+            Rule::EphemeralPort,
+            Severity::Low,
+            Some((40123, Proto::Tcp)),
+            None,
+            Some(node),
             "node listens on 40123/tcp, inside the ephemeral range 32768-60999, from a writable path",
-            "Give it a fixed port outside 32768-60999."),
-        finding(Rule::ExceptionExpired, Severity::Info, None, Proto::Tcp, None, None,
+            "Give it a fixed port outside 32768-60999.",
+        ),
+        finding(
+            Rule::ExceptionExpired,
+            Severity::Info,
+            None,
+            None,
+            None,
             "The exception for 5353/udp expires on 2027-01-01",
-            "Renew or remove the exception in the policy."),
+            "Renew or remove the exception in the policy.",
+        ),
     ];
-    v.sort_by(|a, b| b.severity.cmp(&a.severity));
+    v.sort_by_key(|f| std::cmp::Reverse(f.severity));
     v
 }
 
-fn port(p: u16, proto: Proto, state: PortState, service: Option<&str>, det: Option<Detection>) -> ScannedPort {
+fn port(
+    p: u16,
+    proto: Proto,
+    state: PortState,
+    service: Option<&str>,
+    det: Option<Detection>,
+) -> ScannedPort {
     ScannedPort {
         result: PortResult {
             host: ip(TARGET),
@@ -176,7 +338,13 @@ fn port(p: u16, proto: Proto, state: PortState, service: Option<&str>, det: Opti
     }
 }
 
-fn det(protocol: &str, product: Option<&str>, version: Option<&str>, cleartext: bool, evidence: &str) -> Detection {
+fn det(
+    protocol: &str,
+    product: Option<&str>,
+    version: Option<&str>,
+    cleartext: bool,
+    evidence: &str,
+) -> Detection {
     Detection {
         protocol: Some(protocol.into()),
         product: product.map(Into::into),
@@ -223,7 +391,13 @@ pub fn scan(ports: Vec<ScannedPort>) -> ScanReport {
 }
 
 pub fn scanned_ports() -> Vec<ScannedPort> {
-    let mut https = det("http", Some("nginx"), Some("1.22.1"), false, "HTTP/1.1 200 OK; Server: nginx/1.22.1");
+    let mut https = det(
+        "http",
+        Some("nginx"),
+        Some("1.22.1"),
+        false,
+        "HTTP/1.1 200 OK; Server: nginx/1.22.1",
+    );
     https.tls = Some(TlsInfo {
         version: Some("TLSv1.3".into()),
         cipher: Some("TLS13_AES_256_GCM_SHA384".into()),
@@ -232,18 +406,92 @@ pub fn scanned_ports() -> Vec<ScannedPort> {
         not_after: Some("2027-03-01T00:00:00Z".into()),
         alpn: Some("h2".into()),
     });
-    let mut redis = det("redis", Some("Redis key-value store"), Some("7.0.15"), true, "+PONG");
+    let mut redis = det(
+        "redis",
+        Some("Redis key-value store"),
+        Some("7.0.15"),
+        true,
+        "+PONG",
+    );
     redis.unauthenticated = Some(true);
     vec![
-        port(22, Proto::Tcp, PortState::Open, Some("ssh"), Some(det("ssh", Some("OpenSSH"), Some("9.2p1 Debian-2+deb12u3"), false, "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"))),
-        port(23, Proto::Tcp, PortState::Open, Some("telnet"), Some(det("telnet", None, None, true, "\\xff\\xfd\\x18 Debian GNU/Linux 12 login:"))),
+        port(
+            22,
+            Proto::Tcp,
+            PortState::Open,
+            Some("ssh"),
+            Some(det(
+                "ssh",
+                Some("OpenSSH"),
+                Some("9.2p1 Debian-2+deb12u3"),
+                false,
+                "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3",
+            )),
+        ),
+        port(
+            23,
+            Proto::Tcp,
+            PortState::Open,
+            Some("telnet"),
+            Some(det(
+                "telnet",
+                None,
+                None,
+                true,
+                "\\xff\\xfd\\x18 Debian GNU/Linux 12 login:",
+            )),
+        ),
         port(25, Proto::Tcp, PortState::Closed, Some("smtp"), None),
-        port(80, Proto::Tcp, PortState::Open, Some("http"), Some(det("http", Some("nginx"), Some("1.22.1"), true, "HTTP/1.1 301 Moved Permanently; Server: nginx/1.22.1"))),
+        port(
+            80,
+            Proto::Tcp,
+            PortState::Open,
+            Some("http"),
+            Some(det(
+                "http",
+                Some("nginx"),
+                Some("1.22.1"),
+                true,
+                "HTTP/1.1 301 Moved Permanently; Server: nginx/1.22.1",
+            )),
+        ),
         port(443, Proto::Tcp, PortState::Open, Some("https"), Some(https)),
-        port(6379, Proto::Tcp, PortState::Open, Some("redis"), Some(redis)),
-        port(8000, Proto::Tcp, PortState::Open, Some("irdmi"), Some(det("http", Some("SimpleHTTP"), Some("0.6 Python/3.11.2"), true, "HTTP/1.0 200 OK; Server: SimpleHTTP/0.6 Python/3.11.2"))),
-        port(31337, Proto::Tcp, PortState::Open, None, Some(Detection::nothing("no greeting within 2 s; no answer to the HTTP, TLS and generic probes"))),
-        port(5353, Proto::Udp, PortState::OpenFiltered, Some("mdns"), None),
+        port(
+            6379,
+            Proto::Tcp,
+            PortState::Open,
+            Some("redis"),
+            Some(redis),
+        ),
+        port(
+            8000,
+            Proto::Tcp,
+            PortState::Open,
+            Some("irdmi"),
+            Some(det(
+                "http",
+                Some("SimpleHTTP"),
+                Some("0.6 Python/3.11.2"),
+                true,
+                "HTTP/1.0 200 OK; Server: SimpleHTTP/0.6 Python/3.11.2",
+            )),
+        ),
+        port(
+            31337,
+            Proto::Tcp,
+            PortState::Open,
+            None,
+            Some(Detection::nothing(
+                "no greeting within 2 s; no answer to the HTTP, TLS and generic probes",
+            )),
+        ),
+        port(
+            5353,
+            Proto::Udp,
+            PortState::OpenFiltered,
+            Some("mdns"),
+            None,
+        ),
     ]
 }
 
@@ -274,11 +522,49 @@ pub fn diff() -> Diff {
         to: "run 42 (2026-12-01T19:40:00Z)".into(),
         changes: vec![
             added,
-            ch(ChangeKind::Removed, Proto::Tcp, "127.0.0.1", 3306, vec![], false),
-            ch(ChangeKind::Changed, Proto::Tcp, "0.0.0.0", 80, vec![fc("exe", "/usr/sbin/apache2", "/usr/sbin/nginx"), fc("unit", "apache2.service", "nginx.service")], false),
-            ch(ChangeKind::Restarted, Proto::Tcp, "0.0.0.0", 22, vec![fc("pid", "790", "812")], false),
-            ch(ChangeKind::Reopened, Proto::Tcp, "0.0.0.0", 6379, vec![], false),
-            ch(ChangeKind::Added, Proto::Tcp, "0.0.0.0", 40123, vec![], true),
+            ch(
+                ChangeKind::Removed,
+                Proto::Tcp,
+                "127.0.0.1",
+                3306,
+                vec![],
+                false,
+            ),
+            ch(
+                ChangeKind::Changed,
+                Proto::Tcp,
+                "0.0.0.0",
+                80,
+                vec![
+                    fc("exe", "/usr/sbin/apache2", "/usr/sbin/nginx"),
+                    fc("unit", "apache2.service", "nginx.service"),
+                ],
+                false,
+            ),
+            ch(
+                ChangeKind::Restarted,
+                Proto::Tcp,
+                "0.0.0.0",
+                22,
+                vec![fc("pid", "790", "812")],
+                false,
+            ),
+            ch(
+                ChangeKind::Reopened,
+                Proto::Tcp,
+                "0.0.0.0",
+                6379,
+                vec![],
+                false,
+            ),
+            ch(
+                ChangeKind::Added,
+                Proto::Tcp,
+                "0.0.0.0",
+                40123,
+                vec![],
+                true,
+            ),
         ],
     }
 }
@@ -299,7 +585,10 @@ pub fn run() -> RunInfo {
 /// A realistic host with every section filled.
 pub fn sample() -> ReportInput {
     let ls = listeners();
-    let exposed = ls.iter().filter(|l| l.exposure != portolan_model::Exposure::Loopback).count();
+    let exposed = ls
+        .iter()
+        .filter(|l| l.exposure != portolan_model::Exposure::Loopback)
+        .count();
     ReportInput {
         run: run(),
         policy: PolicyInfo {
@@ -311,8 +600,14 @@ pub fn sample() -> ReportInput {
         listeners: Some(ls),
         scans: vec![scan(scanned_ports())],
         diff: Some(diff()),
-        ephemeral: Some(PortRange { first: 32768, last: 60999 }),
-        warnings: vec!["2 processes' descriptors were unreadable; their sockets show the owner as unknown".into()],
+        ephemeral: Some(PortRange {
+            first: 32768,
+            last: 60999,
+        }),
+        warnings: vec![
+            "2 processes' descriptors were unreadable; their sockets show the owner as unknown"
+                .into(),
+        ],
     }
 }
 
@@ -330,7 +625,13 @@ pub const PAYLOADS: [&str; 6] = [
 pub fn hostile() -> ReportInput {
     let mut input = sample();
     let all = PAYLOADS.join(" ");
-    let evil = process(6666, PAYLOADS[0], "/tmp/\"><img src=x onerror=alert(1)>", &all, PAYLOADS[1]);
+    let evil = process(
+        6666,
+        PAYLOADS[0],
+        "/tmp/\"><img src=x onerror=alert(1)>",
+        &all,
+        PAYLOADS[1],
+    );
     let mut l = listener(Proto::Tcp, "0.0.0.0", 4444, None, Some(evil.clone()));
     l.user = Some(PAYLOADS[2].into());
     input.listeners.as_mut().unwrap().push(l);
@@ -348,13 +649,28 @@ pub fn hostile() -> ReportInput {
         }),
         cleartext: false,
         starttls: false,
-        evidence: format!("HTTP/1.1 200 OK; Server: {}; X-Evil: {}", PAYLOADS[0], PAYLOADS[1]),
+        evidence: format!(
+            "HTTP/1.1 200 OK; Server: {}; X-Evil: {}",
+            PAYLOADS[0], PAYLOADS[1]
+        ),
         unauthenticated: None,
     };
-    input.scans[0].hosts[0].ports.push(port(4444, Proto::Tcp, PortState::Open, Some(PAYLOADS[5]), Some(d)));
-    let mut f = finding(Rule::UnknownServiceExposed, Severity::High, Some(4444), Proto::Tcp, Some(PAYLOADS[3]), Some(evil),
+    input.scans[0].hosts[0].ports.push(port(
+        4444,
+        Proto::Tcp,
+        PortState::Open,
+        Some(PAYLOADS[5]),
+        Some(d),
+    ));
+    let mut f = finding(
+        Rule::UnknownServiceExposed,
+        Severity::High,
+        Some((4444, Proto::Tcp)),
+        Some(PAYLOADS[3]),
+        Some(evil),
         &format!("{} listens on 4444/tcp", PAYLOADS[0]),
-        &format!("Stop it: `kill 6666 {}`", PAYLOADS[1]));
+        &format!("Stop it: `kill 6666 {}`", PAYLOADS[1]),
+    );
     f.product = Some(PAYLOADS[0].into());
     let audit = input.audit.as_mut().unwrap();
     audit.findings.insert(1, f);
@@ -366,7 +682,13 @@ pub fn hostile() -> ReportInput {
 
 /// `n` listeners on consecutive ports of one address, held by one process.
 pub fn many(n: usize) -> ReportInput {
-    let p = process(7000, "python3", "/usr/bin/python3.11", "python3 /opt/bench/fill.py --count 10000 --first 20000", "bench.service");
+    let p = process(
+        7000,
+        "python3",
+        "/usr/bin/python3.11",
+        "python3 /opt/bench/fill.py --count 10000 --first 20000",
+        "bench.service",
+    );
     let ls: Vec<Listener> = (0..n)
         .map(|i| {
             let port = 20000 + (i % 45000) as u16;
@@ -382,7 +704,10 @@ pub fn many(n: usize) -> ReportInput {
             text: None,
         },
         listeners: Some(ls),
-        ephemeral: Some(PortRange { first: 32768, last: 60999 }),
+        ephemeral: Some(PortRange {
+            first: 32768,
+            last: 60999,
+        }),
         ..ReportInput::default()
     }
 }
@@ -394,7 +719,12 @@ pub fn severity_counts(input: &ReportInput) -> Vec<(Severity, usize)> {
         .map(|s| {
             (
                 s,
-                input.audit.iter().flat_map(|a| &a.findings).filter(|f| f.severity == s).count(),
+                input
+                    .audit
+                    .iter()
+                    .flat_map(|a| &a.findings)
+                    .filter(|f| f.severity == s)
+                    .count(),
             )
         })
         .collect()

@@ -380,3 +380,30 @@ fn browser_renders_ten_thousand_listeners_in_under_a_second() {
     assert_eq!(n(b.eval(VISIBLE_LISTENERS).unwrap()), 10_000);
     assert_clean(&b, &url);
 }
+
+#[test]
+fn browser_blocks_a_script_the_policy_does_not_hash() {
+    let Some(mut b) = browser("browser_blocks_a_script_the_policy_does_not_hash") else {
+        return;
+    };
+    // The control for the checks above: a report whose script was altered after the
+    // fact. The CSP must block it, and the violation must show in the errors.
+    let page = html::to_string(&sample()).unwrap();
+    let altered = page.replacen("\"use strict\";", "\"use strict\"; window.altered = 1;", 1);
+    assert_ne!(page, altered);
+    let path = out_dir().join("altered.html");
+    std::fs::write(&path, altered).unwrap();
+    b.open(&path).unwrap();
+    assert_eq!(
+        b.eval("document.documentElement.dataset.js ?? 'off'")
+            .unwrap(),
+        "off",
+        "an unhashed script ran"
+    );
+    assert_eq!(b.eval("window.altered ?? 0").unwrap(), 0);
+    let errors = b.errors().join("\n");
+    assert!(
+        errors.contains("Content Security Policy"),
+        "no CSP violation reported: {errors}"
+    );
+}

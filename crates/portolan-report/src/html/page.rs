@@ -539,11 +539,7 @@ fn listeners(o: &mut String, input: &ReportInput) {
 /// cells leave out their optional `</td>` (HTML ends a cell at the next one).
 fn listener_row(o: &mut String, l: &Listener) {
     let x = l.exposure.as_str();
-    let _ = write!(
-        o,
-        "<tr data-exposure=\"{x}\"><td>{}<td>{}",
-        l.protocol, l.address
-    );
+    let _ = write!(o, "<tr><td>{}<td>{}", l.protocol, l.address);
     if let Some(i) = &l.interface {
         let _ = write!(o, "%{}", bounded(i, 32));
     }

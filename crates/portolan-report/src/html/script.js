@@ -54,7 +54,8 @@
     var rows = table.tBodies[0].rows;
     for (var i = 0; i < rows.length; i++) {
       var r = rows[i]; all++;
-      var on = (!x || r.getAttribute("data-exposure") === x) && (!q || r.textContent.toLowerCase().indexOf(q) >= 0);
+      var cell = r.querySelector("td[class^=x-]");
+      var on = (!x || (cell && cell.className === "x-" + x)) && (!q || r.textContent.toLowerCase().indexOf(q) >= 0);
       r.hidden = !on; if (on) n++;
     }
     var out = doc.querySelector('[data-shown="' + id + '"]');

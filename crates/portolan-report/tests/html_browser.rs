@@ -88,6 +88,12 @@ fn browser_shows_counts_filters_and_requests_nothing() {
         .unwrap();
     b.call("Emulation.setEmulatedMedia", json!({"features": []}))
         .unwrap();
+    // The picture for docs/report.md: the summary, the critical finding and the map.
+    b.eval("document.querySelector('.sev-filter[data-severity=critical]').click(); document.activeElement.blur()").unwrap();
+    b.screenshot(&out_dir().join("report.png"), 1280, 1640)
+        .unwrap();
+    b.eval("document.querySelector('.sev-filter[data-severity=\"\"]').click()")
+        .unwrap();
 
     // Findings by severity, in the summary and in the list.
     for (s, want) in severity_counts(&input) {
@@ -197,12 +203,25 @@ fn browser_shows_counts_filters_and_requests_nothing() {
             .unwrap())
     );
 
-    // The picture for docs/report.md: the summary, the critical finding and the map.
-    b.eval("document.querySelector('.sev-filter[data-severity=critical]').click(); window.scrollTo(0, 0); document.activeElement.blur()").unwrap();
-    b.screenshot(&out_dir().join("report.png"), 1280, 1640)
-        .unwrap();
+    // The policy starts folded on screen...
+    assert_eq!(
+        b.eval("document.querySelector('#policy pre').checkVisibility()")
+            .unwrap(),
+        false
+    );
     b.call("Emulation.setEmulatedMedia", json!({"media": "print"}))
         .unwrap();
+    // ...and print shows it, by CSS alone.
+    assert_eq!(
+        b.eval("document.querySelector('#policy pre').checkVisibility()")
+            .unwrap(),
+        true
+    );
+    assert_eq!(
+        b.eval("getComputedStyle(document.querySelector('nav')).display")
+            .unwrap(),
+        "none"
+    );
     b.screenshot(&out_dir().join("report-print.png"), 900, 6000)
         .unwrap();
     assert_clean(&b, &url);

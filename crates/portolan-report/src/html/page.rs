@@ -415,10 +415,12 @@ fn finding(o: &mut String, f: &Finding) {
     if let Some(p) = &f.process {
         dd("process", p);
     }
-    if let Some(r) = f.reach {
-        dd("outside view", r.as_str());
-    } else {
-        dd("outside view", "not probed (no scan)");
+    // What the outside view measured: only a finding about a port has one to say.
+    if f.port.is_some() {
+        match f.reach {
+            Some(r) => dd("outside view", r.as_str()),
+            None => dd("outside view", "not probed (no scan)"),
+        }
     }
     if let Some(p) = &f.product {
         dd("detected", p);

@@ -8,6 +8,7 @@
 
 pub mod csv;
 pub mod detect;
+pub mod html;
 pub mod json;
 pub mod table;
 pub mod text;

@@ -1,0 +1,428 @@
+//! The HTML report in a real browser: headless Chromium, driven over the DevTools
+//! protocol. Screenshots go to target/report-screenshots/.
+
+mod html_common;
+
+use std::path::PathBuf;
+
+use html_common::*;
+use portolan_browser_test::Browser;
+use portolan_report::html::{self, ReportInput};
+use serde_json::{Value, json};
+
+fn out_dir() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is target/tmp; the screenshots sit beside it.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("report-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(name: &str, input: &ReportInput) -> PathBuf {
+    let path = out_dir().join(format!("{name}.html"));
+    let mut f = std::fs::File::create(&path).unwrap();
+    html::render(input, &mut f).unwrap();
+    path
+}
+
+fn browser(test: &str) -> Option<Browser> {
+    if !portolan_testkit::require_tool(test, "chromium") {
+        return None;
+    }
+    let mut b = Browser::launch().expect("start headless chromium");
+    b.enable().unwrap();
+    Some(b)
+}
+
+fn n(v: Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+/// Nothing but the file itself was requested, nothing was logged as an error, and no
+/// dialog opened.
+fn assert_clean(b: &Browser, url: &str) {
+    let requests = b.requests();
+    assert!(
+        !requests.is_empty(),
+        "the request log is empty: Network events are not arriving"
+    );
+    for r in &requests {
+        assert_eq!(r, url, "the page requested {r}");
+    }
+    assert_eq!(b.errors(), Vec::<String>::new(), "console errors");
+    assert!(
+        b.events_named("Page.javascriptDialogOpening").is_empty(),
+        "a JavaScript dialog opened"
+    );
+}
+
+const VISIBLE_FINDINGS: &str = "[...document.querySelectorAll('#finding-list .finding')].filter(e => e.offsetParent !== null).length";
+const VISIBLE_LISTENERS: &str = "[...document.querySelectorAll('#listener-table tbody tr')].filter(e => e.offsetParent !== null).length";
+
+fn mark_sum(b: &mut Browser, kind: &str) -> u64 {
+    n(b.eval(&format!(
+        "[...document.querySelectorAll('#chart .mark[data-kind={kind}]')].reduce((s, m) => s + Number(m.dataset.n), 0)"
+    ))
+    .unwrap())
+}
+
+#[test]
+fn browser_shows_counts_filters_and_requests_nothing() {
+    let Some(mut b) = browser("browser_shows_counts_filters_and_requests_nothing") else {
+        return;
+    };
+    let input = sample();
+    let url = b.open(&write("sample", &input)).unwrap();
+    // The script ran: its CSP hash matched.
+    assert_eq!(b.eval("document.documentElement.dataset.js").unwrap(), "on");
+    b.screenshot(&out_dir().join("report-full.png"), 1280, 6000)
+        .unwrap();
+    b.call(
+        "Emulation.setEmulatedMedia",
+        json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+    )
+    .unwrap();
+    b.screenshot(&out_dir().join("report-dark.png"), 1280, 6000)
+        .unwrap();
+    b.call("Emulation.setEmulatedMedia", json!({"features": []}))
+        .unwrap();
+    // The picture for docs/report.md: the summary, the critical finding and the map.
+    b.eval("document.querySelector('.sev-filter[data-severity=critical]').click(); document.activeElement.blur()").unwrap();
+    b.screenshot(&out_dir().join("report.png"), 1280, 1640)
+        .unwrap();
+    b.eval("document.querySelector('.sev-filter[data-severity=\"\"]').click()")
+        .unwrap();
+
+    // Findings by severity, in the summary and in the list.
+    for (s, want) in severity_counts(&input) {
+        let q = format!(
+            "document.querySelectorAll('#finding-list .finding[data-severity={s}]').length"
+        );
+        assert_eq!(n(b.eval(&q).unwrap()), want as u64, "{s} findings");
+        let q = format!("document.querySelector('.sev-count[data-severity={s}] .n').textContent");
+        assert_eq!(b.eval(&q).unwrap(), want.to_string(), "{s} in the summary");
+    }
+    let listeners = input.listeners.as_ref().unwrap();
+    assert_eq!(
+        n(b.eval(VISIBLE_LISTENERS).unwrap()),
+        listeners.len() as u64
+    );
+    let beyond = listeners
+        .iter()
+        .filter(|l| l.exposure != portolan_model::Exposure::Loopback)
+        .count();
+    assert_eq!(
+        b.eval("document.getElementById('beyond-loopback').textContent")
+            .unwrap(),
+        beyond.to_string()
+    );
+
+    // The chart: a mark for every listener, open port and finding on a port.
+    assert_eq!(mark_sum(&mut b, "listener"), listeners.len() as u64);
+    let open = input.scans[0].hosts[0]
+        .ports
+        .iter()
+        .filter(|p| p.result.state.may_be_open())
+        .count();
+    assert_eq!(mark_sum(&mut b, "scan"), open as u64);
+    let on_ports = input
+        .audit
+        .as_ref()
+        .unwrap()
+        .findings
+        .iter()
+        .filter(|f| f.port.is_some())
+        .count();
+    assert_eq!(mark_sum(&mut b, "finding"), on_ports as u64);
+    assert!(
+        n(
+            b.eval("document.querySelectorAll('#chart .mark[tabindex=\"0\"] > title').length")
+                .unwrap()
+        ) > 10
+    );
+    // Focusing a mark shows what it holds.
+    b.eval("document.querySelector('#chart .mark[data-kind=finding]').focus()")
+        .unwrap();
+    let info = b
+        .eval("document.getElementById('mark-info').textContent")
+        .unwrap();
+    assert!(
+        info.as_str()
+            .unwrap()
+            .contains("23/tcp telnet CRITICAL cleartext-exposed"),
+        "{info}"
+    );
+
+    // Filter the findings to one severity, then back to all.
+    b.eval("document.querySelector('.sev-filter[data-severity=high]').click()")
+        .unwrap();
+    assert_eq!(n(b.eval(VISIBLE_FINDINGS).unwrap()), 2);
+    b.eval("document.querySelector('.sev-filter[data-severity=critical]').click()")
+        .unwrap();
+    assert_eq!(n(b.eval(VISIBLE_FINDINGS).unwrap()), 1);
+    b.eval("document.querySelector('.sev-filter[data-severity=\"\"]').click()")
+        .unwrap();
+    assert_eq!(n(b.eval(VISIBLE_FINDINGS).unwrap()), 6);
+    // Filter the listeners by text and by exposure.
+    let filter = |q: &str, x: &str| {
+        format!(
+            "(() => {{ const t = document.querySelector('.row-filter[data-table=listener-table]'); t.value = '{q}'; t.dispatchEvent(new Event('input'));
+               const s = document.querySelector('.exposure-filter[data-table=listener-table]'); s.value = '{x}'; s.dispatchEvent(new Event('input')); }})()"
+        )
+    };
+    b.eval(&filter("sshd", "")).unwrap();
+    assert_eq!(n(b.eval(VISIBLE_LISTENERS).unwrap()), 2);
+    b.eval(&filter("", "loopback")).unwrap();
+    let lo = listeners.len() - beyond;
+    assert_eq!(n(b.eval(VISIBLE_LISTENERS).unwrap()), lo as u64);
+    b.eval(&filter("", "")).unwrap();
+    // Sort by port, descending on the second click.
+    b.eval("document.querySelectorAll('#listener-table th')[2].click()")
+        .unwrap();
+    assert_eq!(
+        b.eval("document.querySelector('#listener-table tbody tr').cells[2].textContent")
+            .unwrap(),
+        "22"
+    );
+    b.eval("document.querySelectorAll('#listener-table th')[2].click()")
+        .unwrap();
+    assert_eq!(
+        b.eval("document.querySelector('#listener-table tbody tr').cells[2].textContent")
+            .unwrap(),
+        "40123"
+    );
+    // The copy buttons are there with JavaScript, next to the commands.
+    assert_eq!(
+        n(b.eval(
+            "[...document.querySelectorAll('.fix button.copy')].filter(e => !e.hidden).length"
+        )
+        .unwrap()),
+        n(b.eval("document.querySelectorAll('.fix pre code').length")
+            .unwrap())
+    );
+
+    // The policy starts folded on screen...
+    assert_eq!(
+        b.eval("document.querySelector('#policy pre').checkVisibility()")
+            .unwrap(),
+        false
+    );
+    b.call("Emulation.setEmulatedMedia", json!({"media": "print"}))
+        .unwrap();
+    // ...and print shows it, by CSS alone.
+    assert_eq!(
+        b.eval("document.querySelector('#policy pre').checkVisibility()")
+            .unwrap(),
+        true
+    );
+    assert_eq!(
+        b.eval("getComputedStyle(document.querySelector('nav')).display")
+            .unwrap(),
+        "none"
+    );
+    b.screenshot(&out_dir().join("report-print.png"), 900, 6000)
+        .unwrap();
+    assert_clean(&b, &url);
+}
+
+#[test]
+fn browser_without_javascript_has_every_finding_and_listener() {
+    let Some(mut b) = browser("browser_without_javascript_has_every_finding_and_listener") else {
+        return;
+    };
+    b.call(
+        "Emulation.setScriptExecutionDisabled",
+        json!({"value": true}),
+    )
+    .unwrap();
+    let input = sample();
+    let url = b.open(&write("sample-nojs", &input)).unwrap();
+    assert_eq!(
+        b.eval("document.documentElement.dataset.js ?? 'off'")
+            .unwrap(),
+        "off",
+        "the page's script ran"
+    );
+    let total = input.audit.as_ref().unwrap().findings.len() as u64;
+    assert_eq!(n(b.eval(VISIBLE_FINDINGS).unwrap()), total);
+    assert_eq!(
+        n(b.eval(VISIBLE_LISTENERS).unwrap()),
+        input.listeners.as_ref().unwrap().len() as u64
+    );
+    assert_eq!(
+        n(
+            b.eval("document.querySelectorAll('#scans tbody tr').length")
+                .unwrap()
+        ),
+        input.scans[0].hosts[0].ports.len() as u64
+    );
+    assert_eq!(
+        n(
+            b.eval("document.querySelectorAll('#drift tbody tr').length")
+                .unwrap()
+        ),
+        6
+    );
+    // Controls that need the script stay hidden; the commands stay selectable text.
+    assert_eq!(n(b.eval("[...document.querySelectorAll('[data-js-only]')].filter(e => e.offsetParent !== null).length").unwrap()), 0);
+    assert!(
+        b.eval("document.querySelector('.fix pre code').textContent")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .starts_with("systemctl disable")
+    );
+    b.screenshot(&out_dir().join("report-nojs.png"), 1280, 1600)
+        .unwrap();
+    assert_clean(&b, &url);
+}
+
+#[test]
+fn browser_hostile_peer_shows_as_text_and_runs_nothing() {
+    let Some(mut b) = browser("browser_hostile_peer_shows_as_text_and_runs_nothing") else {
+        return;
+    };
+    let input = hostile();
+    let url = b.open(&write("hostile", &input)).unwrap();
+    assert_eq!(b.eval("document.documentElement.dataset.js").unwrap(), "on");
+    // No element the payloads would have made, no handler attribute anywhere.
+    assert_eq!(
+        n(
+            b.eval("document.querySelectorAll('img, iframe, object, embed').length")
+                .unwrap()
+        ),
+        0
+    );
+    assert_eq!(n(b.eval("document.scripts.length").unwrap()), 2);
+    assert_eq!(
+        b.eval("[...document.querySelectorAll('*')].some(e => [...e.attributes].some(a => a.name.startsWith('on')))").unwrap(),
+        false
+    );
+    // The payloads are there, as text: in the findings, the scan table, the listeners
+    // and the chart's titles.
+    let text = b.eval("document.body.innerText").unwrap();
+    let text = text.as_str().unwrap();
+    for p in &PAYLOADS[..4] {
+        assert!(text.contains(p), "{p:?} is not shown as text");
+    }
+    let banner = b.eval("[...document.querySelectorAll('#scans td.banner')].map(e => e.textContent).join('\\n')").unwrap();
+    assert!(
+        banner
+            .as_str()
+            .unwrap()
+            .contains("Server: <script>alert(1)</script>; X-Evil: \"><img src=x onerror=alert(1)>"),
+        "{banner}"
+    );
+    let tls = b
+        .eval("[...document.querySelectorAll('#scans td.tls')].map(e => e.textContent).join('\\n')")
+        .unwrap();
+    assert!(
+        tls.as_str()
+            .unwrap()
+            .contains("subject CN=\"><img src=x onerror=alert(1)>"),
+        "{tls}"
+    );
+    let title = b.eval("[...document.querySelectorAll('#chart .mark title')].map(e => e.textContent).join('\\n')").unwrap();
+    assert!(
+        title
+            .as_str()
+            .unwrap()
+            .contains("<script>alert(1)</script> pid 6666"),
+        "{title}"
+    );
+    b.screenshot(&out_dir().join("hostile.png"), 1280, 2400)
+        .unwrap();
+    assert_clean(&b, &url);
+    // The dialog check can fail: a real alert is seen.
+    b.eval("setTimeout(() => alert('control'), 0); 1").unwrap();
+    let d = b.wait_event("Page.javascriptDialogOpening").unwrap();
+    assert_eq!(d["params"]["message"], "control");
+    b.call("Page.handleJavaScriptDialog", json!({"accept": true}))
+        .unwrap();
+}
+
+#[test]
+fn browser_renders_ten_thousand_listeners_in_under_a_second() {
+    let Some(mut b) = browser("browser_renders_ten_thousand_listeners_in_under_a_second") else {
+        return;
+    };
+    let path = write("many", &many(10_000));
+    assert!(std::fs::metadata(&path).unwrap().len() < 2 * 1024 * 1024);
+    b.call("Performance.enable", json!({})).unwrap();
+    let url = b.open(&path).unwrap();
+    let load = b
+        .eval("performance.getEntriesByType('navigation')[0].loadEventEnd")
+        .unwrap();
+    let wall = load.as_f64().unwrap();
+    // The main thread's CPU time: what rendering cost, whatever else the machine runs.
+    let metrics = b.call("Performance.getMetrics", json!({})).unwrap();
+    let cpu = metrics["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "ThreadTime")
+        .and_then(|m| m["value"].as_f64())
+        .expect("ThreadTime metric");
+    eprintln!(
+        "10k listeners: load event ends {wall:.0} ms after navigation; main thread CPU {:.0} ms",
+        cpu * 1e3
+    );
+    assert!(
+        cpu < 1.0,
+        "the browser spent {cpu} s of CPU rendering the report"
+    );
+    // Every row is in the page; the long table starts folded.
+    assert_eq!(
+        n(
+            b.eval("document.querySelectorAll('#listener-table tbody tr').length")
+                .unwrap()
+        ),
+        10_000
+    );
+    assert_eq!(
+        b.eval("document.querySelector('#listeners details.rows').open")
+            .unwrap(),
+        false
+    );
+    // The chart stays small: marks merge.
+    let marks = n(b
+        .eval("document.querySelectorAll('#chart .mark').length")
+        .unwrap());
+    assert!(marks < 400, "{marks} marks");
+    assert_eq!(mark_sum(&mut b, "listener"), 10_000);
+    // Filtering opens the table.
+    b.eval("(() => { const t = document.querySelector('.row-filter[data-table=listener-table]'); t.value = '29999'; t.dispatchEvent(new Event('input')); })()").unwrap();
+    assert_eq!(n(b.eval(VISIBLE_LISTENERS).unwrap()), 1);
+    b.eval("(() => { const t = document.querySelector('.row-filter[data-table=listener-table]'); t.value = ''; t.dispatchEvent(new Event('input')); })()").unwrap();
+    assert_eq!(n(b.eval(VISIBLE_LISTENERS).unwrap()), 10_000);
+    assert_clean(&b, &url);
+}
+
+#[test]
+fn browser_blocks_a_script_the_policy_does_not_hash() {
+    let Some(mut b) = browser("browser_blocks_a_script_the_policy_does_not_hash") else {
+        return;
+    };
+    // The control for the checks above: a report whose script was altered after the
+    // fact. The CSP must block it, and the violation must show in the errors.
+    let page = html::to_string(&sample()).unwrap();
+    let altered = page.replacen("\"use strict\";", "\"use strict\"; window.altered = 1;", 1);
+    assert_ne!(page, altered);
+    let path = out_dir().join("altered.html");
+    std::fs::write(&path, altered).unwrap();
+    b.open(&path).unwrap();
+    assert_eq!(
+        b.eval("document.documentElement.dataset.js ?? 'off'")
+            .unwrap(),
+        "off",
+        "an unhashed script ran"
+    );
+    assert_eq!(b.eval("window.altered ?? 0").unwrap(), 0);
+    let errors = b.errors().join("\n");
+    assert!(
+        errors.contains("Content Security Policy"),
+        "no CSP violation reported: {errors}"
+    );
+}

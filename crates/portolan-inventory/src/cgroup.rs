@@ -88,7 +88,10 @@ mod tests {
 
     #[test]
     fn paths() {
-        assert_eq!(path("0::/system.slice/ssh.service\n"), Some("/system.slice/ssh.service"));
+        assert_eq!(
+            path("0::/system.slice/ssh.service\n"),
+            Some("/system.slice/ssh.service")
+        );
         assert_eq!(
             path("12:cpu:/x\n1:name=systemd:/system.slice/cron.service\n"),
             Some("/system.slice/cron.service")
@@ -131,7 +134,10 @@ mod tests {
         assert_eq!(c("/lxc.monitor.web1".into()), None);
         assert_eq!(c("/system.slice/docker.service".into()), None);
         assert_eq!(c("/docker/not-an-id".into()), None);
-        assert_eq!(c("/user.slice/user-1000.slice/session-3.scope".into()), None);
+        assert_eq!(
+            c("/user.slice/user-1000.slice/session-3.scope".into()),
+            None
+        );
         assert_eq!(c(String::new()), None);
     }
 }

@@ -9,8 +9,8 @@ use portolan_registry::{Category, PortRange, Proto, Registry};
 
 use crate::{
     Error, Exposure, Family, InodeSet, Inventory, Listener, NetnsInfo, Options, Os, OwnerScan,
-    Owners, RawSocket, SocketQuery, SocketState, SocketUnitListen, fmt_endpoint,
-    find_socket_unit, unreadable_warning,
+    Owners, RawSocket, SocketQuery, SocketState, SocketUnitListen, find_socket_unit, fmt_endpoint,
+    unreadable_warning,
 };
 
 pub(crate) fn run(os: &dyn Os, opts: &Options, registry: &Registry) -> Result<Inventory, Error> {
@@ -191,8 +191,7 @@ impl<'a> Enrich<'a> {
         let total = tables.iter().map(Vec::len).sum();
         let mut out = Vec::with_capacity(total);
         // Service names by (protocol, port): the registry is asked once per port.
-        let mut names: HashMap<(Proto, u16), Option<Cow<'static, str>>> =
-            HashMap::new();
+        let mut names: HashMap<(Proto, u16), Option<Cow<'static, str>>> = HashMap::new();
         for (table, ns) in tables.iter_mut().zip(namespaces) {
             let label: Arc<str> = ns.label.as_str().into();
             // Taken from the end, and the table shrunk as it empties, so the raw sockets
@@ -296,7 +295,9 @@ impl<'a> Enrich<'a> {
 /// live as long as the program and are borrowed, not copied, into every row.
 fn service_name(registry: &Registry, port: u16, proto: Proto) -> Option<Cow<'static, str>> {
     if registry.services_file().is_none() {
-        return Registry::embedded().name_for(port, proto).map(Cow::Borrowed);
+        return Registry::embedded()
+            .name_for(port, proto)
+            .map(Cow::Borrowed);
     }
     registry
         .name_for(port, proto)

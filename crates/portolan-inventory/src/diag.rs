@@ -216,10 +216,8 @@ impl DiagSocket {
     ) -> Result<(), crate::Error> {
         self.seq = self.seq.wrapping_add(1);
         let req = request(proto, family, states, self.seq);
-        sys::send_to_kernel(self.fd.as_fd(), &req).map_err(|source| crate::Error::Netlink {
-            op: "send",
-            source,
-        })?;
+        sys::send_to_kernel(self.fd.as_fd(), &req)
+            .map_err(|source| crate::Error::Netlink { op: "send", source })?;
         loop {
             let n = sys::recv(self.fd.as_fd(), &mut self.buf).map_err(|source| {
                 crate::Error::Netlink {

@@ -213,7 +213,10 @@ pub fn owner(
         uid: Some(uid),
         user: Some(user.into()),
         unit: unit.map(Into::into),
-        cgroup: unit.map(|u| format!("/system.slice/{u}")),
+        cgroup: unit.map(|u| match u {
+            "init.scope" => "/init.scope".to_string(),
+            u => format!("/system.slice/{u}"),
+        }),
         container: None,
     })
 }

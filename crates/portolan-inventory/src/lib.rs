@@ -314,7 +314,10 @@ impl Inventory {
     }
 }
 
-pub(crate) fn unreadable_warning(unknown: usize, unreadable: &[(u32, std::io::ErrorKind)]) -> String {
+pub(crate) fn unreadable_warning(
+    unknown: usize,
+    unreadable: &[(u32, std::io::ErrorKind)],
+) -> String {
     let denied = unreadable
         .iter()
         .filter(|(_, k)| *k == std::io::ErrorKind::PermissionDenied)

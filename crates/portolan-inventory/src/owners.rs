@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
-use portolan_registry::Proto;
 use crate::{InodeMap, InodeSet, OwnerScan, Owners, Process, SocketUnitListen, owner_set};
+use portolan_registry::Proto;
 
 /// Parses `/etc/passwd` into uid -> name; the first entry for a uid wins, malformed lines
 /// are skipped.

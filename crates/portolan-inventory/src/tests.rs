@@ -582,7 +582,8 @@ fn vanished_processes_are_skipped() {
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
         });
         let wanted: InodeSet = [1u64].into_iter().collect();
-        let root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+        let root =
+            std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let scan = owners::scan(&wanted, false, &|_| None);
             if root {

@@ -8,5 +8,6 @@
 
 pub mod csv;
 pub mod json;
+pub mod listeners;
 pub mod table;
 pub mod text;

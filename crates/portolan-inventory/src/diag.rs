@@ -3,11 +3,11 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use portolan_registry::Proto;
 
-use crate::{Family, RawSocket, State};
+use crate::{Family, RawSocket, SocketState, socket_state, sys};
 
 const NLMSG_HDRLEN: usize = 16;
 const NLMSG_ERROR: u16 = 2;
@@ -136,7 +136,7 @@ fn parse_diag_msg(b: &[u8], proto: Proto, offset: usize) -> Result<Option<RawSoc
             });
         }
     };
-    let Some(state) = State::from_kernel(proto, b[1]) else {
+    let Some(state) = socket_state(proto, b[1]) else {
         return Ok(None);
     };
     let port = u16::from_be_bytes([b[4], b[5]]);
@@ -167,7 +167,7 @@ fn parse_diag_msg(b: &[u8], proto: Proto, offset: usize) -> Result<Option<RawSoc
         }
         at += align4(alen);
     }
-    let remote = (state == State::Connected).then(|| (addr(24), rport));
+    let remote = (state == SocketState::Connected).then(|| (addr(24), rport));
     Ok(Some(RawSocket {
         protocol: proto,
         family,
@@ -197,30 +197,7 @@ pub struct DiagSocket {
 impl DiagSocket {
     /// Opens a socket in the calling thread's network namespace.
     pub fn open() -> io::Result<DiagSocket> {
-        // SAFETY: plain socket(2) call; the result is checked.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-                libc::NETLINK_SOCK_DIAG,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh descriptor we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let size: libc::c_int = 1 << 20;
-        // SAFETY: setsockopt with a valid int pointer; failure only leaves the default.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&raw const size).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        let fd = sys::sock_diag_socket()?;
         Ok(DiagSocket {
             fd,
             buf: vec![0; RECV_BUF],
@@ -239,56 +216,19 @@ impl DiagSocket {
     ) -> Result<(), crate::Error> {
         self.seq = self.seq.wrapping_add(1);
         let req = request(proto, family, states, self.seq);
-        // SAFETY: sockaddr_nl is plain data; zeroed is a valid value.
-        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        sys::send_to_kernel(self.fd.as_fd(), &req)
+            .map_err(|source| crate::Error::Netlink { op: "send", source })?;
         loop {
-            // SAFETY: req and sa are valid for the lengths passed.
-            let n = unsafe {
-                libc::sendto(
-                    self.fd.as_raw_fd(),
-                    req.as_ptr().cast(),
-                    req.len(),
-                    0,
-                    (&raw const sa).cast(),
-                    size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-                )
-            };
-            if n >= 0 {
-                break;
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(crate::Error::Netlink {
-                    op: "send",
-                    source: e,
-                });
-            }
-        }
-        loop {
-            // SAFETY: buf is valid for writes of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    0,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(crate::Error::Netlink {
+            let n = sys::recv(self.fd.as_fd(), &mut self.buf).map_err(|source| {
+                crate::Error::Netlink {
                     op: "receive",
-                    source: e,
-                });
-            }
+                    source,
+                }
+            })?;
             if n == 0 {
                 return Ok(());
             }
-            let got = &self.buf[..n as usize];
+            let got = &self.buf[..n];
             match parse(got, proto, out)? {
                 Progress::More => {}
                 Progress::Done => return Ok(()),
@@ -321,9 +261,9 @@ pub fn encode(s: &RawSocket, seq: u32) -> Vec<u8> {
         Family::V6 => libc::AF_INET6 as u8,
     };
     body[1] = match s.state {
-        State::Listen => crate::TCP_LISTEN,
-        State::Unconnected => crate::TCP_CLOSE,
-        State::Connected => crate::TCP_ESTABLISHED,
+        SocketState::Listen => crate::TCP_LISTEN,
+        SocketState::Unconnected => crate::TCP_CLOSE,
+        SocketState::Connected => crate::TCP_ESTABLISHED,
     };
     body[4..6].copy_from_slice(&s.port.to_be_bytes());
     let put = |body: &mut [u8], at: usize, a: IpAddr| match a {

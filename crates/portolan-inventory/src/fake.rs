@@ -9,8 +9,8 @@ use std::sync::Arc;
 use portolan_registry::Proto;
 
 use crate::{
-    Error, Family, InodeSet, NetnsChoice, NetnsInfo, Os, Owner, OwnerScan, RawSocket, SocketQuery,
-    SocketTable, SocketUnitListen, State, owner_set,
+    Error, Family, InodeSet, NetnsChoice, NetnsInfo, Os, OwnerScan, Process, RawSocket,
+    SocketQuery, SocketState, SocketTable, SocketUnitListen, owner_set,
 };
 
 /// A system described by data: namespaces, their sockets, owners, units and users.
@@ -20,7 +20,7 @@ pub struct FakeOs {
     pub namespaces: Vec<NetnsInfo>,
     /// Sockets by namespace label.
     pub sockets: HashMap<String, Vec<RawSocket>>,
-    pub owners: HashMap<u64, Vec<Arc<Owner>>>,
+    pub owners: HashMap<u64, Vec<Arc<Process>>>,
     pub unreadable: Vec<(u32, ErrorKind)>,
     pub units: Vec<SocketUnitListen>,
     pub users: HashMap<u32, String>,
@@ -52,7 +52,7 @@ impl FakeOs {
     }
 
     /// Adds a socket in namespace `ns`, held by `owners`; returns its inode.
-    pub fn add(&mut self, ns: &str, socket: RawSocket, owners: &[&Arc<Owner>]) -> u64 {
+    pub fn add(&mut self, ns: &str, socket: RawSocket, owners: &[&Arc<Process>]) -> u64 {
         let inode = socket.inode;
         self.sockets.entry(ns.to_string()).or_default().push(socket);
         if !owners.is_empty() {
@@ -204,8 +204,8 @@ pub fn owner(
     uid: u32,
     user: &str,
     unit: Option<&str>,
-) -> Arc<Owner> {
-    Arc::new(Owner {
+) -> Arc<Process> {
+    Arc::new(Process {
         pid,
         name: name.into(),
         exe: Some(exe.into()),
@@ -213,6 +213,11 @@ pub fn owner(
         uid: Some(uid),
         user: Some(user.into()),
         unit: unit.map(Into::into),
+        cgroup: unit.map(|u| match u {
+            "init.scope" => "/init.scope".to_string(),
+            u => format!("/system.slice/{u}"),
+        }),
+        container: None,
     })
 }
 
@@ -235,9 +240,9 @@ pub fn sock(
         protocol,
         family,
         state: if protocol == Proto::Udp {
-            State::Unconnected
+            SocketState::Unconnected
         } else {
-            State::Listen
+            SocketState::Listen
         },
         address,
         port,
@@ -300,11 +305,6 @@ impl Os for FakeOs {
 
     fn user_name(&self, uid: u32) -> Option<String> {
         self.users.get(&uid).cloned()
-    }
-
-    /// IANA's name, from the embedded registry (no `/etc/services`).
-    fn service_name(&self, port: u16, proto: Proto) -> Option<&'static str> {
-        portolan_registry::Registry::embedded().name_for(port, proto)
     }
 
     /// The fake's handles use the inode as the fd number.

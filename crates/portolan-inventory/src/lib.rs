@@ -6,34 +6,44 @@
 //! namespaces are read by entering them on a short-lived thread.
 //!
 //! The operating system sits behind the [`Os`] trait: [`Inventory::collect`] uses the live
-//! system, [`Inventory::collect_with`] any other (tests use plain data).
+//! system, [`Inventory::collect_with`] any other (tests use plain data). Service names
+//! come from the registry the caller passes in. The rows are `portolan_model::Listener`s.
 //!
 //! ```no_run
 //! use portolan_inventory::{Inventory, Options};
-//! let inv = Inventory::collect(&Options::default()).unwrap();
+//! use portolan_registry::Registry;
+//! let inv = Inventory::collect(&Options::default(), Registry::embedded()).unwrap();
 //! for l in &inv.listeners {
 //!     println!("{} {}:{} {:?}", l.protocol, l.address, l.port, l.exposure);
 //! }
 //! ```
 
+#![deny(unsafe_code)]
+
+pub mod cgroup;
+mod collect;
 pub mod diag;
 pub mod fake;
 mod live;
 pub mod netns;
 pub mod owners;
 pub mod procnet;
+#[allow(unsafe_code)]
+mod sys;
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use portolan_registry::{Category, PortRange, Proto};
+pub use portolan_model::{
+    Exposure, Family, Listener, Owners, PortSpec, Process, SocketState, canonical, fmt_endpoint,
+    owner_set,
+};
+use portolan_registry::{Proto, Registry};
 use serde::Serialize;
 
 pub use live::LiveOs;
-pub use owners::Owner;
 
 /// Why an inventory could not be taken.
 #[derive(Debug, thiserror::Error)]
@@ -76,53 +86,14 @@ pub enum Error {
     },
 }
 
-/// IPv4 or IPv6.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum Family {
-    #[serde(rename = "ipv4")]
-    V4,
-    #[serde(rename = "ipv6")]
-    V6,
-}
-
-impl Family {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Family::V4 => "ipv4",
-            Family::V6 => "ipv6",
-        }
-    }
-}
-
-/// The kernel state of a socket, as far as the inventory cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    /// A TCP socket accepting connections.
-    Listen,
-    /// A bound, unconnected UDP socket (it receives from anyone).
-    Unconnected,
-    /// A connected UDP socket (listed only with `all`).
-    Connected,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Listen => "listen",
-            State::Unconnected => "unconnected",
-            State::Connected => "connected",
-        }
-    }
-
-    /// Maps a kernel TCP state number (shared by UDP sockets) to the inventory's view.
-    pub fn from_kernel(proto: Proto, st: u8) -> Option<State> {
-        match (proto, st) {
-            (Proto::Tcp, TCP_LISTEN) => Some(State::Listen),
-            (Proto::Udp, TCP_CLOSE) => Some(State::Unconnected),
-            (Proto::Udp, TCP_ESTABLISHED) => Some(State::Connected),
-            _ => None,
-        }
+/// The inventory's view of a kernel TCP state number (UDP sockets use the same numbers):
+/// `None` for states it does not list.
+pub fn socket_state(proto: Proto, st: u8) -> Option<SocketState> {
+    match (proto, st) {
+        (Proto::Tcp, TCP_LISTEN) => Some(SocketState::Listen),
+        (Proto::Udp, TCP_CLOSE) => Some(SocketState::Unconnected),
+        (Proto::Udp, TCP_ESTABLISHED) => Some(SocketState::Connected),
+        _ => None,
     }
 }
 
@@ -130,58 +101,12 @@ pub(crate) const TCP_ESTABLISHED: u8 = 1;
 pub(crate) const TCP_CLOSE: u8 = 7;
 pub(crate) const TCP_LISTEN: u8 = 10;
 
-/// How far a listener can be reached, ordered by risk (`All` is the greatest).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Exposure {
-    /// Only from this host (127.0.0.0/8, ::1, or bound to `lo`).
-    Loopback,
-    /// On one address that is not loopback.
-    Address,
-    /// On every address: 0.0.0.0, ::, or a dual-stack `[::]`.
-    All,
-}
-
-impl Exposure {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Exposure::Loopback => "loopback",
-            Exposure::Address => "address",
-            Exposure::All => "all",
-        }
-    }
-
-    /// The exposure of a socket bound to `addr` (and, if set, to `interface`).
-    pub fn of(addr: IpAddr, interface: Option<&str>) -> Exposure {
-        if interface == Some("lo") {
-            return Exposure::Loopback;
-        }
-        let addr = match addr {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-            v4 => v4,
-        };
-        if addr.is_unspecified() {
-            Exposure::All
-        } else if addr.is_loopback() {
-            Exposure::Loopback
-        } else {
-            Exposure::Address
-        }
-    }
-}
-
-impl fmt::Display for Exposure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// One socket as the kernel reports it, before owners and enrichment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawSocket {
     pub protocol: Proto,
     pub family: Family,
-    pub state: State,
+    pub state: SocketState,
     pub address: IpAddr,
     pub port: u16,
     /// The peer, for connected sockets.
@@ -289,9 +214,6 @@ pub trait Os {
     fn socket_units(&self) -> Vec<SocketUnitListen>;
     /// The name of user `uid`.
     fn user_name(&self, uid: u32) -> Option<String>;
-    /// The service name for a port: the live system's comes from `/etc/services` merged
-    /// with IANA's registry (as `portolan_registry::Registry::system`).
-    fn service_name(&self, port: u16, proto: Proto) -> Option<&'static str>;
     /// `IPV6_V6ONLY` and the bound interface of the socket that `pid` holds as `fd`
     /// (used when `/proc/net` could not tell them).
     fn socket_options(&self, pid: u32, fd: i32) -> Option<(Option<bool>, Option<Arc<str>>)>;
@@ -324,17 +246,6 @@ pub type InodeSet = HashSet<u64, std::hash::BuildHasherDefault<InodeHasher>>;
 /// A map keyed by socket inode.
 pub type InodeMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<InodeHasher>>;
 
-/// The owners of one socket, shared by every socket with the same owners.
-pub type Owners = Arc<[Arc<Owner>]>;
-
-/// An owner list in the inventory's order: daemons before the systemd that passed them
-/// the socket, then by pid.
-pub fn owner_set(mut owners: Vec<Arc<Owner>>) -> Owners {
-    owners.sort_by_key(|o| (o.is_systemd(), o.pid));
-    owners.dedup_by_key(|o| o.pid);
-    owners.into()
-}
-
 /// What to list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -345,8 +256,9 @@ pub struct Options {
     /// IPv4 only / IPv6 only (when neither is set, both).
     pub ipv4: bool,
     pub ipv6: bool,
-    /// Only these ports (empty: every port).
-    pub ports: Vec<PortRange>,
+    /// Only these ports (`None`: every port). A port under a `T:`/`U:` prefix or with a
+    /// `/tcp`/`/udp` suffix counts for that protocol only.
+    pub ports: Option<PortSpec>,
     /// Only sockets with an owner of this name (process name, executable file name,
     /// systemd unit with or without its suffix) or this pid.
     pub process: Option<String>,
@@ -365,7 +277,7 @@ impl Default for Options {
             udp: false,
             ipv4: false,
             ipv6: false,
-            ports: Vec::new(),
+            ports: None,
             process: None,
             exposed: false,
             all: false,
@@ -373,41 +285,6 @@ impl Default for Options {
             netns: NetnsChoice::Current,
         }
     }
-}
-
-/// One listening socket, with its owners and enrichment. Field names are the JSON names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Listener {
-    pub protocol: Proto,
-    pub family: Family,
-    pub address: IpAddr,
-    pub port: u16,
-    /// `IPV6_V6ONLY`: false on IPv4 sockets; `None` when it could not be read.
-    pub v6only: Option<bool>,
-    pub exposure: Exposure,
-    /// The service name for the port and protocol (`/etc/services`, then IANA).
-    pub service: Option<&'static str>,
-    pub category: Category,
-    pub state: State,
-    /// The peer of a connected UDP socket (only with `all`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub remote: Option<String>,
-    /// The interface the socket is bound to (`SO_BINDTODEVICE`).
-    pub interface: Option<Arc<str>>,
-    /// The namespace label (see [`NetnsInfo::label`]).
-    pub netns: Arc<str>,
-    pub netns_inode: u64,
-    pub inode: u64,
-    /// The socket's owner uid as the kernel records it, and its name.
-    pub uid: u32,
-    pub user: Option<Arc<str>>,
-    /// Held by systemd (PID 1 or a `systemd` user manager): socket activation.
-    pub socket_activated: bool,
-    /// The `.socket` unit that declares this listener, when it could be found.
-    pub socket_unit: Option<Arc<str>>,
-    /// True when no owner was found and some processes' descriptors were unreadable.
-    pub owner_unknown: bool,
-    pub processes: Owners,
 }
 
 /// The result of one inventory.
@@ -422,195 +299,25 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// Takes the inventory of the live system.
-    pub fn collect(opts: &Options) -> Result<Inventory, Error> {
-        Self::collect_with(&LiveOs::new(), opts)
+    /// Takes the inventory of the live system, naming services from `registry`.
+    pub fn collect(opts: &Options, registry: &Registry) -> Result<Inventory, Error> {
+        Self::collect_with(&LiveOs::new(), opts, registry)
     }
 
-    /// Takes the inventory through `os`.
-    pub fn collect_with(os: &dyn Os, opts: &Options) -> Result<Inventory, Error> {
-        let both_protos = !opts.tcp && !opts.udp;
-        let both_families = !opts.ipv4 && !opts.ipv6;
-        let query = SocketQuery {
-            tcp: opts.tcp || both_protos,
-            udp: opts.udp || both_protos,
-            ipv4: opts.ipv4 || both_families,
-            ipv6: opts.ipv6 || both_families,
-            all: opts.all,
-            source: opts.source,
-        };
-        let namespaces = os.namespaces(&opts.netns)?;
-        let many = namespaces.len() > 1;
-        let mut tables: Vec<Vec<RawSocket>> = Vec::with_capacity(namespaces.len());
-        let mut warnings = Vec::new();
-        let mut skipped: Vec<(String, Error)> = Vec::new();
-        let mut used_proc = false;
-        for ns in &namespaces {
-            let mut sockets = match os.sockets(ns, &query) {
-                Ok(t) => {
-                    used_proc |= t.used_proc;
-                    t.sockets
-                }
-                // With many namespaces, one that vanished (its last process exited) or
-                // cannot be entered is skipped; a single one is an error.
-                Err(e) if many && ns.path.is_some() => {
-                    if !matches!(&e, Error::OpenNetns { source, .. }
-                        if source.kind() == std::io::ErrorKind::NotFound)
-                    {
-                        skipped.push((ns.label.clone(), e));
-                    }
-                    Vec::new()
-                }
-                Err(e) => return Err(e),
-            };
-            sockets.retain(|s| keep_socket(s, &query, opts));
-            tables.push(sockets);
-        }
-        // One line for all the namespaces that could not be read (without root, that is
-        // every one but the current).
-        if let Some((label, e)) = skipped.first() {
-            warnings.push(if skipped.len() == 1 {
-                format!("skipped namespace {label}: {e}")
-            } else {
-                format!(
-                    "skipped {} namespaces ({label} and others): {e}",
-                    skipped.len()
-                )
-            });
-        }
-        let inodes: InodeSet = tables
-            .iter()
-            .flatten()
-            .map(|s| s.inode)
-            .filter(|&i| i != 0)
-            .collect();
-        let handles = tables.iter().flatten().any(|s| s.from_proc);
-        let scan = if inodes.is_empty() {
-            OwnerScan::default()
-        } else {
-            os.owners(&inodes, handles)
-        };
-        drop(inodes);
-        let mut units: Option<Vec<SocketUnitListen>> = None;
-        let mut users: HashMap<u32, Option<Arc<str>>> = HashMap::new();
-        let no_owners: Owners = Arc::new([]);
-        let mut unknown = 0usize;
-        let total = tables.iter().map(Vec::len).sum();
-        let mut listeners = Vec::with_capacity(total);
-        for (i, table) in tables.iter_mut().enumerate() {
-            let label: Arc<str> = namespaces[i].label.as_str().into();
-            let ns_inode = namespaces[i].inode;
-            // Taken from the end, and the table shrunk as it empties, so the raw sockets
-            // and the listeners are not both held whole (large hosts stay small).
-            let mut taken = 0usize;
-            while let Some(mut s) = table.pop() {
-                taken += 1;
-                if taken % 16384 == 0 {
-                    table.shrink_to_fit();
-                }
-                if s.from_proc {
-                    if let Some((v6only, iface)) = scan
-                        .handles
-                        .get(&s.inode)
-                        .and_then(|&(pid, fd)| os.socket_options(pid, fd))
-                    {
-                        if s.family == Family::V6 {
-                            s.v6only = v6only;
-                        }
-                        s.interface = iface;
-                    }
-                }
-                let exposure = Exposure::of(s.address, s.interface.as_deref());
-                if opts.exposed && exposure == Exposure::Loopback {
-                    continue;
-                }
-                let processes = scan.owners.get(&s.inode).unwrap_or(&no_owners);
-                if let Some(want) = &opts.process {
-                    if !processes.iter().any(|o| o.matches(want)) {
-                        continue;
-                    }
-                }
-                let owner_unknown = processes.is_empty() && !scan.unreadable.is_empty();
-                unknown += usize::from(owner_unknown);
-                let socket_activated = processes.iter().any(|o| o.is_systemd());
-                let socket_unit = if socket_activated {
-                    let units = units.get_or_insert_with(|| os.socket_units());
-                    find_socket_unit(units, s.protocol, s.address, s.port).map(Into::into)
-                } else {
-                    None
-                };
-                let user = users
-                    .entry(s.uid)
-                    .or_insert_with(|| os.user_name(s.uid).map(Into::into))
-                    .clone();
-                listeners.push(Listener {
-                    protocol: s.protocol,
-                    family: s.family,
-                    address: s.address,
-                    port: s.port,
-                    v6only: match s.family {
-                        Family::V4 => Some(false),
-                        Family::V6 => s.v6only,
-                    },
-                    exposure,
-                    service: os.service_name(s.port, s.protocol),
-                    category: Category::of(s.port),
-                    state: s.state,
-                    remote: s.remote.map(|(a, p)| fmt_endpoint(a, p)),
-                    interface: s.interface,
-                    netns: Arc::clone(&label),
-                    netns_inode: ns_inode,
-                    inode: s.inode,
-                    uid: s.uid,
-                    user,
-                    socket_activated,
-                    socket_unit,
-                    owner_unknown,
-                    processes: Arc::clone(processes),
-                });
-            }
-            *table = Vec::new();
-        }
-        if unknown > 0 {
-            warnings.push(unreadable_warning(unknown, &scan.unreadable));
-        }
-        // Unstable sort: no extra buffer, and the keys end with the unique inode.
-        listeners.sort_unstable_by(|a, b| {
-            b.exposure
-                .cmp(&a.exposure)
-                .then(a.protocol.cmp(&b.protocol))
-                .then(a.port.cmp(&b.port))
-                .then(a.address.cmp(&b.address))
-                .then(a.netns.cmp(&b.netns))
-                .then(a.inode.cmp(&b.inode))
-        });
-        Ok(Inventory {
-            listeners,
-            warnings,
-            used_proc,
-        })
+    /// Takes the inventory through `os`, naming services from `registry`.
+    pub fn collect_with(
+        os: &dyn Os,
+        opts: &Options,
+        registry: &Registry,
+    ) -> Result<Inventory, Error> {
+        collect::run(os, opts, registry)
     }
 }
 
-/// The filters that need no owners, applied before the `/proc` walk.
-fn keep_socket(s: &RawSocket, q: &SocketQuery, opts: &Options) -> bool {
-    let proto = match s.protocol {
-        Proto::Tcp => q.tcp,
-        Proto::Udp => q.udp,
-        _ => false,
-    };
-    let family = match s.family {
-        Family::V4 => q.ipv4,
-        Family::V6 => q.ipv6,
-    };
-    proto
-        && family
-        && (q.all || s.state != State::Connected)
-        && (opts.ports.is_empty() || opts.ports.iter().any(|r| r.contains(s.port)))
-        && (!opts.exposed || Exposure::of(s.address, s.interface.as_deref()) != Exposure::Loopback)
-}
-
-fn unreadable_warning(unknown: usize, unreadable: &[(u32, std::io::ErrorKind)]) -> String {
+pub(crate) fn unreadable_warning(
+    unknown: usize,
+    unreadable: &[(u32, std::io::ErrorKind)],
+) -> String {
     let denied = unreadable
         .iter()
         .filter(|(_, k)| *k == std::io::ErrorKind::PermissionDenied)
@@ -633,14 +340,6 @@ fn unreadable_warning(unknown: usize, unreadable: &[(u32, std::io::ErrorKind)]) 
     )
 }
 
-/// `addr:port`, with IPv6 addresses in brackets.
-pub fn fmt_endpoint(addr: IpAddr, port: u16) -> String {
-    match addr {
-        IpAddr::V4(a) => format!("{a}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-    }
-}
-
 /// The `.socket` unit that declares `proto addr:port`: an exact address first, then a
 /// unit that gives only a port or a wildcard address.
 pub fn find_socket_unit(
@@ -650,10 +349,7 @@ pub fn find_socket_unit(
     port: u16,
 ) -> Option<String> {
     let same = |u: &&SocketUnitListen| u.protocol == proto && u.port == port;
-    let canon = |a: IpAddr| match a {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
-        v4 => v4,
-    };
+    let canon = canonical;
     units
         .iter()
         .filter(same)
@@ -665,14 +361,6 @@ pub fn find_socket_unit(
                 .find(|u| u.address.is_none_or(|a| a.is_unspecified()))
         })
         .map(|u| u.unit.clone())
-}
-
-/// The unspecified address of a family.
-pub fn any_addr(family: Family) -> IpAddr {
-    match family {
-        Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    }
 }
 
 #[cfg(test)]

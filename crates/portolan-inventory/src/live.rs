@@ -140,16 +140,6 @@ impl Os for LiveOs {
         self.users().get(&uid).cloned()
     }
 
-    fn service_name(&self, port: u16, proto: Proto) -> Option<&'static str> {
-        // Read once per process; an unreadable /etc/services leaves IANA's names.
-        static SYSTEM: OnceLock<Option<portolan_registry::Registry>> = OnceLock::new();
-        SYSTEM
-            .get_or_init(|| portolan_registry::Registry::system().ok())
-            .as_ref()
-            .unwrap_or(portolan_registry::Registry::embedded())
-            .name_for(port, proto)
-    }
-
     fn socket_options(&self, pid: u32, fd: i32) -> Option<(Option<bool>, Option<Arc<str>>)> {
         owners::socket_options(pid, fd)
     }

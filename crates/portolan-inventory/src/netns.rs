@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -50,15 +50,7 @@ pub fn named() -> Result<BTreeMap<String, u64>, Error> {
 
 /// Whether `path` is an nsfs file (a mounted namespace), not a leftover plain file.
 fn is_netns(path: &Path) -> bool {
-    const NSFS_MAGIC: libc::c_long = 0x6e73_6673;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: statfs writes into a zeroed struct; c is a valid C string.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
-    rc == 0 && st.f_type as libc::c_long == NSFS_MAGIC
+    crate::sys::is_nsfs(path)
 }
 
 /// The namespace inode of every process: inode -> lowest pid.
@@ -205,13 +197,10 @@ pub fn run_in<T: Send>(
     }
     std::thread::scope(|s| {
         let handle = s.spawn(move || {
-            // SAFETY: setns on an fd we hold open; it affects only this thread.
-            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(Error::EnterNetns {
-                    path: PathBuf::from(path),
-                    source: io::Error::last_os_error(),
-                });
-            }
+            crate::sys::enter_netns(file.as_fd()).map_err(|source| Error::EnterNetns {
+                path: PathBuf::from(path),
+                source,
+            })?;
             f()
         });
         match handle.join() {
@@ -223,13 +212,5 @@ pub fn run_in<T: Send>(
 
 /// The name of interface `ifindex` in the calling thread's namespace.
 pub fn ifname(ifindex: u32) -> Option<String> {
-    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // SAFETY: buf has IF_NAMESIZE bytes, as if_indextoname requires.
-    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: on success buf holds a NUL-terminated name.
-    let name = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
-    Some(name.to_string_lossy().into_owned())
+    crate::sys::if_name(ifindex)
 }

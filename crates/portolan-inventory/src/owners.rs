@@ -3,56 +3,13 @@
 //! unit files.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::{CStr, CString};
 use std::io;
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
+use crate::{InodeMap, InodeSet, OwnerScan, Owners, Process, SocketUnitListen, owner_set};
 use portolan_registry::Proto;
-use serde::Serialize;
-
-use crate::{InodeMap, InodeSet, OwnerScan, Owners, SocketUnitListen, owner_set};
-
-/// A process that holds a socket (threads are folded into their process).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Owner {
-    pub pid: u32,
-    /// The process name (`/proc/PID/comm`).
-    pub name: String,
-    /// The executable (`/proc/PID/exe`), when readable.
-    pub exe: Option<String>,
-    /// The command line, arguments joined by spaces.
-    pub cmdline: String,
-    pub uid: Option<u32>,
-    pub user: Option<String>,
-    /// The systemd unit the process runs in (`sshd.service`, `session-3.scope`).
-    pub unit: Option<String>,
-}
-
-impl Owner {
-    /// systemd itself: PID 1 or a user manager named `systemd`.
-    pub fn is_systemd(&self) -> bool {
-        self.pid == 1 || self.name == "systemd"
-    }
-
-    /// Whether `want` names this owner: its pid, process name, executable file name, or
-    /// systemd unit (with or without the suffix).
-    pub fn matches(&self, want: &str) -> bool {
-        if let Ok(pid) = want.parse::<u32>() {
-            return pid == self.pid;
-        }
-        self.name == want
-            || self
-                .exe
-                .as_deref()
-                .and_then(|e| e.rsplit('/').next())
-                .is_some_and(|b| b == want || b.strip_suffix(" (deleted)") == Some(want))
-            || self.unit.as_deref().is_some_and(|u| {
-                u == want || u.rsplit_once('.').is_some_and(|(stem, _)| stem == want)
-            })
-    }
-}
 
 /// Parses `/etc/passwd` into uid -> name; the first entry for a uid wins, malformed lines
 /// are skipped.
@@ -78,14 +35,7 @@ const UNIT_SUFFIXES: [&str; 5] = [".service", ".scope", ".socket", ".mount", ".s
 /// The systemd unit in a `/proc/PID/cgroup` text: the innermost path component that
 /// names a unit, from the unified (`0::`) line or the `name=systemd` line.
 pub fn unit_from_cgroup(text: &str) -> Option<String> {
-    let path = text
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .or_else(|| {
-            text.lines()
-                .find_map(|l| l.split_once(":name=systemd:").map(|(_, p)| p))
-        })?;
-    path.trim()
+    crate::cgroup::path(text)?
         .split('/')
         .rev()
         .find(|c| {
@@ -224,56 +174,20 @@ pub fn socket_inode(link: &[u8]) -> Option<u64> {
     std::str::from_utf8(n).ok()?.parse().ok()
 }
 
-/// An open directory, closed on drop.
-struct Dir(*mut libc::DIR);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from a successful opendir and is closed once.
-        unsafe { libc::closedir(self.0) };
-    }
-}
-
 /// The `(socket inode, 0, fd)` triples among `wanted` that process `pid` holds.
 fn socket_fds(pid: u32, wanted: &InodeSet, out: &mut Vec<(u64, u32, i32)>) -> io::Result<()> {
-    let path = CString::new(format!("/proc/{pid}/fd")).map_err(io::Error::other)?;
-    // SAFETY: path is a valid C string.
-    let dir = unsafe { libc::opendir(path.as_ptr()) };
-    if dir.is_null() {
-        return Err(io::Error::last_os_error());
-    }
-    let dir = Dir(dir);
-    // SAFETY: dir.0 is an open directory stream.
-    let dfd = unsafe { libc::dirfd(dir.0) };
-    let mut buf = [0u8; 64];
-    loop {
-        // SAFETY: dir.0 is open; readdir returns null at the end or on error.
-        let ent = unsafe { libc::readdir(dir.0) };
-        if ent.is_null() {
-            return Ok(());
-        }
-        // SAFETY: d_name is a NUL-terminated name inside the entry readdir returned.
-        let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) };
-        let bytes = name.to_bytes();
-        if bytes.first() == Some(&b'.') {
-            continue;
-        }
-        // SAFETY: name is a valid C string, buf is writable for its length.
-        let n = unsafe { libc::readlinkat(dfd, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            continue; // the fd was closed meanwhile
-        }
-        let Some(inode) = socket_inode(&buf[..n as usize]) else {
-            continue;
+    crate::sys::read_links(&format!("/proc/{pid}/fd"), &mut |name, link| {
+        let Some(inode) = socket_inode(link) else {
+            return;
         };
         if wanted.contains(&inode) {
-            let fd = std::str::from_utf8(bytes)
+            let fd = std::str::from_utf8(name)
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(-1);
             out.push((inode, 0, fd));
         }
-    }
+    })
 }
 
 /// The pids under `/proc`.
@@ -299,7 +213,7 @@ fn read_prefix(path: &str, max: u64) -> io::Result<Vec<u8>> {
 }
 
 /// Reads the details of process `pid`; `None` when it has vanished.
-pub fn read_owner(pid: u32, users: &dyn Fn(u32) -> Option<String>) -> Option<Owner> {
+pub fn read_owner(pid: u32, users: &dyn Fn(u32) -> Option<String>) -> Option<Process> {
     let base = format!("/proc/{pid}");
     let name = match std::fs::read_to_string(format!("{base}/comm")) {
         Ok(s) => s.trim_end_matches('\n').to_string(),
@@ -318,10 +232,10 @@ pub fn read_owner(pid: u32, users: &dyn Fn(u32) -> Option<String>) -> Option<Own
                 .join(" ")
         })
         .unwrap_or_default();
-    let unit = std::fs::read_to_string(format!("{base}/cgroup"))
-        .ok()
-        .and_then(|t| unit_from_cgroup(&t));
-    Some(Owner {
+    let cgroup = std::fs::read_to_string(format!("{base}/cgroup")).ok();
+    let unit = cgroup.as_deref().and_then(unit_from_cgroup);
+    let path = cgroup.as_deref().and_then(crate::cgroup::path);
+    Some(Process {
         pid,
         name,
         exe,
@@ -329,6 +243,8 @@ pub fn read_owner(pid: u32, users: &dyn Fn(u32) -> Option<String>) -> Option<Own
         uid,
         user: uid.and_then(users),
         unit,
+        container: path.and_then(crate::cgroup::container),
+        cgroup: path.map(str::to_string),
     })
 }
 
@@ -413,7 +329,7 @@ pub fn scan(wanted: &InodeSet, handles: bool, users: &dyn Fn(u32) -> Option<Stri
     }
     scan.unreadable.sort_unstable_by_key(|u| u.0);
     // Each process is read once, and sockets with the same owners share one list.
-    let mut procs: HashMap<u32, Option<Arc<Owner>>> = HashMap::new();
+    let mut procs: HashMap<u32, Option<Arc<Process>>> = HashMap::new();
     let mut sets: HashMap<Vec<u32>, Option<Owners>> = HashMap::new();
     let mut read = |pid: u32| {
         procs
@@ -430,7 +346,7 @@ pub fn scan(wanted: &InodeSet, handles: bool, users: &dyn Fn(u32) -> Option<Stri
         let set = match sets.get(&key) {
             Some(set) => set.clone(),
             None => {
-                let owners: Vec<Arc<Owner>> = key.iter().filter_map(|&p| read(p)).collect();
+                let owners: Vec<Arc<Process>> = key.iter().filter_map(|&p| read(p)).collect();
                 let set = (!owners.is_empty()).then(|| owner_set(owners));
                 sets.insert(key, set.clone());
                 set
@@ -446,51 +362,5 @@ pub fn scan(wanted: &InodeSet, handles: bool, users: &dyn Fn(u32) -> Option<Stri
 /// Reads `IPV6_V6ONLY` and `SO_BINDTODEVICE` from a socket another process holds, by
 /// duplicating its descriptor with `pidfd_getfd` (root, or ptrace rights over `pid`).
 pub fn socket_options(pid: u32, fd: i32) -> Option<(Option<bool>, Option<Arc<str>>)> {
-    // SAFETY: raw syscalls with integer arguments; results are checked.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
-    if pidfd < 0 {
-        return None;
-    }
-    let pidfd = pidfd as libc::c_int;
-    // SAFETY: as above.
-    let sock = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) };
-    // SAFETY: pidfd is ours to close.
-    unsafe { libc::close(pidfd) };
-    if sock < 0 {
-        return None;
-    }
-    let sock = sock as libc::c_int;
-    let mut v: libc::c_int = 0;
-    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: v and len are valid for getsockopt to write.
-    let v6only = (unsafe {
-        libc::getsockopt(
-            sock,
-            libc::IPPROTO_IPV6,
-            libc::IPV6_V6ONLY,
-            (&raw mut v).cast(),
-            &mut len,
-        )
-    } == 0)
-        .then_some(v != 0);
-    let mut name = [0u8; libc::IFNAMSIZ];
-    let mut len = name.len() as libc::socklen_t;
-    // SAFETY: name and len are valid for getsockopt to write.
-    let iface = (unsafe {
-        libc::getsockopt(
-            sock,
-            libc::SOL_SOCKET,
-            libc::SO_BINDTODEVICE,
-            name.as_mut_ptr().cast(),
-            &mut len,
-        )
-    } == 0)
-        .then(|| {
-            let n = name.iter().position(|&b| b == 0).unwrap_or(len as usize);
-            Arc::<str>::from(String::from_utf8_lossy(&name[..n.min(name.len())]))
-        })
-        .filter(|s| !s.is_empty());
-    // SAFETY: sock is our duplicate.
-    unsafe { libc::close(sock) };
-    Some((v6only, iface))
+    crate::sys::socket_options(pid, fd)
 }

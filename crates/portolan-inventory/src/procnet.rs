@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use portolan_registry::Proto;
 
-use crate::{Family, RawSocket, State};
+use crate::{Family, RawSocket, SocketState, socket_state};
 
 /// A line of a `/proc/net` table that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,7 +77,7 @@ pub fn parse_line(
     };
     let (address, port) = endpoint(local, family).ok_or(err("bad local address"))?;
     let (raddr, rport) = endpoint(remote, family).ok_or(err("bad remote address"))?;
-    let Some(state) = State::from_kernel(proto, st) else {
+    let Some(state) = socket_state(proto, st) else {
         return Ok(None);
     };
     Ok(Some(RawSocket {
@@ -86,7 +86,7 @@ pub fn parse_line(
         state,
         address,
         port,
-        remote: (state == State::Connected).then_some((raddr, rport)),
+        remote: (state == SocketState::Connected).then_some((raddr, rport)),
         v6only: match family {
             Family::V4 => Some(false),
             Family::V6 => None,
@@ -160,9 +160,9 @@ pub fn read(
 /// Formats one socket as a `/proc/net` line, for tests, fuzzing seeds and benches.
 pub fn format_line(sl: usize, s: &RawSocket) -> String {
     let st = match s.state {
-        State::Listen => crate::TCP_LISTEN,
-        State::Unconnected => crate::TCP_CLOSE,
-        State::Connected => crate::TCP_ESTABLISHED,
+        SocketState::Listen => crate::TCP_LISTEN,
+        SocketState::Unconnected => crate::TCP_CLOSE,
+        SocketState::Connected => crate::TCP_ESTABLISHED,
     };
     let ep = |a: IpAddr, p: u16| match a {
         IpAddr::V4(a) => format!("{:08X}:{p:04X}", u32::from_ne_bytes(a.octets())),
@@ -178,7 +178,7 @@ pub fn format_line(sl: usize, s: &RawSocket) -> String {
             format!("{t}:{p:04X}")
         }
     };
-    let (ra, rp) = s.remote.unwrap_or((crate::any_addr(s.family), 0));
+    let (ra, rp) = s.remote.unwrap_or((s.family.any(), 0));
     format!(
         "{sl:4}: {} {} {st:02X} 00000000:00000000 00:00000000 00000000 {:5} 0 {} 2 0000000000000000 100 0 0 10 0",
         ep(s.address, s.port),

@@ -6,7 +6,11 @@ use super::fake::{FakeOs, owner, sock};
 use super::*;
 
 fn collect(os: &FakeOs, opts: &Options) -> Inventory {
-    Inventory::collect_with(os, opts).unwrap()
+    Inventory::collect_with(os, opts, Registry::embedded()).unwrap()
+}
+
+fn spec(text: &str) -> Option<PortSpec> {
+    Some(PortSpec::parse_with(text, Registry::embedded()).unwrap())
 }
 
 fn ports(inv: &Inventory) -> Vec<(Proto, u16)> {
@@ -153,7 +157,7 @@ fn filters() {
     let p = collect(
         &os,
         &Options {
-            ports: vec!["50-80".parse().unwrap()],
+            ports: spec("50-80"),
             ..Options::default()
         },
     );
@@ -214,7 +218,7 @@ fn filters() {
 fn connected_udp_only_with_all() {
     let mut os = FakeOs::new();
     let mut s = sock(Proto::Udp, "198.18.0.1", 40000, None, 0, 9);
-    s.state = State::Connected;
+    s.state = SocketState::Connected;
     s.remote = Some(("198.18.0.2".parse().unwrap(), 53));
     os.add("host", s, &[]);
     assert!(collect(&os, &Options::default()).listeners.is_empty());
@@ -262,7 +266,8 @@ fn namespaces_label_rows() {
             &Options {
                 netns: NetnsChoice::Named("red".into()),
                 ..Options::default()
-            }
+            },
+            Registry::embedded()
         ),
         Err(Error::NoSuchNetns { .. })
     ));
@@ -474,9 +479,9 @@ fn arb_socket() -> impl Strategy<Value = RawSocket> {
                     (Family::V4, v4(a), v4(ra))
                 };
                 let state = match protocol {
-                    Proto::Udp if connected => State::Connected,
-                    Proto::Udp => State::Unconnected,
-                    _ => State::Listen,
+                    Proto::Udp if connected => SocketState::Connected,
+                    Proto::Udp => SocketState::Unconnected,
+                    _ => SocketState::Listen,
                 };
                 RawSocket {
                     protocol,
@@ -484,7 +489,7 @@ fn arb_socket() -> impl Strategy<Value = RawSocket> {
                     state,
                     address,
                     port,
-                    remote: (state == State::Connected).then_some((remote, rp)),
+                    remote: (state == SocketState::Connected).then_some((remote, rp)),
                     v6only: if v6 { Some(v6only) } else { Some(false) },
                     ifindex: 0,
                     interface: None,
@@ -577,8 +582,8 @@ fn vanished_processes_are_skipped() {
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
         });
         let wanted: InodeSet = [1u64].into_iter().collect();
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root =
+            std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let scan = owners::scan(&wanted, false, &|_| None);
             if root {
@@ -586,4 +591,40 @@ fn vanished_processes_are_skipped() {
             }
         }
     });
+}
+
+#[test]
+fn services_are_named_by_the_registry_passed_in() {
+    let mut os = FakeOs::new();
+    os.add("host", sock(Proto::Tcp, "0.0.0.0", 143, None, 0, 1), &[]);
+    os.add("host", sock(Proto::Tcp, "0.0.0.0", 4, None, 0, 2), &[]);
+    let inv = collect(&os, &Options::default());
+    let names: Vec<Option<&str>> = inv.listeners.iter().map(|l| l.service.as_deref()).collect();
+    assert_eq!(names, vec![None, Some("imap")]);
+    // A services file in the registry names it as glibc would.
+    let file = portolan_registry::services::ServicesFile::from_lines(vec![
+        portolan_registry::services::ServiceLine::new(1, "imap2", 143, "tcp", &[]),
+    ]);
+    let reg = Registry::with_services(file, portolan_registry::Origin::System);
+    let inv = Inventory::collect_with(&os, &Options::default(), &reg).unwrap();
+    assert_eq!(inv.listeners[1].service.as_deref(), Some("imap2"));
+}
+
+#[test]
+fn port_spec_with_a_protocol_narrows_to_it() {
+    let os = FakeOs::sample();
+    let got = |text: &str| {
+        ports(&collect(
+            &os,
+            &Options {
+                ports: spec(text),
+                ..Options::default()
+            },
+        ))
+    };
+    assert_eq!(got("U:53"), vec![(Proto::Udp, 53)]);
+    assert_eq!(got("53/tcp"), vec![(Proto::Tcp, 53)]);
+    assert_eq!(got("53"), vec![(Proto::Tcp, 53), (Proto::Udp, 53)]);
+    assert_eq!(got("dns"), vec![(Proto::Tcp, 53), (Proto::Udp, 53)]);
+    assert_eq!(got("T:22,U:68"), vec![(Proto::Tcp, 22), (Proto::Udp, 68)]);
 }

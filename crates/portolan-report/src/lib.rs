@@ -10,5 +10,6 @@ pub mod csv;
 pub mod detect;
 pub mod html;
 pub mod json;
+pub mod listeners;
 pub mod table;
 pub mod text;

@@ -284,9 +284,10 @@ pub struct LsArgs {
     /// Only IPv6 sockets
     #[arg(short = '6', long = "ipv6")]
     pub ipv6: bool,
-    /// Only these ports: `22`, `8000-8100`, `22,80,https` (service names too; repeatable)
-    #[arg(short, long, value_name = "SPEC", value_parser = parse_ports)]
-    pub port: Vec<Vec<portolan_registry::PortRange>>,
+    /// Only these ports: `22`, `8000-8100`, `22,80,https`, `dns`, `U:53`, `53/udp` (service
+    /// names too; a `T:`/`U:` prefix or `/tcp`/`/udp` suffix means that protocol; repeatable)
+    #[arg(short, long, value_name = "SPEC", value_parser = parse_port_spec)]
+    pub port: Vec<portolan_model::PortSpec>,
     /// Only sockets owned by this process: a name, executable file name, systemd unit, or pid
     #[arg(long, value_name = "NAME")]
     pub process: Option<String>,
@@ -324,31 +325,10 @@ pub enum SocketSource {
     Proc,
 }
 
-/// Parses a comma-separated list of ports, ranges and IANA service names (`ssh`).
-fn parse_ports(s: &str) -> Result<Vec<portolan_registry::PortRange>, String> {
-    let mut out = Vec::new();
-    for token in s.split(',').map(str::trim) {
-        if token.starts_with(|c: char| c.is_ascii_alphabetic()) {
-            let before = out.len();
-            for e in portolan_registry::Registry::embedded().by_name(token) {
-                if let Some(r) = e.ports {
-                    if !out.contains(&r) {
-                        out.push(r);
-                    }
-                }
-            }
-            if out.len() == before {
-                return Err(format!("unknown service name '{token}'"));
-            }
-        } else {
-            out.push(
-                token
-                    .parse()
-                    .map_err(|e: portolan_registry::ParseError| e.to_string())?,
-            );
-        }
-    }
-    Ok(out)
+/// `ls -p`: the one port and service spec parser, with portolan's registry.
+fn parse_port_spec(s: &str) -> Result<portolan_model::PortSpec, String> {
+    portolan_model::PortSpec::parse_with(s, portolan_registry::Registry::embedded())
+        .map_err(|e| e.to_string())
 }
 
 /// Where a policy comes from.

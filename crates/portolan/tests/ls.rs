@@ -475,3 +475,82 @@ fn all_netns_finds_unnamed_namespaces() {
         "{want} in {json}"
     );
 }
+
+/// The (protocol, port) pairs `portolan ls --netns NS` lists with `args`.
+fn ls_ports(ns: &Netns, args: &[&str]) -> Vec<(String, u64)> {
+    let json = portolan(
+        Command::new(PORTOLAN)
+            .args(["ls", "--json", "--netns", ns.name()])
+            .args(args),
+    );
+    let mut v: Vec<(String, u64)> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["protocol"].as_str().unwrap().to_string(),
+                l["port"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn dns_namespace(prefix: &str) -> Netns {
+    let mut ns = Netns::new(prefix).unwrap();
+    open_sockets(
+        &mut ns,
+        &[
+            "tcp:127.0.0.1:53",
+            "udp:127.0.0.1:53",
+            "tcp:127.0.0.1:143",
+            "udp:127.0.0.1:7",
+        ],
+    );
+    ns
+}
+
+/// `ls -p dns` failed ("unknown service name 'dns'") while a policy accepted `dns`: `-p`
+/// now reads portolan's one spec parser, with the notes' aliases.
+#[test]
+fn ls_p_dns_names_a_service() {
+    if !require_root("ls_p_dns") || !require_tool("ls_p_dns", "python3") {
+        return;
+    }
+    let ns = dns_namespace("pi-dns");
+    let both = vec![("tcp".to_string(), 53), ("udp".to_string(), 53)];
+    assert_eq!(ls_ports(&ns, &["-p", "dns"]), both);
+    assert_eq!(ls_ports(&ns, &["-p", "domain"]), both);
+    // The service name is IANA's from portolan's registry, as scan and audit name it.
+    let json =
+        portolan(Command::new(PORTOLAN).args(["ls", "--json", "-p", "143", "--netns", ns.name()]));
+    assert_eq!(json[0]["service"], "imap");
+}
+
+/// `ls -p U:53` failed while `scan -p U:53` worked; a prefix or suffix narrows to that
+/// protocol.
+#[test]
+fn ls_p_u53_takes_a_protocol_prefix() {
+    if !require_root("ls_p_u53") || !require_tool("ls_p_u53", "python3") {
+        return;
+    }
+    let ns = dns_namespace("pi-u53");
+    let udp = vec![("udp".to_string(), 53)];
+    assert_eq!(ls_ports(&ns, &["-p", "U:53"]), udp);
+    assert_eq!(ls_ports(&ns, &["-p", "53/udp"]), udp);
+    assert_eq!(
+        ls_ports(&ns, &["-p", "T:53"]),
+        vec![("tcp".to_string(), 53)]
+    );
+    assert_eq!(
+        ls_ports(&ns, &["-p", "7,50-60", "-p", "143"]),
+        vec![
+            ("tcp".to_string(), 53),
+            ("tcp".to_string(), 143),
+            ("udp".to_string(), 7),
+            ("udp".to_string(), 53)
+        ]
+    );
+}

@@ -275,8 +275,9 @@ pub fn inside_view(netns: Option<&str>) -> anyhow::Result<Vec<Listener>> {
         },
         ..portolan_inventory::Options::default()
     };
-    let inv = portolan_inventory::Inventory::collect(&opts)
-        .context("cannot list the listening sockets")?;
+    let inv =
+        portolan_inventory::Inventory::collect(&opts, portolan_registry::Registry::embedded())
+            .context("cannot list the listening sockets")?;
     for w in &inv.warnings {
         eprintln!("portolan: {w}");
     }
@@ -320,7 +321,7 @@ pub fn to_audit(l: &portolan_inventory::Listener) -> Listener {
             E::Address => Exposure::Address,
             E::All => Exposure::All,
         },
-        service: l.service.map(str::to_string),
+        service: l.service.as_deref().map(str::to_string),
         processes,
         netns: None,
     }

@@ -133,9 +133,10 @@ fn sshd_ports() -> Vec<u16> {
         exposed: true,
         ..portolan_inventory::Options::default()
     };
-    let mut ports: Vec<u16> = portolan_inventory::Inventory::collect(&opts)
-        .map(|inv| inv.listeners.iter().map(|l| l.port).collect())
-        .unwrap_or_default();
+    let mut ports: Vec<u16> =
+        portolan_inventory::Inventory::collect(&opts, portolan_registry::Registry::embedded())
+            .map(|inv| inv.listeners.iter().map(|l| l.port).collect())
+            .unwrap_or_default();
     ports.sort_unstable();
     ports.dedup();
     ports

@@ -1,15 +1,21 @@
 //! Rendering from fixed data: no root, no kernel.
 
+use portolan_app::inventory::{NetnsChoice, Request as Options, run_with};
 use portolan_inventory::fake::{FakeOs, owner, sock};
-use portolan_inventory::{Inventory, NetnsChoice, Options};
-use portolan_registry::Proto;
+use portolan_model::{PortSpec, SocketState};
+use portolan_registry::{Proto, Registry};
 
 use super::*;
 
 fn render(os: &FakeOs, opts: &Options, format: Format, view: View) -> String {
-    let inv = Inventory::collect_with(os, opts).unwrap();
+    let inv = run_with(os, opts, Registry::embedded()).unwrap();
     let mut buf = Vec::new();
-    write(&mut buf, &inv.listeners, format, &view).unwrap();
+    match format {
+        Format::Json => listeners::json(&mut buf, &inv.listeners),
+        Format::Csv => listeners::csv(&mut buf, &inv.listeners),
+        Format::Table => listeners::table(&mut buf, &inv.listeners, &view),
+    }
+    .unwrap();
     String::from_utf8(buf).unwrap()
 }
 
@@ -83,7 +89,7 @@ fn color_marks_exposure_and_header() {
 #[test]
 fn json_of_a_typical_host() {
     let opts = Options {
-        ports: vec!["22".parse().unwrap(), "9090".parse().unwrap()],
+        ports: Some(PortSpec::parse_with("22,9090", Registry::embedded()).unwrap()),
         ..Options::default()
     };
     insta::assert_snapshot!(render(
@@ -135,7 +141,7 @@ fn connected_udp_gets_a_peer_column() {
         None,
     );
     let mut s = sock(Proto::Udp, "198.18.0.1", 40000, None, 0, 5);
-    s.state = portolan_inventory::State::Connected;
+    s.state = SocketState::Connected;
     s.remote = Some(("198.18.0.2".parse().unwrap(), 53));
     os.add("host", s, &[&resolver]);
     os.add("host", sock(Proto::Udp, "0.0.0.0", 53, None, 0, 6), &[]);

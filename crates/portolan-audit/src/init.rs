@@ -206,7 +206,7 @@ fn toml_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::Process;
+    use portolan_model::Process;
     use crate::policy::Policy;
     use portolan_registry::Registry;
 

@@ -6,7 +6,10 @@
 //! reaches a terminal, and through each format's own escaping elsewhere.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod csv;
 pub mod json;
+pub mod junit;
+pub mod sarif;
 pub mod table;
 pub mod text;

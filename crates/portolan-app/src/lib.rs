@@ -4,3 +4,8 @@
 //! and renders the result with `portolan-report`; the store, the exporter and the HTML
 //! report call the same functions.
 #![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod firewall;
+pub mod host;
+pub mod policy;

@@ -119,17 +119,19 @@ pub fn load(src: &PolicySource) -> Result<Option<LoadedPolicy>, PolicyError> {
     }
 }
 
-/// What `portolan policy check` says of a valid policy.
+/// What `portolan policy check` says of a valid policy. Fields in the JSON's
+/// (alphabetical) order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckSummary {
-    pub file: String,
-    pub ok: bool,
-    pub name: String,
+    /// Services the policy allows.
     pub allowed: usize,
-    pub required: usize,
-    pub forbidden_cleartext: usize,
     pub exceptions: usize,
     pub expired_exceptions: usize,
+    pub file: String,
+    pub forbidden_cleartext: usize,
+    pub name: String,
+    pub ok: bool,
+    pub required: usize,
 }
 
 /// The summary of a parsed policy, with exceptions' expiry judged as of `today`.
@@ -150,12 +152,13 @@ pub fn summarize(file: &str, policy: &Policy, today: Date) -> CheckSummary {
     }
 }
 
-/// A built-in profile in the list `portolan policy show` prints.
+/// A built-in profile in the list `portolan policy show` prints. Fields in the JSON's
+/// (alphabetical) order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProfileInfo {
-    pub name: &'static str,
     pub aliases: &'static [&'static str],
     pub description: Option<String>,
+    pub name: &'static str,
 }
 
 /// The built-in profiles.

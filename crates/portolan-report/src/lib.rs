@@ -10,6 +10,7 @@ pub mod audit;
 pub mod csv;
 pub mod json;
 pub mod junit;
+pub mod policy;
 pub mod sarif;
 pub mod table;
 pub mod text;

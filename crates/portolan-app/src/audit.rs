@@ -199,7 +199,10 @@ pub fn ports_to_scan(listeners: &[Listener], policy: Option<&Policy>) -> (Vec<u1
         .map(|p| p.ports(Proto::Tcp).into_iter().collect())
         .unwrap_or_default();
     let mut udp: BTreeSet<u16> = BTreeSet::new();
-    for l in listeners.iter().filter(|l| l.exposure != Exposure::Loopback) {
+    for l in listeners
+        .iter()
+        .filter(|l| l.exposure != Exposure::Loopback)
+    {
         match l.protocol {
             Proto::Tcp => {
                 tcp.insert(l.port);
@@ -293,7 +296,10 @@ pub fn outside_view(
     }
     let mut report = scan_report(target, addr, &tcp, &udp, &results, mode, start);
     if detect {
-        let name = target.parse::<IpAddr>().is_err().then(|| target.to_string());
+        let name = target
+            .parse::<IpAddr>()
+            .is_err()
+            .then(|| target.to_string());
         detect_open(&mut report, name)?;
     }
     let scan = Scan {
@@ -434,7 +440,10 @@ mod tests {
         for row in &inv.listeners {
             let l = model_listener(row);
             assert_eq!(&*l.netns, &*row.netns);
-            assert_eq!((l.address, l.port, l.protocol), (row.address, row.port, row.protocol));
+            assert_eq!(
+                (l.address, l.port, l.protocol),
+                (row.address, row.port, row.protocol)
+            );
             assert_eq!(l.exposure.as_str(), row.exposure.as_str());
             assert_eq!(l.processes.len(), row.processes.len());
             assert_eq!(l.service.as_deref(), row.service);

@@ -209,12 +209,17 @@ mod tests {
         let e = read_bounded(&b"a\n\xff"[..], "policy x", 10).unwrap_err();
         assert_eq!(e.to_string(), "policy x:2: not valid UTF-8");
         let e = load(&PolicySource::File("/nonexistent/p.toml".into())).unwrap_err();
-        assert!(e.to_string().starts_with("cannot read policy /nonexistent/p.toml"));
+        assert!(
+            e.to_string()
+                .starts_with("cannot read policy /nonexistent/p.toml")
+        );
     }
 
     #[test]
     fn profiles_load_with_their_argument() {
-        let p = load(&PolicySource::Profile("mail".into())).unwrap().unwrap();
+        let p = load(&PolicySource::Profile("mail".into()))
+            .unwrap()
+            .unwrap();
         assert_eq!(p.arg, "--profile mail-server");
         assert!(load(&PolicySource::None).unwrap().is_none());
         assert!(profile_list().iter().any(|p| p.name == "web-server"));

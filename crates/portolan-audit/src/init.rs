@@ -9,8 +9,8 @@ use portolan_registry::{PortRange, Proto};
 
 use crate::catalog::{self, Catalog};
 use crate::date::Date;
-use portolan_model::{Exposure, Listener};
 use crate::knowledge::{self, Kind};
+use portolan_model::{Exposure, Listener};
 
 /// What the starting policy is written from.
 #[derive(Debug, Clone, Copy)]
@@ -206,8 +206,8 @@ fn toml_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portolan_model::Process;
     use crate::policy::Policy;
+    use portolan_model::Process;
     use portolan_registry::Registry;
 
     fn l(proto: Proto, addr: &str, port: u16, name: &str, pid: u32) -> Listener {

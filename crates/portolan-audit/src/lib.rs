@@ -27,10 +27,10 @@ pub use finding::{
     Suppressed,
 };
 pub use input::{Context, Host, Inputs, NoHost, Scan};
+pub use net::IpNet;
+pub use policy::{Policy, PolicyError, PolicyErrors};
 pub use portolan_model::{
     Coverage, Detection, Exposure, Listener, PortState, Process, ScanReport, ScannedPort,
 };
-pub use net::IpNet;
-pub use policy::{Policy, PolicyError, PolicyErrors};
 pub use portolan_registry::{Date, date};
 pub use suggest::nearest;

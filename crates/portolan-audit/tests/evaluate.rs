@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use portolan_audit::finding::Severity::{self, *};
 use portolan_audit::policy::Policy;
 use portolan_audit::{
-    AuditReport as Report, Context, Date, Detection as Detected, Host, Inputs, Listener,
-    PortState, Process, Rule, Scan, ScanReport, ScannedPort, evaluate, profiles,
+    AuditReport as Report, Context, Date, Detection as Detected, Host, Inputs, Listener, PortState,
+    Process, Rule, Scan, ScanReport, ScannedPort, evaluate, profiles,
 };
 use portolan_model::{HostResult, HostState, PortResult, Reason};
 use portolan_registry::{PortRange, Proto, Registry};
@@ -203,7 +203,12 @@ fn baseline_on_a_messy_host() {
             .text
             .contains("`systemctl disable --now inetd.service`")
     );
-    assert!(telnet.remediation.text.contains("`apt-get purge openbsd-inetd`"));
+    assert!(
+        telnet
+            .remediation
+            .text
+            .contains("`apt-get purge openbsd-inetd`")
+    );
     assert_eq!(telnet.evidence[0].package.as_deref(), Some("openbsd-inetd"));
     let redis = &r.findings[2];
     assert_eq!(redis.address.as_deref(), Some("0.0.0.0, ::"));
@@ -229,11 +234,18 @@ fn baseline_on_a_messy_host() {
         "{}",
         eph.message
     );
-    assert!(eph.remediation.text.contains("ip_local_reserved_ports = 47123"));
+    assert!(
+        eph.remediation
+            .text
+            .contains("ip_local_reserved_ports = 47123")
+    );
     // Following two such fixes must not leave only the last port reserved.
     assert!(
         !eph.remediation.text.contains("> /etc/sysctl.d")
-            && eph.remediation.text.contains("keeping the ports already there"),
+            && eph
+                .remediation
+                .text
+                .contains("keeping the ports already there"),
         "{}",
         eph.remediation
     );
@@ -423,7 +435,12 @@ fn addr_of(target: &str) -> std::net::IpAddr {
     target.parse().unwrap_or("198.18.0.1".parse().unwrap())
 }
 
-fn open_port(host: std::net::IpAddr, proto: Proto, port: u16, detected: Option<Detected>) -> ScannedPort {
+fn open_port(
+    host: std::net::IpAddr,
+    proto: Proto,
+    port: u16,
+    detected: Option<Detected>,
+) -> ScannedPort {
     ScannedPort {
         result: PortResult {
             host,

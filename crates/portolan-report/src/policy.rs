@@ -17,7 +17,11 @@ pub struct ProfileRow<'a> {
 }
 
 /// The profiles table, and how to show one.
-pub fn write_profiles(w: &mut dyn Write, profiles: &[ProfileRow<'_>], color: bool) -> io::Result<()> {
+pub fn write_profiles(
+    w: &mut dyn Write,
+    profiles: &[ProfileRow<'_>],
+    color: bool,
+) -> io::Result<()> {
     let mut t = Table::new(["PROFILE", "ALIASES", "DESCRIPTION"]);
     for p in profiles {
         t.row([

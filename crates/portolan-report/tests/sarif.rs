@@ -10,8 +10,8 @@ use portolan_audit::{
     ScannedPort, evaluate, profiles,
 };
 use portolan_model::{HostResult, HostState, PortResult, Reason};
-use portolan_report::{junit, sarif};
 use portolan_registry::{PortRange, Proto, Registry};
+use portolan_report::{junit, sarif};
 use serde_json::{Map, Value, json};
 
 struct Validator<'a> {

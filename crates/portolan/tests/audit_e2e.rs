@@ -159,7 +159,10 @@ fn audit_and_enforce_a_mail_server() {
         .unwrap();
     assert_eq!(telnet["process"], "python3");
     assert!(
-        telnet["remediation"]["text"].as_str().unwrap().contains("kill"),
+        telnet["remediation"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("kill"),
         "{telnet:#}"
     );
     // The commands are data too, so a renderer can show them as code.

@@ -59,7 +59,13 @@ fn secure_by_detection(s: &Subject<'_>, k: Option<&Known>) -> bool {
 
 /// The older three-valued reach as what the outside view measured.
 fn reach(r: Option<bool>) -> Option<Reach> {
-    r.map(|r| if r { Reach::Reachable } else { Reach::Unreachable })
+    r.map(|r| {
+        if r {
+            Reach::Reachable
+        } else {
+            Reach::Unreachable
+        }
+    })
 }
 
 /// The namespace a finding names: the listener's, unless it is the host's.
@@ -500,7 +506,9 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                         spec.ports_label(),
                         scan.target
                     );
-                    f.remediation = Remediation::new("Check that the service runs on the target and that its firewall lets the policy's sources in.");
+                    f.remediation = Remediation::new(
+                        "Check that the service runs on the target and that its firewall lets the policy's sources in.",
+                    );
                     self.findings.push(f.seal());
                 }
             }
@@ -513,7 +521,8 @@ impl<'p, 'c> Evaluator<'p, 'c> {
         if !s.listening {
             return format!(
                 "Stop the service on {} or block {}/{} at its firewall.",
-                s.host.map_or_else(|| "the target".to_string(), |h| h.to_string()),
+                s.host
+                    .map_or_else(|| "the target".to_string(), |h| h.to_string()),
                 s.port,
                 s.protocol
             );
@@ -605,11 +614,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
     }
 
     fn restart_hint(&self, s: &Subject<'_>) -> String {
-        let units: Vec<&str> = s
-            .processes
-            .iter()
-            .filter_map(|p| p.unit)
-            .collect();
+        let units: Vec<&str> = s.processes.iter().filter_map(|p| p.unit).collect();
         match units.first() {
             Some(u) => format!(" (`systemctl restart {u}`)"),
             None => String::new(),

@@ -17,8 +17,8 @@ use portolan_registry::{Date, Proto};
 use crate::input::{Context, Inputs};
 use crate::policy::Policy;
 
-pub use checks::exe_risk;
 use checks::Evaluator;
+pub use checks::exe_risk;
 use subject::{Subject, subjects};
 
 /// Judges the inputs against a policy.

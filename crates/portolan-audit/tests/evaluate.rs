@@ -933,3 +933,89 @@ mod props {
         }
     }
 }
+
+/// The audit's own `Exposure::of` called a socket bound to `lo` exposed and missed
+/// `::ffff:0.0.0.0`; it now uses the model's, which the inventory uses too.
+#[test]
+fn exposure_of_lo_bound_and_v4_mapped_wildcard() {
+    let h = host();
+    let bound_to_lo = tcp("0.0.0.0", 6379, None).with_interface("lo");
+    let mapped_any = tcp("::ffff:0.0.0.0", 6380, None);
+    let inputs = Inputs {
+        listeners: Some(vec![bound_to_lo, mapped_any]),
+        scan: None,
+        netns: None,
+    };
+    let r = evaluate(&Policy::baseline(), &inputs, &ctx(&h, None));
+    assert_eq!(r.summary.exposed, Some(1));
+    assert!(r.findings.iter().all(|f| f.port != Some(6379)), "{r:#?}");
+    assert!(r.findings.iter().any(|f| f.port == Some(6380)), "{r:#?}");
+}
+
+/// A finding's fingerprint is its identity: the same problem after a restart (another
+/// pid) has the same one; another port has another.
+#[test]
+fn fingerprints_survive_a_restart() {
+    let h = host();
+    let run = |pid: u32, port: u16| {
+        let inputs = Inputs {
+            listeners: Some(vec![tcp(
+                "0.0.0.0",
+                port,
+                Some(proc_(
+                    pid,
+                    "inetd",
+                    "/usr/sbin/inetd",
+                    Some("inetd.service"),
+                    false,
+                )),
+            )]),
+            scan: None,
+            netns: None,
+        };
+        evaluate(&Policy::baseline(), &inputs, &ctx(&h, None)).findings
+    };
+    let (a, b, c) = (run(812, 23), run(4242, 23), run(812, 2323));
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].fingerprint, b[0].fingerprint);
+    assert_eq!(a[0].fingerprint.len(), 16);
+    assert!(c.iter().all(|f| f.fingerprint != a[0].fingerprint));
+    assert_eq!(
+        a[0].addresses,
+        vec!["0.0.0.0".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert!(
+        a[0].remediation
+            .commands
+            .iter()
+            .any(|c| c == "systemctl disable --now inetd.service")
+    );
+}
+
+/// The listener's namespace label is kept: as data in every finding about it, and in
+/// the message when it is not the namespace the audit is about.
+#[test]
+fn namespace_labels_are_kept() {
+    let h = host();
+    let mut other = tcp("0.0.0.0", 23, None);
+    other.netns = "container1".into();
+    let mut own = tcp("0.0.0.0", 23, None);
+    own.netns = "ns-a".into();
+    let inputs = Inputs {
+        listeners: Some(vec![own, other]),
+        scan: None,
+        netns: Some("ns-a".into()),
+    };
+    let r = evaluate(&Policy::baseline(), &inputs, &ctx(&h, None));
+    let labels: Vec<Option<&str>> = r.findings.iter().map(|f| f.netns.as_deref()).collect();
+    assert!(labels.contains(&Some("ns-a")) && labels.contains(&Some("container1")));
+    for f in &r.findings {
+        assert_eq!(
+            f.message.contains("(netns container1)"),
+            f.netns.as_deref() == Some("container1"),
+            "{}",
+            f.message
+        );
+    }
+    assert_ne!(r.findings[0].fingerprint, r.findings[1].fingerprint);
+}

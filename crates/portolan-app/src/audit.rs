@@ -131,31 +131,56 @@ pub fn inside_view(netns: Option<&str>) -> Result<(Vec<Listener>, Vec<String>), 
         ..portolan_inventory::Options::default()
     };
     let inv = portolan_inventory::Inventory::collect(&opts).map_err(AuditError::Inventory)?;
-    let listeners = inv.listeners.iter().map(model_listener).collect();
+    let mut owners = OwnerCache::default();
+    let listeners = inv
+        .listeners
+        .iter()
+        .map(|l| model_listener_with(l, &mut owners))
+        .collect();
     Ok((listeners, inv.warnings))
+}
+
+/// The model's owner lists, one per inventory owner list: sockets that share their
+/// owners (a daemon's many sockets) share them in the model too.
+#[derive(Debug, Default)]
+pub struct OwnerCache(std::collections::HashMap<usize, portolan_model::Owners>);
+
+impl OwnerCache {
+    fn get(&mut self, owners: &portolan_inventory::Owners) -> portolan_model::Owners {
+        let key = Arc::as_ptr(owners).cast::<()>() as usize;
+        let made = self.0.entry(key).or_insert_with(|| {
+            owner_set(
+                owners
+                    .iter()
+                    .map(|o| {
+                        Arc::new(Process {
+                            pid: o.pid,
+                            name: o.name.clone(),
+                            exe: o.exe.clone(),
+                            cmdline: o.cmdline.clone(),
+                            uid: o.uid,
+                            user: o.user.clone(),
+                            unit: o.unit.clone(),
+                            cgroup: None,
+                            container: None,
+                        })
+                    })
+                    .collect(),
+            )
+        });
+        Arc::clone(made)
+    }
 }
 
 /// An inventory row as the model's listener. Glue until the inventory returns the
 /// model's type itself; every field carries over, the namespace label included.
 pub fn model_listener(l: &portolan_inventory::Listener) -> Listener {
+    model_listener_with(l, &mut OwnerCache::default())
+}
+
+/// [`model_listener`], sharing owner lists through `owners`.
+pub fn model_listener_with(l: &portolan_inventory::Listener, owners: &mut OwnerCache) -> Listener {
     use portolan_inventory::{Exposure as E, Family as F, State as S};
-    let processes = l
-        .processes
-        .iter()
-        .map(|o| {
-            Arc::new(Process {
-                pid: o.pid,
-                name: o.name.clone(),
-                exe: o.exe.clone(),
-                cmdline: o.cmdline.clone(),
-                uid: o.uid,
-                user: o.user.clone(),
-                unit: o.unit.clone(),
-                cgroup: None,
-                container: None,
-            })
-        })
-        .collect();
     Listener {
         protocol: l.protocol,
         family: match l.family {
@@ -187,7 +212,7 @@ pub fn model_listener(l: &portolan_inventory::Listener) -> Listener {
         socket_activated: l.socket_activated,
         socket_unit: l.socket_unit.clone(),
         owner_unknown: l.owner_unknown,
-        processes: owner_set(processes),
+        processes: owners.get(&l.processes),
     }
 }
 

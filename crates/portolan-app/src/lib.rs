@@ -5,5 +5,9 @@
 //! report call the same functions.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod detect;
+pub mod firewall;
+pub mod host;
 pub mod inventory;
+pub mod policy;

@@ -19,15 +19,11 @@ fn listeners(n: usize) -> Vec<Listener> {
                 _ => "192.0.2.10",
             };
             let proto = if i % 3 == 0 { Proto::Udp } else { Proto::Tcp };
-            Listener::new(proto, addr.parse().unwrap(), port).with_process(Process {
-                pid: 1000 + (i % 500) as u32,
-                name: format!("daemon{}", i % 500),
-                exe: Some(format!("/usr/sbin/daemon{}", i % 500).into()),
-                command: None,
-                user: Some("root".into()),
-                unit: Some(format!("daemon{}.service", i % 500)),
-                socket_activated: false,
-            })
+            let mut p = Process::new(1000 + (i % 500) as u32, format!("daemon{}", i % 500));
+            p.exe = Some(format!("/usr/sbin/daemon{}", i % 500));
+            p.user = Some("root".into());
+            p.unit = Some(format!("daemon{}.service", i % 500));
+            Listener::new(proto, addr.parse().unwrap(), port).with_process(p)
         })
         .collect()
 }
@@ -36,6 +32,7 @@ fn bench(c: &mut Criterion) {
     let inputs = Inputs {
         listeners: Some(listeners(10_000)),
         scan: None,
+        netns: None,
     };
     let ctx = Context {
         today: Date::new(2026, 11, 27).unwrap(),

@@ -9,8 +9,8 @@ use portolan_registry::{PortRange, Proto};
 
 use crate::catalog::{self, Catalog};
 use crate::date::Date;
-use crate::input::{Exposure, Listener};
 use crate::knowledge::{self, Kind};
+use portolan_model::{Exposure, Listener};
 
 /// What the starting policy is written from.
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +37,9 @@ pub fn starting_policy(
 ) -> String {
     let mut groups: BTreeMap<(Proto, u16), Entry<'_>> = BTreeMap::new();
     let mut skipped_clients = 0usize;
-    for l in listeners.iter().filter(|l| l.netns.is_none()) {
+    // One inventory reads one namespace; a row from another is not this host's.
+    let home = listeners.first().map(|l| l.netns.clone());
+    for l in listeners.iter().filter(|l| Some(&l.netns) == home.as_ref()) {
         let named = catalog::name_for(catalog, l.port, l.protocol).is_some() || l.service.is_some();
         if l.protocol == Proto::Udp && opt.ephemeral.contains(l.port) && !named {
             skipped_clients += 1;
@@ -53,9 +55,9 @@ pub fn starting_policy(
             e.addrs.push(l.address);
         }
         e.exposure = e.exposure.max(l.exposure);
-        for p in &l.processes {
+        for p in l.processes.iter() {
             let mut who = format!("{} (pid {}", p.name, p.pid);
-            if let Some(u) = &p.unit {
+            if let Some(u) = crate::input::owner_unit(l, p) {
                 let _ = write!(who, ", {u}");
             }
             who.push(')');
@@ -88,8 +90,8 @@ pub fn starting_policy(
         let name = e
             .listeners
             .iter()
-            .find_map(|l| l.service.clone())
-            .filter(|n| known.is_none_or(|k| k.name == n.as_str()))
+            .find_map(|l| l.service.as_deref().map(str::to_string))
+            .filter(|n| known.is_none_or(|k| k.name == n))
             .or_else(|| catalog::name_for(catalog, *port, *proto));
         // A name the policy parser would resolve to more than this port would widen the
         // allowance; use port/proto unless the name is exactly this port.
@@ -204,8 +206,8 @@ fn toml_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::Process;
     use crate::policy::Policy;
+    use portolan_model::Process;
     use portolan_registry::Registry;
 
     fn l(proto: Proto, addr: &str, port: u16, name: &str, pid: u32) -> Listener {

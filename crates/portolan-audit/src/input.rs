@@ -1,144 +1,19 @@
-//! What the audit judges, as plain data: the inside view (listening sockets and their
-//! owners) and the outside view (what a scan could reach). The binary maps the inventory
-//! and the scanner into these types.
+//! What the audit judges, as plain data: the inside view (the model's listening sockets
+//! and their owners) and the outside view (a model scan report, and where it ran from).
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use portolan_model::{Listener, Process, ScanReport, ScannedPort};
 use portolan_registry::{PortRange, Proto};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
 use crate::date::Date;
 
-/// Who can reach a listening socket, judged from its local address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Exposure {
-    /// 127.0.0.0/8 or ::1: only this host.
-    Loopback,
-    /// One specific non-loopback address.
-    Address,
-    /// The wildcard address (0.0.0.0 or ::): every interface.
-    All,
-}
-
-impl Exposure {
-    /// The exposure of a socket bound to `addr`.
-    pub fn of(addr: IpAddr) -> Exposure {
-        if addr.is_loopback() || addr.to_canonical().is_loopback() {
-            Exposure::Loopback
-        } else if addr.is_unspecified() {
-            Exposure::All
-        } else {
-            Exposure::Address
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Exposure::Loopback => "loopback",
-            Exposure::Address => "address",
-            Exposure::All => "all",
-        }
-    }
-}
-
-/// A process that holds a listening socket.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Process {
-    pub pid: u32,
-    /// The command name (`comm`).
-    pub name: String,
-    /// The executable (`/proc/PID/exe`); `None` when it could not be read.
-    pub exe: Option<PathBuf>,
-    /// The command line, arguments joined by spaces, when it could be read.
-    #[serde(default)]
-    pub command: Option<String>,
-    pub user: Option<String>,
-    /// The systemd unit the process belongs to (`sshd.service`), or the socket unit
-    /// (`telnet.socket`) when systemd holds the socket.
-    pub unit: Option<String>,
-    /// True when systemd (or inetd) opened the socket and hands it to the service.
-    pub socket_activated: bool,
-}
-
-/// A listening socket (TCP in LISTEN, or a bound UDP socket).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Listener {
-    pub protocol: Proto,
-    pub address: IpAddr,
-    pub port: u16,
-    /// For `::` sockets: false when the socket also serves IPv4.
-    pub v6only: Option<bool>,
-    pub exposure: Exposure,
-    /// The service name from the registry, when the inventory knows one.
-    pub service: Option<String>,
-    /// The owners; empty when they could not be read (another user's process, no root).
-    pub processes: Vec<Process>,
-    /// The network namespace, when not the audit's own.
-    pub netns: Option<String>,
-}
-
-impl Listener {
-    /// A listener on `address:port` with no known owner; exposure follows the address.
-    pub fn new(protocol: Proto, address: IpAddr, port: u16) -> Listener {
-        Listener {
-            protocol,
-            address,
-            port,
-            v6only: None,
-            exposure: Exposure::of(address),
-            service: None,
-            processes: Vec::new(),
-            netns: None,
-        }
-    }
-
-    pub fn with_process(mut self, p: Process) -> Listener {
-        self.processes.push(p);
-        self
-    }
-}
-
-/// The state a scan saw a port in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PortState {
-    Open,
-    Closed,
-    Filtered,
-    /// UDP with no answer: open or filtered, the scan cannot tell.
-    OpenFiltered,
-}
-
-/// What service detection learned about an open port.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Detected {
-    /// The protocol it speaks (`smtp`, `http`).
-    pub protocol: Option<String>,
-    pub product: Option<String>,
-    pub version: Option<String>,
-    /// True when it speaks in cleartext and offers no upgrade.
-    pub cleartext: bool,
-    /// True when it offers STARTTLS (or AUTH TLS, STLS).
-    pub starttls: bool,
-    /// True when it speaks TLS from the first byte.
-    pub tls: bool,
-}
-
-/// One port as a scan saw it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reachable {
-    pub host: String,
-    pub protocol: Proto,
-    pub port: u16,
-    pub state: PortState,
-    pub detected: Option<Detected>,
-}
-
-/// The outside view: a scan of one target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The outside view: a scan of one target, and what the audit needs to know about where
+/// it ran from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scan {
     /// The target as given (`mail.example.org`, `198.18.0.2`).
     pub target: String,
@@ -146,31 +21,59 @@ pub struct Scan {
     pub local: bool,
     /// The address the scan came from, to check the policy's allowed sources.
     pub source: Option<IpAddr>,
-    /// The ports the scan covered; a port outside them is "not scanned", not "closed".
-    pub scanned: Vec<(Proto, PortRange)>,
-    /// The ports it saw (open ones at least; closed and filtered ones may be left out).
-    pub results: Vec<Reachable>,
     /// True when the scan ran on the target itself: its probes came in through the
     /// loopback interface, which firewalls accept, so what it reached says nothing about
     /// the firewall. Only what detection learned is used then.
     #[serde(default)]
     pub from_itself: bool,
+    /// The scan: what it probed ([`ScanReport::coverage`]; a port outside it is "not
+    /// scanned", not "closed") and the ports it saw (open ones at least).
+    pub report: ScanReport,
 }
 
 impl Scan {
+    /// True when the scan probed `port` of `proto` (on any address it scanned).
     pub fn covers(&self, proto: Proto, port: u16) -> bool {
-        self.scanned
+        self.report
+            .coverage
+            .probed
             .iter()
-            .any(|(p, r)| *p == proto && r.contains(port))
+            .any(|p| p.protocol == proto && p.ports.iter().any(|r| r.contains(port)))
+    }
+
+    /// Every port result the scan kept, over its hosts.
+    pub fn results(&self) -> impl Iterator<Item = &ScannedPort> {
+        self.report.hosts.iter().flat_map(|h| &h.ports)
+    }
+}
+
+/// The systemd unit that stops an owner of a socket: the `.socket` unit when systemd holds
+/// the socket for socket activation, none for systemd itself, else the owner's own unit.
+pub fn owner_unit<'a>(l: &'a Listener, p: &'a Process) -> Option<&'a str> {
+    match (&l.socket_unit, l.socket_activated) {
+        (Some(u), true) => Some(u),
+        _ if p.is_systemd() => None,
+        _ => p.unit.as_deref(),
     }
 }
 
 /// Everything one audit looks at. Either view may be missing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Inputs {
     /// The inside view; `None` when the host was not inventoried (a remote scan).
     pub listeners: Option<Vec<Listener>>,
     pub scan: Option<Scan>,
+    /// The label of the namespace the audit is about (`host` when `None`): listeners in
+    /// another one are named with theirs in the findings' messages.
+    #[serde(default)]
+    pub netns: Option<String>,
+}
+
+impl Inputs {
+    /// The label of the namespace the audit is about.
+    pub fn home_netns(&self) -> &str {
+        self.netns.as_deref().unwrap_or("host")
+    }
 }
 
 /// What the host can tell about an executable, behind a seam so the evaluation is tested
@@ -237,25 +140,6 @@ pub fn parse_port_range_sysctl(text: &str) -> Option<PortRange> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exposure() {
-        assert_eq!(
-            Exposure::of("127.0.0.53".parse().unwrap()),
-            Exposure::Loopback
-        );
-        assert_eq!(Exposure::of("::1".parse().unwrap()), Exposure::Loopback);
-        assert_eq!(
-            Exposure::of("::ffff:127.0.0.1".parse().unwrap()),
-            Exposure::Loopback
-        );
-        assert_eq!(Exposure::of("0.0.0.0".parse().unwrap()), Exposure::All);
-        assert_eq!(Exposure::of("::".parse().unwrap()), Exposure::All);
-        assert_eq!(
-            Exposure::of("192.0.2.1".parse().unwrap()),
-            Exposure::Address
-        );
-    }
 
     #[test]
     fn sysctl_range() {

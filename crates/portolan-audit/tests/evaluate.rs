@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use portolan_audit::finding::Severity::{self, *};
 use portolan_audit::policy::Policy;
 use portolan_audit::{
-    Context, Date, Detected, Host, Inputs, Listener, PortState, Process, Reachable, Report, Rule,
-    Scan, evaluate, profiles,
+    AuditReport as Report, Context, Date, Detection as Detected, Host, Inputs, Listener, PortState,
+    Process, Rule, Scan, ScanReport, ScannedPort, evaluate, profiles,
 };
+use portolan_model::{HostResult, HostState, PortResult, Reason};
 use portolan_registry::{PortRange, Proto, Registry};
 
 struct FakeHost {
@@ -49,25 +50,32 @@ fn ctx<'a>(host: &'a FakeHost, policy_arg: Option<&str>) -> Context<'a> {
     }
 }
 
-fn proc_(pid: u32, name: &str, exe: &str, unit: Option<&str>, socket: bool) -> Process {
-    Process {
-        pid,
-        name: name.into(),
-        exe: Some(exe.into()),
-        command: None,
-        user: Some("root".into()),
-        unit: unit.map(str::to_string),
-        socket_activated: socket,
-    }
+/// An owner, and whether systemd holds its socket (socket activation).
+#[derive(Clone)]
+struct Owner(Process, bool);
+
+fn proc_(pid: u32, name: &str, exe: &str, unit: Option<&str>, socket: bool) -> Owner {
+    let mut p = Process::new(pid, name);
+    p.exe = Some(exe.into());
+    p.user = Some("root".into());
+    p.unit = unit.map(str::to_string);
+    Owner(p, socket)
 }
 
-fn l(proto: Proto, addr: &str, port: u16, p: Option<Process>) -> Listener {
+fn l(proto: Proto, addr: &str, port: u16, p: Option<Owner>) -> Listener {
     let mut l = Listener::new(proto, addr.parse().unwrap(), port);
-    l.processes.extend(p);
+    if let Some(Owner(p, socket)) = p {
+        // A socket-activated owner's unit is what stops it: its socket unit.
+        if socket {
+            l.socket_activated = true;
+            l.socket_unit = p.unit.as_deref().map(Into::into);
+        }
+        l = l.with_process(p);
+    }
     l
 }
 
-fn tcp(addr: &str, port: u16, p: Option<Process>) -> Listener {
+fn tcp(addr: &str, port: u16, p: Option<Owner>) -> Listener {
     l(Proto::Tcp, addr, port, p)
 }
 
@@ -79,7 +87,7 @@ fn set(r: &Report) -> Vec<(Rule, String, Severity)> {
         .collect()
 }
 
-fn sshd() -> Option<Process> {
+fn sshd() -> Option<Owner> {
     Some(proc_(
         700,
         "sshd",
@@ -165,6 +173,7 @@ fn baseline_on_a_messy_host() {
     let inputs = Inputs {
         listeners: Some(messy_host()),
         scan: None,
+        netns: None,
     };
     let r = evaluate(&Policy::baseline(), &inputs, &ctx(&h, None));
     assert_eq!(
@@ -184,27 +193,34 @@ fn baseline_on_a_messy_host() {
     assert_eq!(telnet.service.as_deref(), Some("telnet"));
     assert_eq!(telnet.process.as_deref(), Some("inetd"));
     assert!(
-        telnet.remediation.contains("Use ssh instead"),
+        telnet.remediation.text.contains("Use ssh instead"),
         "{}",
         telnet.remediation
     );
     assert!(
         telnet
             .remediation
+            .text
             .contains("`systemctl disable --now inetd.service`")
     );
-    assert!(telnet.remediation.contains("`apt-get purge openbsd-inetd`"));
+    assert!(
+        telnet
+            .remediation
+            .text
+            .contains("`apt-get purge openbsd-inetd`")
+    );
     assert_eq!(telnet.evidence[0].package.as_deref(), Some("openbsd-inetd"));
     let redis = &r.findings[2];
     assert_eq!(redis.address.as_deref(), Some("0.0.0.0, ::"));
     assert!(
-        redis.remediation.contains("bind 127.0.0.1 -::1"),
+        redis.remediation.text.contains("bind 127.0.0.1 -::1"),
         "{}",
         redis.remediation
     );
     assert!(
         redis
             .remediation
+            .text
             .contains("systemctl restart redis-server.service")
     );
     let eph = r
@@ -218,11 +234,18 @@ fn baseline_on_a_messy_host() {
         "{}",
         eph.message
     );
-    assert!(eph.remediation.contains("ip_local_reserved_ports = 47123"));
+    assert!(
+        eph.remediation
+            .text
+            .contains("ip_local_reserved_ports = 47123")
+    );
     // Following two such fixes must not leave only the last port reserved.
     assert!(
-        !eph.remediation.contains("> /etc/sysctl.d")
-            && eph.remediation.contains("keeping the ports already there"),
+        !eph.remediation.text.contains("> /etc/sysctl.d")
+            && eph
+                .remediation
+                .text
+                .contains("keeping the ports already there"),
         "{}",
         eph.remediation
     );
@@ -240,6 +263,7 @@ fn baseline_report_snapshot() {
     let inputs = Inputs {
         listeners: Some(messy_host()),
         scan: None,
+        netns: None,
     };
     let r = evaluate(&Policy::baseline(), &inputs, &ctx(&h, None));
     insta::assert_json_snapshot!("baseline_messy_host", r);
@@ -258,6 +282,7 @@ fn socket_activated_units_are_stopped_by_their_socket() {
     let inputs = Inputs {
         listeners: Some(vec![tcp("::", 23, Some(telnetd))]),
         scan: None,
+        netns: None,
     };
     let r = evaluate(&Policy::baseline(), &inputs, &ctx(&h, None));
     assert_eq!(
@@ -267,6 +292,7 @@ fn socket_activated_units_are_stopped_by_their_socket() {
     assert!(
         r.findings[0]
             .remediation
+            .text
             .contains("`systemctl disable --now telnet.socket`")
     );
 }
@@ -363,6 +389,7 @@ fn mail_server_profile_inside_view() {
     let inputs = Inputs {
         listeners: Some(mail_host()),
         scan: None,
+        netns: None,
     };
     let r = evaluate(&policy, &inputs, &ctx(&h, Some("--profile mail-server")));
     assert_eq!(
@@ -378,9 +405,10 @@ fn mail_server_profile_inside_view() {
     let ftp = &r.findings[0];
     assert!(
         ftp.remediation
+            .text
             .contains("`systemctl disable --now vsftpd.service`")
     );
-    assert!(ftp.remediation.contains("`apt-get purge vsftpd`"));
+    assert!(ftp.remediation.text.contains("`apt-get purge vsftpd`"));
     let dns = &r.findings[1];
     assert!(
         dns.message.contains("allowed to bind loopback only"),
@@ -390,6 +418,7 @@ fn mail_server_profile_inside_view() {
     let http = &r.findings[3];
     assert!(
         http.remediation
+            .text
             .contains("`portolan firewall --profile mail-server`"),
         "{}",
         http.remediation
@@ -401,27 +430,66 @@ fn mail_server_profile_inside_view() {
     );
 }
 
+/// The address a test target stands for.
+fn addr_of(target: &str) -> std::net::IpAddr {
+    target.parse().unwrap_or("198.18.0.1".parse().unwrap())
+}
+
+fn open_port(
+    host: std::net::IpAddr,
+    proto: Proto,
+    port: u16,
+    detected: Option<Detected>,
+) -> ScannedPort {
+    ScannedPort {
+        result: PortResult {
+            host,
+            port,
+            proto,
+            state: PortState::Open,
+            reason: Reason::SynAck,
+            rtt: None,
+            ttl: None,
+        },
+        service: None,
+        detected,
+    }
+}
+
 fn scan_of(target: &str, local: bool, open: &[(Proto, u16)], ports: &[(Proto, u16, u16)]) -> Scan {
+    let host = addr_of(target);
+    let mut report = ScanReport {
+        targets: vec![target.into()],
+        ..ScanReport::default()
+    };
+    for &(p, a, b) in ports {
+        report
+            .coverage
+            .add(host, p, &[PortRange::new(a, b).unwrap()]);
+    }
+    report.hosts.push(HostResult {
+        host,
+        state: HostState::Up,
+        reason: Reason::UserSet,
+        rtt: None,
+        ports: open
+            .iter()
+            .map(|&(proto, port)| open_port(host, proto, port, None))
+            .collect(),
+        not_shown: Vec::new(),
+    });
     Scan {
         target: target.into(),
         local,
         source: None,
-        scanned: ports
-            .iter()
-            .map(|&(p, a, b)| (p, PortRange::new(a, b).unwrap()))
-            .collect(),
-        results: open
-            .iter()
-            .map(|&(protocol, port)| Reachable {
-                host: target.into(),
-                protocol,
-                port,
-                state: PortState::Open,
-                detected: None,
-            })
-            .collect(),
         from_itself: false,
+        report,
     }
+}
+
+/// The `i`th port result of a test scan.
+fn result(scan: &mut Scan, i: usize) -> &mut ScannedPort {
+    &mut scan.report.hosts[0].ports[i]
 }
 
 #[test]
@@ -434,6 +502,7 @@ fn inside_and_outside_views_combined() {
     let inputs = Inputs {
         listeners: Some(mail_host()),
         scan: Some(scan_of("this-host", true, &open, &[(Proto::Tcp, 1, 65535)])),
+        netns: None,
     };
     let r = evaluate(&policy, &inputs, &ctx(&h, Some("--profile mail-server")));
     assert_eq!(
@@ -472,6 +541,7 @@ fn remote_scan_alone() {
     let open = [(Proto::Tcp, 22), (Proto::Tcp, 23), (Proto::Tcp, 993)];
     let inputs = Inputs {
         listeners: None,
+        netns: None,
         scan: Some(scan_of(
             "198.18.0.2",
             false,
@@ -496,6 +566,7 @@ fn remote_scan_alone() {
     // Port 25 not scanned: nothing can be said about it.
     let inputs = Inputs {
         listeners: None,
+        netns: None,
         scan: Some(scan_of(
             "198.18.0.2",
             false,
@@ -558,6 +629,7 @@ fn exceptions_hold_back_until_they_expire() {
             tcp("127.0.0.1", 5432, None),
         ]),
         scan: None,
+        netns: None,
     };
     let r = evaluate(&app_policy(), &inputs, &ctx(&h, None));
     assert_eq!(
@@ -574,7 +646,7 @@ fn exceptions_hold_back_until_they_expire() {
         r.findings[0].message
     );
     assert!(
-        r.findings[1].remediation.contains("line 30"),
+        r.findings[1].remediation.text.contains("line 30"),
         "{}",
         r.findings[1].remediation
     );
@@ -611,6 +683,7 @@ fn required_services_and_sources() {
     let inputs = Inputs {
         listeners: Some(vec![tcp("0.0.0.0", 22, sshd()), tcp("0.0.0.0", 443, None)]),
         scan: Some(scan),
+        netns: None,
     };
     let r = evaluate(&app_policy(), &inputs, &ctx(&h, None));
     assert_eq!(
@@ -659,7 +732,7 @@ fn detection_decides_starttls() {
             &[(Proto::Tcp, 143)],
             &[(Proto::Tcp, 143, 143)],
         );
-        scan.results[0].detected = detected;
+        result(&mut scan, 0).detected = detected;
         Inputs {
             listeners: Some(vec![
                 tcp("0.0.0.0", 143, None),
@@ -667,6 +740,7 @@ fn detection_decides_starttls() {
                 tcp("127.0.0.1", 5432, None),
             ]),
             scan: Some(scan),
+            netns: None,
         }
     };
     let imap = |starttls| Detected {
@@ -700,7 +774,7 @@ fn detection_decides_starttls() {
         .unwrap();
     assert_eq!(f.severity, Critical);
     assert_eq!(f.product.as_deref(), Some("Dovecot imapd"));
-    assert!(f.remediation.contains("STARTTLS"), "{}", f.remediation);
+    assert!(f.remediation.text.contains("STARTTLS"), "{}", f.remediation);
     // No detection: an informational note that the audit cannot tell.
     let r = evaluate(&app_policy(), &with(None), &ctx(&h, None));
     assert_eq!(
@@ -714,23 +788,21 @@ fn detection_decides_starttls() {
         .as_mut()
         .unwrap()
         .push(tcp("0.0.0.0", 2323, None));
-    inputs
-        .scan
-        .as_mut()
-        .unwrap()
-        .scanned
-        .push((Proto::Tcp, PortRange::single(2323)));
-    inputs.scan.as_mut().unwrap().results.push(Reachable {
-        host: "this-host".into(),
-        protocol: Proto::Tcp,
-        port: 2323,
-        state: PortState::Open,
-        detected: Some(Detected {
+    let scan = inputs.scan.as_mut().unwrap();
+    let host = addr_of("this-host");
+    scan.report
+        .coverage
+        .add(host, Proto::Tcp, &[PortRange::single(2323)]);
+    scan.report.hosts[0].ports.push(open_port(
+        host,
+        Proto::Tcp,
+        2323,
+        Some(Detected {
             protocol: Some("telnet".into()),
             cleartext: true,
             ..Detected::default()
         }),
-    });
+    ));
     let r = evaluate(&app_policy(), &inputs, &ctx(&h, None));
     assert!(r.findings.iter().any(|f| f.rule == Rule::CleartextForbidden
         && f.port == Some(2323)
@@ -742,7 +814,7 @@ fn loopback_and_namespaces() {
     let h = host();
     let ws = profiles::load("workstation", Registry::embedded()).unwrap();
     let mut other_ns = tcp("0.0.0.0", 8080, None);
-    other_ns.netns = Some("container1".into());
+    other_ns.netns = "container1".into();
     let inputs = Inputs {
         listeners: Some(vec![
             tcp("127.0.0.1", 631, None),
@@ -753,6 +825,7 @@ fn loopback_and_namespaces() {
             other_ns,
         ]),
         scan: None,
+        netns: None,
     };
     let r = evaluate(&ws, &inputs, &ctx(&h, None));
     assert_eq!(set(&r), vec![(Rule::NotAllowed, "8080/tcp".into(), High)]);
@@ -770,7 +843,7 @@ fn a_scan_from_the_host_itself_says_nothing_about_the_firewall() {
     let open = [25, 80].map(|p| (Proto::Tcp, p));
     let mut scan = scan_of("this-host", true, &open, &[(Proto::Tcp, 1, 65535)]);
     scan.from_itself = true;
-    scan.results[0].detected = Some(Detected {
+    result(&mut scan, 0).detected = Some(Detected {
         protocol: Some("smtp".into()),
         product: Some("Postfix smtpd".into()),
         starttls: true,
@@ -783,6 +856,7 @@ fn a_scan_from_the_host_itself_says_nothing_about_the_firewall() {
             tcp("0.0.0.0", 22, None),
         ]),
         scan: Some(scan),
+        netns: None,
     };
     let r = evaluate(&policy, &inputs, &ctx(&h, None));
     // Through loopback every port answers: no "reachable", no "filtered", no raise.
@@ -837,7 +911,7 @@ mod props {
                 0 => Policy::baseline(),
                 n => profiles::PROFILES[n - 1].policy(Registry::embedded()).unwrap(),
             };
-            let inputs = Inputs { listeners: Some(ls.clone()), scan: None };
+            let inputs = Inputs { listeners: Some(ls.clone()), scan: None, netns: None };
             let r = evaluate(&policy, &inputs, &ctx(&h, None));
             for w in r.findings.windows(2) {
                 prop_assert!(w[0].severity >= w[1].severity);
@@ -845,7 +919,7 @@ mod props {
             let c = r.summary.severities;
             prop_assert_eq!(c.critical + c.high + c.medium + c.low + c.info, r.findings.len());
             for f in &r.findings {
-                prop_assert!(!f.message.is_empty() && !f.remediation.is_empty());
+                prop_assert!(!f.message.is_empty() && !f.remediation.text.is_empty());
                 if let (Some(p), Some(proto)) = (f.port, f.protocol) {
                     let from_input = ls.iter().any(|l| l.port == p && l.protocol == proto);
                     let required = f.rule == Rule::RequiredMissing;
@@ -858,4 +932,90 @@ mod props {
             }
         }
     }
+}
+
+/// The audit's own `Exposure::of` called a socket bound to `lo` exposed and missed
+/// `::ffff:0.0.0.0`; it now uses the model's, which the inventory uses too.
+#[test]
+fn exposure_of_lo_bound_and_v4_mapped_wildcard() {
+    let h = host();
+    let bound_to_lo = tcp("0.0.0.0", 6379, None).with_interface("lo");
+    let mapped_any = tcp("::ffff:0.0.0.0", 6380, None);
+    let inputs = Inputs {
+        listeners: Some(vec![bound_to_lo, mapped_any]),
+        scan: None,
+        netns: None,
+    };
+    let r = evaluate(&Policy::baseline(), &inputs, &ctx(&h, None));
+    assert_eq!(r.summary.exposed, Some(1));
+    assert!(r.findings.iter().all(|f| f.port != Some(6379)), "{r:#?}");
+    assert!(r.findings.iter().any(|f| f.port == Some(6380)), "{r:#?}");
+}
+
+/// A finding's fingerprint is its identity: the same problem after a restart (another
+/// pid) has the same one; another port has another.
+#[test]
+fn fingerprints_survive_a_restart() {
+    let h = host();
+    let run = |pid: u32, port: u16| {
+        let inputs = Inputs {
+            listeners: Some(vec![tcp(
+                "0.0.0.0",
+                port,
+                Some(proc_(
+                    pid,
+                    "inetd",
+                    "/usr/sbin/inetd",
+                    Some("inetd.service"),
+                    false,
+                )),
+            )]),
+            scan: None,
+            netns: None,
+        };
+        evaluate(&Policy::baseline(), &inputs, &ctx(&h, None)).findings
+    };
+    let (a, b, c) = (run(812, 23), run(4242, 23), run(812, 2323));
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].fingerprint, b[0].fingerprint);
+    assert_eq!(a[0].fingerprint.len(), 16);
+    assert!(c.iter().all(|f| f.fingerprint != a[0].fingerprint));
+    assert_eq!(
+        a[0].addresses,
+        vec!["0.0.0.0".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert!(
+        a[0].remediation
+            .commands
+            .iter()
+            .any(|c| c == "systemctl disable --now inetd.service")
+    );
+}
+
+/// The listener's namespace label is kept: as data in every finding about it, and in
+/// the message when it is not the namespace the audit is about.
+#[test]
+fn namespace_labels_are_kept() {
+    let h = host();
+    let mut other = tcp("0.0.0.0", 23, None);
+    other.netns = "container1".into();
+    let mut own = tcp("0.0.0.0", 23, None);
+    own.netns = "ns-a".into();
+    let inputs = Inputs {
+        listeners: Some(vec![own, other]),
+        scan: None,
+        netns: Some("ns-a".into()),
+    };
+    let r = evaluate(&Policy::baseline(), &inputs, &ctx(&h, None));
+    let labels: Vec<Option<&str>> = r.findings.iter().map(|f| f.netns.as_deref()).collect();
+    assert!(labels.contains(&Some("ns-a")) && labels.contains(&Some("container1")));
+    for f in &r.findings {
+        assert_eq!(
+            f.message.contains("(netns container1)"),
+            f.netns.as_deref() == Some("container1"),
+            "{}",
+            f.message
+        );
+    }
+    assert_ne!(r.findings[0].fingerprint, r.findings[1].fingerprint);
 }

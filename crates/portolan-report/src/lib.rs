@@ -6,10 +6,14 @@
 //! reaches a terminal, and through each format's own escaping elsewhere.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod csv;
 pub mod detect;
 pub mod html;
 pub mod json;
+pub mod junit;
 pub mod listeners;
+pub mod policy;
+pub mod sarif;
 pub mod table;
 pub mod text;

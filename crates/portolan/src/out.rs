@@ -17,9 +17,6 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// The largest policy file portolan reads.
-pub const MAX_POLICY_BYTES: u64 = 16 << 20;
-
 /// Reads a whole input (a file, a FIFO, stdin) of at most `limit` bytes as text; `label`
 /// names it in errors (`policy p.toml is larger than ... bytes`, `policy p.toml:3: not
 /// valid UTF-8`). Bounded, so that a FIFO
@@ -44,16 +41,6 @@ pub fn read_text_file(path: &Path, what: &str, limit: u64) -> anyhow::Result<Str
     let label = format!("{what} {}", path.display());
     let file = std::fs::File::open(path).with_context(|| format!("cannot read {label}"))?;
     read_text(file, &label, limit)
-}
-
-/// [`read_text_file`], where `-` is standard input; returns the name to show (`stdin`).
-pub fn read_text_arg(path: &Path, what: &str, limit: u64) -> anyhow::Result<(String, String)> {
-    if path.as_os_str() == "-" {
-        let text = read_text(io::stdin(), &format!("{what} stdin"), limit)?;
-        return Ok(("stdin".to_string(), text));
-    }
-    let text = read_text_file(path, what, limit)?;
-    Ok((path.display().to_string(), text))
 }
 
 /// Whether to colour stdout: only on a terminal, and never when `NO_COLOR` is set.

@@ -159,9 +159,26 @@ fn audit_and_enforce_a_mail_server() {
         .unwrap();
     assert_eq!(telnet["process"], "python3");
     assert!(
-        telnet["remediation"].as_str().unwrap().contains("kill"),
+        telnet["remediation"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("kill"),
         "{telnet:#}"
     );
+    // The commands are data too, so a renderer can show them as code.
+    assert!(
+        telnet["remediation"]["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c.as_str().unwrap().starts_with("kill ")),
+        "{telnet:#}"
+    );
+    assert_eq!(telnet["fingerprint"].as_str().unwrap().len(), 16);
+    assert_eq!(telnet["evidence"][0]["name"], "python3");
+    // The namespace the listener is in is kept as data (not in the message: it is the
+    // one the audit is about).
+    assert_eq!(telnet["netns"], pair.target.name(), "{telnet:#}");
 
     // The mail-server profile: everything but the mail ports and SSH is a finding.
     let (code, v) = audit(&pair, &["--profile", "mail-server"]);

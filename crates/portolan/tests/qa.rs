@@ -385,7 +385,10 @@ fn firewall_remediation_command_works_on_a_host_without_a_filter_table() {
             .iter()
             .find(|f| f["rule"] == "cleartext-exposed" && f["port"] == 23)
         {
-            remediation = f["remediation"].as_str().expect("remediation").to_string();
+            remediation = f["remediation"]["text"]
+                .as_str()
+                .expect("remediation")
+                .to_string();
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));

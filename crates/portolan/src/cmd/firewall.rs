@@ -6,28 +6,24 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use portolan_audit::firewall::apply::{self, Nft, Outcome};
-use portolan_audit::firewall::{Format, KeepSsh, Plan};
+use portolan_app::firewall as app;
+use portolan_firewall::Format;
+use portolan_firewall::apply::{self, Nft, Outcome};
 
 use crate::cli::{FirewallArgs, FirewallFormat};
 
 pub fn run(args: FirewallArgs) -> anyhow::Result<ExitCode> {
-    let Some((policy, _arg)) = super::audit::load_policy(&args.source)? else {
+    let source = super::audit::policy_source(&args.source);
+    let Some(loaded) = portolan_app::policy::load(&source)? else {
         bail!(
             "name the policy to enforce: --policy FILE or --profile NAME (see `portolan policy show`)"
         );
     };
-    let keep = std::env::var("SSH_CONNECTION")
-        .ok()
-        .and_then(|v| KeepSsh::from_ssh_connection(&v));
-    let plan = Plan::new(&policy, keep, env!("CARGO_PKG_VERSION"));
-    if let Some(k) = keep {
-        if !plan.opens_tcp(k.port) {
-            eprintln!(
-                "portolan: warning: policy \"{}\" does not allow SSH on port {}; the ruleset keeps this session's client ({}) in, but nobody else can connect",
-                policy.name, k.port, k.client
-            );
-        }
+    let policy = loaded.policy;
+    let ssh = std::env::var("SSH_CONNECTION").ok();
+    let plan = app::plan(&policy, ssh.as_deref(), env!("CARGO_PKG_VERSION"));
+    if let Some(warning) = app::ssh_warning(&policy, &plan) {
+        eprintln!("portolan: warning: {warning}");
     }
     let format = match args.format {
         FirewallFormat::Nftables => Format::Nftables,
@@ -52,8 +48,7 @@ pub fn run(args: FirewallArgs) -> anyhow::Result<ExitCode> {
     }
     // Whatever the policy says, the SSH daemon's own ports stay open on the host the
     // ruleset is applied to.
-    let mut plan = plan;
-    plan.keep_tcp = sshd_ports();
+    let plan = app::for_this_host(plan);
     let ruleset = plan.render(format);
     let nft = Nft::default();
     nft.check(&ruleset)
@@ -76,7 +71,7 @@ pub fn run(args: FirewallArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let dir = state_dir();
+    let dir = app::state_dir();
     let timeout = args.confirm_timeout;
     let mut confirm = |t: Duration| -> bool {
         eprintln!(
@@ -122,35 +117,5 @@ pub fn run(args: FirewallArgs) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::from(1))
         }
-    }
-}
-
-/// The TCP ports sshd listens on beyond loopback (empty when the inventory cannot tell).
-fn sshd_ports() -> Vec<u16> {
-    let opts = portolan_inventory::Options {
-        tcp: true,
-        process: Some("sshd".into()),
-        exposed: true,
-        ..portolan_inventory::Options::default()
-    };
-    let mut ports: Vec<u16> =
-        portolan_inventory::Inventory::collect(&opts, portolan_registry::Registry::embedded())
-            .map(|inv| inv.listeners.iter().map(|l| l.port).collect())
-            .unwrap_or_default();
-    ports.sort_unstable();
-    ports.dedup();
-    ports
-}
-
-/// Where the previous ruleset is saved: `$PORTOLAN_STATE_DIR`, else /var/lib/portolan when
-/// it can be made, else the temporary directory.
-fn state_dir() -> std::path::PathBuf {
-    let dir = std::env::var_os("PORTOLAN_STATE_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from("/var/lib/portolan"));
-    if std::fs::create_dir_all(&dir).is_ok() {
-        dir
-    } else {
-        std::env::temp_dir()
     }
 }

@@ -1,9 +1,11 @@
-//! SARIF 2.1.0, for code-scanning dashboards. Each rule is a reportingDescriptor; each
-//! finding a result located logically at its socket (`tcp/25@0.0.0.0`).
+//! SARIF 2.1.0 of an audit, for code-scanning dashboards. Each rule is a
+//! reportingDescriptor; each finding a result located logically at its socket
+//! (`tcp/25@0.0.0.0`), with its stable fingerprint. It is JSON, so `serde_json` escapes
+//! every string from a peer or a process.
 
 use serde_json::{Value, json};
 
-use crate::finding::{Report, Rule, Severity};
+use portolan_model::{AuditReport, Rule, Severity};
 
 /// The schema URI SARIF consumers expect.
 pub const SCHEMA: &str =
@@ -29,7 +31,7 @@ fn score(s: Severity) -> &'static str {
 }
 
 /// The SARIF log of a report. `version` is portolan's.
-pub fn to_sarif(report: &Report, version: &str) -> Value {
+pub fn to_sarif(report: &AuditReport, version: &str) -> Value {
     let rules: Vec<Value> = Rule::ALL
         .iter()
         .map(|r| {
@@ -61,7 +63,9 @@ pub fn to_sarif(report: &Report, version: &str) -> Value {
             let mut props = json!({
                 "severity": f.severity.as_str(),
                 "security-severity": score(f.severity),
-                "remediation": f.remediation,
+                "remediation": f.remediation.text,
+                "remediationCommands": f.remediation.commands,
+                "fingerprint": f.fingerprint,
             });
             let map = props.as_object_mut().expect("a json object");
             if let Some(p) = f.protocol {
@@ -95,7 +99,10 @@ pub fn to_sarif(report: &Report, version: &str) -> Value {
                         "kind": "resource",
                     }],
                 }],
-                "partialFingerprints": { "portolanFinding/v1": format!("{}:{socket}", f.rule.id()) },
+                "partialFingerprints": {
+                    "portolanFinding/v1": format!("{}:{socket}", f.rule.id()),
+                    "portolanFinding/v2": f.fingerprint,
+                },
                 "properties": props,
             })
         })

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::nft::TABLE;
+use crate::nft::TABLE;
 
 /// Why a ruleset could not be applied (or rolled back).
 #[derive(Debug, thiserror::Error)]
@@ -170,7 +170,6 @@ pub struct Timer {
 impl Timer {
     /// Starts the timer in a session of its own.
     pub fn start(nft: &Nft, rollback: &Path, after: Duration) -> Result<Timer, ApplyError> {
-        use std::os::unix::process::CommandExt;
         let secs = after.as_secs().max(1).to_string();
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "sleep \"$0\" && exec \"$@\"", &secs])
@@ -180,15 +179,7 @@ impl Timer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // SAFETY: setsid is async-signal-safe and touches no memory of this process.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        crate::sys::new_session(&mut cmd);
         let child = cmd.spawn().map_err(|source| ApplyError::Spawn {
             command: format!("sh -c 'sleep {secs} && nft -f {}'", rollback.display()),
             source,
@@ -206,9 +197,7 @@ impl Timer {
         if let Ok(Some(_)) = self.child.try_wait() {
             return false;
         }
-        let pgid = self.child.id() as libc::pid_t;
-        // SAFETY: kill has no memory-safety preconditions; the group is the timer's own.
-        unsafe { libc::kill(-pgid, libc::SIGTERM) };
+        crate::sys::terminate_group(self.child.id());
         let _ = self.child.wait();
         true
     }

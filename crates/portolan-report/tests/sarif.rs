@@ -6,10 +6,12 @@ use std::path::PathBuf;
 
 use portolan_audit::policy::Policy;
 use portolan_audit::{
-    Context, Date, Detected, Inputs, Listener, NoHost, PortState, Process, Reachable, Scan,
-    evaluate, junit, profiles, sarif,
+    Context, Date, Detection, Inputs, Listener, NoHost, PortState, Process, Scan, ScanReport,
+    ScannedPort, evaluate, profiles,
 };
+use portolan_model::{HostResult, HostState, PortResult, Reason};
 use portolan_registry::{PortRange, Proto, Registry};
+use portolan_report::{junit, sarif};
 use serde_json::{Map, Value, json};
 
 struct Validator<'a> {
@@ -267,17 +269,42 @@ fn check(v: &Value) -> Vec<String> {
     errors
 }
 
-fn report() -> portolan_audit::Report {
+fn report() -> portolan_audit::AuditReport {
     let policy = profiles::load("mail-server", Registry::embedded()).unwrap();
-    let mut ftp = Listener::new(Proto::Tcp, "0.0.0.0".parse().unwrap(), 21);
-    ftp.processes.push(Process {
-        pid: 10,
-        name: "vsftpd".into(),
-        exe: Some("/usr/sbin/vsftpd".into()),
-        command: None,
-        user: Some("root".into()),
-        unit: Some("vsftpd.service".into()),
-        socket_activated: false,
+    let mut vsftpd = Process::new(10, "vsftpd");
+    vsftpd.exe = Some("/usr/sbin/vsftpd".into());
+    vsftpd.user = Some("root".into());
+    vsftpd.unit = Some("vsftpd.service".into());
+    let ftp = Listener::new(Proto::Tcp, "0.0.0.0".parse().unwrap(), 21).with_process(vsftpd);
+    let host = "127.0.0.1".parse().unwrap();
+    let mut report = ScanReport {
+        targets: vec!["localhost".into()],
+        ..ScanReport::default()
+    };
+    report.coverage.add(host, Proto::Tcp, &[PortRange::ALL]);
+    report.hosts.push(HostResult {
+        host,
+        state: HostState::Up,
+        reason: Reason::UserSet,
+        rtt: None,
+        ports: vec![ScannedPort {
+            result: PortResult {
+                host,
+                port: 80,
+                proto: Proto::Tcp,
+                state: PortState::Open,
+                reason: Reason::SynAck,
+                rtt: None,
+                ttl: None,
+            },
+            service: Some("http".into()),
+            detected: Some(Detection {
+                protocol: Some("http".into()),
+                product: Some("nginx <1.25> & \"friends\"".into()),
+                ..Detection::default()
+            }),
+        }],
+        not_shown: Vec::new(),
     });
     let inputs = Inputs {
         listeners: Some(vec![
@@ -289,20 +316,10 @@ fn report() -> portolan_audit::Report {
             target: "localhost".into(),
             local: true,
             source: None,
-            scanned: vec![(Proto::Tcp, PortRange::ALL)],
-            results: vec![Reachable {
-                host: "localhost".into(),
-                protocol: Proto::Tcp,
-                port: 80,
-                state: PortState::Open,
-                detected: Some(Detected {
-                    protocol: Some("http".into()),
-                    product: Some("nginx <1.25> & \"friends\"".into()),
-                    ..Detected::default()
-                }),
-            }],
             from_itself: false,
+            report,
         }),
+        netns: None,
     };
     let ctx = Context {
         today: Date::new(2026, 11, 27).unwrap(),

@@ -1,9 +1,9 @@
-//! JUnit XML, for CI systems: one test case per finding, failed when at least as severe
+//! JUnit XML of an audit, for CI systems: one test case per finding, failed when at least as severe
 //! as the `--fail-on` threshold; findings held back by an exception are skipped cases.
 
 use std::fmt::Write;
 
-use crate::finding::{Report, Severity};
+use portolan_model::{AuditReport, Finding, Severity};
 
 /// Escapes text for XML attributes and content.
 fn esc(s: &str) -> String {
@@ -25,8 +25,8 @@ fn esc(s: &str) -> String {
 
 /// The JUnit XML of a report. Findings at or above `fail_on` are failures, the others
 /// pass with their text in `<system-out>`; with `None` (`--fail-on never`) nothing fails.
-pub fn to_junit(report: &Report, fail_on: Option<Severity>) -> String {
-    let fails = |f: &crate::Finding| fail_on.is_some_and(|t| f.severity >= t);
+pub fn to_junit(report: &AuditReport, fail_on: Option<Severity>) -> String {
+    let fails = |f: &Finding| fail_on.is_some_and(|t| f.severity >= t);
     let failures = report.findings.iter().filter(|f| fails(f)).count();
     let skipped = report.suppressed.len();
     // With no finding at all there is still one passing case, so CI shows the audit ran.

@@ -1,359 +1,20 @@
-//! Evaluation: listeners and scan results against a policy (or the built-in baseline),
-//! into findings with evidence and a concrete remediation.
+//! The checks: the baseline's, a policy's, the hygiene checks that apply under any
+//! policy, and the remediations they write.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::Path;
 
+use portolan_model::{Evidence, Exposure, Finding, Reach, Remediation, Rule, Severity};
 use portolan_registry::Proto;
 
-use crate::catalog;
-use crate::finding::{Counts, Evidence, Finding, Report, Rule, Severity, Summary, Suppressed};
-use crate::input::{Context, Detected, Exposure, Inputs, PortState, Process};
+use super::subject::Subject;
+use crate::input::{Context, Inputs};
 use crate::knowledge::{self, Kind, Known};
 use crate::policy::Policy;
 
-/// One port as the audit sees it: the listening sockets on it (merged over addresses),
-/// and what the scan saw.
-#[derive(Debug)]
-struct Subject<'a> {
-    protocol: Proto,
-    port: u16,
-    addresses: Vec<IpAddr>,
-    exposure: Exposure,
-    processes: Vec<&'a Process>,
-    service: Option<String>,
-    netns: Option<&'a str>,
-    /// Some(true) reachable, Some(false) scanned and not reachable, None unknown.
-    reachable: Option<bool>,
-    detected: Option<&'a Detected>,
-    /// False for a port only the scan saw.
-    listening: bool,
-    /// The scanned host, for ports only the scan saw.
-    host: Option<&'a str>,
-}
-
-impl Subject<'_> {
-    fn exposed(&self) -> bool {
-        self.exposure != Exposure::Loopback
-    }
-
-    fn address_label(&self) -> Option<String> {
-        if self.addresses.is_empty() {
-            return self.host.map(str::to_string);
-        }
-        let list: Vec<String> = self.addresses.iter().map(ToString::to_string).collect();
-        Some(list.join(", "))
-    }
-
-    fn process_label(&self) -> Option<String> {
-        let mut names: Vec<&str> = self.processes.iter().map(|p| p.name.as_str()).collect();
-        names.dedup();
-        (!names.is_empty()).then(|| names.join(", "))
-    }
-
-    /// `6379/tcp on 0.0.0.0, ::` or `6379/tcp on mail.example.org`.
-    fn socket_label(&self) -> String {
-        let mut s = format!("{}/{}", self.port, self.protocol);
-        if let Some(a) = self.address_label() {
-            s.push_str(" on ");
-            s.push_str(&a);
-        }
-        if let Some(ns) = self.netns {
-            s.push_str(&format!(" (netns {ns})"));
-        }
-        s
-    }
-
-    /// What the socket is, for messages: `redis 6379/tcp on 0.0.0.0 (redis-server pid
-    /// 812)`.
-    fn describe(&self) -> String {
-        let socket = self.socket_label();
-        let head = match &self.service {
-            Some(name) => format!("{name} {socket}"),
-            None => socket,
-        };
-        let mut details: Vec<String> = self
-            .processes
-            .iter()
-            .map(|p| format!("{} pid {}", p.name, p.pid))
-            .collect();
-        if details.is_empty() {
-            details.push(
-                if self.listening {
-                    "owner unknown"
-                } else {
-                    "seen by the scan"
-                }
-                .into(),
-            );
-        }
-        if let Some(d) = self.detected.and_then(|d| d.product.as_deref()) {
-            details.push(format!("detected as {d}"));
-        }
-        format!("{head} ({})", details.join(", "))
-    }
-}
-
-/// Judges the inputs against a policy.
-pub fn evaluate(policy: &Policy, inputs: &Inputs, ctx: &Context<'_>) -> Report {
-    let subjects = subjects(inputs, ctx);
-    let mut ev = Evaluator {
-        policy,
-        ctx,
-        findings: Vec::new(),
-    };
-    for s in &subjects {
-        // An unnamed UDP socket on an ephemeral port is a client's (a resolver, DHCP,
-        // NTP), given its port by the kernel: not a service to judge.
-        let client = s.listening
-            && s.protocol == Proto::Udp
-            && s.service.is_none()
-            && ctx.ephemeral.contains(s.port);
-        if client {
-            ev.hygiene(s, inputs);
-            continue;
-        }
-        if policy.baseline {
-            ev.baseline(s);
-        } else {
-            ev.policy(s, inputs);
-        }
-        ev.hygiene(s, inputs);
-    }
-    if !policy.baseline {
-        ev.required(&subjects, inputs);
-    }
-    let Evaluator { mut findings, .. } = ev;
-
-    // Exceptions.
-    let mut suppressed = Vec::new();
-    findings.retain_mut(|f| {
-        for e in &policy.exceptions {
-            let matches = e.service.as_ref().is_none_or(
-                |s| matches!((f.protocol, f.port), (Some(p), Some(n)) if s.covers(p, n)),
-            ) && e.rule.is_none_or(|r| r == f.rule)
-                && e.process
-                    .as_ref()
-                    .is_none_or(|name| f.evidence.iter().any(|ev| &ev.name == name));
-            if !matches {
-                continue;
-            }
-            match e.expires {
-                Some(d) if d < ctx.today => {
-                    f.message.push_str(&format!(
-                        " The exception on line {} expired on {d}.",
-                        e.line
-                    ));
-                }
-                _ => {
-                    suppressed.push(Suppressed {
-                        rule: f.rule,
-                        protocol: f.protocol,
-                        port: f.port,
-                        reason: e.reason.clone(),
-                    });
-                    return false;
-                }
-            }
-        }
-        true
-    });
-    for e in &policy.exceptions {
-        if let Some(d) = e.expires.filter(|d| *d < ctx.today) {
-            let what = e
-                .service
-                .as_ref()
-                .map(|s| s.label.clone())
-                .or(e.rule.map(|r| r.id().to_string()))
-                .or(e.process.clone())
-                .unwrap_or_default();
-            findings.push(Finding {
-                severity: Severity::Low,
-                rule: Rule::ExceptionExpired,
-                protocol: None,
-                port: None,
-                address: None,
-                service: e.service.as_ref().map(|s| s.label.clone()),
-                process: e.process.clone(),
-                reachable: None,
-                product: None,
-                message: format!(
-                    "The exception for {what} (line {}, \"{}\") expired on {d}.",
-                    e.line, e.reason
-                ),
-                remediation: format!(
-                    "Fix what it covers and delete the [[exception]] on line {}, or give it a new `expires` date with a reason that still holds.",
-                    e.line
-                ),
-                evidence: Vec::new(),
-            });
-        }
-    }
-
-    findings.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then(a.port.cmp(&b.port))
-            .then(a.protocol.cmp(&b.protocol))
-            .then(a.rule.cmp(&b.rule))
-            .then(a.address.cmp(&b.address))
-    });
-
-    let mut severities = Counts::default();
-    for f in &findings {
-        severities.add(f.severity);
-    }
-    let listeners = inputs.listeners.as_ref().map(Vec::len);
-    let exposed = inputs.listeners.as_ref().map(|l| {
-        l.iter()
-            .filter(|l| l.exposure != Exposure::Loopback)
-            .count()
-    });
-    let reachable = inputs.scan.as_ref().filter(|s| !s.from_itself).map(|s| {
-        s.results
-            .iter()
-            .filter(|r| r.state == PortState::Open)
-            .count()
-    });
-    let arg = ctx
-        .policy_arg
-        .clone()
-        .unwrap_or_else(|| "--policy FILE".into());
-    let serious = severities.critical + severities.high + severities.medium > 0;
-    let next_step = if policy.baseline {
-        "Write a policy for this host: `portolan policy init > policy.toml`, trim it to what the host must serve, then run `portolan audit --policy policy.toml`.".to_string()
-    } else if serious {
-        format!(
-            "Fix the findings above (each names its remediation) or record an [[exception]] with a reason; then enforce the policy: `portolan firewall {arg} --apply`."
-        )
-    } else {
-        format!(
-            "Enforce the policy: `portolan firewall {arg} --apply` (a dry run until confirmed), then check it from outside with `portolan audit {arg} --scan HOST`."
-        )
-    };
-    Report {
-        summary: Summary {
-            policy: policy.name.clone(),
-            listeners,
-            exposed,
-            reachable,
-            findings: findings.len(),
-            severities,
-            suppressed: suppressed.len(),
-            next_step,
-        },
-        findings,
-        suppressed,
-    }
-}
-
-fn subjects<'a>(inputs: &'a Inputs, ctx: &Context<'_>) -> Vec<Subject<'a>> {
-    let mut out: Vec<Subject<'a>> = Vec::new();
-    let mut index: HashMap<(Option<&'a str>, Proto, u16), usize> = HashMap::new();
-    for l in inputs.listeners.iter().flatten() {
-        let key = (l.netns.as_deref(), l.protocol, l.port);
-        let i = *index.entry(key).or_insert_with(|| {
-            out.push(Subject {
-                protocol: l.protocol,
-                port: l.port,
-                addresses: Vec::new(),
-                exposure: Exposure::Loopback,
-                processes: Vec::new(),
-                service: None,
-                netns: l.netns.as_deref(),
-                reachable: None,
-                detected: None,
-                listening: true,
-                host: None,
-            });
-            out.len() - 1
-        });
-        let s = &mut out[i];
-        if !s.addresses.contains(&l.address) {
-            s.addresses.push(l.address);
-        }
-        s.exposure = s.exposure.max(l.exposure);
-        for p in &l.processes {
-            if !s.processes.iter().any(|q| q.pid == p.pid) {
-                s.processes.push(p);
-            }
-        }
-        if s.service.is_none() {
-            s.service.clone_from(&l.service);
-        }
-    }
-    if let Some(scan) = &inputs.scan {
-        let combine = scan.local && inputs.listeners.is_some();
-        let mut results: HashMap<(Proto, u16), &'a crate::input::Reachable> = HashMap::new();
-        for r in &scan.results {
-            results.insert((r.protocol, r.port), r);
-        }
-        if combine {
-            for s in out.iter_mut().filter(|s| s.netns.is_none() && s.exposed()) {
-                if !scan.covers(s.protocol, s.port) {
-                    continue;
-                }
-                match results.get(&(s.protocol, s.port)) {
-                    Some(r) if r.state == PortState::Open => {
-                        s.detected = r.detected.as_ref();
-                        if !scan.from_itself {
-                            s.reachable = Some(true);
-                        }
-                    }
-                    Some(r) if r.state == PortState::OpenFiltered => {}
-                    _ if scan.from_itself => {}
-                    _ => s.reachable = Some(false),
-                }
-            }
-        }
-        for r in scan.results.iter().filter(|r| r.state == PortState::Open) {
-            let seen = combine && index.contains_key(&(None, r.protocol, r.port));
-            if seen || (combine && scan.from_itself) {
-                continue;
-            }
-            out.push(Subject {
-                protocol: r.protocol,
-                port: r.port,
-                addresses: Vec::new(),
-                exposure: Exposure::All,
-                processes: Vec::new(),
-                service: None,
-                netns: None,
-                reachable: Some(true),
-                detected: r.detected.as_ref(),
-                listening: false,
-                host: Some(r.host.as_str()),
-            });
-        }
-    }
-    // The name to show: what detection heard (as the audit names it), else the audit's
-    // own name for the port, else the inventory's, else the registry's.
-    for s in &mut out {
-        let known = knowledge::by_port(s.port, s.protocol).map(|k| k.name.to_string());
-        let heard = s.detected.and_then(|d| {
-            let p = d.protocol.as_deref()?;
-            let name = knowledge::by_name(p).map_or(p, |k| k.name);
-            // Detection names the protocol inside TLS (http on 443): say so.
-            Some(match (d.tls, &known) {
-                (true, Some(k)) if k.starts_with(name) => k.clone(),
-                (true, _) => format!("{name} over TLS"),
-                (false, _) => name.to_string(),
-            })
-        });
-        s.service = heard
-            .or(known)
-            .or(s.service.take())
-            .or_else(|| catalog::name_for(ctx.catalog, s.port, s.protocol));
-    }
-    out.sort_by(|a, b| (a.protocol, a.port, a.netns).cmp(&(b.protocol, b.port, b.netns)));
-    out
-}
-
-struct Evaluator<'p, 'c> {
+pub(super) struct Evaluator<'p, 'c> {
     policy: &'p Policy,
     ctx: &'p Context<'c>,
-    findings: Vec<Finding>,
+    pub findings: Vec<Finding>,
 }
 
 /// The audit's knowledge of a subject: by what detection saw it speak, else by port.
@@ -393,10 +54,34 @@ fn reach_note(s: &Subject<'_>) -> &'static str {
 
 fn secure_by_detection(s: &Subject<'_>, k: Option<&Known>) -> bool {
     s.detected
-        .is_some_and(|d| d.tls || (d.starttls && k.is_none_or(|k| k.starttls)))
+        .is_some_and(|d| d.tls.is_some() || (d.starttls && k.is_none_or(|k| k.starttls)))
 }
 
-impl Evaluator<'_, '_> {
+/// The older three-valued reach as what the outside view measured.
+fn reach(r: Option<bool>) -> Option<Reach> {
+    r.map(|r| {
+        if r {
+            Reach::Reachable
+        } else {
+            Reach::Unreachable
+        }
+    })
+}
+
+/// The namespace a finding names: the listener's, unless it is the host's.
+fn netns_of(s: &Subject<'_>) -> Option<String> {
+    (s.listening && s.netns_label != "host").then(|| s.netns_label.to_string())
+}
+
+impl<'p, 'c> Evaluator<'p, 'c> {
+    pub fn new(policy: &'p Policy, ctx: &'p Context<'c>) -> Self {
+        Evaluator {
+            policy,
+            ctx,
+            findings: Vec::new(),
+        }
+    }
+
     fn push(
         &mut self,
         s: &Subject<'_>,
@@ -409,40 +94,34 @@ impl Evaluator<'_, '_> {
             .processes
             .iter()
             .map(|p| Evidence {
-                pid: p.pid,
-                name: p.name.clone(),
-                exe: p.exe.as_ref().map(|e| e.display().to_string()),
-                command: p.command.clone(),
-                user: p.user.clone(),
-                unit: p.unit.clone(),
-                package: p.exe.as_deref().and_then(|e| self.ctx.host.package_of(e)),
+                process: p.evidence_process(),
+                package: p.exe.and_then(|e| self.ctx.host.package_of(e)),
             })
             .collect();
-        self.findings.push(Finding {
-            severity,
-            rule,
-            protocol: Some(s.protocol),
-            port: Some(s.port),
-            address: s.address_label(),
-            service: s.service.clone(),
-            process: s.process_label(),
-            reachable: s.reachable,
-            product: s.detected.and_then(|d| d.product.clone()),
-            message,
-            remediation,
-            evidence,
-        });
+        let mut f = Finding::new(rule, message, Remediation::new(remediation));
+        f.severity = severity;
+        f.protocol = Some(s.protocol);
+        f.port = Some(s.port);
+        f.address = s.address_label();
+        f.addresses = s.address_list();
+        f.netns = netns_of(s);
+        f.service.clone_from(&s.service);
+        f.process = s.process_label();
+        f.set_reach(reach(s.reachable));
+        f.product = s.detected.and_then(|d| d.product.clone());
+        f.evidence = evidence;
+        self.findings.push(f.seal());
     }
 
     /// The built-in checks of `portolan audit` with no policy.
-    fn baseline(&mut self, s: &Subject<'_>) {
+    pub fn baseline(&mut self, s: &Subject<'_>) {
         if !s.exposed() {
             return;
         }
         let k = known(s);
         let detected_cleartext = s
             .detected
-            .is_some_and(|d| d.cleartext && !d.tls && !d.starttls);
+            .is_some_and(|d| d.cleartext && d.tls.is_none() && !d.starttls);
         match k {
             Some(k) if k.is_insecure() && !secure_by_detection(s, Some(k)) => {
                 let base = match k.kind {
@@ -543,7 +222,7 @@ impl Evaluator<'_, '_> {
     }
 
     /// Judgement against a policy.
-    fn policy(&mut self, s: &Subject<'_>, inputs: &Inputs) {
+    pub fn policy(&mut self, s: &Subject<'_>, inputs: &Inputs) {
         let policy = self.policy;
         let k = known(s);
         let allowed: Vec<_> = policy.allows(s.protocol, s.port).collect();
@@ -701,7 +380,7 @@ impl Evaluator<'_, '_> {
     }
 
     /// Checks that apply under any policy: writable executables, ephemeral ports.
-    fn hygiene(&mut self, s: &Subject<'_>, inputs: &Inputs) {
+    pub fn hygiene(&mut self, s: &Subject<'_>, inputs: &Inputs) {
         if !s.listening {
             if inputs.scan.as_ref().is_some_and(|sc| sc.local) && inputs.listeners.is_some() {
                 let msg = format!(
@@ -720,7 +399,7 @@ impl Evaluator<'_, '_> {
             return;
         }
         for p in &s.processes {
-            let Some(exe) = p.exe.as_deref() else {
+            let Some(exe) = p.exe else {
                 continue;
             };
             let Some(why) = exe_risk(exe).or_else(|| self.ctx.host.exe_risk(exe)) else {
@@ -764,7 +443,7 @@ impl Evaluator<'_, '_> {
         }
     }
 
-    fn required(&mut self, subjects: &[Subject<'_>], inputs: &Inputs) {
+    pub fn required(&mut self, subjects: &[Subject<'_>], inputs: &Inputs) {
         for spec in &self.policy.require {
             let listening: Vec<&Subject<'_>> = subjects
                 .iter()
@@ -774,20 +453,11 @@ impl Evaluator<'_, '_> {
                 .iter()
                 .any(|s| s.reachable == Some(true) && spec.covers(s.protocol, s.port));
             let (proto, port) = spec.ports[0];
-            let mut f = Finding {
-                severity: Severity::High,
-                rule: Rule::RequiredMissing,
-                protocol: Some(proto),
-                port: Some(port.first),
-                address: None,
-                service: Some(spec.label.clone()),
-                process: None,
-                reachable: None,
-                product: None,
-                message: String::new(),
-                remediation: String::new(),
-                evidence: Vec::new(),
-            };
+            let mut f = Finding::new(Rule::RequiredMissing, String::new(), Remediation::default());
+            f.severity = Severity::High;
+            f.protocol = Some(proto);
+            f.port = Some(port.first);
+            f.service = Some(spec.label.clone());
             if inputs.listeners.is_some() {
                 if listening.is_empty() {
                     f.message = format!(
@@ -795,11 +465,11 @@ impl Evaluator<'_, '_> {
                         spec.label,
                         spec.ports_label()
                     );
-                    f.remediation = format!(
+                    f.remediation = Remediation::new(format!(
                         "Start the service that provides {} and enable it at boot (`systemctl enable --now UNIT`); check its logs (`journalctl -u UNIT`) if it fails to bind.",
                         spec.label
-                    );
-                    self.findings.push(f);
+                    ));
+                    self.findings.push(f.seal());
                 } else if !reachable
                     && listening.iter().any(|s| s.exposed())
                     && listening
@@ -810,32 +480,36 @@ impl Evaluator<'_, '_> {
                     f.rule = Rule::RequiredUnreachable;
                     f.severity = Severity::Medium;
                     f.address = listening[0].address_label();
+                    f.addresses = listening[0].address_list();
                     f.process = listening[0].process_label();
-                    f.reachable = Some(false);
+                    f.set_reach(Some(Reach::Unreachable));
                     f.message = format!(
                         "{} ({}) is required and listens, but the scan could not reach it: a firewall drops it.",
                         spec.label,
                         spec.ports_label()
                     );
-                    f.remediation = format!(
+                    f.remediation = Remediation::new(format!(
                         "Allow it at the firewall: `portolan firewall {}` lets it in from the policy's sources.",
                         self.ctx.policy_arg.as_deref().unwrap_or("--policy FILE")
-                    );
-                    self.findings.push(f);
+                    ));
+                    self.findings.push(f.seal());
                 }
             } else if let Some(scan) = &inputs.scan {
                 let scanned = spec.ports.iter().any(|(p, r)| scan.covers(*p, r.first));
                 if scanned && !reachable {
                     f.address = Some(scan.target.clone());
-                    f.reachable = Some(false);
+                    f.addresses = scan.report.hosts.iter().map(|h| h.host).collect();
+                    f.set_reach(Some(Reach::Unreachable));
                     f.message = format!(
                         "{} ({}) is required by the policy but is not reachable on {}.",
                         spec.label,
                         spec.ports_label(),
                         scan.target
                     );
-                    f.remediation = "Check that the service runs on the target and that its firewall lets the policy's sources in.".into();
-                    self.findings.push(f);
+                    f.remediation = Remediation::new(
+                        "Check that the service runs on the target and that its firewall lets the policy's sources in.",
+                    );
+                    self.findings.push(f.seal());
                 }
             }
         }
@@ -847,7 +521,8 @@ impl Evaluator<'_, '_> {
         if !s.listening {
             return format!(
                 "Stop the service on {} or block {}/{} at its firewall.",
-                s.host.unwrap_or("the target"),
+                s.host
+                    .map_or_else(|| "the target".to_string(), |h| h.to_string()),
                 s.port,
                 s.protocol
             );
@@ -855,12 +530,12 @@ impl Evaluator<'_, '_> {
         let mut units: Vec<String> = Vec::new();
         let mut pids: Vec<u32> = Vec::new();
         for p in &s.processes {
-            match &p.unit {
+            match p.unit {
                 Some(u) => {
                     let u = if p.socket_activated {
                         socket_unit(u)
                     } else {
-                        u.clone()
+                        u.to_string()
                     };
                     if !units.contains(&u) {
                         units.push(u);
@@ -889,7 +564,7 @@ impl Evaluator<'_, '_> {
                 .processes
                 .iter()
                 .filter(|p| p.unit.is_none())
-                .filter_map(|p| p.command.as_deref())
+                .filter_map(|p| p.command)
                 .map(|c| format!("`{}`", shorten(c, 80)))
                 .collect();
             let runs = if what.is_empty() {
@@ -922,7 +597,7 @@ impl Evaluator<'_, '_> {
         for p in &s.processes {
             // The package of an interpreter is not the service: removing python3 would
             // not remove the script, and would break the system.
-            if let Some(exe) = p.exe.as_deref().filter(|e| !is_interpreter(e)) {
+            if let Some(exe) = p.exe.filter(|e| !is_interpreter(e)) {
                 if let Some(pkg) = self.ctx.host.package_of(exe) {
                     if !pkgs.iter().any(|(q, _)| *q == pkg) {
                         pkgs.push((pkg, exe.display().to_string()));
@@ -939,11 +614,7 @@ impl Evaluator<'_, '_> {
     }
 
     fn restart_hint(&self, s: &Subject<'_>) -> String {
-        let units: Vec<&str> = s
-            .processes
-            .iter()
-            .filter_map(|p| p.unit.as_deref())
-            .collect();
+        let units: Vec<&str> = s.processes.iter().filter_map(|p| p.unit).collect();
         match units.first() {
             Some(u) => format!(" (`systemctl restart {u}`)"),
             None => String::new(),

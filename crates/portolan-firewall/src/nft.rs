@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::{Allowance, Plan, clean_comment};
-use crate::net::IpNet;
+use portolan_audit::net::IpNet;
 
 /// The table portolan owns.
 pub const TABLE: &str = "inet portolan";

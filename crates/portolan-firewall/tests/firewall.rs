@@ -5,10 +5,10 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use portolan_audit::firewall::apply::{self, Nft, Outcome};
-use portolan_audit::firewall::{Format, KeepSsh, Plan};
 use portolan_audit::policy::Policy;
 use portolan_audit::profiles::{self, PROFILES};
+use portolan_firewall::apply::{self, Nft, Outcome};
+use portolan_firewall::{Format, KeepSsh, Plan};
 use portolan_registry::Registry;
 use portolan_testkit::{Netns, Pair, require_root, require_tool};
 

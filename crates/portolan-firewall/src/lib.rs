@@ -1,9 +1,15 @@
 //! Firewall rulesets from a policy: inbound default-drop, then loopback, replies, the
 //! ICMP that must pass, and only the policy's services from their allowed sources.
+//! [`Plan`] is the ruleset as data; [`Plan::render`] writes it for nftables, iptables,
+//! ip6tables or ufw; [`apply`] loads an nftables ruleset with `nft`, with an automatic
+//! rollback of portolan's own table unless the user confirms it.
+#![deny(unsafe_code)]
 
 pub mod apply;
 mod iptables;
 mod nft;
+#[allow(unsafe_code)]
+mod sys;
 mod ufw;
 
 use std::net::IpAddr;
@@ -11,8 +17,8 @@ use std::net::IpAddr;
 use portolan_registry::{PortRange, Proto};
 use serde::Serialize;
 
-use crate::net::IpNet;
-use crate::policy::{Bind, Policy};
+use portolan_audit::net::IpNet;
+use portolan_audit::policy::{Bind, Policy};
 
 pub use iptables::{to_ip6tables, to_iptables};
 pub use nft::{TABLE, to_nftables};

@@ -1,0 +1,371 @@
+//! `audit`: the inside view (this host's listening sockets and their owners), optionally
+//! the outside view (a scan of a target from here, with service detection), the host's
+//! facts, and the judgement against a policy or the built-in baseline.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::Instant;
+
+use portolan_audit::policy::Policy;
+use portolan_audit::{AuditReport, Context, Date, Inputs, Listener, Scan, evaluate};
+use portolan_detect::{Detector, Options as DetectOptions, Pool, Probe};
+use portolan_model::{
+    Coverage, Exposure, HostResult, HostState, PortResult, PortState, Reason, ScanMode, ScanReport,
+    ScanSummary, ScannedPort,
+};
+use portolan_registry::{Proto, Registry};
+
+use crate::host::{LiveHost, ephemeral_range};
+use crate::policy::{LoadedPolicy, PolicyError, PolicySource, load};
+
+/// What to audit.
+#[derive(Debug, Clone, Default)]
+pub struct AuditOptions {
+    pub policy: PolicySource,
+    /// Audit this named network namespace (`ip netns`) instead of the current one.
+    pub netns: Option<String>,
+    /// Also scan this target from here (the outside view).
+    pub scan: Option<String>,
+    /// With a scan, detect the service behind each open port.
+    pub detect: bool,
+    /// Judge exceptions' expiry as of this day (default: today, UTC).
+    pub today: Option<Date>,
+}
+
+/// An audit's result, and what the user should know about how it was taken.
+#[derive(Debug, Clone)]
+pub struct Audited {
+    pub report: AuditReport,
+    /// One line each: owners the inventory could not read, a scan of the host itself.
+    pub warnings: Vec<String>,
+}
+
+/// Why an audit could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("cannot list the listening sockets")]
+    Inventory(#[source] portolan_inventory::Error),
+    #[error("--scan {target}: {message}")]
+    Target { target: String, message: String },
+    #[error("--scan takes one host; {target} is {count} addresses")]
+    NotOneHost { target: String, count: usize },
+    #[error("scanning {target}")]
+    Scan {
+        target: String,
+        #[source]
+        source: portolan_scan::ScanError,
+    },
+    #[error("cannot start service detection")]
+    Detect(#[source] std::io::Error),
+}
+
+/// Runs the audit `opts` asks for.
+pub fn audit(opts: &AuditOptions) -> Result<Audited, AuditError> {
+    let loaded = load(&opts.policy)?;
+    let today = opts.today.unwrap_or_else(Date::today_utc);
+    let (listeners, mut warnings) = inside_view(opts.netns.as_deref())?;
+    let scan = match &opts.scan {
+        Some(target) => {
+            let (scan, w) = outside_view(
+                target,
+                &listeners,
+                loaded.as_ref().map(|l| &l.policy),
+                opts.netns.as_deref(),
+                opts.detect,
+            )?;
+            warnings.extend(w);
+            Some(scan)
+        }
+        None => None,
+    };
+    // A scan of another host is judged alone: this host's sockets say nothing about it.
+    let listeners = match &scan {
+        Some(s) if !s.local => None,
+        _ => Some(listeners),
+    };
+    let netns = listeners
+        .as_ref()
+        .and_then(|l| l.first())
+        .map(|l| l.netns.to_string());
+    let inputs = Inputs {
+        listeners,
+        scan,
+        netns,
+    };
+    let report = judge(&inputs, loaded.as_ref(), today);
+    Ok(Audited { report, warnings })
+}
+
+/// The judgement of `inputs` on the live host: its packages, writable paths and
+/// ephemeral port range.
+pub fn judge(inputs: &Inputs, loaded: Option<&LoadedPolicy>, today: Date) -> AuditReport {
+    let host = LiveHost::default();
+    if let Some(ls) = &inputs.listeners {
+        host.prefetch_owners(ls);
+    }
+    let ctx = Context {
+        today,
+        ephemeral: ephemeral_range(),
+        catalog: Registry::embedded(),
+        host: &host,
+        policy_arg: loaded.map(|l| l.arg.clone()),
+    };
+    let baseline = Policy::baseline();
+    let policy = loaded.map_or(&baseline, |l| &l.policy);
+    evaluate(policy, inputs, &ctx)
+}
+
+/// The inside view: the listening sockets of this host (or of a named network
+/// namespace) and their owners, with the inventory's warnings (owners it could not
+/// read).
+pub fn inside_view(netns: Option<&str>) -> Result<(Vec<Listener>, Vec<String>), AuditError> {
+    let opts = portolan_inventory::Options {
+        netns: match netns {
+            Some(n) => portolan_inventory::NetnsChoice::Named(n.to_string()),
+            None => portolan_inventory::NetnsChoice::Current,
+        },
+        ..portolan_inventory::Options::default()
+    };
+    let inv = crate::inventory::run(&opts, Registry::embedded()).map_err(AuditError::Inventory)?;
+    Ok((inv.listeners, inv.warnings))
+}
+
+/// The ports the outside view scans: the top 1,000 TCP ports, every port the inside view
+/// has beyond loopback, and every port the policy allows (UDP only where something
+/// listens or the policy allows it: UDP scans are slow).
+pub fn ports_to_scan(listeners: &[Listener], policy: Option<&Policy>) -> (Vec<u16>, Vec<u16>) {
+    let mut tcp: BTreeSet<u16> = portolan_scan::PortSpec::top(1000)
+        .map(|p| p.ports(Proto::Tcp).into_iter().collect())
+        .unwrap_or_default();
+    let mut udp: BTreeSet<u16> = BTreeSet::new();
+    for l in listeners
+        .iter()
+        .filter(|l| l.exposure != Exposure::Loopback)
+    {
+        match l.protocol {
+            Proto::Tcp => {
+                tcp.insert(l.port);
+            }
+            Proto::Udp => {
+                udp.insert(l.port);
+            }
+            _ => {}
+        }
+    }
+    for a in policy.into_iter().flat_map(|p| &p.allow) {
+        for (proto, r) in a.services.iter().flat_map(|s| &s.ports) {
+            if r.len() > 1024 {
+                continue;
+            }
+            let into = match proto {
+                Proto::Tcp => &mut tcp,
+                Proto::Udp => &mut udp,
+                _ => continue,
+            };
+            into.extend(r.iter());
+        }
+    }
+    (tcp.into_iter().collect(), udp.into_iter().collect())
+}
+
+/// The address this host sends from to reach `addr`, if it has a route.
+pub fn source_for(addr: IpAddr) -> Option<IpAddr> {
+    UdpSocket::bind(if addr.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })
+    .and_then(|s| s.connect((addr, 9)).map(|()| s))
+    .and_then(|s| s.local_addr())
+    .ok()
+    .map(|a| a.ip())
+}
+
+/// The outside view: a scan of `target` from here (see [`ports_to_scan`]), with service
+/// detection of its open ports when `detect` is set.
+pub fn outside_view(
+    target: &str,
+    listeners: &[Listener],
+    policy: Option<&Policy>,
+    netns: Option<&str>,
+    detect: bool,
+) -> Result<(Scan, Vec<String>), AuditError> {
+    use portolan_scan::{Event, Mode, ScanConfig, Scanner, Target, TargetSet};
+
+    let bad = |e: &dyn std::fmt::Display| AuditError::Target {
+        target: target.to_string(),
+        message: e.to_string(),
+    };
+    let t = Target::parse(target).map_err(|e| bad(&e))?;
+    let set = TargetSet::build(&[t], &[], true).map_err(|e| bad(&e))?;
+    let addrs: Vec<IpAddr> = set.iter().collect();
+    let [addr] = addrs[..] else {
+        return Err(AuditError::NotOneHost {
+            target: target.to_string(),
+            count: addrs.len(),
+        });
+    };
+    let (tcp, udp) = ports_to_scan(listeners, policy);
+    let mode = Mode::best_available();
+    let config = ScanConfig {
+        mode,
+        tcp_ports: tcp.clone(),
+        udp_ports: udp.clone(),
+        discovery: false,
+        ..ScanConfig::default()
+    };
+    let start = Instant::now();
+    let mut results = Vec::new();
+    Scanner::new(config)
+        .run(&set, &mut |ev| {
+            if let Event::Port(r) = ev {
+                results.push(r);
+            }
+        })
+        .map_err(|source| AuditError::Scan {
+            target: target.to_string(),
+            source,
+        })?;
+    let mut warnings = Vec::new();
+    let from_itself = netns.is_none() && UdpSocket::bind((addr, 0)).is_ok();
+    if from_itself {
+        warnings.push(format!(
+            "{target} is this host: the scan goes through loopback, which firewalls accept, so it cannot tell what the firewall lets in (scan from another host, or audit a namespace with --netns)"
+        ));
+    }
+    let mut report = scan_report(target, addr, &tcp, &udp, &results, mode, start);
+    if detect {
+        let name = target
+            .parse::<IpAddr>()
+            .is_err()
+            .then(|| target.to_string());
+        detect_open(&mut report, name)?;
+    }
+    let scan = Scan {
+        target: target.to_string(),
+        local: netns.is_some() || from_itself,
+        source: source_for(addr),
+        from_itself,
+        report,
+    };
+    Ok((scan, warnings))
+}
+
+/// A scanner result in the model's words. Glue until the scanner returns the model's
+/// type itself.
+fn model_result(r: &portolan_scan::PortResult) -> PortResult {
+    PortResult {
+        host: r.host,
+        port: r.port,
+        proto: r.proto,
+        state: r.state.as_str().parse().unwrap_or(PortState::Filtered),
+        reason: r.reason.as_str().parse().unwrap_or(Reason::NoResponse),
+        rtt: r.rtt,
+        ttl: r.ttl,
+    }
+}
+
+/// The scan of one address as a model report: what it probed and every result.
+fn scan_report(
+    target: &str,
+    addr: IpAddr,
+    tcp: &[u16],
+    udp: &[u16],
+    results: &[portolan_scan::PortResult],
+    mode: portolan_scan::Mode,
+    start: Instant,
+) -> ScanReport {
+    let mut coverage = Coverage::default();
+    coverage.add_ports(addr, Proto::Tcp, tcp);
+    coverage.add_ports(addr, Proto::Udp, udp);
+    let mut summary = ScanSummary {
+        mode: (!tcp.is_empty()).then_some(match mode {
+            portolan_scan::Mode::Syn => ScanMode::Syn,
+            portolan_scan::Mode::Connect => ScanMode::Connect,
+        }),
+        udp: !udp.is_empty(),
+        hosts_total: 1,
+        hosts_up: 1,
+        ..ScanSummary::default()
+    };
+    let ports: Vec<ScannedPort> = results
+        .iter()
+        .map(|r| {
+            let result = model_result(r);
+            summary.count(result.state);
+            ScannedPort {
+                result,
+                service: Registry::embedded()
+                    .name_for(result.port, result.proto)
+                    .map(str::to_string),
+                detected: None,
+            }
+        })
+        .collect();
+    summary.elapsed = start.elapsed();
+    ScanReport {
+        targets: vec![target.to_string()],
+        coverage,
+        hosts: vec![HostResult {
+            host: addr,
+            state: HostState::Up,
+            reason: Reason::UserSet,
+            rtt: None,
+            ports,
+            not_shown: Vec::new(),
+        }],
+        summary,
+    }
+}
+
+/// Service detection of every open port of a report, through the shared pool (its
+/// concurrency limit and timeouts are every caller's).
+fn detect_open(report: &mut ScanReport, server_name: Option<String>) -> Result<(), AuditError> {
+    let mut pool =
+        Pool::new(Detector::default(), DetectOptions::default()).map_err(AuditError::Detect)?;
+    let open: Vec<&mut ScannedPort> = report
+        .hosts
+        .iter_mut()
+        .flat_map(|h| h.ports.iter_mut())
+        .filter(|p| p.result.state == PortState::Open)
+        .collect();
+    let probes: Vec<Probe> = open
+        .iter()
+        .map(|p| {
+            let addr = SocketAddr::new(p.result.host, p.result.port);
+            let mut probe = match p.result.proto {
+                Proto::Udp => Probe::udp(addr),
+                _ => Probe::tcp(addr),
+            };
+            probe.server_name.clone_from(&server_name);
+            probe
+        })
+        .collect();
+    let found = pool.detect_many(&probes);
+    for (p, d) in open.into_iter().zip(found) {
+        p.detected = Some(d);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_outside_view_scans_exposed_and_allowed_ports() {
+        let ls = vec![
+            Listener::new(Proto::Tcp, "0.0.0.0".parse().unwrap(), 47000),
+            Listener::new(Proto::Udp, "::".parse().unwrap(), 5353),
+            Listener::new(Proto::Tcp, "127.0.0.1".parse().unwrap(), 47001),
+        ];
+        let mail = portolan_audit::profiles::load("mail-server", Registry::embedded()).unwrap();
+        let (tcp, udp) = ports_to_scan(&ls, Some(&mail));
+        assert!(tcp.contains(&47000) && !tcp.contains(&47001));
+        assert!(tcp.contains(&22) && tcp.contains(&993) && tcp.len() >= 1000);
+        // The mail-server profile allows DNS (53/udp) to its resolver clients.
+        assert!(udp.contains(&5353) && udp.contains(&53), "{udp:?}");
+    }
+}

@@ -10,3 +10,5 @@ pub mod csv;
 pub mod json;
 pub mod table;
 pub mod text;
+pub mod scan;
+pub mod xml;

@@ -2,83 +2,54 @@
 //! output (ndiff, importers) read portolan's.
 
 use std::io::{self, Write};
-use std::net::IpAddr;
-use std::time::Duration;
 
-use crate::{PortResult, PortState, Reason};
+use portolan_model::{HostState, PortRange, Reason, ScanReport, ScannedPort};
 
-/// One scan type and the ports it covered (`<scaninfo>`).
-#[derive(Debug, Clone)]
-pub struct ScanInfo {
-    /// `syn`, `connect` or `udp`.
-    pub kind: &'static str,
-    /// `tcp` or `udp`.
-    pub proto: &'static str,
-    pub ports: Vec<u16>,
-}
-
-/// States summarised instead of listed (`<extraports>`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Extra {
-    pub state: PortState,
-    pub count: u64,
-    /// (reason, protocol, count)
-    pub reasons: Vec<(Reason, &'static str, u64)>,
-}
-
-/// A port's `<service>` element.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Service {
-    /// The registry's name for the port (nmap's `method="table"`).
-    pub table: Option<String>,
-    /// What service detection found, as attributes in nmap's order (`name`, `product`,
-    /// `version`, `tunnel`, `method`, `conf`); when present it replaces the table name.
-    pub probed: Vec<(&'static str, String)>,
-}
-
-impl Service {
-    fn element(&self) -> String {
-        if !self.probed.is_empty() {
-            let attrs: Vec<String> = self
-                .probed
-                .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
-                .collect();
-            return format!("<service {}/>", attrs.join(" "));
-        }
-        match &self.table {
-            Some(s) => format!("<service name=\"{}\" method=\"table\" conf=\"3\"/>", esc(s)),
-            None => String::new(),
-        }
-    }
-}
-
-/// One host's results.
-#[derive(Debug, Clone)]
-pub struct Host {
-    pub addr: IpAddr,
-    pub name: Option<String>,
-    pub reason: Reason,
-    pub start: u64,
-    pub end: u64,
-    pub extra: Vec<Extra>,
-    /// Listed ports, with their `<service>` element.
-    pub ports: Vec<(PortResult, Service)>,
-    pub timing: Option<crate::HostTiming>,
-}
-
-/// A whole run.
-#[derive(Debug, Clone)]
-pub struct Run {
+/// What the XML says about the run besides the report: the command line, the version and
+/// the start and end times (seconds since the Unix epoch).
+#[derive(Debug, Clone, Default)]
+pub struct RunMeta {
     pub args: String,
     pub version: String,
     pub start: u64,
     pub end: u64,
-    pub elapsed: Duration,
-    pub scans: Vec<ScanInfo>,
-    pub hosts: Vec<Host>,
-    pub hosts_up: u64,
-    pub hosts_total: u64,
+}
+
+/// A port's `<service>` element: what detection found, as attributes in nmap's order
+/// (`name`, `product`, `version`, `tunnel`, `method`, `conf`), else the registry's name
+/// (nmap's `method="table"`).
+fn service_element(p: &ScannedPort) -> String {
+    let probed = p
+        .detected
+        .as_ref()
+        .map(|d| d.nmap_service())
+        .unwrap_or_default();
+    if !probed.is_empty() {
+        let attrs: Vec<String> = probed
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+            .collect();
+        return format!("<service {}/>", attrs.join(" "));
+    }
+    match &p.service {
+        Some(s) => format!("<service name=\"{}\" method=\"table\" conf=\"3\"/>", esc(s)),
+        None => String::new(),
+    }
+}
+
+fn ranges_text(ranges: &[PortRange]) -> (u64, String) {
+    let count = ranges.iter().map(|r| u64::from(r.last - r.first) + 1).sum();
+    let text: Vec<String> = ranges
+        .iter()
+        .map(|r| {
+            if r.first == r.last {
+                r.first.to_string()
+            } else {
+                format!("{}-{}", r.first, r.last)
+            }
+        })
+        .collect();
+    (count, text.join(","))
 }
 
 /// Escapes text for an XML attribute value.
@@ -129,8 +100,9 @@ fn civil(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// Writes the document.
-pub fn write(w: &mut dyn Write, run: &Run) -> io::Result<()> {
+/// Writes the document: every host found up, with its listed ports and the summarised
+/// rest (`<extraports>`).
+pub fn write(w: &mut dyn Write, report: &ScanReport, run: &RunMeta) -> io::Result<()> {
     writeln!(w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>")?;
     writeln!(w, "<!DOCTYPE nmaprun>")?;
     writeln!(w, "<!-- {} -->", esc(&run.version).replace("--", "- -"))?;
@@ -142,90 +114,103 @@ pub fn write(w: &mut dyn Write, run: &Run) -> io::Result<()> {
         timestr(run.start),
         esc(&run.version)
     )?;
-    for s in &run.scans {
+    let mut scans = Vec::new();
+    if let Some(mode) = report.summary.mode.filter(|_| !report.tcp_ports.is_empty()) {
+        scans.push((mode.as_str(), "tcp", &report.tcp_ports));
+    }
+    if !report.udp_ports.is_empty() {
+        scans.push(("udp", "udp", &report.udp_ports));
+    }
+    for (kind, proto, ports) in scans {
+        let (n, text) = ranges_text(ports);
         writeln!(
             w,
-            "<scaninfo type=\"{}\" protocol=\"{}\" numservices=\"{}\" services=\"{}\"/>",
-            s.kind,
-            s.proto,
-            s.ports.len(),
-            crate::ports::ranges_to_string(&s.ports)
+            "<scaninfo type=\"{kind}\" protocol=\"{proto}\" numservices=\"{n}\" services=\"{text}\"/>",
         )?;
     }
     writeln!(w, "<verbose level=\"0\"/>\n<debugging level=\"0\"/>")?;
-    for h in &run.hosts {
-        writeln!(w, "<host starttime=\"{}\" endtime=\"{}\">", h.start, h.end)?;
-        writeln!(
-            w,
-            "<status state=\"up\" reason=\"{}\" reason_ttl=\"0\"/>",
-            h.reason
-        )?;
-        let ty = if h.addr.is_ipv4() { "ipv4" } else { "ipv6" };
-        writeln!(w, "<address addr=\"{}\" addrtype=\"{ty}\"/>", h.addr)?;
-        match &h.name {
-            Some(n) => writeln!(
-                w,
-                "<hostnames>\n<hostname name=\"{}\" type=\"user\"/>\n</hostnames>",
-                esc(n)
-            )?,
-            None => writeln!(w, "<hostnames>\n</hostnames>")?,
-        }
-        writeln!(w, "<ports>")?;
-        for e in &h.extra {
-            writeln!(
-                w,
-                "<extraports state=\"{}\" count=\"{}\">",
-                e.state, e.count
-            )?;
-            for (r, proto, n) in &e.reasons {
-                writeln!(
-                    w,
-                    "<extrareasons reason=\"{}\" count=\"{n}\" proto=\"{proto}\"/>",
-                    xml_reason(*r)
-                )?;
-            }
-            writeln!(w, "</extraports>")?;
-        }
-        for (p, service) in &h.ports {
-            writeln!(
-                w,
-                "<port protocol=\"{}\" portid=\"{}\"><state state=\"{}\" reason=\"{}\" reason_ttl=\"{}\"/>{}</port>",
-                p.proto,
-                p.port,
-                p.state,
-                p.reason,
-                p.ttl.unwrap_or(0),
-                service.element()
-            )?;
-        }
-        writeln!(w, "</ports>")?;
-        if let Some(t) = h.timing {
-            writeln!(
-                w,
-                "<times srtt=\"{}\" rttvar=\"{}\" to=\"{}\"/>",
-                t.srtt.as_micros(),
-                t.rttvar.as_micros(),
-                t.timeout.as_micros()
-            )?;
-        }
-        writeln!(w, "</host>")?;
+    for h in report.hosts.iter().filter(|h| h.state == HostState::Up) {
+        write_host(w, h)?;
     }
-    let down = run.hosts_total.saturating_sub(run.hosts_up);
+    let s = &report.summary;
+    let down = s.hosts_total.saturating_sub(s.hosts_up);
     writeln!(
         w,
         "<runstats><finished time=\"{}\" timestr=\"{}\" summary=\"portolan done; {} IP address{} ({} host{} up) scanned in {:.2} seconds\" elapsed=\"{:.2}\" exit=\"success\"/><hosts up=\"{}\" down=\"{down}\" total=\"{}\"/>\n</runstats>",
         run.end,
         timestr(run.end),
-        run.hosts_total,
-        if run.hosts_total == 1 { "" } else { "es" },
-        run.hosts_up,
-        if run.hosts_up == 1 { "" } else { "s" },
-        run.elapsed.as_secs_f64(),
-        run.elapsed.as_secs_f64(),
-        run.hosts_up,
-        run.hosts_total
+        s.hosts_total,
+        if s.hosts_total == 1 { "" } else { "es" },
+        s.hosts_up,
+        if s.hosts_up == 1 { "" } else { "s" },
+        s.elapsed.as_secs_f64(),
+        s.elapsed.as_secs_f64(),
+        s.hosts_up,
+        s.hosts_total
     )?;
     writeln!(w, "</nmaprun>")
+}
+
+fn write_host(w: &mut dyn Write, h: &portolan_model::HostResult) -> io::Result<()> {
+    writeln!(
+        w,
+        "<host starttime=\"{}\" endtime=\"{}\">",
+        h.started.unwrap_or(0),
+        h.ended.unwrap_or(0)
+    )?;
+    writeln!(
+        w,
+        "<status state=\"up\" reason=\"{}\" reason_ttl=\"0\"/>",
+        h.reason
+    )?;
+    let ty = if h.host.is_ipv4() { "ipv4" } else { "ipv6" };
+    writeln!(w, "<address addr=\"{}\" addrtype=\"{ty}\"/>", h.host)?;
+    match &h.name {
+        Some(n) => writeln!(
+            w,
+            "<hostnames>\n<hostname name=\"{}\" type=\"user\"/>\n</hostnames>",
+            esc(n)
+        )?,
+        None => writeln!(w, "<hostnames>\n</hostnames>")?,
+    }
+    writeln!(w, "<ports>")?;
+    for (state, count) in &h.not_shown {
+        writeln!(w, "<extraports state=\"{state}\" count=\"{count}\">")?;
+        for c in h.not_shown_reasons.iter().filter(|c| c.state == *state) {
+            writeln!(
+                w,
+                "<extrareasons reason=\"{}\" count=\"{}\" proto=\"{}\"/>",
+                xml_reason(c.reason),
+                c.count,
+                c.protocol
+            )?;
+        }
+        writeln!(w, "</extraports>")?;
+    }
+    for p in &h.ports {
+        let r = &p.result;
+        writeln!(
+            w,
+            "<port protocol=\"{}\" portid=\"{}\"><state state=\"{}\" reason=\"{}\" reason_ttl=\"{}\"/>{}</port>",
+            r.proto,
+            r.port,
+            r.state,
+            r.reason,
+            r.ttl.unwrap_or(0),
+            service_element(p)
+        )?;
+    }
+    writeln!(w, "</ports>")?;
+    if let Some(t) = h.timing {
+        writeln!(
+            w,
+            "<times srtt=\"{}\" rttvar=\"{}\" to=\"{}\"/>",
+            t.srtt.as_micros(),
+            t.rttvar.as_micros(),
+            t.timeout.as_micros()
+        )?;
+    }
+    writeln!(w, "</host>")
 }
 
 /// nmap names the reasons of summarised ports in the plural ("resets", "no-responses").
@@ -253,26 +238,34 @@ mod tests {
 
     #[test]
     fn service_element_prefers_what_was_probed() {
-        let mut s = Service {
-            table: Some("https".into()),
-            probed: Vec::new(),
+        use portolan_model::{Detection, PortResult, PortState, Proto};
+        let mut p = ScannedPort {
+            result: PortResult {
+                host: "198.18.0.2".parse().unwrap(),
+                port: 443,
+                proto: Proto::Tcp,
+                state: PortState::Open,
+                reason: Reason::SynAck,
+                rtt: None,
+                ttl: None,
+            },
+            service: Some("https".into()),
+            detected: None,
         };
         assert_eq!(
-            s.element(),
+            service_element(&p),
             "<service name=\"https\" method=\"table\" conf=\"3\"/>"
         );
-        s.probed = vec![
-            ("name", "http".into()),
-            ("product", "nginx \"x\"".into()),
-            ("tunnel", "ssl".into()),
-            ("method", "probed".into()),
-            ("conf", "10".into()),
-        ];
-        assert_eq!(
-            s.element(),
-            "<service name=\"http\" product=\"nginx &quot;x&quot;\" tunnel=\"ssl\" method=\"probed\" conf=\"10\"/>"
-        );
-        assert_eq!(Service::default().element(), "");
+        p.detected = Some(Detection {
+            protocol: Some("http".into()),
+            product: Some("nginx \"x\"".into()),
+            ..Detection::default()
+        });
+        let e = service_element(&p);
+        assert!(e.contains("product=\"nginx &quot;x&quot;\""), "{e}");
+        p.service = None;
+        p.detected = None;
+        assert_eq!(service_element(&p), "");
     }
 
     #[test]

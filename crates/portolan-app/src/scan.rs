@@ -8,11 +8,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portolan_detect::{Detector, Options, Pool, Probe};
 use portolan_model::{
-    HostResult, HostState, HostTiming, PortRange, PortResult, PortSpec, PortSpecError,
-    PortState, Proto, Reason, ReasonCount, ScanMode, ScanReport, ScannedPort, spec,
+    HostResult, HostState, HostTiming, PortRange, PortResult, PortSpec, PortSpecError, PortState,
+    Proto, Reason, ReasonCount, ScanMode, ScanReport, ScannedPort, spec,
 };
 use portolan_registry::Registry;
-use portolan_scan::{Event, RttBounds, ScanConfig, ScanError, Scanner, Target, TargetError, TargetSet};
+use portolan_scan::{
+    Event, RttBounds, ScanConfig, ScanError, Scanner, Target, TargetError, TargetSet,
+};
 
 /// A state with more ports than this on one host is summarised, not listed (as nmap).
 pub const LIST_LIMIT: u64 = 25;
@@ -182,14 +184,8 @@ pub fn scan(
     } else {
         None
     };
-    let mut agg = Aggregator {
-        registry: Registry::embedded(),
-        detect,
-        all: req.all,
-        names: &targets,
-        hosts: BTreeMap::new(),
-        done: Vec::new(),
-    };
+    let mut agg = Aggregator::new(&targets, req.all);
+    agg.detect = detect;
     let scanned = Scanner::new(cfg.clone()).run(&targets, &mut |e| agg.event(e, on))?;
     Ok(ScanReport {
         targets: req.targets.iter().map(|t| t.to_string()).collect(),
@@ -226,7 +222,9 @@ struct HostAgg {
     rtt: Option<Duration>,
 }
 
-struct Aggregator<'a> {
+/// The per-host aggregation of engine events: which ports are shown and when, and the
+/// finished hosts. [`scan`] drives it from the scanner; tests drive it with plain events.
+pub struct Aggregator<'a> {
     registry: &'static Registry,
     detect: Option<Pool>,
     all: bool,
@@ -240,8 +238,26 @@ fn wants_detection(r: &PortResult) -> bool {
     r.state == PortState::Open || (r.proto == Proto::Udp && r.state == PortState::OpenFiltered)
 }
 
-impl Aggregator<'_> {
-    fn event(&mut self, e: Event, on: &mut dyn FnMut(ScanEvent<'_>)) {
+impl<'a> Aggregator<'a> {
+    /// Without detection; `names` gives the names hosts were given by.
+    pub fn new(names: &'a TargetSet, all: bool) -> Aggregator<'a> {
+        Aggregator {
+            registry: Registry::embedded(),
+            detect: None,
+            all,
+            names,
+            hosts: BTreeMap::new(),
+            done: Vec::new(),
+        }
+    }
+
+    /// Every host finished (or found down) so far.
+    pub fn into_hosts(self) -> Vec<HostResult> {
+        self.done
+    }
+
+    /// Takes one engine event, calling `on` with what it shows.
+    pub fn event(&mut self, e: Event, on: &mut dyn FnMut(ScanEvent<'_>)) {
         match e {
             Event::Host {
                 addr,
@@ -292,10 +308,10 @@ impl Aggregator<'_> {
     }
 
     fn scanned(&mut self, r: PortResult) -> ScannedPort {
-        let detected = self.detect.as_mut().and_then(|d| {
-            d.get(SocketAddr::new(r.host, r.port), r.proto)
-                .cloned()
-        });
+        let detected = self
+            .detect
+            .as_mut()
+            .and_then(|d| d.get(SocketAddr::new(r.host, r.port), r.proto).cloned());
         ScannedPort {
             result: r,
             service: self.registry.name_for(r.port, r.proto).map(str::to_string),
@@ -438,14 +454,7 @@ mod tests {
     /// Feeds engine events through the aggregation, returning what was shown and the host.
     fn run(all: bool, events: Vec<Event>) -> (Vec<String>, Vec<HostResult>) {
         let names = TargetSet::default();
-        let mut agg = Aggregator {
-            registry: Registry::embedded(),
-            detect: None,
-            all,
-            names: &names,
-            hosts: BTreeMap::new(),
-            done: Vec::new(),
-        };
+        let mut agg = Aggregator::new(&names, all);
         let mut shown = Vec::new();
         for e in events {
             agg.event(e, &mut |e| {
@@ -466,12 +475,32 @@ mod tests {
             reason: Reason::SynAck,
             rtt: None,
         }];
-        ev.push(Event::Port(pr(443, Proto::Tcp, PortState::Open, Reason::SynAck)));
+        ev.push(Event::Port(pr(
+            443,
+            Proto::Tcp,
+            PortState::Open,
+            Reason::SynAck,
+        )));
         for n in 1000..1030 {
-            ev.push(Event::Port(pr(n, Proto::Tcp, PortState::Closed, Reason::Reset)));
+            ev.push(Event::Port(pr(
+                n,
+                Proto::Tcp,
+                PortState::Closed,
+                Reason::Reset,
+            )));
         }
-        ev.push(Event::Port(pr(161, Proto::Udp, PortState::Closed, Reason::PortUnreach)));
-        ev.push(Event::Port(pr(22, Proto::Tcp, PortState::Filtered, Reason::NoResponse)));
+        ev.push(Event::Port(pr(
+            161,
+            Proto::Udp,
+            PortState::Closed,
+            Reason::PortUnreach,
+        )));
+        ev.push(Event::Port(pr(
+            22,
+            Proto::Tcp,
+            PortState::Filtered,
+            Reason::NoResponse,
+        )));
         ev.push(Event::HostDone {
             addr: host,
             timing: None,

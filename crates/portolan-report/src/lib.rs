@@ -8,7 +8,7 @@
 
 pub mod csv;
 pub mod json;
+pub mod scan;
 pub mod table;
 pub mod text;
-pub mod scan;
 pub mod xml;

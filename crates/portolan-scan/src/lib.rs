@@ -52,12 +52,14 @@ mod udp;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-pub use portolan_registry::{PortRange, Proto};
 pub use portolan_model::spec::{self as ports, PortSpec, PortSpecError};
-pub use portolan_model::{Coverage, HostTiming, PortResult, PortState, Reason, ScanMode, ScanSummary};
-pub use top::top;
+pub use portolan_model::{
+    Coverage, HostTiming, PortResult, PortState, Reason, ScanMode, ScanSummary,
+};
+pub use portolan_registry::{PortRange, Proto};
 pub use rtt::{RttBounds, RttEstimator};
 pub use target::{Target, TargetError, TargetSet};
+pub use top::top;
 
 /// How TCP ports are probed: the model's [`ScanMode`].
 pub type Mode = ScanMode;
@@ -215,10 +217,16 @@ impl Scanner {
         let start = Instant::now();
         let cfg = &self.config;
         let tcp_ranges = portolan_model::spec::merge(
-            cfg.tcp_ports.iter().map(|&p| PortRange::single(p)).collect(),
+            cfg.tcp_ports
+                .iter()
+                .map(|&p| PortRange::single(p))
+                .collect(),
         );
         let udp_ranges = portolan_model::spec::merge(
-            cfg.udp_ports.iter().map(|&p| PortRange::single(p)).collect(),
+            cfg.udp_ports
+                .iter()
+                .map(|&p| PortRange::single(p))
+                .collect(),
         );
         let mut coverage = Coverage::default();
         if cfg.mode == Mode::Syn && !sys::can_raw() && !cfg.tcp_ports.is_empty() {

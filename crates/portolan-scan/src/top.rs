@@ -59,7 +59,14 @@ pub fn top(n: usize) -> Result<PortSpec, PortSpecError> {
     if n > 65535 {
         return Err(PortSpecError::TopTooLarge(n));
     }
-    let list = |proto| merge(top_ports(proto, n).into_iter().map(PortRange::single).collect());
+    let list = |proto| {
+        merge(
+            top_ports(proto, n)
+                .into_iter()
+                .map(PortRange::single)
+                .collect(),
+        )
+    };
     Ok(PortSpec {
         tcp: list(Proto::Tcp),
         udp: list(Proto::Udp),

@@ -336,7 +336,7 @@ fn outside_view(
     netns: Option<&str>,
     detect: bool,
 ) -> anyhow::Result<portolan_audit::Scan> {
-    use portolan_scan::{Event, Mode, PortSpec, ScanConfig, Scanner, Target, TargetSet};
+    use portolan_scan::{Event, ScanConfig, Scanner, Target, TargetSet};
     use std::collections::BTreeSet;
 
     let t = Target::parse(target).map_err(|e| anyhow::anyhow!("--scan {target}: {e}"))?;
@@ -349,7 +349,7 @@ fn outside_view(
             addrs.len()
         );
     };
-    let mut tcp: BTreeSet<u16> = PortSpec::top(1000)
+    let mut tcp: BTreeSet<u16> = portolan_scan::top(1000)
         .map(|p| p.ports(Proto::Tcp).into_iter().collect())
         .unwrap_or_default();
     let mut udp: BTreeSet<u16> = BTreeSet::new();
@@ -382,7 +382,7 @@ fn outside_view(
         }
     }
     let config = ScanConfig {
-        mode: Mode::best_available(),
+        mode: portolan_scan::best_mode(),
         tcp_ports: tcp.iter().copied().collect(),
         udp_ports: udp.iter().copied().collect(),
         discovery: false,

@@ -36,6 +36,8 @@
 //! answered probes drops far below what was seen before (congestion), not on the steady
 //! loss of a lossy link.
 
+#![deny(unsafe_code)]
+
 mod connect;
 mod discovery;
 pub mod packet;
@@ -44,6 +46,7 @@ mod rate;
 mod rounds;
 pub mod rtt;
 mod syn;
+#[allow(unsafe_code)]
 mod sys;
 pub mod target;
 mod top;

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use portolan_registry::Proto;
 
+use crate::epoll::Epoll;
 use crate::rate::{Pacer, RetryPolicy};
 use crate::rtt::RttEstimator;
-use crate::sys::{self, Epoll, RawAddr};
+use crate::sys::{self, RawAddr};
 use crate::{
     HostTiming, PortResult, PortState, Reason, Rng, ScanConfig, ScanError, Sink, io_err, packet,
 };
@@ -366,11 +367,7 @@ impl<'a> Worker<'a> {
         let generation = self.generation;
         let token = (u64::from(generation) << 32) | slot as u64;
         self.ep
-            .add(
-                fd.as_raw_fd(),
-                (libc::EPOLLOUT | libc::EPOLLERR) as u32,
-                token,
-            )
+            .add_writable(&fd, token)
             .map_err(io_err("epoll_ctl"))?;
         // Back off like TCP: each retry waits twice as long, so a slow answer (a loaded
         // host) is not taken for a lost one.
@@ -412,8 +409,8 @@ impl<'a> Worker<'a> {
 
     /// Finishes the attempts epoll reports done.
     fn reap(&mut self, wait: Duration) -> Result<(), ScanError> {
-        let ready: Vec<(u64, u32)> = self.ep.wait(wait).map_err(io_err("epoll_wait"))?.collect();
-        for (token, _) in ready {
+        let ready: Vec<u64> = self.ep.wait(wait).map_err(io_err("epoll_wait"))?.collect();
+        for token in ready {
             let slot = (token & 0xffff_ffff) as usize;
             let g = (token >> 32) as u32;
             let Some(c) = self.slots.get_mut(slot).and_then(Option::take) else {

@@ -40,6 +40,7 @@
 
 mod connect;
 mod discovery;
+mod epoll;
 pub mod packet;
 pub mod payload;
 mod rate;

@@ -3,16 +3,11 @@
 //! facts, and the judgement against a policy or the built-in baseline.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::time::Instant;
+use std::net::{IpAddr, UdpSocket};
 
 use portolan_audit::policy::Policy;
 use portolan_audit::{AuditReport, Context, Date, Inputs, Listener, Scan, evaluate};
-use portolan_detect::{Detector, Options as DetectOptions, Pool, Probe};
-use portolan_model::{
-    Coverage, Exposure, HostResult, HostState, PortResult, PortState, Reason, ScanMode, ScanReport,
-    ScanSummary, ScannedPort,
-};
+use portolan_model::Exposure;
 use portolan_registry::{Proto, Registry};
 
 use crate::host::{LiveHost, ephemeral_range};
@@ -55,7 +50,7 @@ pub enum AuditError {
     Scan {
         target: String,
         #[source]
-        source: portolan_scan::ScanError,
+        source: Box<crate::scan::ScanOpError>,
     },
     #[error("cannot start service detection")]
     Detect(#[source] std::io::Error),
@@ -136,7 +131,7 @@ pub fn inside_view(netns: Option<&str>) -> Result<(Vec<Listener>, Vec<String>), 
 /// has beyond loopback, and every port the policy allows (UDP only where something
 /// listens or the policy allows it: UDP scans are slow).
 pub fn ports_to_scan(listeners: &[Listener], policy: Option<&Policy>) -> (Vec<u16>, Vec<u16>) {
-    let mut tcp: BTreeSet<u16> = portolan_scan::PortSpec::top(1000)
+    let mut tcp: BTreeSet<u16> = portolan_scan::top(1000)
         .map(|p| p.ports(Proto::Tcp).into_iter().collect())
         .unwrap_or_default();
     let mut udp: BTreeSet<u16> = BTreeSet::new();
@@ -192,14 +187,15 @@ pub fn outside_view(
     netns: Option<&str>,
     detect: bool,
 ) -> Result<(Scan, Vec<String>), AuditError> {
-    use portolan_scan::{Event, Mode, ScanConfig, Scanner, Target, TargetSet};
+    use portolan_model::PortSpec;
+    use portolan_scan::{Target, TargetSet};
 
     let bad = |e: &dyn std::fmt::Display| AuditError::Target {
         target: target.to_string(),
         message: e.to_string(),
     };
     let t = Target::parse(target).map_err(|e| bad(&e))?;
-    let set = TargetSet::build(&[t], &[], true).map_err(|e| bad(&e))?;
+    let set = TargetSet::build(std::slice::from_ref(&t), &[], true).map_err(|e| bad(&e))?;
     let addrs: Vec<IpAddr> = set.iter().collect();
     let [addr] = addrs[..] else {
         return Err(AuditError::NotOneHost {
@@ -208,40 +204,39 @@ pub fn outside_view(
         });
     };
     let (tcp, udp) = ports_to_scan(listeners, policy);
-    let mode = Mode::best_available();
-    let config = ScanConfig {
-        mode,
-        tcp_ports: tcp.clone(),
-        udp_ports: udp.clone(),
-        discovery: false,
-        ..ScanConfig::default()
+    let spec = PortSpec {
+        any: Vec::new(),
+        tcp: portolan_model::spec::merge(
+            tcp.iter()
+                .map(|&p| portolan_model::PortRange::single(p))
+                .collect(),
+        ),
+        udp: portolan_model::spec::merge(
+            udp.iter()
+                .map(|&p| portolan_model::PortRange::single(p))
+                .collect(),
+        ),
     };
-    let start = Instant::now();
-    let mut results = Vec::new();
-    Scanner::new(config)
-        .run(&set, &mut |ev| {
-            if let Event::Port(r) = ev {
-                results.push(r);
-            }
-        })
-        .map_err(|source| AuditError::Scan {
-            target: target.to_string(),
-            source,
-        })?;
+    let req = crate::scan::ScanRequest {
+        targets: vec![t],
+        ports: crate::scan::Ports::Spec(spec),
+        tcp: !tcp.is_empty(),
+        udp: !udp.is_empty(),
+        discovery: false,
+        detect,
+        all: true,
+        ..crate::scan::ScanRequest::default()
+    };
+    let report = crate::scan::scan(&req, &mut |_| {}).map_err(|source| AuditError::Scan {
+        target: target.to_string(),
+        source: Box::new(source),
+    })?;
     let mut warnings = Vec::new();
     let from_itself = netns.is_none() && UdpSocket::bind((addr, 0)).is_ok();
     if from_itself {
         warnings.push(format!(
             "{target} is this host: the scan goes through loopback, which firewalls accept, so it cannot tell what the firewall lets in (scan from another host, or audit a namespace with --netns)"
         ));
-    }
-    let mut report = scan_report(target, addr, &tcp, &udp, &results, mode, start);
-    if detect {
-        let name = target
-            .parse::<IpAddr>()
-            .is_err()
-            .then(|| target.to_string());
-        detect_open(&mut report, name)?;
     }
     let scan = Scan {
         target: target.to_string(),
@@ -251,103 +246,6 @@ pub fn outside_view(
         report,
     };
     Ok((scan, warnings))
-}
-
-/// A scanner result in the model's words. Glue until the scanner returns the model's
-/// type itself.
-fn model_result(r: &portolan_scan::PortResult) -> PortResult {
-    PortResult {
-        host: r.host,
-        port: r.port,
-        proto: r.proto,
-        state: r.state.as_str().parse().unwrap_or(PortState::Filtered),
-        reason: r.reason.as_str().parse().unwrap_or(Reason::NoResponse),
-        rtt: r.rtt,
-        ttl: r.ttl,
-    }
-}
-
-/// The scan of one address as a model report: what it probed and every result.
-fn scan_report(
-    target: &str,
-    addr: IpAddr,
-    tcp: &[u16],
-    udp: &[u16],
-    results: &[portolan_scan::PortResult],
-    mode: portolan_scan::Mode,
-    start: Instant,
-) -> ScanReport {
-    let mut coverage = Coverage::default();
-    coverage.add_ports(addr, Proto::Tcp, tcp);
-    coverage.add_ports(addr, Proto::Udp, udp);
-    let mut summary = ScanSummary {
-        mode: (!tcp.is_empty()).then_some(match mode {
-            portolan_scan::Mode::Syn => ScanMode::Syn,
-            portolan_scan::Mode::Connect => ScanMode::Connect,
-        }),
-        udp: !udp.is_empty(),
-        hosts_total: 1,
-        hosts_up: 1,
-        ..ScanSummary::default()
-    };
-    let ports: Vec<ScannedPort> = results
-        .iter()
-        .map(|r| {
-            let result = model_result(r);
-            summary.count(result.state);
-            ScannedPort {
-                result,
-                service: Registry::embedded()
-                    .name_for(result.port, result.proto)
-                    .map(str::to_string),
-                detected: None,
-            }
-        })
-        .collect();
-    summary.elapsed = start.elapsed();
-    ScanReport {
-        targets: vec![target.to_string()],
-        coverage,
-        hosts: vec![HostResult {
-            host: addr,
-            state: HostState::Up,
-            reason: Reason::UserSet,
-            rtt: None,
-            ports,
-            not_shown: Vec::new(),
-        }],
-        summary,
-    }
-}
-
-/// Service detection of every open port of a report, through the shared pool (its
-/// concurrency limit and timeouts are every caller's).
-fn detect_open(report: &mut ScanReport, server_name: Option<String>) -> Result<(), AuditError> {
-    let mut pool =
-        Pool::new(Detector::default(), DetectOptions::default()).map_err(AuditError::Detect)?;
-    let open: Vec<&mut ScannedPort> = report
-        .hosts
-        .iter_mut()
-        .flat_map(|h| h.ports.iter_mut())
-        .filter(|p| p.result.state == PortState::Open)
-        .collect();
-    let probes: Vec<Probe> = open
-        .iter()
-        .map(|p| {
-            let addr = SocketAddr::new(p.result.host, p.result.port);
-            let mut probe = match p.result.proto {
-                Proto::Udp => Probe::udp(addr),
-                _ => Probe::tcp(addr),
-            };
-            probe.server_name.clone_from(&server_name);
-            probe
-        })
-        .collect();
-    let found = pool.detect_many(&probes);
-    for (p, d) in open.into_iter().zip(found) {
-        p.detected = Some(d);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -11,3 +11,4 @@ pub mod firewall;
 pub mod host;
 pub mod inventory;
 pub mod policy;
+pub mod scan;

@@ -476,7 +476,7 @@ fn scan_of(target: &str, local: bool, open: &[(Proto, u16)], ports: &[(Proto, u1
             .iter()
             .map(|&(proto, port)| open_port(host, proto, port, None))
             .collect(),
-        not_shown: Vec::new(),
+        ..HostResult::new(host, HostState::Up, Reason::UserSet)
     });
     Scan {
         target: target.into(),

@@ -39,6 +39,9 @@ pub use net::{Endpoint, Exposure, Family, canonical, fmt_endpoint};
 pub use portolan_registry::{Category, PortRange, Proto};
 pub use process::Process;
 pub use run::RunInfo;
-pub use scan::{HostResult, HostState, PortResult, ScanMode, ScanReport, ScanSummary, ScannedPort};
+pub use scan::{
+    HostResult, HostState, HostTiming, PortResult, ReasonCount, ScanMode, ScanReport, ScanSummary,
+    ScannedPort,
+};
 pub use spec::{PortSpec, PortSpecError};
 pub use state::{PortState, Reason};

@@ -71,6 +71,60 @@ pub struct HostResult {
     /// Ports left out of `ports`, by state.
     #[serde(default)]
     pub not_shown: Vec<(PortState, u64)>,
+    /// The same ports, by state, reason and protocol (nmap's `extrareasons`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_shown_reasons: Vec<ReasonCount>,
+    /// The name the host was given by, when it was given by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// When its scan started and ended, in seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<u64>,
+    /// Its round-trip estimate at the end of the scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<HostTiming>,
+}
+
+/// A count of ports with one state, reason and protocol.
+impl HostResult {
+    /// A host with no ports yet; fill the rest with struct update syntax.
+    pub fn new(host: IpAddr, state: HostState, reason: Reason) -> HostResult {
+        HostResult {
+            host,
+            state,
+            reason,
+            rtt: None,
+            ports: Vec::new(),
+            not_shown: Vec::new(),
+            not_shown_reasons: Vec::new(),
+            name: None,
+            started: None,
+            ended: None,
+            timing: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasonCount {
+    pub state: PortState,
+    pub reason: Reason,
+    pub protocol: Proto,
+    pub count: u64,
+}
+
+/// A host's round-trip estimate at the end of its scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostTiming {
+    #[serde(rename = "srtt_ms", with = "ms")]
+    pub srtt: Duration,
+    #[serde(rename = "rttvar_ms", with = "ms")]
+    pub rttvar: Duration,
+    /// The probe timeout derived from them.
+    #[serde(rename = "timeout_ms", with = "ms")]
+    pub timeout: Duration,
 }
 
 /// How TCP ports are probed.
@@ -136,6 +190,12 @@ pub struct ScanReport {
     pub coverage: Coverage,
     pub hosts: Vec<HostResult>,
     pub summary: ScanSummary,
+    /// The ports asked for, per protocol (what nmap's `scaninfo` lists), whether or not
+    /// any host was up to probe them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tcp_ports: Vec<portolan_registry::PortRange>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub udp_ports: Vec<portolan_registry::PortRange>,
 }
 
 impl ScanReport {
@@ -231,8 +291,24 @@ mod tests {
                     detected: None,
                 }],
                 not_shown: vec![(PortState::Closed, 1)],
+                not_shown_reasons: vec![ReasonCount {
+                    state: PortState::Closed,
+                    reason: Reason::Reset,
+                    protocol: Proto::Tcp,
+                    count: 1,
+                }],
+                name: Some("mail".into()),
+                started: Some(1_700_000_000),
+                ended: Some(1_700_000_001),
+                timing: Some(HostTiming {
+                    srtt: Duration::from_micros(900),
+                    rttvar: Duration::from_micros(300),
+                    timeout: Duration::from_millis(50),
+                }),
             }],
             summary,
+            tcp_ports: vec![portolan_registry::PortRange::new(22, 25).unwrap()],
+            udp_ports: Vec::new(),
         };
         let j = serde_json::to_string(&report).unwrap();
         assert!(j.contains(r#""protocol":"tcp""#) && j.contains(r#""rtt_ms":0.125"#));

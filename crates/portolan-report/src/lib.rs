@@ -15,5 +15,7 @@ pub mod junit;
 pub mod listeners;
 pub mod policy;
 pub mod sarif;
+pub mod scan;
 pub mod table;
 pub mod text;
+pub mod xml;

@@ -304,7 +304,7 @@ fn report() -> portolan_audit::AuditReport {
                 ..Detection::default()
             }),
         }],
-        not_shown: Vec::new(),
+        ..HostResult::new(host, HostState::Up, Reason::UserSet)
     });
     let inputs = Inputs {
         listeners: Some(vec![

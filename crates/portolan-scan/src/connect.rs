@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use portolan_registry::Proto;
 
+use crate::epoll::Epoll;
 use crate::rate::{Pacer, RetryPolicy};
 use crate::rtt::RttEstimator;
-use crate::sys::{self, Epoll, RawAddr};
+use crate::sys::{self, RawAddr};
 use crate::{
     HostTiming, PortResult, PortState, Reason, Rng, ScanConfig, ScanError, Sink, io_err, packet,
 };
@@ -163,328 +164,369 @@ fn refine(fd: &OwnedFd, o: Outcome) -> Outcome {
 }
 
 fn worker(w: Work<'_>, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
-    let nports = w.ports.len();
-    let mut rtt = vec![RttEstimator::new(w.cfg.rtt); w.hosts.len()];
-    let dests: Vec<RawAddr> = w
-        .hosts
-        .iter()
-        .map(|&h| RawAddr::new((h, 0).into()))
-        .collect();
-    let mut tries = vec![0u8; w.probes.len()];
-    let mut selfc = vec![0u8; w.probes.len()];
-    let mut retry = RetryPolicy::new(w.cfg.max_retries, 10);
-    let mut pending: VecDeque<usize> = (0..w.probes.len()).collect();
-    let mut slots: Vec<Option<Conn>> = Vec::new();
-    let mut free: Vec<usize> = Vec::new();
-    let mut timeouts: VecDeque<(Instant, usize, u32)> = VecDeque::new();
-    let mut generation = 0u32;
-    let mut ep = Epoll::new(1024).map_err(io_err("epoll_create"))?;
-    // In flight at once: `cap` is what the descriptors allow, `window` what the target
-    // calls for. Answers that come at once need no parallelism (more only costs kernel
-    // time); each attempt that waits out its timeout widens the window.
-    let mut cap = w.limit;
-    let mut window = INITIAL_WINDOW.min(cap);
-    let mut limit = window;
-    let mut late = 0u32;
-    let mut min_rtt = Duration::MAX;
-    let mut last_shrink = Instant::now();
-    let mut inflight = 0usize;
-    let mut pacer = Pacer::new(w.rate.min(1e9));
-    let unlimited = !w.rate.is_finite();
-    let mut backoff_until: Option<Instant> = None;
+    Worker::new(w)?.run(tx)
+}
 
-    // Results go to the main thread in batches: one channel message per result would
-    // cost a futex wake-up each.
-    let out = std::cell::RefCell::new(Vec::new());
-    let report = |li: usize, state, reason, rtt_d: Option<Duration>| {
-        let p = w.probes[li];
-        out.borrow_mut().push(PortResult {
-            host: w.hosts[p / nports],
-            port: w.ports[p % nports],
+/// One worker's connection loop: start attempts while there is room, reap the finished
+/// ones, expire the late ones, and size the window to what the target answers.
+struct Worker<'a> {
+    w: Work<'a>,
+    nports: usize,
+    rtt: Vec<RttEstimator>,
+    dests: Vec<RawAddr>,
+    tries: Vec<u8>,
+    selfc: Vec<u8>,
+    retry: RetryPolicy,
+    pending: VecDeque<usize>,
+    slots: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    timeouts: VecDeque<(Instant, usize, u32)>,
+    generation: u32,
+    ep: Epoll,
+    /// In flight at once: `cap` is what the descriptors allow, `window` what the target
+    /// calls for, `limit` the smaller. Answers that come at once need no parallelism
+    /// (more only costs kernel time); each attempt that waits out its timeout widens the
+    /// window.
+    cap: usize,
+    window: usize,
+    limit: usize,
+    /// Answers this turn that took far longer than the fastest one: our own queueing.
+    late: u32,
+    min_rtt: Duration,
+    last_shrink: Instant,
+    inflight: usize,
+    pacer: Pacer,
+    unlimited: bool,
+    backoff_until: Option<Instant>,
+    /// Results for the main thread, sent in batches: one channel message per result
+    /// would cost a futex wake-up each.
+    out: Vec<PortResult>,
+}
+
+/// What starting one attempt came to.
+enum Start {
+    Started,
+    /// Out of descriptors or buffers: stop starting for now.
+    Shortage,
+}
+
+impl<'a> Worker<'a> {
+    fn new(w: Work<'a>) -> Result<Worker<'a>, ScanError> {
+        let n = w.probes.len();
+        let cap = w.limit;
+        let window = INITIAL_WINDOW.min(cap);
+        Ok(Worker {
+            nports: w.ports.len(),
+            rtt: vec![RttEstimator::new(w.cfg.rtt); w.hosts.len()],
+            dests: w
+                .hosts
+                .iter()
+                .map(|&h| RawAddr::new((h, 0).into()))
+                .collect(),
+            tries: vec![0; n],
+            selfc: vec![0; n],
+            retry: RetryPolicy::new(w.cfg.max_retries, 10),
+            pending: (0..n).collect(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            timeouts: VecDeque::new(),
+            generation: 0,
+            ep: Epoll::new(1024).map_err(io_err("epoll_create"))?,
+            cap,
+            window,
+            limit: window,
+            late: 0,
+            min_rtt: Duration::MAX,
+            last_shrink: Instant::now(),
+            inflight: 0,
+            pacer: Pacer::new(w.rate.min(1e9)),
+            unlimited: !w.rate.is_finite(),
+            backoff_until: None,
+            out: Vec::new(),
+            w,
+        })
+    }
+
+    fn run(mut self, tx: &mpsc::Sender<Msg>) -> Result<(), ScanError> {
+        loop {
+            self.start_attempts()?;
+            if self.inflight == 0 && self.pending.is_empty() {
+                break;
+            }
+            let wait = self.next_wait();
+            if self.inflight == 0 {
+                std::thread::sleep(wait.min(Duration::from_millis(5)));
+                continue;
+            }
+            self.reap(wait)?;
+            self.expire();
+            self.flush(tx);
+            self.adapt();
+        }
+        self.flush(tx);
+        for (h, r) in self.rtt.iter().enumerate() {
+            let _ = tx.send(Msg::Rtt(h, r.timing()));
+        }
+        let selfs: u64 = self.selfc.iter().map(|&n| u64::from(n)).sum();
+        if selfs > 0 {
+            let _ = tx.send(Msg::SelfConnects(selfs));
+        }
+        Ok(())
+    }
+
+    fn report(&mut self, li: usize, state: PortState, reason: Reason, rtt: Option<Duration>) {
+        let p = self.w.probes[li];
+        self.out.push(PortResult {
+            host: self.w.hosts[p / self.nports],
+            port: self.w.ports[p % self.nports],
             proto: Proto::Tcp,
             state,
             reason,
-            rtt: rtt_d,
+            rtt,
             ttl: None,
         });
-    };
-
-    // finish_now with the bookkeeping, borrowed afresh at each call (the loop uses its
-    // parts in between).
-    macro_rules! finish {
-        ($fd:expr, $li:expr, $errno:expr, $started:expr) => {
-            finish_now(
-                $fd,
-                $li,
-                $errno,
-                $started,
-                &mut State {
-                    tries: &mut tries,
-                    selfc: &mut selfc,
-                    pending: &mut pending,
-                    rtt: &mut rtt,
-                    retry: &mut retry,
-                    late: &mut late,
-                    min_rtt: &mut min_rtt,
-                    report: &report,
-                    probes: &w.probes,
-                    nports,
-                },
-            )
-        };
     }
 
-    loop {
-        // Start attempts while there is room.
-        let now = Instant::now();
-        let may_start = backoff_until.is_none_or(|t| now >= t);
-        if may_start {
-            backoff_until = None;
-            let mut budget = if unlimited {
-                usize::MAX
-            } else {
-                pacer.take(limit.saturating_sub(inflight))
+    fn flush(&mut self, tx: &mpsc::Sender<Msg>) {
+        if !self.out.is_empty() {
+            let _ = tx.send(Msg::Ports(std::mem::take(&mut self.out)));
+        }
+    }
+
+    /// Starts attempts while the window, the descriptors and the pacer allow.
+    fn start_attempts(&mut self) -> Result<(), ScanError> {
+        if self.backoff_until.is_some_and(|t| Instant::now() < t) {
+            return Ok(());
+        }
+        self.backoff_until = None;
+        let mut budget = if self.unlimited {
+            usize::MAX
+        } else {
+            self.pacer.take(self.limit.saturating_sub(self.inflight))
+        };
+        while self.inflight < self.limit && budget > 0 {
+            let Some(li) = self.pending.pop_front() else {
+                break;
             };
-            while inflight < limit && budget > 0 {
-                let Some(li) = pending.pop_front() else { break };
-                budget -= 1;
-                let p = w.probes[li];
-                let h = p / nports;
-                let port = w.ports[p % nports];
-                let fd = match sys::socket(sys::domain_of(w.hosts[h]), libc::SOCK_STREAM, 0) {
-                    Ok(fd) => fd,
-                    Err(e) => {
-                        pending.push_front(li);
-                        if matches!(
-                            e.raw_os_error(),
-                            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-                        ) {
-                            // Out of descriptors: that is our real limit for now.
-                            cap = inflight.max(1);
-                            limit = cap;
-                            if inflight == 0 {
-                                backoff_until = Some(Instant::now() + Duration::from_millis(5));
-                            }
-                            break;
-                        }
-                        return Err(ScanError::Io {
-                            op: "socket",
-                            source: e,
-                        });
-                    }
-                };
-                let _ = sys::enable_recverr(fd.as_raw_fd(), w.hosts[h].is_ipv6());
-                let mut to = dests[h];
-                set_port(&mut to, port);
-                tries[li] = tries[li].saturating_add(1);
-                let started = Instant::now();
-                // Finished at once (refused, unreachable, or connected on loopback): the
-                // errno, 0 for a connection.
-                let at_once = match sys::connect(fd.as_raw_fd(), &to) {
-                    Ok(true) => Some(0),
-                    Ok(false) => None,
-                    Err(e) => Some(e.raw_os_error().unwrap_or(0)),
-                };
-                if let Some(errno) = at_once {
-                    finish!(&fd, li, errno, started);
-                    continue;
-                }
-                let slot = free.pop().unwrap_or_else(|| {
-                    slots.push(None);
-                    slots.len() - 1
-                });
-                generation = generation.wrapping_add(1);
-                let token = (u64::from(generation) << 32) | slot as u64;
-                if let Err(e) = ep.add(
-                    fd.as_raw_fd(),
-                    (libc::EPOLLOUT | libc::EPOLLERR) as u32,
-                    token,
-                ) {
-                    return Err(ScanError::Io {
-                        op: "epoll_ctl",
-                        source: e,
-                    });
-                }
-                // Back off like TCP: each retry waits twice as long, so a slow
-                // answer (a loaded host) is not taken for a lost one.
-                let backoff = 1u32 << (tries[li].saturating_sub(1)).min(2);
-                let deadline = started + (rtt[h].timeout() * backoff).min(w.cfg.rtt.max);
-                timeouts.push_back((deadline, slot, generation));
-                slots[slot] = Some(Conn {
-                    fd,
-                    probe: li,
-                    started,
-                    generation,
-                });
-                inflight += 1;
+            budget -= 1;
+            if let Start::Shortage = self.start(li)? {
+                break;
             }
         }
-        if inflight == 0 && pending.is_empty() {
-            break;
+        Ok(())
+    }
+
+    /// Starts one attempt: a nonblocking connect, finished at once or watched by epoll.
+    fn start(&mut self, li: usize) -> Result<Start, ScanError> {
+        let p = self.w.probes[li];
+        let h = p / self.nports;
+        let port = self.w.ports[p % self.nports];
+        let fd = match sys::socket(sys::domain_of(self.w.hosts[h]), libc::SOCK_STREAM, 0) {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.pending.push_front(li);
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                ) {
+                    // Out of descriptors: that is our real limit for now.
+                    self.cap = self.inflight.max(1);
+                    self.limit = self.cap;
+                    if self.inflight == 0 {
+                        self.backoff_until = Some(Instant::now() + Duration::from_millis(5));
+                    }
+                    return Ok(Start::Shortage);
+                }
+                return Err(ScanError::Io {
+                    op: "socket",
+                    source: e,
+                });
+            }
+        };
+        let _ = sys::enable_recverr(fd.as_raw_fd(), self.w.hosts[h].is_ipv6());
+        let mut to = self.dests[h];
+        set_port(&mut to, port);
+        self.tries[li] = self.tries[li].saturating_add(1);
+        let started = Instant::now();
+        // Finished at once (refused, unreachable, or connected on loopback): the errno,
+        // 0 for a connection.
+        let at_once = match sys::connect(fd.as_raw_fd(), &to) {
+            Ok(true) => Some(0),
+            Ok(false) => None,
+            Err(e) => Some(e.raw_os_error().unwrap_or(0)),
+        };
+        if let Some(errno) = at_once {
+            self.finish(&fd, li, errno, started);
+            return Ok(Start::Started);
         }
-        // Wait for completions, or the next timeout, or the pacer.
-        let now = Instant::now();
-        let mut wait = timeouts.front().map_or(Duration::from_millis(50), |t| {
-            t.0.saturating_duration_since(now)
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
         });
-        if !pending.is_empty() && inflight < limit {
-            wait = wait.min(if unlimited {
+        self.generation = self.generation.wrapping_add(1);
+        let generation = self.generation;
+        let token = (u64::from(generation) << 32) | slot as u64;
+        self.ep
+            .add_writable(&fd, token)
+            .map_err(io_err("epoll_ctl"))?;
+        // Back off like TCP: each retry waits twice as long, so a slow answer (a loaded
+        // host) is not taken for a lost one.
+        let backoff = 1u32 << (self.tries[li].saturating_sub(1)).min(2);
+        let deadline = started + (self.rtt[h].timeout() * backoff).min(self.w.cfg.rtt.max);
+        self.timeouts.push_back((deadline, slot, generation));
+        self.slots[slot] = Some(Conn {
+            fd,
+            probe: li,
+            started,
+            generation,
+        });
+        self.inflight += 1;
+        Ok(Start::Started)
+    }
+
+    /// How long to wait for completions: until the next timeout, the pacer or the end of
+    /// a back-off.
+    fn next_wait(&mut self) -> Duration {
+        let now = Instant::now();
+        let mut wait = self
+            .timeouts
+            .front()
+            .map_or(Duration::from_millis(50), |t| {
+                t.0.saturating_duration_since(now)
+            });
+        if !self.pending.is_empty() && self.inflight < self.limit {
+            wait = wait.min(if self.unlimited {
                 Duration::ZERO
             } else {
-                pacer.wait()
+                self.pacer.wait()
             });
         }
-        if let Some(b) = backoff_until {
+        if let Some(b) = self.backoff_until {
             wait = wait.min(b.saturating_duration_since(now));
         }
-        if inflight == 0 {
-            std::thread::sleep(wait.min(Duration::from_millis(5)));
-            continue;
-        }
-        let ready: Vec<(u64, u32)> = ep.wait(wait).map_err(io_err("epoll_wait"))?.collect();
-        for (token, _) in ready {
+        wait
+    }
+
+    /// Finishes the attempts epoll reports done.
+    fn reap(&mut self, wait: Duration) -> Result<(), ScanError> {
+        let ready: Vec<u64> = self.ep.wait(wait).map_err(io_err("epoll_wait"))?.collect();
+        for token in ready {
             let slot = (token & 0xffff_ffff) as usize;
             let g = (token >> 32) as u32;
-            let Some(c) = slots.get_mut(slot).and_then(Option::take) else {
+            let Some(c) = self.slots.get_mut(slot).and_then(Option::take) else {
                 continue;
             };
             if c.generation != g {
-                slots[slot] = Some(c);
+                self.slots[slot] = Some(c);
                 continue;
             }
-            free.push(slot);
-            inflight -= 1;
+            self.free.push(slot);
+            self.inflight -= 1;
             let errno = sys::sock_error(c.fd.as_raw_fd()).unwrap_or(libc::EIO);
-            finish!(&c.fd, c.probe, errno, c.started);
+            self.finish(&c.fd, c.probe, errno, c.started);
         }
-        // Expire attempts past their deadline.
+        Ok(())
+    }
+
+    /// Gives up on attempts past their deadline: retried, or filtered when the retries
+    /// are spent.
+    fn expire(&mut self) {
         let now = Instant::now();
-        while let Some(&(deadline, slot, g)) = timeouts.front() {
+        while let Some(&(deadline, slot, g)) = self.timeouts.front() {
             if deadline > now {
                 break;
             }
-            timeouts.pop_front();
-            let live = slots
+            self.timeouts.pop_front();
+            let live = self
+                .slots
                 .get(slot)
                 .and_then(Option::as_ref)
                 .is_some_and(|c| c.generation == g);
             if !live {
                 continue;
             }
-            let Some(c) = slots[slot].take() else {
+            let Some(c) = self.slots[slot].take() else {
                 continue;
             };
-            free.push(slot);
-            inflight -= 1;
+            self.free.push(slot);
+            self.inflight -= 1;
             let li = c.probe;
             drop(c);
-            if u32::from(tries[li]) < retry.tries() {
-                pending.push_back(li);
+            if u32::from(self.tries[li]) < self.retry.tries() {
+                self.pending.push_back(li);
             } else {
-                report(li, PortState::Filtered, Reason::NoResponse, None);
+                self.report(li, PortState::Filtered, Reason::NoResponse, None);
             }
-            if late == 0 {
-                window = (window + 1).min(w.limit);
+            if self.late == 0 {
+                self.window = (self.window + 1).min(self.w.limit);
             }
         }
-        let batch = std::mem::take(&mut *out.borrow_mut());
-        if !batch.is_empty() {
-            let _ = tx.send(Msg::Ports(batch));
-        }
-        // Grow back towards the configured limit after a shortage of descriptors.
-        // Answers slower than the fastest by far mean the queue is ours (too many
-        // sockets in flight make the kernel's port search and our loop slow): shrink.
-        if late > 0 && last_shrink.elapsed() > Duration::from_millis(10) {
-            window = (window * 3 / 4).max(INITIAL_WINDOW.min(w.limit));
-            last_shrink = Instant::now();
-        }
-        late = 0;
-        if cap < w.limit && inflight + 1 >= cap {
-            cap += 1;
-        }
-        limit = window.min(cap);
     }
-    let batch = std::mem::take(&mut *out.borrow_mut());
-    if !batch.is_empty() {
-        let _ = tx.send(Msg::Ports(batch));
-    }
-    for (h, r) in rtt.iter().enumerate() {
-        let _ = tx.send(Msg::Rtt(h, r.timing()));
-    }
-    let selfs: u64 = selfc.iter().map(|&n| u64::from(n)).sum();
-    if selfs > 0 {
-        let _ = tx.send(Msg::SelfConnects(selfs));
-    }
-    Ok(())
-}
 
-struct State<'a, F: Fn(usize, PortState, Reason, Option<Duration>)> {
-    tries: &'a mut [u8],
-    selfc: &'a mut [u8],
-    pending: &'a mut VecDeque<usize>,
-    rtt: &'a mut [RttEstimator],
-    retry: &'a mut RetryPolicy,
-    /// Answers that took far longer than the fastest one: our own queueing.
-    late: &'a mut u32,
-    min_rtt: &'a mut Duration,
-    report: &'a F,
-    probes: &'a [usize],
-    nports: usize,
-}
+    /// Sizes the window: answers slower than the fastest by far mean the queue is ours
+    /// (too many sockets in flight make the kernel's port search and our loop slow), so
+    /// shrink; after a shortage of descriptors, grow back towards the configured limit.
+    fn adapt(&mut self) {
+        if self.late > 0 && self.last_shrink.elapsed() > Duration::from_millis(10) {
+            self.window = (self.window * 3 / 4).max(INITIAL_WINDOW.min(self.w.limit));
+            self.last_shrink = Instant::now();
+        }
+        self.late = 0;
+        if self.cap < self.w.limit && self.inflight + 1 >= self.cap {
+            self.cap += 1;
+        }
+        self.limit = self.window.min(self.cap);
+    }
 
-fn finish_now<F: Fn(usize, PortState, Reason, Option<Duration>)>(
-    fd: &OwnedFd,
-    li: usize,
-    errno: i32,
-    started: Instant,
-    s: &mut State<'_, F>,
-) {
-    let mut outcome = refine(fd, classify(errno));
-    if errno == 0 {
-        // Close an open connection with RST: no TIME_WAIT left on either side.
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        let _ = sys::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &linger);
-        let local = sys::local_name(fd.as_raw_fd());
-        if local.is_some() && local == sys::peer_name(fd.as_raw_fd()) {
-            // Connected to itself: nothing listens there.
-            s.selfc[li] += 1;
-            outcome = if s.selfc[li] >= SELF_CONNECT_TRIES {
-                Outcome::Final(PortState::Closed, Reason::ConnRefused)
-            } else {
-                Outcome::Again
+    /// Takes a finished attempt's errno to a result, a retry or another try.
+    fn finish(&mut self, fd: &OwnedFd, li: usize, errno: i32, started: Instant) {
+        let mut outcome = refine(fd, classify(errno));
+        if errno == 0 {
+            // Close an open connection with RST: no TIME_WAIT left on either side.
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
             };
-        }
-    }
-    match outcome {
-        Outcome::Final(state, reason) => {
-            let tries = s.tries[li];
-            s.retry.answered(tries);
-            let h = s.probes[li] / s.nports;
-            let d = started.elapsed();
-            let rtt = (tries == 1).then_some(d);
-            // An answer after a second or more came to the kernel's own SYN retransmit
-            // (its first timeout is 1 s): not a round-trip time.
-            if tries == 1 && d < Duration::from_millis(950) {
-                s.rtt[h].sample(d);
-                *s.min_rtt = (*s.min_rtt).min(d);
-                if d > (*s.min_rtt * 8).max(Duration::from_millis(2)) {
-                    *s.late += 1;
-                }
+            let _ = sys::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &linger);
+            let local = sys::local_name(fd.as_raw_fd());
+            if local.is_some() && local == sys::peer_name(fd.as_raw_fd()) {
+                // Connected to itself: nothing listens there.
+                self.selfc[li] += 1;
+                outcome = if self.selfc[li] >= SELF_CONNECT_TRIES {
+                    Outcome::Final(PortState::Closed, Reason::ConnRefused)
+                } else {
+                    Outcome::Again
+                };
             }
-            (s.report)(li, state, reason, rtt);
         }
-        Outcome::Again => {
-            s.tries[li] = s.tries[li].saturating_sub(1);
-            s.pending.push_back(li);
-        }
-        Outcome::Timeout => {
-            if u32::from(s.tries[li]) < s.retry.tries() {
-                s.pending.push_back(li);
-            } else {
-                (s.report)(li, PortState::Filtered, Reason::NoResponse, None);
+        match outcome {
+            Outcome::Final(state, reason) => {
+                let tries = self.tries[li];
+                self.retry.answered(tries);
+                let h = self.w.probes[li] / self.nports;
+                let d = started.elapsed();
+                let rtt = (tries == 1).then_some(d);
+                // An answer after a second or more came to the kernel's own SYN
+                // retransmit (its first timeout is 1 s): not a round-trip time.
+                if tries == 1 && d < Duration::from_millis(950) {
+                    self.rtt[h].sample(d);
+                    self.min_rtt = self.min_rtt.min(d);
+                    if d > (self.min_rtt * 8).max(Duration::from_millis(2)) {
+                        self.late += 1;
+                    }
+                }
+                self.report(li, state, reason, rtt);
+            }
+            Outcome::Again => {
+                self.tries[li] = self.tries[li].saturating_sub(1);
+                self.pending.push_back(li);
+            }
+            Outcome::Timeout => {
+                if u32::from(self.tries[li]) < self.retry.tries() {
+                    self.pending.push_back(li);
+                } else {
+                    self.report(li, PortState::Filtered, Reason::NoResponse, None);
+                }
             }
         }
     }

@@ -10,7 +10,7 @@ use portolan_registry::Proto;
 use crate::rate::{Controller, RetryPolicy};
 use crate::rounds::{self, Rounds, Table};
 use crate::syn::SynProber;
-use crate::{Event, Mode, PortState, Reason, ScanConfig, ScanError, Sink, Summary, connect};
+use crate::{Event, Mode, PortState, Reason, ScanConfig, ScanError, Sink, connect};
 
 const PROBE_PORTS: [u16; 2] = [80, 443];
 
@@ -29,7 +29,7 @@ pub fn discover(cfg: &ScanConfig, hosts: &[IpAddr]) -> Result<Up, ScanError> {
         done: 0,
         total: 0,
         last: Instant::now(),
-        summary: Summary::default(),
+        summary: portolan_model::ScanSummary::default(),
     };
     let sub = ScanConfig {
         max_retries: Some(cfg.max_retries.unwrap_or(1).min(1)),

@@ -15,19 +15,19 @@
 //!
 //! let targets = TargetSet::build(&[Target::parse("198.18.0.2")?], &[], false)?;
 //! let config = ScanConfig {
-//!     mode: Mode::best_available(),
+//!     mode: portolan_scan::best_mode(),
 //!     tcp_ports: vec![22, 80, 443],
 //!     discovery: false,
 //!     ..ScanConfig::default()
 //! };
-//! let summary = Scanner::new(config).run(&targets, &mut |event| {
+//! let done = Scanner::new(config).run(&targets, &mut |event| {
 //!     if let Event::Port(r) = event
 //!         && r.state == PortState::Open
 //!     {
 //!         println!("{}:{} open ({})", r.host, r.port, r.reason);
 //!     }
 //! })?;
-//! println!("{} open", summary.open);
+//! println!("{} open", done.summary.open);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -36,156 +36,44 @@
 //! answered probes drops far below what was seen before (congestion), not on the steady
 //! loss of a lossy link.
 
+#![deny(unsafe_code)]
+
 mod connect;
 mod discovery;
+mod epoll;
 pub mod packet;
 pub mod payload;
-pub mod ports;
 mod rate;
 mod rounds;
 pub mod rtt;
 mod syn;
+#[allow(unsafe_code)]
 mod sys;
 pub mod target;
 mod top;
 mod udp;
-pub mod xml;
 
-use std::fmt;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+pub use portolan_model::spec::{self as ports, PortSpec, PortSpecError};
+pub use portolan_model::{
+    Coverage, HostTiming, PortResult, PortState, Reason, ScanMode, ScanSummary,
+};
 pub use portolan_registry::{PortRange, Proto};
-pub use ports::{PortSpec, PortSpecError};
 pub use rtt::{RttBounds, RttEstimator};
 pub use target::{Target, TargetError, TargetSet};
+pub use top::top;
 
-/// A port's state, as nmap defines them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PortState {
-    Open,
-    Closed,
-    Filtered,
-    #[serde(rename = "open|filtered")]
-    OpenFiltered,
-}
+/// How TCP ports are probed: the model's [`ScanMode`].
+pub type Mode = ScanMode;
 
-impl PortState {
-    pub const ALL: [PortState; 4] = [
-        PortState::Open,
-        PortState::Closed,
-        PortState::Filtered,
-        PortState::OpenFiltered,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PortState::Open => "open",
-            PortState::Closed => "closed",
-            PortState::Filtered => "filtered",
-            PortState::OpenFiltered => "open|filtered",
-        }
-    }
-}
-
-impl fmt::Display for PortState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why a port (or host) got its state, in nmap's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Reason {
-    /// A SYN-ACK came back (or the connection was made).
-    SynAck,
-    /// A RST came back.
-    Reset,
-    /// `connect()` was refused.
-    ConnRefused,
-    /// Nothing came back, after every retry.
-    NoResponse,
-    HostUnreach,
-    NetUnreach,
-    AdminProhibited,
-    PortUnreach,
-    ProtoUnreach,
-    TimeExceeded,
-    /// A UDP datagram came back.
-    UdpResponse,
-    /// The host answered an ICMP echo.
-    EchoReply,
-    /// Host discovery was skipped (`-Pn`).
-    UserSet,
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::SynAck => "syn-ack",
-            Reason::Reset => "reset",
-            Reason::ConnRefused => "conn-refused",
-            Reason::NoResponse => "no-response",
-            Reason::HostUnreach => "host-unreach",
-            Reason::NetUnreach => "net-unreach",
-            Reason::AdminProhibited => "admin-prohibited",
-            Reason::PortUnreach => "port-unreach",
-            Reason::ProtoUnreach => "proto-unreach",
-            Reason::TimeExceeded => "time-exceeded",
-            Reason::UdpResponse => "udp-response",
-            Reason::EchoReply => "echo-reply",
-            Reason::UserSet => "user-set",
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The state of one port of one host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortResult {
-    pub host: IpAddr,
-    pub port: u16,
-    pub proto: Proto,
-    pub state: PortState,
-    pub reason: Reason,
-    /// Round-trip time of the answer, when one came back to a probe sent once.
-    pub rtt: Option<Duration>,
-    /// TTL (hop limit) of the answer, when the engine sees it.
-    pub ttl: Option<u8>,
-}
-
-/// How TCP ports are probed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Full `connect()`; needs no privileges.
-    Connect,
-    /// Raw half-open SYN probes; needs root or CAP_NET_RAW.
-    Syn,
-}
-
-impl Mode {
-    /// `Syn` when raw sockets can be opened, else `Connect`.
-    pub fn best_available() -> Mode {
-        if sys::can_raw() {
-            Mode::Syn
-        } else {
-            Mode::Connect
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Connect => "connect",
-            Mode::Syn => "syn",
-        }
+/// `Syn` when raw sockets can be opened, else `Connect`.
+pub fn best_mode() -> Mode {
+    if sys::can_raw() {
+        Mode::Syn
+    } else {
+        Mode::Connect
     }
 }
 
@@ -274,36 +162,6 @@ pub enum Event {
     Progress { done: u64, total: u64 },
 }
 
-/// A host's round-trip estimate at the end of its scan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HostTiming {
-    pub srtt: Duration,
-    pub rttvar: Duration,
-    /// The probe timeout derived from them.
-    pub timeout: Duration,
-}
-
-/// Totals at the end of a scan.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct Summary {
-    pub hosts_total: u64,
-    pub hosts_up: u64,
-    pub ports_scanned: u64,
-    pub open: u64,
-    pub closed: u64,
-    pub filtered: u64,
-    pub open_filtered: u64,
-    /// Connect mode: connections that reached their own socket (loopback, source port
-    /// equal to the port probed); dropped and tried again, never reported open.
-    pub self_connects: u64,
-    #[serde(serialize_with = "ser_ms", rename = "elapsed_ms")]
-    pub elapsed: Duration,
-}
-
-fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
-}
-
 /// How many probes one group of hosts may hold; bounds memory whatever the target count.
 const GROUP_PROBES: usize = 1 << 18;
 
@@ -313,19 +171,13 @@ pub(crate) struct Sink<'a> {
     done: u64,
     total: u64,
     last: Instant,
-    summary: Summary,
+    summary: ScanSummary,
 }
 
 impl Sink<'_> {
     pub(crate) fn port(&mut self, r: PortResult) {
         self.done += 1;
-        self.summary.ports_scanned += 1;
-        match r.state {
-            PortState::Open => self.summary.open += 1,
-            PortState::Closed => self.summary.closed += 1,
-            PortState::Filtered => self.summary.filtered += 1,
-            PortState::OpenFiltered => self.summary.open_filtered += 1,
-        }
+        self.summary.count(r.state);
         (self.on)(Event::Port(r));
         if self.last.elapsed() > Duration::from_millis(100) {
             self.last = Instant::now();
@@ -335,6 +187,14 @@ impl Sink<'_> {
             });
         }
     }
+}
+
+/// What a finished scan returns: its totals and exactly what it probed (hosts found down
+/// or unroutable were not port-probed and are not in the coverage).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scanned {
+    pub summary: ScanSummary,
+    pub coverage: Coverage,
 }
 
 /// Runs scans.
@@ -357,9 +217,22 @@ impl Scanner {
         &self,
         targets: &TargetSet,
         on: &mut dyn FnMut(Event),
-    ) -> Result<Summary, ScanError> {
+    ) -> Result<Scanned, ScanError> {
         let start = Instant::now();
         let cfg = &self.config;
+        let tcp_ranges = portolan_model::spec::merge(
+            cfg.tcp_ports
+                .iter()
+                .map(|&p| PortRange::single(p))
+                .collect(),
+        );
+        let udp_ranges = portolan_model::spec::merge(
+            cfg.udp_ports
+                .iter()
+                .map(|&p| PortRange::single(p))
+                .collect(),
+        );
+        let mut coverage = Coverage::default();
         if cfg.mode == Mode::Syn && !sys::can_raw() && !cfg.tcp_ports.is_empty() {
             return Err(ScanError::NeedRaw);
         }
@@ -370,7 +243,7 @@ impl Scanner {
             done: 0,
             total: targets.len() * (cfg.tcp_ports.len() + cfg.udp_ports.len()) as u64,
             last: Instant::now(),
-            summary: Summary::default(),
+            summary: ScanSummary::default(),
         };
         let mut hosts = targets.iter();
         loop {
@@ -440,12 +313,16 @@ impl Scanner {
                 }
             }
             for (&addr, timing) in live.iter().zip(timing) {
+                coverage.add(addr, Proto::Tcp, &tcp_ranges);
+                coverage.add(addr, Proto::Udp, &udp_ranges);
                 (sink.on)(Event::HostDone { addr, timing });
             }
         }
         let mut summary = sink.summary;
+        summary.mode = (!cfg.tcp_ports.is_empty()).then_some(cfg.mode);
+        summary.udp = !cfg.udp_ports.is_empty();
         summary.elapsed = start.elapsed();
-        Ok(summary)
+        Ok(Scanned { summary, coverage })
     }
 }
 

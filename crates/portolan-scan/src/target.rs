@@ -34,6 +34,17 @@ pub enum Target {
     Name(String),
 }
 
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Addr(a) => write!(f, "{a}"),
+            Target::Cidr(a, n) => write!(f, "{a}/{n}"),
+            Target::Range(a, b) => write!(f, "{a}-{b}"),
+            Target::Name(n) => f.write_str(n),
+        }
+    }
+}
+
 impl Target {
     /// Parses one target token.
     pub fn parse(token: &str) -> Result<Target, TargetError> {

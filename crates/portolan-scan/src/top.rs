@@ -1,6 +1,7 @@
 //! portolan's ranking of common ports (`data/top-ports.txt`, documented in `data/README.md`).
 
-use portolan_registry::Proto;
+use portolan_model::spec::{PortSpec, PortSpecError, merge};
+use portolan_registry::{PortRange, Proto};
 
 const RANKING: &str = include_str!("../data/top-ports.txt");
 
@@ -52,6 +53,27 @@ pub fn top_ports(proto: Proto, n: usize) -> Vec<u16> {
     out
 }
 
+/// `--top N`: the `n` most common ports for each protocol, from portolan's own ranking
+/// (`data/top-ports.txt`), padded with the remaining ports in ascending order.
+pub fn top(n: usize) -> Result<PortSpec, PortSpecError> {
+    if n > 65535 {
+        return Err(PortSpecError::TopTooLarge(n));
+    }
+    let list = |proto| {
+        merge(
+            top_ports(proto, n)
+                .into_iter()
+                .map(PortRange::single)
+                .collect(),
+        )
+    };
+    Ok(PortSpec {
+        tcp: list(Proto::Tcp),
+        udp: list(Proto::Udp),
+        ..PortSpec::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +104,16 @@ mod tests {
         s.dedup();
         assert_eq!(s.len(), 1000);
         assert!(!t.contains(&0));
+    }
+
+    #[test]
+    fn top_is_ranked_and_unique() {
+        let t = top(100).unwrap();
+        let tcp = t.ports(Proto::Tcp);
+        assert_eq!(tcp.len(), 100);
+        assert!(tcp.contains(&22) && tcp.contains(&443) && tcp.contains(&80));
+        assert!(t.ports(Proto::Udp).contains(&53));
+        assert_eq!(top(65535).unwrap().ports(Proto::Tcp).len(), 65535);
+        assert!(top(70000).is_err());
     }
 }

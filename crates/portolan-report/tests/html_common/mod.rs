@@ -385,8 +385,10 @@ pub fn scan(ports: Vec<ScannedPort>) -> ScanReport {
             rtt: Some(Duration::from_micros(150)),
             ports,
             not_shown: vec![(PortState::Closed, 990)],
+            ..HostResult::new(ip(TARGET), HostState::Up, Reason::EchoReply)
         }],
         summary,
+        ..ScanReport::default()
     }
 }
 

@@ -1,25 +1,21 @@
-//! `portolan scan`: what another host really exposes.
+//! `portolan scan`: flags to a request, one call to `portolan_app::scan`, and the events
+//! rendered as they come.
 
-use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
-use std::net::IpAddr;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use portolan_detect::{Detection, Detector, Options};
-use portolan_registry::{Proto, Registry};
-use portolan_scan::{
-    Event, HostTiming, Mode, PortResult, PortSpec, PortState, Reason, RttBounds, ScanConfig,
-    Scanner, Summary, Target, TargetSet, xml,
-};
+use portolan_app::scan::{Ports, ScanEvent, ScanRequest};
+use portolan_model::PortSpec;
+use portolan_registry::Registry;
+use portolan_report::scan::{Format as ScanFormat, Stream};
+use portolan_report::xml;
+use portolan_scan::Target;
 
 use crate::cli::{ScanArgs, ScanMode};
 use crate::out::{self, Format};
-
-/// A state with more ports than this on one host is summarised, not listed (as nmap).
-const LIST_LIMIT: u64 = 25;
 
 /// The largest `-iL` file read (a list of 2^24 addresses fits well within it).
 const MAX_LIST_BYTES: u64 = 256 << 20;
@@ -43,24 +39,7 @@ pub fn nmap_spellings(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
         .collect()
 }
 
-/// Looks a service name up in the registry: every TCP/UDP port it is assigned.
-fn resolve_service(name: &str) -> Vec<(u16, Proto)> {
-    let mut out = Vec::new();
-    for e in Registry::embedded().by_name(name) {
-        if let (Some(r), Some(p)) = (e.ports, e.proto)
-            && r.len() <= 64
-        {
-            out.extend(r.iter().map(|port| (port, p)));
-        }
-    }
-    out
-}
-
-fn service_name(port: u16, proto: Proto) -> Option<&'static str> {
-    Registry::embedded().name_for(port, proto)
-}
-
-fn parse_targets(args: &ScanArgs) -> anyhow::Result<TargetSet> {
+fn parse_targets(args: &ScanArgs) -> anyhow::Result<(Vec<Target>, Vec<Target>)> {
     let mut targets = args
         .targets
         .iter()
@@ -68,15 +47,11 @@ fn parse_targets(args: &ScanArgs) -> anyhow::Result<TargetSet> {
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(path) = &args.input_list {
         let (name, text) = if path.as_os_str() == "-" {
-            let name = "stdin".to_string();
             let text = out::read_text(io::stdin(), "target list stdin", MAX_LIST_BYTES)?;
-            (name, text)
+            ("stdin".to_string(), text)
         } else {
-            let name = path.display().to_string();
-            (
-                name,
-                out::read_text_file(path, "target list", MAX_LIST_BYTES)?,
-            )
+            let text = out::read_text_file(path, "target list", MAX_LIST_BYTES)?;
+            (path.display().to_string(), text)
         };
         // Parsed line by line, so that an error names where it is.
         for (i, line) in text.lines().enumerate() {
@@ -94,178 +69,42 @@ fn parse_targets(args: &ScanArgs) -> anyhow::Result<TargetSet> {
         .filter(|e| !e.trim().is_empty())
         .map(Target::parse)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(TargetSet::build(&targets, &exclude, !args.no_resolve)?)
+    Ok((targets, exclude))
 }
 
-fn build_config(args: &ScanArgs) -> anyhow::Result<ScanConfig> {
-    let tcp_mode = args
-        .mode
-        .iter()
-        .rev()
-        .find(|m| **m != ScanMode::Udp)
-        .copied();
+/// The flags as a request.
+fn request(args: &ScanArgs) -> anyhow::Result<ScanRequest> {
     if args.mode.contains(&ScanMode::Connect) && args.mode.contains(&ScanMode::Syn) {
         bail!("choose one TCP scan mode: connect (-sT) or syn (-sS)");
     }
+    let tcp_mode = args.mode.iter().rev().find(|m| **m != ScanMode::Udp);
     let udp = args.mode.contains(&ScanMode::Udp);
-    let tcp = tcp_mode.is_some() || !udp;
-    let spec = match (&args.ports, args.top) {
-        (Some(p), _) => PortSpec::parse(p, &resolve_service)?,
-        (None, Some(n)) => PortSpec::top(n)?,
-        (None, None) => PortSpec::top(1000)?,
+    let ports = match (&args.ports, args.top) {
+        (Some(p), _) => Ports::Spec(PortSpec::parse_with(p, Registry::embedded())?),
+        (None, Some(n)) => Ports::Top(n),
+        (None, None) => Ports::Top(1000),
     };
-    let mode = match tcp_mode {
-        Some(ScanMode::Syn) => Mode::Syn,
-        Some(ScanMode::Connect) => Mode::Connect,
-        _ => Mode::best_available(),
-    };
-    let tcp_ports = if tcp {
-        spec.ports(Proto::Tcp)
-    } else {
-        Vec::new()
-    };
-    let udp_ports = if udp {
-        spec.ports(Proto::Udp)
-    } else {
-        Vec::new()
-    };
-    if tcp_ports.is_empty() && udp_ports.is_empty() {
-        bail!("the port specification leaves no ports for the chosen scan modes");
-    }
-    if udp_ports.contains(&0) {
-        bail!(
-            "UDP port 0 cannot be scanned: the kernel refuses to send to it (leave 0 out, e.g. T:0,U:1-1024)"
-        );
-    }
-    let mut rtt = RttBounds::default();
-    if let Some(t) = args.timeout {
-        rtt.max = t;
-        rtt.initial = rtt.initial.min(t);
-        rtt.min = rtt.min.min(t);
-    }
-    Ok(ScanConfig {
-        mode,
-        tcp_ports,
-        udp_ports,
+    let (targets, exclude) = parse_targets(args)?;
+    Ok(ScanRequest {
+        targets,
+        exclude,
+        resolve: !args.no_resolve,
+        ports,
+        tcp: tcp_mode.is_some() || !udp,
+        mode: match tcp_mode {
+            Some(ScanMode::Syn) => Some(portolan_model::ScanMode::Syn),
+            Some(ScanMode::Connect) => Some(portolan_model::ScanMode::Connect),
+            _ => None,
+        },
+        udp,
         discovery: !args.no_ping,
+        timeout: args.timeout,
         max_retries: args.max_retries,
-        rtt,
         rate: args.rate,
         concurrency: args.concurrency.map(|c| c as usize),
-        ..ScanConfig::default()
+        detect: args.detect,
+        all: args.all,
     })
-}
-
-/// Results held back for a host until its end, when it is known whether a state is
-/// listed or summarised.
-#[derive(Default)]
-struct HostState {
-    counts: BTreeMap<(PortState, Reason, Proto), u64>,
-    held: BTreeMap<PortState, Vec<PortResult>>,
-    listed: Vec<PortResult>,
-    /// Listed ports waiting for their detection (with `--detect`).
-    deferred: Vec<PortResult>,
-    start: u64,
-    reason: Option<Reason>,
-}
-
-/// Service detection for `--detect`: each open port is handed to the detector as soon as
-/// the scan finds it, on a runtime of its own; results are collected when the port is
-/// printed (at its host's end, so that the scan itself never waits).
-struct DetectRun {
-    rt: tokio::runtime::Runtime,
-    det: std::sync::Arc<Detector>,
-    opts: Options,
-    limit: std::sync::Arc<tokio::sync::Semaphore>,
-    pending: HashMap<(IpAddr, u16, Proto), tokio::task::JoinHandle<Detection>>,
-    done: HashMap<(IpAddr, u16, Proto), Detection>,
-}
-
-impl DetectRun {
-    fn new(timeout: Option<Duration>) -> io::Result<DetectRun> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        Ok(DetectRun {
-            rt,
-            det: std::sync::Arc::new(Detector::default()),
-            opts: Options::with_timeout(timeout.unwrap_or(Duration::from_secs(3))),
-            // Each TCP detection may hold seven sockets: 64 at a time stays far below
-            // the open-file limit the scanner sizes itself to.
-            limit: std::sync::Arc::new(tokio::sync::Semaphore::new(64)),
-            pending: HashMap::new(),
-            done: HashMap::new(),
-        })
-    }
-
-    /// Whether a port in this state is worth asking.
-    fn wants(r: &PortResult) -> bool {
-        r.state == PortState::Open || (r.proto == Proto::Udp && r.state == PortState::OpenFiltered)
-    }
-
-    fn start(&mut self, r: &PortResult) {
-        let key = (r.host, r.port, r.proto);
-        if !Self::wants(r) || self.pending.contains_key(&key) || self.done.contains_key(&key) {
-            return;
-        }
-        let (det, opts, limit) = (self.det.clone(), self.opts.clone(), self.limit.clone());
-        let addr = std::net::SocketAddr::new(r.host, r.port);
-        let udp = r.proto == Proto::Udp;
-        let task = self.rt.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            if udp {
-                det.detect_udp(addr, &opts).await
-            } else {
-                det.detect_tcp(addr, &opts).await
-            }
-        });
-        self.pending.insert(key, task);
-    }
-
-    /// The detection of a port, waiting for it if it is still running.
-    fn get(&mut self, r: &PortResult) -> Option<&Detection> {
-        let key = (r.host, r.port, r.proto);
-        if let Some(task) = self.pending.remove(&key) {
-            let d = self.rt.block_on(task).unwrap_or_else(|e| Detection {
-                evidence: format!("detection failed: {e}"),
-                ..Detection::default()
-            });
-            self.done.insert(key, d);
-        }
-        self.done.get(&key)
-    }
-}
-
-/// `ssh OpenSSH 9.2p1`, `http nginx 1.22.1 (tls)`: a detection in one table cell.
-fn detected_cell(d: &Detection) -> Option<String> {
-    let p = d.protocol.as_deref()?;
-    let mut s = p.to_string();
-    for part in [d.product.as_deref(), d.version.as_deref()]
-        .into_iter()
-        .flatten()
-    {
-        s.push(' ');
-        s.push_str(part);
-    }
-    if d.tls.is_some() && !d.starttls {
-        s.push_str(" (tls)");
-    }
-    Some(s)
-}
-
-struct Printer {
-    detect: Option<DetectRun>,
-    format: Format,
-    all: bool,
-    color: bool,
-    out: Box<dyn Write>,
-    hosts: BTreeMap<IpAddr, HostState>,
-    names: TargetSet,
-    xml_hosts: Option<Vec<xml::Host>>,
-    header_done: bool,
-    progress: Option<indicatif::ProgressBar>,
-    open_found: u64,
 }
 
 fn now_secs() -> u64 {
@@ -274,293 +113,45 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn ms(d: Option<Duration>) -> Option<f64> {
-    d.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3)
-}
-
-impl Printer {
-    fn with_bar(&mut self, f: impl FnOnce(&mut Self) -> io::Result<()>) -> io::Result<()> {
-        match self.progress.clone() {
-            Some(pb) => pb.suspend(|| f(self)),
-            None => f(self),
+/// Renders one event; the progress bar is hidden while a line is written.
+fn render(
+    s: &mut Stream<'_>,
+    pb: Option<&indicatif::ProgressBar>,
+    e: ScanEvent<'_>,
+) -> io::Result<()> {
+    if let ScanEvent::Progress { done, total } = e {
+        if let Some(pb) = pb {
+            pb.set_length(total);
+            pb.set_position(done);
         }
+        return Ok(());
     }
-
-    fn emit(&mut self, r: &PortResult) -> io::Result<()> {
-        let service = service_name(r.port, r.proto);
-        let detected: Option<Detection> = self.detect.as_mut().and_then(|d| d.get(r).cloned());
-        let detect_on = self.detect.is_some();
-        self.with_bar(|p| {
-            match p.format {
-                Format::Json => {
-                    let mut v = serde_json::json!({
-                        "type": "port",
-                        "host": r.host.to_string(),
-                        "port": r.port,
-                        "protocol": r.proto.as_str(),
-                        "state": r.state.as_str(),
-                        "reason": r.reason.as_str(),
-                        "service": service,
-                        "rtt_ms": ms(r.rtt),
-                    });
-                    if detect_on {
-                        if let Some(o) = v.as_object_mut() {
-                            o.insert("detected".into(), serde_json::json!(detected));
-                        }
-                    }
-                    writeln!(p.out, "{v}")?;
-                }
-                Format::Csv => {
-                    if !p.header_done {
-                        p.header_done = true;
-                        out::csv_record(
-                            &mut p.out,
-                            [
-                                "host", "port", "protocol", "state", "reason", "service", "rtt_ms",
-                            ],
-                        )?;
-                    }
-                    out::csv_record(
-                        &mut p.out,
-                        [
-                            r.host.to_string(),
-                            r.port.to_string(),
-                            r.proto.to_string(),
-                            r.state.to_string(),
-                            r.reason.to_string(),
-                            service.unwrap_or("").to_string(),
-                            ms(r.rtt).map_or(String::new(), |v| format!("{v}")),
-                        ],
-                    )?;
-                }
-                Format::Table => {
-                    if !p.header_done {
-                        p.header_done = true;
-                        let h = format!(
-                            "{:<15} {:<10} {:<14} {:<17} {:<16} {}",
-                            "HOST", "PORT", "STATE", "SERVICE", "REASON", "RTT"
-                        );
-                        if p.color {
-                            writeln!(p.out, "\x1b[1m{}\x1b[0m", h.trim_end())?;
-                        } else {
-                            writeln!(p.out, "{}", h.trim_end())?;
-                        }
-                    }
-                    let rtt = ms(r.rtt).map_or(String::from("-"), |v| format!("{v:.2}ms"));
-                    let line = format!(
-                        "{:<15} {:<10} {:<14} {:<17} {:<16} {}",
-                        r.host.to_string(),
-                        format!("{}/{}", r.port, r.proto),
-                        r.state.as_str(),
-                        detected
-                            .as_ref()
-                            .and_then(detected_cell)
-                            .unwrap_or_else(|| service.unwrap_or("-").to_string()),
-                        r.reason.as_str(),
-                        rtt
-                    );
-                    writeln!(p.out, "{}", line.trim_end())?;
-                }
-            }
-            // Results are the point of a stream: let each reach the reader now.
-            p.out.flush()
-        })
-    }
-
-    fn port(&mut self, r: PortResult) -> io::Result<()> {
-        if let Some(d) = self.detect.as_mut() {
-            d.start(&r);
-        }
-        let h = self.hosts.entry(r.host).or_default();
-        *h.counts.entry((r.state, r.reason, r.proto)).or_default() += 1;
-        if r.state == PortState::Open || self.all {
-            if r.state == PortState::Open {
-                self.open_found += 1;
-            }
-            h.listed.push(r);
-            if self.detect.is_some() {
-                // Printed with its detection at the host's end.
-                h.deferred.push(r);
-                return Ok(());
-            }
-            return self.emit(&r);
-        }
-        let held = h.held.entry(r.state).or_default();
-        if (held.len() as u64) < LIST_LIMIT + 1 {
-            held.push(r);
-        }
-        Ok(())
-    }
-
-    fn host_done(&mut self, addr: IpAddr, timing: Option<HostTiming>) -> io::Result<()> {
-        let Some(mut h) = self.hosts.remove(&addr) else {
-            return self.host_xml(addr, HostState::default(), timing);
-        };
-        // What waited for the host's end is listed in port order, not in the order the
-        // answers came.
-        let mut deferred = std::mem::take(&mut h.deferred);
-        deferred.sort_by_key(|r| (r.proto, r.port));
-        for r in deferred {
-            self.emit(&r)?;
-        }
-        let mut per_state: BTreeMap<PortState, u64> = BTreeMap::new();
-        for ((s, _, _), n) in &h.counts {
-            *per_state.entry(*s).or_default() += n;
-        }
-        let held = std::mem::take(&mut h.held);
-        for (state, mut rs) in held {
-            rs.sort_by_key(|r| (r.proto, r.port));
-            if per_state.get(&state).copied().unwrap_or(0) <= LIST_LIMIT {
-                for r in rs {
-                    self.emit(&r)?;
-                    h.listed.push(r);
-                }
-            }
-        }
-        if self.format == Format::Table && !self.all {
-            let hidden: Vec<String> = per_state
-                .iter()
-                .filter(|(s, n)| **s != PortState::Open && **n > LIST_LIMIT)
-                .map(|(s, n)| {
-                    let reasons: Vec<String> = h
-                        .counts
-                        .iter()
-                        .filter(|((st, _, _), _)| st == s)
-                        .map(|((_, r, p), c)| format!("{c} {p} {r}"))
-                        .collect();
-                    format!("{n} {s} ({})", reasons.join(", "))
-                })
-                .collect();
-            if !hidden.is_empty() {
-                self.with_bar(|p| {
-                    writeln!(p.out, "{addr}: not shown: {}", hidden.join("; "))?;
-                    p.out.flush()
-                })?;
-            }
-        }
-        self.host_xml(addr, h, timing)
-    }
-
-    fn host_xml(
-        &mut self,
-        addr: IpAddr,
-        h: HostState,
-        timing: Option<HostTiming>,
-    ) -> io::Result<()> {
-        let Some(xs) = self.xml_hosts.as_mut() else {
-            return Ok(());
-        };
-        let listed: std::collections::HashSet<(u16, Proto)> =
-            h.listed.iter().map(|r| (r.port, r.proto)).collect();
-        let mut extra: BTreeMap<PortState, xml::Extra> = BTreeMap::new();
-        let mut listed_count: BTreeMap<PortState, u64> = BTreeMap::new();
-        for r in &h.listed {
-            *listed_count.entry(r.state).or_default() += 1;
-        }
-        for ((s, reason, proto), n) in &h.counts {
-            let total_state: u64 = h
-                .counts
-                .iter()
-                .filter(|((st, _, _), _)| st == s)
-                .map(|(_, c)| c)
-                .sum();
-            if listed_count.get(s).copied().unwrap_or(0) >= total_state {
-                continue;
-            }
-            let e = extra.entry(*s).or_insert(xml::Extra {
-                state: *s,
-                count: 0,
-                reasons: Vec::new(),
-            });
-            e.count += n;
-            e.reasons.push((*reason, proto.as_str(), *n));
-        }
-        let _ = listed;
-        let mut ports: Vec<(PortResult, xml::Service)> = Vec::new();
-        for r in &h.listed {
-            let probed = self
-                .detect
-                .as_mut()
-                .and_then(|d| d.get(r).map(Detection::nmap_service))
-                .unwrap_or_default();
-            let table = service_name(r.port, r.proto).map(str::to_string);
-            ports.push((*r, xml::Service { table, probed }));
-        }
-        ports.sort_by_key(|(r, _)| (r.proto, r.port));
-        xs.push(xml::Host {
+    let mut write = || match e {
+        ScanEvent::Host {
             addr,
-            name: self.names.name_of(addr).map(str::to_string),
-            reason: h.reason.unwrap_or(Reason::UserSet),
-            start: h.start,
-            end: now_secs(),
-            extra: extra.into_values().collect(),
-            ports,
-            timing,
-        });
-        Ok(())
-    }
-
-    fn event(&mut self, e: Event) -> io::Result<()> {
-        match e {
-            Event::Host {
-                addr,
-                up,
-                reason,
-                rtt,
-            } => {
-                if up {
-                    let h = self.hosts.entry(addr).or_default();
-                    h.start = now_secs();
-                    h.reason = Some(reason);
-                }
-                if self.format == Format::Json {
-                    self.with_bar(|p| {
-                        let v = serde_json::json!({
-                            "type": "host",
-                            "host": addr.to_string(),
-                            "state": if up { "up" } else { "down" },
-                            "reason": reason.as_str(),
-                            "rtt_ms": ms(rtt),
-                        });
-                        writeln!(p.out, "{v}")?;
-                        p.out.flush()
-                    })?;
-                } else if !up && self.format == Format::Table {
-                    self.with_bar(|p| {
-                        let why = if reason == Reason::NetUnreach {
-                            "no route or source address: a broadcast address?"
-                        } else {
-                            "no answer to discovery probes"
-                        };
-                        writeln!(p.out, "{addr}: down ({why})")?;
-                        p.out.flush()
-                    })?;
-                }
-                Ok(())
-            }
-            Event::Port(r) => self.port(r),
-            Event::HostDone { addr, timing } => self.host_done(addr, timing),
-            Event::Progress { done, total } => {
-                if let Some(pb) = &self.progress {
-                    pb.set_length(total);
-                    pb.set_position(done);
-                }
-                Ok(())
-            }
-        }
+            up,
+            reason,
+            rtt,
+        } => s.host(addr, up, reason, rtt),
+        ScanEvent::Port(p) => s.port(p),
+        ScanEvent::HostDone(h) => s.host_done(h),
+        ScanEvent::Progress { .. } => Ok(()),
+    };
+    match pb {
+        Some(pb) => pb.suspend(write),
+        None => write(),
     }
 }
 
 pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
-    let targets = parse_targets(args)?;
-    if targets.is_empty() {
-        if !args.exclude.is_empty() {
-            bail!("--exclude leaves none of the targets to scan");
-        }
-        bail!("no targets to scan (give addresses, names, or -iL FILE)");
-    }
-    let cfg = build_config(args)?;
-    let format = if args.json { Format::Json } else { args.format };
+    let req = request(args)?;
+    // Checked before anything is written, so that bad input leaves no partial output.
+    portolan_app::scan::config(&req)?;
+    let format = match if args.json { Format::Json } else { args.format } {
+        Format::Json => ScanFormat::Json,
+        Format::Csv => ScanFormat::Csv,
+        Format::Table => ScanFormat::Table,
+    };
     // `-oX -` is standard output (as in nmap), and then the only thing written there.
     let xml_stdout = args.xml_out.as_ref().is_some_and(|p| p.as_os_str() == "-");
     let xml_file: Option<Box<dyn Write>> = match &args.xml_out {
@@ -581,105 +172,41 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         pb
     });
     let start = now_secs();
-    let mut p = Printer {
-        format,
-        all: args.all,
-        color: out::use_color(),
-        out: if xml_stdout {
-            Box::new(io::sink())
-        } else {
-            Box::new(io::BufWriter::new(io::stdout()))
-        },
-        hosts: BTreeMap::new(),
-        detect: if args.detect {
-            Some(DetectRun::new(args.timeout).context("starting service detection")?)
-        } else {
-            None
-        },
-        names: targets.clone(),
-        xml_hosts: xml_file.is_some().then(Vec::new),
-        header_done: false,
-        progress,
-        open_found: 0,
+    let mut out: Box<dyn Write> = if xml_stdout {
+        Box::new(io::sink())
+    } else {
+        Box::new(io::BufWriter::new(io::stdout()))
     };
-    let scanner = Scanner::new(cfg.clone());
+    let mut stream = Stream::new(format, out::use_color(), args.detect, &mut *out);
     let mut io_err: Option<io::Error> = None;
-    let summary: Summary = scanner.run(&targets, &mut |e| {
+    let report = portolan_app::scan::scan(&req, &mut |e| {
         if io_err.is_none()
-            && let Err(err) = p.event(e)
+            && let Err(err) = render(&mut stream, progress.as_ref(), e)
         {
             io_err = Some(err);
         }
     })?;
-    if let Some(pb) = &p.progress {
+    if let Some(pb) = &progress {
         pb.finish_and_clear();
     }
     if let Some(e) = io_err {
         return Err(e.into());
     }
-    match format {
-        Format::Json => {
-            let mut v = serde_json::to_value(&summary)?;
-            if let Some(o) = v.as_object_mut() {
-                o.insert("type".into(), "summary".into());
-                o.insert("mode".into(), cfg.mode.as_str().into());
-                o.insert("udp".into(), (!cfg.udp_ports.is_empty()).into());
-            }
-            writeln!(p.out, "{v}")?;
-        }
-        Format::Table => {
-            writeln!(
-                p.out,
-                "{} host{} up of {}, {} open port{} in {:.2}s ({} scan{})",
-                summary.hosts_up,
-                if summary.hosts_up == 1 { "" } else { "s" },
-                summary.hosts_total,
-                summary.open,
-                if summary.open == 1 { "" } else { "s" },
-                summary.elapsed.as_secs_f64(),
-                cfg.mode.as_str(),
-                if cfg.udp_ports.is_empty() {
-                    ""
-                } else {
-                    " + udp"
-                },
-            )?;
-        }
-        Format::Csv => {}
-    }
-    p.out.flush()?;
-    if let (Some(file), Some(hosts)) = (xml_file, p.xml_hosts.take()) {
-        let mut scans = Vec::new();
-        if !cfg.tcp_ports.is_empty() {
-            scans.push(xml::ScanInfo {
-                kind: cfg.mode.as_str(),
-                proto: "tcp",
-                ports: cfg.tcp_ports.clone(),
-            });
-        }
-        if !cfg.udp_ports.is_empty() {
-            scans.push(xml::ScanInfo {
-                kind: "udp",
-                proto: "udp",
-                ports: cfg.udp_ports.clone(),
-            });
-        }
-        let run = xml::Run {
+    stream.summary(&report.summary)?;
+    drop(stream);
+    out.flush()?;
+    if let Some(file) = xml_file {
+        let meta = xml::RunMeta {
             args: std::env::args().collect::<Vec<_>>().join(" "),
             version: format!("portolan {}", env!("CARGO_PKG_VERSION")),
             start,
             end: now_secs(),
-            elapsed: summary.elapsed,
-            scans,
-            hosts,
-            hosts_up: summary.hosts_up,
-            hosts_total: summary.hosts_total,
         };
         let mut w = io::BufWriter::new(file);
-        xml::write(&mut w, &run).context("writing the XML report")?;
+        xml::write(&mut w, &report, &meta).context("writing the XML report")?;
         w.flush().context("writing the XML report")?;
     }
-    Ok(if p.open_found > 0 || summary.open > 0 {
+    Ok(if report.summary.open > 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -688,6 +215,17 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    use portolan_app::scan::Aggregator;
+    use portolan_model::{
+        Detection, HostResult, HostTiming, PortResult, PortState, Proto, Reason, ScanMode,
+        ScanReport, ScanSummary,
+    };
+    use portolan_report::scan::detected_cell;
+    use portolan_scan::{Event, TargetSet};
+
     use super::*;
 
     #[test]
@@ -701,7 +239,7 @@ mod tests {
             protocol: Some("http".into()),
             product: Some("nginx".into()),
             version: Some("1.22.1".into()),
-            tls: Some(portolan_detect::TlsInfo::default()),
+            tls: Some(portolan_model::TlsInfo::default()),
             ..Detection::default()
         };
         assert_eq!(
@@ -728,34 +266,18 @@ mod tests {
         assert_eq!(nmap_spellings(c.clone()), c);
     }
 
-    /// A writer the test can read back.
-    #[derive(Clone, Default)]
-    struct Buf(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
-
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.0.borrow_mut().extend_from_slice(b);
-            Ok(b.len())
+    /// Feeds engine events through the aggregation and the renderer: the text and the
+    /// finished hosts.
+    fn render_events(format: ScanFormat, events: Vec<Event>) -> (String, Vec<HostResult>) {
+        let names = TargetSet::default();
+        let mut agg = Aggregator::new(&names, false);
+        let mut buf = Vec::new();
+        let mut s = Stream::new(format, false, false, &mut buf);
+        for e in events {
+            agg.event(e, &mut |e| render(&mut s, None, e).unwrap());
         }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    fn printer(format: Format, buf: &Buf) -> Printer {
-        Printer {
-            format,
-            detect: None,
-            all: false,
-            color: false,
-            out: Box::new(buf.clone()),
-            hosts: BTreeMap::new(),
-            names: TargetSet::default(),
-            xml_hosts: Some(Vec::new()),
-            header_done: false,
-            progress: None,
-            open_found: 0,
-        }
+        drop(s);
+        (String::from_utf8(buf).unwrap(), agg.into_hosts())
     }
 
     fn port(port: u16, proto: Proto, state: PortState, reason: Reason) -> Event {
@@ -772,7 +294,7 @@ mod tests {
 
     /// One host: two open ports, 30 closed (summarised), one filtered and one UDP
     /// open|filtered (listed, as they are few).
-    fn feed(p: &mut Printer) {
+    fn feed() -> Vec<Event> {
         let host: IpAddr = "198.18.0.2".parse().unwrap();
         let mut events = vec![Event::Host {
             addr: host,
@@ -805,57 +327,55 @@ mod tests {
                 timeout: Duration::from_millis(50),
             }),
         });
-        for e in events {
-            p.event(e).unwrap();
-        }
+        events
     }
 
     #[test]
     fn renders_every_format() {
-        for format in [Format::Table, Format::Json, Format::Csv] {
-            let buf = Buf::default();
-            let mut p = printer(format, &buf);
-            feed(&mut p);
-            drop(p);
-            let text = String::from_utf8(buf.0.borrow().clone()).unwrap();
+        for format in [ScanFormat::Table, ScanFormat::Json, ScanFormat::Csv] {
+            let (text, _) = render_events(format, feed());
             insta::assert_snapshot!(format!("scan_{format:?}").to_lowercase(), text);
         }
     }
 
     #[test]
     fn renders_nmap_xml() {
-        let buf = Buf::default();
-        let mut p = printer(Format::Json, &buf);
-        feed(&mut p);
-        let mut hosts = p.xml_hosts.take().unwrap();
+        let (_, mut hosts) = render_events(ScanFormat::Json, feed());
         for h in &mut hosts {
-            h.start = 1_700_000_000;
-            h.end = 1_700_000_001;
+            h.started = Some(1_700_000_000);
+            h.ended = Some(1_700_000_001);
         }
-        let run = xml::Run {
+        let report = ScanReport {
+            hosts,
+            summary: ScanSummary {
+                mode: Some(ScanMode::Syn),
+                hosts_up: 1,
+                hosts_total: 1,
+                elapsed: Duration::from_millis(1234),
+                ..ScanSummary::default()
+            },
+            tcp_ports: [22, 135, 443]
+                .into_iter()
+                .map(portolan_model::PortRange::single)
+                .collect(),
+            ..ScanReport::default()
+        };
+        let meta = xml::RunMeta {
             args: "portolan scan -sS -p 22,135,443,1000-1029 198.18.0.2".into(),
             version: "portolan 0.1.0".into(),
             start: 1_700_000_000,
             end: 1_700_000_001,
-            elapsed: Duration::from_millis(1234),
-            scans: vec![xml::ScanInfo {
-                kind: "syn",
-                proto: "tcp",
-                ports: vec![22, 135, 443],
-            }],
-            hosts,
-            hosts_up: 1,
-            hosts_total: 1,
         };
         let mut out = Vec::new();
-        xml::write(&mut out, &run).unwrap();
+        xml::write(&mut out, &report, &meta).unwrap();
         insta::assert_snapshot!("scan_xml", String::from_utf8(out).unwrap());
     }
 
     #[test]
     fn services_resolve_through_the_registry() {
-        assert!(resolve_service("https").contains(&(443, Proto::Tcp)));
-        assert!(resolve_service("no-such-service-x").is_empty());
+        let s = PortSpec::parse_with("https", Registry::embedded()).unwrap();
+        assert!(s.ports(Proto::Tcp).contains(&443));
+        assert!(PortSpec::parse_with("no-such-service-x", Registry::embedded()).is_err());
     }
 
     #[test]
@@ -863,8 +383,6 @@ mod tests {
         // The engines answer in any order (retries, UDP after TCP): the listed closed
         // ports must still read top to bottom, as nmap lists them.
         let host: IpAddr = "198.18.0.2".parse().unwrap();
-        let buf = Buf::default();
-        let mut p = printer(Format::Table, &buf);
         let mut events = vec![];
         for n in [5432, 161, 22] {
             events.push(port(n, Proto::Tcp, PortState::Closed, Reason::Reset));
@@ -877,11 +395,7 @@ mod tests {
             addr: host,
             timing: None,
         });
-        for e in events {
-            p.event(e).unwrap();
-        }
-        drop(p);
-        let text = String::from_utf8(buf.0.borrow().clone()).unwrap();
+        let (text, _) = render_events(ScanFormat::Table, events);
         let listed: Vec<&str> = text
             .lines()
             .filter_map(|l| l.split_whitespace().nth(1))
@@ -900,8 +414,6 @@ mod tests {
     fn long_reason_keeps_the_rtt_column_aligned() {
         // admin-prohibited (16 characters) used to push the RTT out of its column.
         let host: IpAddr = "198.18.0.2".parse().unwrap();
-        let buf = Buf::default();
-        let mut p = printer(Format::Table, &buf);
         let mut r = port(
             8080,
             Proto::Tcp,
@@ -911,14 +423,14 @@ mod tests {
         if let Event::Port(pr) = &mut r {
             pr.rtt = Some(Duration::from_micros(190));
         }
-        p.event(r).unwrap();
-        p.event(Event::HostDone {
-            addr: host,
-            timing: None,
-        })
-        .unwrap();
-        drop(p);
-        let text = String::from_utf8(buf.0.borrow().clone()).unwrap();
+        let events = vec![
+            r,
+            Event::HostDone {
+                addr: host,
+                timing: None,
+            },
+        ];
+        let (text, _) = render_events(ScanFormat::Table, events);
         let mut lines = text.lines();
         let header = lines.next().unwrap();
         let row = lines.next().unwrap();

@@ -1,0 +1,534 @@
+//! The scan operation: probe the targets, gather each host's results (which ports are
+//! listed, which are summarised as "not shown"), name the ports from the registry, run
+//! service detection when asked, and return the model's [`ScanReport`].
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use portolan_detect::{Detector, Options, Pool, Probe};
+use portolan_model::{
+    HostResult, HostState, HostTiming, PortRange, PortResult, PortSpec, PortSpecError, PortState,
+    Proto, Reason, ReasonCount, ScanMode, ScanReport, ScannedPort, spec,
+};
+use portolan_registry::Registry;
+use portolan_scan::{
+    Event, RttBounds, ScanConfig, ScanError, Scanner, Target, TargetError, TargetSet,
+};
+
+/// A state with more ports than this on one host is summarised, not listed (as nmap).
+pub const LIST_LIMIT: u64 = 25;
+
+/// Which ports to scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ports {
+    /// A parsed `-p` specification.
+    Spec(PortSpec),
+    /// The `n` most common ports of each protocol (`--top`).
+    Top(usize),
+}
+
+/// What to scan and how.
+#[derive(Debug, Clone)]
+pub struct ScanRequest {
+    pub targets: Vec<Target>,
+    pub exclude: Vec<Target>,
+    /// Resolve host names (off: names are an error).
+    pub resolve: bool,
+    pub ports: Ports,
+    /// Scan TCP, and how (`None`: SYN when raw sockets can be opened, else connect).
+    pub tcp: bool,
+    pub mode: Option<ScanMode>,
+    pub udp: bool,
+    /// Find out first which hosts are up.
+    pub discovery: bool,
+    /// Upper bound on the probe timeout (and the detection timeout).
+    pub timeout: Option<Duration>,
+    pub max_retries: Option<u32>,
+    pub rate: Option<u32>,
+    pub concurrency: Option<usize>,
+    /// Detect what answers on open ports (`-sV`).
+    pub detect: bool,
+    /// List every port, whatever its state.
+    pub all: bool,
+}
+
+impl Default for ScanRequest {
+    fn default() -> Self {
+        ScanRequest {
+            targets: Vec::new(),
+            exclude: Vec::new(),
+            resolve: true,
+            ports: Ports::Top(1000),
+            tcp: true,
+            mode: None,
+            udp: false,
+            discovery: true,
+            timeout: None,
+            max_retries: None,
+            rate: None,
+            concurrency: None,
+            detect: false,
+            all: false,
+        }
+    }
+}
+
+/// Why a scan could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanOpError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("--exclude leaves none of the targets to scan")]
+    AllExcluded,
+    #[error("no targets to scan (give addresses, names, or -iL FILE)")]
+    NoTargets,
+    #[error(transparent)]
+    Ports(#[from] PortSpecError),
+    #[error("the port specification leaves no ports for the chosen scan modes")]
+    NoPorts,
+    #[error(
+        "UDP port 0 cannot be scanned: the kernel refuses to send to it (leave 0 out, e.g. T:0,U:1-1024)"
+    )]
+    UdpPortZero,
+    #[error("starting service detection: {0}")]
+    Detect(#[source] std::io::Error),
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+}
+
+/// What a scan reports while it runs.
+#[derive(Debug)]
+pub enum ScanEvent<'a> {
+    /// A host was found up or down (or taken as up with `-Pn`).
+    Host {
+        addr: IpAddr,
+        up: bool,
+        reason: Reason,
+        rtt: Option<Duration>,
+    },
+    /// A port to show, in the order to show it: open ports as soon as they are found
+    /// (with detection, when their host is done), the other listed states at the host's
+    /// end.
+    Port(&'a ScannedPort),
+    /// Every port of this host has been reported.
+    HostDone(&'a HostResult),
+    /// Probes finished so far, of the total.
+    Progress { done: u64, total: u64 },
+}
+
+/// The scanner configuration a request asks for.
+pub fn config(req: &ScanRequest) -> Result<ScanConfig, ScanOpError> {
+    let spec = match &req.ports {
+        Ports::Spec(s) => s.clone(),
+        Ports::Top(n) => portolan_scan::top(*n)?,
+    };
+    let tcp_ports = if req.tcp {
+        spec.ports(Proto::Tcp)
+    } else {
+        Vec::new()
+    };
+    let udp_ports = if req.udp {
+        spec.ports(Proto::Udp)
+    } else {
+        Vec::new()
+    };
+    if tcp_ports.is_empty() && udp_ports.is_empty() {
+        return Err(ScanOpError::NoPorts);
+    }
+    if udp_ports.contains(&0) {
+        return Err(ScanOpError::UdpPortZero);
+    }
+    let mut rtt = RttBounds::default();
+    if let Some(t) = req.timeout {
+        rtt.max = t;
+        rtt.initial = rtt.initial.min(t);
+        rtt.min = rtt.min.min(t);
+    }
+    Ok(ScanConfig {
+        mode: req.mode.unwrap_or_else(portolan_scan::best_mode),
+        tcp_ports,
+        udp_ports,
+        discovery: req.discovery,
+        max_retries: req.max_retries,
+        rtt,
+        rate: req.rate,
+        concurrency: req.concurrency,
+        ..ScanConfig::default()
+    })
+}
+
+/// The request's targets, less the excluded ones.
+pub fn targets(req: &ScanRequest) -> Result<TargetSet, ScanOpError> {
+    let set = TargetSet::build(&req.targets, &req.exclude, req.resolve)?;
+    if set.is_empty() {
+        return Err(if req.exclude.is_empty() {
+            ScanOpError::NoTargets
+        } else {
+            ScanOpError::AllExcluded
+        });
+    }
+    Ok(set)
+}
+
+/// Runs the scan, calling `on` for each event as it happens, and returns the report.
+pub fn scan(
+    req: &ScanRequest,
+    on: &mut dyn FnMut(ScanEvent<'_>),
+) -> Result<ScanReport, ScanOpError> {
+    let targets = targets(req)?;
+    let cfg = config(req)?;
+    let detect = if req.detect {
+        let opts = Options::with_timeout(req.timeout.unwrap_or(Duration::from_secs(3)));
+        Some(Pool::new(Detector::default(), opts).map_err(ScanOpError::Detect)?)
+    } else {
+        None
+    };
+    let mut agg = Aggregator::new(&targets, req.all);
+    agg.detect = detect;
+    let scanned = Scanner::new(cfg.clone()).run(&targets, &mut |e| agg.event(e, on))?;
+    Ok(ScanReport {
+        targets: req.targets.iter().map(|t| t.to_string()).collect(),
+        coverage: scanned.coverage,
+        hosts: agg.done,
+        summary: scanned.summary,
+        tcp_ports: ranges(&cfg.tcp_ports),
+        udp_ports: ranges(&cfg.udp_ports),
+    })
+}
+
+fn ranges(ports: &[u16]) -> Vec<PortRange> {
+    spec::merge(ports.iter().map(|&p| PortRange::single(p)).collect())
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// One host's results, held until its end, when it is known whether a state is listed
+/// or summarised.
+#[derive(Default)]
+struct HostAgg {
+    counts: BTreeMap<(PortState, Reason, Proto), u64>,
+    /// Ports of states that may be listed at the host's end (at most one past the limit).
+    held: BTreeMap<PortState, Vec<PortResult>>,
+    listed: Vec<ScannedPort>,
+    /// Listed ports waiting for their detection.
+    deferred: Vec<PortResult>,
+    started: u64,
+    reason: Option<Reason>,
+    rtt: Option<Duration>,
+}
+
+/// The per-host aggregation of engine events: which ports are shown and when, and the
+/// finished hosts. [`scan`] drives it from the scanner; tests drive it with plain events.
+pub struct Aggregator<'a> {
+    registry: &'static Registry,
+    detect: Option<Pool>,
+    all: bool,
+    names: &'a TargetSet,
+    hosts: BTreeMap<IpAddr, HostAgg>,
+    done: Vec<HostResult>,
+}
+
+/// Whether detection is worth running on a port in this state.
+fn wants_detection(r: &PortResult) -> bool {
+    r.state == PortState::Open || (r.proto == Proto::Udp && r.state == PortState::OpenFiltered)
+}
+
+impl<'a> Aggregator<'a> {
+    /// Without detection; `names` gives the names hosts were given by.
+    pub fn new(names: &'a TargetSet, all: bool) -> Aggregator<'a> {
+        Aggregator {
+            registry: Registry::embedded(),
+            detect: None,
+            all,
+            names,
+            hosts: BTreeMap::new(),
+            done: Vec::new(),
+        }
+    }
+
+    /// Every host finished (or found down) so far.
+    pub fn into_hosts(self) -> Vec<HostResult> {
+        self.done
+    }
+
+    /// Takes one engine event, calling `on` with what it shows.
+    pub fn event(&mut self, e: Event, on: &mut dyn FnMut(ScanEvent<'_>)) {
+        match e {
+            Event::Host {
+                addr,
+                up,
+                reason,
+                rtt,
+            } => self.host(addr, up, reason, rtt, on),
+            Event::Port(r) => self.port(r, on),
+            Event::HostDone { addr, timing } => self.host_done(addr, timing, on),
+            Event::Progress { done, total } => on(ScanEvent::Progress { done, total }),
+        }
+    }
+
+    fn host(
+        &mut self,
+        addr: IpAddr,
+        up: bool,
+        reason: Reason,
+        rtt: Option<Duration>,
+        on: &mut dyn FnMut(ScanEvent<'_>),
+    ) {
+        if up {
+            let h = self.hosts.entry(addr).or_default();
+            h.started = now_secs();
+            h.reason = Some(reason);
+            h.rtt = rtt;
+        } else {
+            self.done.push(HostResult {
+                host: addr,
+                state: HostState::Down,
+                reason,
+                rtt,
+                ports: Vec::new(),
+                not_shown: Vec::new(),
+                not_shown_reasons: Vec::new(),
+                name: self.names.name_of(addr).map(str::to_string),
+                started: None,
+                ended: None,
+                timing: None,
+            });
+        }
+        on(ScanEvent::Host {
+            addr,
+            up,
+            reason,
+            rtt,
+        });
+    }
+
+    fn scanned(&mut self, r: PortResult) -> ScannedPort {
+        let detected = self
+            .detect
+            .as_mut()
+            .and_then(|d| d.get(SocketAddr::new(r.host, r.port), r.proto).cloned());
+        ScannedPort {
+            result: r,
+            service: self.registry.name_for(r.port, r.proto).map(str::to_string),
+            detected,
+        }
+    }
+
+    fn port(&mut self, r: PortResult, on: &mut dyn FnMut(ScanEvent<'_>)) {
+        if let Some(d) = self.detect.as_mut()
+            && wants_detection(&r)
+        {
+            let addr = SocketAddr::new(r.host, r.port);
+            let probe = Probe {
+                addr,
+                proto: r.proto,
+                server_name: self.names.name_of(r.host).map(str::to_string),
+            };
+            d.start(&probe);
+        }
+        let detecting = self.detect.is_some();
+        let all = self.all;
+        let h = self.hosts.entry(r.host).or_default();
+        *h.counts.entry((r.state, r.reason, r.proto)).or_default() += 1;
+        if r.state == PortState::Open || all {
+            if detecting {
+                // Shown with its detection at the host's end.
+                h.deferred.push(r);
+                return;
+            }
+            let p = self.scanned(r);
+            on(ScanEvent::Port(&p));
+            self.hosts.entry(r.host).or_default().listed.push(p);
+            return;
+        }
+        let held = h.held.entry(r.state).or_default();
+        if (held.len() as u64) < LIST_LIMIT + 1 {
+            held.push(r);
+        }
+    }
+
+    fn host_done(
+        &mut self,
+        addr: IpAddr,
+        timing: Option<HostTiming>,
+        on: &mut dyn FnMut(ScanEvent<'_>),
+    ) {
+        let mut h = self.hosts.remove(&addr).unwrap_or_default();
+        // What waited for the host's end is shown in port order, not in the order the
+        // answers came.
+        let mut deferred = std::mem::take(&mut h.deferred);
+        deferred.sort_by_key(|r| (r.proto, r.port));
+        for r in deferred {
+            let p = self.scanned(r);
+            on(ScanEvent::Port(&p));
+            h.listed.push(p);
+        }
+        let mut per_state: BTreeMap<PortState, u64> = BTreeMap::new();
+        for ((s, _, _), n) in &h.counts {
+            *per_state.entry(*s).or_default() += n;
+        }
+        for (state, mut rs) in std::mem::take(&mut h.held) {
+            if per_state.get(&state).copied().unwrap_or(0) > LIST_LIMIT {
+                continue;
+            }
+            rs.sort_by_key(|r| (r.proto, r.port));
+            for r in rs {
+                let p = self.scanned(r);
+                on(ScanEvent::Port(&p));
+                h.listed.push(p);
+            }
+        }
+        let result = finish(addr, h, per_state, timing, self.names);
+        on(ScanEvent::HostDone(&result));
+        self.done.push(result);
+    }
+}
+
+/// A finished host: its listed ports in port order, and counts of the others.
+fn finish(
+    addr: IpAddr,
+    h: HostAgg,
+    per_state: BTreeMap<PortState, u64>,
+    timing: Option<HostTiming>,
+    names: &TargetSet,
+) -> HostResult {
+    let mut listed_count: BTreeMap<PortState, u64> = BTreeMap::new();
+    for p in &h.listed {
+        *listed_count.entry(p.result.state).or_default() += 1;
+    }
+    let hidden = |s: &PortState| listed_count.get(s).copied().unwrap_or(0) < per_state[s];
+    let not_shown = per_state
+        .iter()
+        .filter(|(s, _)| hidden(s))
+        .map(|(s, n)| (*s, *n))
+        .collect();
+    let not_shown_reasons = h
+        .counts
+        .iter()
+        .filter(|((s, _, _), _)| hidden(s))
+        .map(|(&(state, reason, protocol), &count)| ReasonCount {
+            state,
+            reason,
+            protocol,
+            count,
+        })
+        .collect();
+    let mut ports = h.listed;
+    ports.sort_by_key(|p| (p.result.proto, p.result.port));
+    HostResult {
+        host: addr,
+        state: HostState::Up,
+        reason: h.reason.unwrap_or(Reason::UserSet),
+        rtt: h.rtt,
+        ports,
+        not_shown,
+        not_shown_reasons,
+        name: names.name_of(addr).map(str::to_string),
+        started: Some(h.started),
+        ended: Some(now_secs()),
+        timing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pr(port: u16, proto: Proto, state: PortState, reason: Reason) -> PortResult {
+        PortResult {
+            host: "198.18.0.2".parse().unwrap(),
+            port,
+            proto,
+            state,
+            reason,
+            rtt: None,
+            ttl: None,
+        }
+    }
+
+    /// Feeds engine events through the aggregation, returning what was shown and the host.
+    fn run(all: bool, events: Vec<Event>) -> (Vec<String>, Vec<HostResult>) {
+        let names = TargetSet::default();
+        let mut agg = Aggregator::new(&names, all);
+        let mut shown = Vec::new();
+        for e in events {
+            agg.event(e, &mut |e| {
+                if let ScanEvent::Port(p) = e {
+                    shown.push(format!("{}/{}", p.result.port, p.result.proto));
+                }
+            });
+        }
+        (shown, agg.done)
+    }
+
+    #[test]
+    fn open_ports_come_first_and_common_states_are_summarised() {
+        let host: IpAddr = "198.18.0.2".parse().unwrap();
+        let mut ev = vec![Event::Host {
+            addr: host,
+            up: true,
+            reason: Reason::SynAck,
+            rtt: None,
+        }];
+        ev.push(Event::Port(pr(
+            443,
+            Proto::Tcp,
+            PortState::Open,
+            Reason::SynAck,
+        )));
+        for n in 1000..1030 {
+            ev.push(Event::Port(pr(
+                n,
+                Proto::Tcp,
+                PortState::Closed,
+                Reason::Reset,
+            )));
+        }
+        ev.push(Event::Port(pr(
+            161,
+            Proto::Udp,
+            PortState::Closed,
+            Reason::PortUnreach,
+        )));
+        ev.push(Event::Port(pr(
+            22,
+            Proto::Tcp,
+            PortState::Filtered,
+            Reason::NoResponse,
+        )));
+        ev.push(Event::HostDone {
+            addr: host,
+            timing: None,
+        });
+        let (shown, hosts) = run(false, ev.clone());
+        assert_eq!(shown, ["443/tcp", "22/tcp"]);
+        let h = &hosts[0];
+        assert_eq!(h.not_shown, vec![(PortState::Closed, 31)]);
+        assert_eq!(h.not_shown_reasons.len(), 2);
+        assert_eq!(h.ports[0].service.as_deref(), Some("ssh"));
+        let (shown, hosts) = run(true, ev);
+        assert_eq!(shown.len(), 33);
+        assert!(hosts[0].not_shown.is_empty());
+    }
+
+    #[test]
+    fn requests_without_ports_or_with_udp_zero_are_refused() {
+        let req = ScanRequest {
+            ports: Ports::Spec(PortSpec::parse_with("U:53", Registry::embedded()).unwrap()),
+            ..ScanRequest::default()
+        };
+        assert!(matches!(config(&req), Err(ScanOpError::NoPorts)));
+        let req = ScanRequest {
+            ports: Ports::Spec(PortSpec::parse_with("0", Registry::embedded()).unwrap()),
+            udp: true,
+            ..ScanRequest::default()
+        };
+        assert!(matches!(config(&req), Err(ScanOpError::UdpPortZero)));
+        assert!(targets(&ScanRequest::default()).is_err());
+    }
+}

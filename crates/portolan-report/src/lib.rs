@@ -8,5 +8,6 @@
 
 pub mod csv;
 pub mod json;
+pub mod metrics;
 pub mod table;
 pub mod text;

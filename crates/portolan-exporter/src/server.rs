@@ -322,6 +322,8 @@ async fn collect(shared: &Shared) -> Entry {
             return e.clone();
         }
     }
+    // Let the old exposition go before the new one is built.
+    *cached = None;
     let collector = Arc::clone(&shared.collector);
     let outcome = tokio::task::spawn_blocking(move || {
         let start = Instant::now();

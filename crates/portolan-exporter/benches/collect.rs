@@ -19,6 +19,9 @@ fn listeners(n: usize) -> Vec<Listener> {
             Arc::new(p)
         })
         .collect();
+    // As the inventory makes them: namespace labels shared, service names borrowed from
+    // the registry.
+    let netns: Vec<Arc<str>> = (0..=n / 60000).map(|k| format!("ns{k}").into()).collect();
     (0..n)
         .map(|i| {
             let proto = if i % 3 == 0 { Proto::Udp } else { Proto::Tcp };
@@ -29,8 +32,8 @@ fn listeners(n: usize) -> Vec<Listener> {
                 _ => format!("198.18.{}.{}", (i / 250) % 250, i % 250),
             };
             let mut l = Listener::new(proto, addr.parse().unwrap(), (1024 + i % 60000) as u16);
-            l.netns = format!("ns{}", i / 60000).into();
-            l.service = Some(if i % 2 == 0 { "http-alt".into() } else { "unknown".into() });
+            l.netns = Arc::clone(&netns[i / 60000]);
+            l.service = Some(std::borrow::Cow::Borrowed(if i % 2 == 0 { "http-alt" } else { "unknown" }));
             l.processes = vec![Arc::clone(&procs[i % procs.len()])].into();
             l
         })
@@ -53,13 +56,65 @@ async fn scrape(addr: std::net::SocketAddr) -> usize {
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    assert!(buf.starts_with(b"HTTP/1.1 200"));
-    buf.len()
+    // Counted, not kept: the client's memory is not the exporter's.
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    loop {
+        let n = s.read(&mut buf[..]).await.unwrap();
+        if total == 0 {
+            assert!(buf.starts_with(b"HTTP/1.1 200"));
+        }
+        if n == 0 {
+            break total;
+        }
+        total += n;
+    }
+}
+
+/// `PORTOLAN_BENCH_RSS=N`: the exporter alone (a collector that builds N listeners on
+/// each collection, nothing else held), one uncached scrape, then its peak RSS.
+fn rss_only(n: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let collector = Arc::new(move || CollectResult {
+        snapshot: Snapshot {
+            listeners: listeners(n),
+            ..Snapshot::default()
+        },
+        collectors: vec![CollectorStatus::up("inventory")],
+    });
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        min_interval: Duration::ZERO,
+        ..ServeConfig::default()
+    };
+    let before = hwm_kib();
+    let bytes = rt.block_on(async {
+        let server = Server::bind(config, collector).await.unwrap();
+        let addr = server.local_addr();
+        tokio::spawn(server.run(std::future::pending()));
+        let mut total = 0;
+        for _ in 0..3 {
+            total = scrape(addr).await;
+        }
+        total
+    });
+    eprintln!(
+        "exporter, {n} listeners: {bytes} bytes per scrape, peak RSS {} KiB (before serving {before} KiB)",
+        hwm_kib()
+    );
 }
 
 fn main() {
+    if let Some(n) = std::env::var("PORTOLAN_BENCH_RSS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return rss_only(n);
+    }
     let mut c = Criterion::default()
         .configure_from_args()
         .sample_size(10)

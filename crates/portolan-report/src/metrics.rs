@@ -8,9 +8,9 @@
 //! `prometheus-client` encoder writes them as given), control characters are replaced,
 //! and each is cut to [`MAX_LABEL_LEN`] bytes. pids and inodes never become labels.
 
+use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::io::{self, Write as _};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -129,7 +129,8 @@ pub fn encode_openmetrics(m: &Metrics) -> String {
 pub fn encode_text(m: &Metrics) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(m.clone()));
-    let mut out = String::with_capacity(256 + m.snapshot.listeners.len() * 160);
+    // About 200 bytes a listener: one allocation, no doubling of a large buffer.
+    let mut out = String::with_capacity(2048 + m.snapshot.listeners.len() * 200);
     // Writing to a String cannot fail, and every encoder below only writes.
     let _ = prometheus_client::encoding::text::encode_registry(&mut out, &registry);
     out
@@ -224,14 +225,13 @@ fn write_escaped(w: &mut impl fmt::Write, s: &str) -> fmt::Result {
     Ok(())
 }
 
-/// A label value written with `Display` (addresses, ports), bounded and escaped.
+/// A label value written with `Display`, for values that need no escaping and are
+/// short by nature (addresses, port numbers).
 struct Shown<T>(T);
 
 impl<T: fmt::Display> EncodeLabelValue for Shown<T> {
     fn encode(&self, enc: &mut LabelValueEncoder<'_>) -> fmt::Result {
-        let mut s = String::new();
-        write!(s, "{}", self.0)?;
-        write_escaped(enc, &s)
+        write!(enc, "{}", self.0)
     }
 }
 
@@ -252,8 +252,12 @@ impl<const N: usize> EncodeLabelSet for Labels<'_, N> {
     }
 }
 
-fn process_label(l: &Listener) -> String {
-    l.process_names().join(",")
+fn process_label(l: &Listener) -> Cow<'_, str> {
+    match &l.processes[..] {
+        [] => Cow::Borrowed(""),
+        [one] => Cow::Borrowed(one.name.as_str()),
+        _ => Cow::Owned(l.process_names().join(",")),
+    }
 }
 
 fn unit_label(l: &Listener) -> &str {
@@ -265,41 +269,42 @@ fn unit_label(l: &Listener) -> &str {
         .unwrap_or("")
 }
 
-/// One `portolan_listener_info` series, borrowed from its listener.
+/// One `portolan_listener_info` series, borrowed from its listener (kept small: there
+/// is one per listener while the family is written).
 struct Info<'a> {
-    netns: &'a str,
-    protocol: Proto,
-    address: IpAddr,
-    port: u16,
-    exposure: Exposure,
-    service: &'a str,
-    process: String,
+    l: &'a Listener,
+    process: Cow<'a, str>,
     unit: &'a str,
 }
 
 impl<'a> Info<'a> {
     fn of(l: &'a Listener) -> Info<'a> {
         Info {
-            netns: &l.netns,
-            protocol: l.protocol,
-            address: l.address,
-            port: l.port,
-            exposure: l.exposure,
-            service: l.service.as_deref().unwrap_or(""),
+            l,
             process: process_label(l),
             unit: unit_label(l),
         }
     }
 
+    fn service(&self) -> &'a str {
+        self.l.service.as_deref().unwrap_or("")
+    }
+
+    fn cmp(a: &Listener, b: &Listener) -> std::cmp::Ordering {
+        let (a, b) = (Info::of(a), Info::of(b));
+        a.key().cmp(&b.key())
+    }
+
     fn key(&self) -> impl Ord + '_ {
+        let l = self.l;
         (
-            self.netns,
-            self.protocol,
-            self.address,
-            self.port,
-            self.exposure,
-            self.service,
-            self.process.as_str(),
+            &*l.netns,
+            l.protocol,
+            l.address,
+            l.port,
+            l.exposure,
+            self.service(),
+            &*self.process,
             self.unit,
         )
     }
@@ -317,9 +322,10 @@ fn write_families(m: &Metrics, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         let gauge = MetricType::Gauge;
 
         // portolan_listener_info: one series per distinct label set.
-        let mut infos: Vec<Info<'_>> = m.snapshot.listeners.iter().map(Info::of).collect();
-        infos.sort_unstable_by(|a, b| a.key().cmp(&b.key()));
-        infos.dedup_by(|a, b| a.key() == b.key());
+        // Sorted by reference (8 bytes a listener); the labels are made when compared.
+        let mut infos: Vec<&Listener> = m.snapshot.listeners.iter().collect();
+        infos.sort_unstable_by(|a, b| Info::cmp(a, b));
+        infos.dedup_by(|a, b| Info::cmp(a, b).is_eq());
         {
             let mut fam = enc.encode_descriptor(
                 "portolan_listener_info",
@@ -327,16 +333,17 @@ fn write_families(m: &Metrics, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
                 None,
                 gauge,
             )?;
-            for i in &infos {
-                let port = Shown(i.port);
-                let address = Shown(i.address);
+            for l in &infos {
+                let i = Info::of(l);
+                let port = Shown(i.l.port);
+                let address = Shown(i.l.address);
                 let labels = Labels([
-                    ("netns", &Value(i.netns) as &dyn EncodeLabelValue),
-                    ("protocol", &Value(i.protocol.as_str())),
+                    ("netns", &Value(&i.l.netns) as &dyn EncodeLabelValue),
+                    ("protocol", &Value(i.l.protocol.as_str())),
                     ("address", &address),
                     ("port", &port),
-                    ("exposure", &Value(i.exposure.as_str())),
-                    ("service", &Value(i.service)),
+                    ("exposure", &Value(i.l.exposure.as_str())),
+                    ("service", &Value(i.service())),
                     ("process", &Value(&i.process)),
                     ("unit", &Value(i.unit)),
                 ]);
@@ -580,5 +587,40 @@ mod tests {
         assert_eq!(names.len(), 1, "no temporary file is left behind");
         let err = write_textfile(&dir.path().join("no/such/dir/x.prom"), &sample()).unwrap_err();
         assert!(err.to_string().contains("no/such/dir"), "{err}");
+    }
+
+    /// Reverses the text-format escaping of a label value.
+    fn unescape(s: &str) -> String {
+        let mut out = String::new();
+        let mut it = s.chars();
+        while let Some(c) = it.next() {
+            if c == '\\' {
+                match it.next() {
+                    Some('n') => out.push('\n'),
+                    Some(o) => out.push(o),
+                    None => panic!("dangling backslash in {s:?}"),
+                }
+            } else {
+                assert!(c != '"' && c != '\n', "raw {c:?} in {s:?}");
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaped_values_read_back_as_a_bounded_prefix(s in "\\PC*|[\\\\\"\n\r\t\u{0}a-z]*") {
+            let mut e = String::new();
+            write_escaped(&mut e, &s).unwrap();
+            let back = unescape(&e);
+            let want: String = s
+                .chars()
+                .map(|c| if c.is_control() && c != '\n' { '?' } else { c })
+                .collect();
+            proptest::prop_assert!(want.starts_with(&back));
+            proptest::prop_assert!(back.len() <= MAX_LABEL_LEN);
+            proptest::prop_assert!(s.len() > MAX_LABEL_LEN || back == want);
+        }
     }
 }

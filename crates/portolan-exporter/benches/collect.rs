@@ -33,7 +33,11 @@ fn listeners(n: usize) -> Vec<Listener> {
             };
             let mut l = Listener::new(proto, addr.parse().unwrap(), (1024 + i % 60000) as u16);
             l.netns = Arc::clone(&netns[i / 60000]);
-            l.service = Some(std::borrow::Cow::Borrowed(if i % 2 == 0 { "http-alt" } else { "unknown" }));
+            l.service = Some(std::borrow::Cow::Borrowed(if i % 2 == 0 {
+                "http-alt"
+            } else {
+                "unknown"
+            }));
             l.processes = vec![Arc::clone(&procs[i % procs.len()])].into();
             l
         })

@@ -33,7 +33,12 @@ impl Auth {
         let Some((user, password)) = header.and_then(parse_basic) else {
             return false;
         };
-        if let Some(known) = self.verified.lock().ok().and_then(|m| m.get(&user).cloned()) {
+        if let Some(known) = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&user).cloned())
+        {
             if constant_eq(&known, password.as_bytes()) {
                 return true;
             }
@@ -41,7 +46,10 @@ impl Auth {
         let (hash, exists) = match self.users.get(&user) {
             Some(h) => (h.clone(), true),
             // Same cost as a real user's check.
-            None => (self.users.values().next().cloned().unwrap_or_default(), false),
+            None => (
+                self.users.values().next().cloned().unwrap_or_default(),
+                false,
+            ),
         };
         let Ok(_slot) = self.slots.acquire().await else {
             return false;
@@ -104,7 +112,10 @@ mod tests {
             )
         };
         assert!(a.check(Some(h("alice", "s3cr3t").as_bytes())).await);
-        assert!(a.check(Some(h("alice", "s3cr3t").as_bytes())).await, "cached");
+        assert!(
+            a.check(Some(h("alice", "s3cr3t").as_bytes())).await,
+            "cached"
+        );
         assert!(!a.check(Some(h("alice", "wrong").as_bytes())).await);
         assert!(!a.check(Some(h("bob", "s3cr3t").as_bytes())).await);
         assert!(!a.check(None).await);

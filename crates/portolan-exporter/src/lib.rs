@@ -105,7 +105,9 @@ impl ServeConfig {
     pub fn exposure_warning(&self) -> Option<String> {
         let ip = self.listen.ip();
         let loopback = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
             IpAddr::V4(v4) => v4.is_loopback(),
         };
         if loopback || self.web.tls.is_some() || self.web.has_auth() {

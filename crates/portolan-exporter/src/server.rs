@@ -96,16 +96,19 @@ impl Server {
         config: ServeConfig,
         collector: Arc<dyn Collector>,
     ) -> Result<Server, ExporterError> {
-        let listener = TcpListener::bind(config.listen)
-            .await
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ExporterError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener
+            .local_addr()
             .map_err(|source| ExporterError::Bind {
                 addr: config.listen,
                 source,
             })?;
-        let addr = listener.local_addr().map_err(|source| ExporterError::Bind {
-            addr: config.listen,
-            source,
-        })?;
         let auth = Auth::new(config.web.users.clone());
         Ok(Server {
             listener,
@@ -132,7 +135,12 @@ impl Server {
             shared,
         } = self;
         let slots = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
-        let tls = shared.config.web.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let tls = shared
+            .config
+            .web
+            .tls
+            .clone()
+            .map(tokio_rustls::TlsAcceptor::from);
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut conns = JoinSet::new();
         tokio::pin!(shutdown);
@@ -179,8 +187,8 @@ impl Server {
         drop(listener);
         let _ = stop_tx.send(true);
         let grace = shared.config.shutdown_grace;
-        let _ = tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} })
-            .await;
+        let _ =
+            tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
         conns.abort_all();
         Ok(())
     }
@@ -251,13 +259,20 @@ async fn route(req: &Request<Incoming>, shared: &Shared) -> Resp {
         .and_then(|v| v.trim().parse::<u64>().ok());
     let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
     if chunked || len.is_some_and(|n| n > shared.config.max_body_bytes) {
-        let mut r = response(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "request too large\n");
+        let mut r = response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "text/plain",
+            "request too large\n",
+        );
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return r;
     }
     if let Some(auth) = &shared.auth {
-        let given = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
         if !auth.check(given).await {
             let mut r = response(StatusCode::UNAUTHORIZED, "text/plain", Bytes::new());
             r.headers_mut().insert(

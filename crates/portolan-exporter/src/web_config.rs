@@ -160,7 +160,10 @@ impl WebConfig {
             if !ALLOWED_HEADERS.contains(&hn.as_str()) {
                 return Err(invalid(
                     &key,
-                    format!("this header cannot be set (allowed: {})", ALLOWED_HEADERS.join(", ")),
+                    format!(
+                        "this header cannot be set (allowed: {})",
+                        ALLOWED_HEADERS.join(", ")
+                    ),
                 ));
             }
             let hv = HeaderValue::from_str(&value)
@@ -210,7 +213,10 @@ fn tls_config(
         ));
     }
     let _ = t.prefer_server_cipher_suites;
-    if t.client_allowed_sans.as_ref().is_some_and(|v| !v.is_empty()) {
+    if t.client_allowed_sans
+        .as_ref()
+        .is_some_and(|v| !v.is_empty())
+    {
         return Err(invalid(
             &format!("{key}.client_allowed_sans"),
             "not supported by portolan".into(),
@@ -220,23 +226,38 @@ fn tls_config(
         (None, None) => return Ok(None),
         (Some(c), Some(k)) => (resolve(base, &c), resolve(base, &k)),
         (None, Some(_)) => {
-            return Err(invalid(&format!("{key}.cert_file"), "missing (key_file is set)".into()));
+            return Err(invalid(
+                &format!("{key}.cert_file"),
+                "missing (key_file is set)".into(),
+            ));
         }
         (Some(_), None) => {
-            return Err(invalid(&format!("{key}.key_file"), "missing (cert_file is set)".into()));
+            return Err(invalid(
+                &format!("{key}.key_file"),
+                "missing (cert_file is set)".into(),
+            ));
         }
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| invalid(&format!("{key}.cert_file"), format!("{}: {e}", cert.display())))?;
+        .map_err(|e| {
+            invalid(
+                &format!("{key}.cert_file"),
+                format!("{}: {e}", cert.display()),
+            )
+        })?;
     if certs.is_empty() {
         return Err(invalid(
             &format!("{key}.cert_file"),
             format!("{}: no certificate in it", cert.display()),
         ));
     }
-    let private = PrivateKeyDer::from_pem_file(&keyf)
-        .map_err(|e| invalid(&format!("{key}.key_file"), format!("{}: {e}", keyf.display())))?;
+    let private = PrivateKeyDer::from_pem_file(&keyf).map_err(|e| {
+        invalid(
+            &format!("{key}.key_file"),
+            format!("{}: {e}", keyf.display()),
+        )
+    })?;
 
     let version = |field: &str, v: &Option<String>| -> Result<Option<u8>, WebConfigError> {
         match v.as_deref() {
@@ -277,7 +298,10 @@ fn tls_config(
     let ca_key = format!("{key}.client_ca_file");
     let roots = || -> Result<rustls::RootCertStore, WebConfigError> {
         let Some(ca) = &t.client_ca_file else {
-            return Err(invalid(&ca_key, format!("required by client_auth_type {auth_type}")));
+            return Err(invalid(
+                &ca_key,
+                format!("required by client_auth_type {auth_type}"),
+            ));
         };
         let ca = resolve(base, ca);
         let mut store = rustls::RootCertStore::empty();
@@ -290,7 +314,10 @@ fn tls_config(
                 .map_err(|e| invalid(&ca_key, format!("{}: {e}", ca.display())))?;
         }
         if store.is_empty() {
-            return Err(invalid(&ca_key, format!("{}: no certificate in it", ca.display())));
+            return Err(invalid(
+                &ca_key,
+                format!("{}: no certificate in it", ca.display()),
+            ));
         }
         Ok(store)
     };
@@ -351,10 +378,20 @@ mod tests {
 
     #[test]
     fn errors_name_the_file_and_the_key() {
-        let e = parse("tls_server_config:\n  cert_fil: x\n").unwrap_err().to_string();
-        assert!(e.contains("/etc/portolan/web.yml") && e.contains("cert_fil"), "{e}");
-        let e = parse("basic_auth_users:\n  alice: plain\n").unwrap_err().to_string();
-        assert!(e.contains("basic_auth_users.alice") && e.contains("bcrypt"), "{e}");
+        let e = parse("tls_server_config:\n  cert_fil: x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/etc/portolan/web.yml") && e.contains("cert_fil"),
+            "{e}"
+        );
+        let e = parse("basic_auth_users:\n  alice: plain\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("basic_auth_users.alice") && e.contains("bcrypt"),
+            "{e}"
+        );
         let e = parse("http_server_config:\n  headers:\n    Content-Type: x\n")
             .unwrap_err()
             .to_string();
@@ -362,8 +399,13 @@ mod tests {
         let e = parse("tls_server_config:\n  cert_file: /nonexistent.pem\n  key_file: k\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("tls_server_config.cert_file") && e.contains("/nonexistent.pem"), "{e}");
-        let e = parse("tls_server_config:\n  key_file: k\n").unwrap_err().to_string();
+        assert!(
+            e.contains("tls_server_config.cert_file") && e.contains("/nonexistent.pem"),
+            "{e}"
+        );
+        let e = parse("tls_server_config:\n  key_file: k\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("tls_server_config.cert_file: missing"), "{e}");
     }
 

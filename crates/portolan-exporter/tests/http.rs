@@ -26,7 +26,11 @@ async fn routes_methods_and_negotiation() {
 
     let text = get(srv.addr, "/metrics").await;
     assert_eq!(text.status, 200);
-    assert!(text.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(
+        text.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
     assert!(text.body.contains(r#"portolan_listener_info{netns="host",protocol="tcp",address="0.0.0.0",port="2222",exposure="all",service="ssh-alt",process="sshd",unit="ssh.service"} 1"#), "{}", text.body);
     assert!(!text.body.contains("# EOF"));
     assert!(!text.body.contains("812"), "no pid in the output");
@@ -38,7 +42,11 @@ async fn routes_methods_and_negotiation() {
         &["Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"],
     )
     .await;
-    assert!(om.header("content-type").unwrap().starts_with("application/openmetrics-text"));
+    assert!(
+        om.header("content-type")
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
     assert!(om.body.ends_with("# EOF\n"));
 
     let head = request(srv.addr, "HEAD", "/metrics", &[]).await;
@@ -62,7 +70,11 @@ async fn concurrent_scrapes_share_one_collection() {
         assert_eq!(t.await.unwrap().status, 200);
     }
     assert_eq!(get(srv.addr, "/metrics").await.status, 200);
-    assert_eq!(fake.calls(), 1, "one collection for 51 scrapes within the interval");
+    assert_eq!(
+        fake.calls(),
+        1,
+        "one collection for 51 scrapes within the interval"
+    );
     srv.stop().await;
 }
 
@@ -89,10 +101,19 @@ async fn one_source_down_is_reported_and_the_rest_answer() {
     let srv = start(config(), Arc::new(fake)).await;
     let r = get(srv.addr, "/metrics").await;
     assert_eq!(r.status, 200);
-    assert!(r.body.contains("portolan_collector_up{collector=\"audit\"} 0"));
-    assert!(r.body.contains("portolan_collector_up{collector=\"inventory\"} 1"));
+    assert!(
+        r.body
+            .contains("portolan_collector_up{collector=\"audit\"} 0")
+    );
+    assert!(
+        r.body
+            .contains("portolan_collector_up{collector=\"inventory\"} 1")
+    );
     assert!(r.body.contains("portolan_listener_info{"));
-    assert!(!r.body.contains("policy unreadable"), "errors are not exported");
+    assert!(
+        !r.body.contains("policy unreadable"),
+        "errors are not exported"
+    );
     srv.stop().await;
 }
 
@@ -131,7 +152,13 @@ async fn wrong_credentials_get_401_and_nothing_else() {
     let srv = start(cfg, Arc::new(Fake::new(1))).await;
     for r in [
         get(srv.addr, "/metrics").await,
-        request(srv.addr, "GET", "/metrics", &[&basic("prometheus", "wrong")]).await,
+        request(
+            srv.addr,
+            "GET",
+            "/metrics",
+            &[&basic("prometheus", "wrong")],
+        )
+        .await,
         request(srv.addr, "GET", "/metrics", &[&basic("nobody", "s3cr3t")]).await,
         request(srv.addr, "GET", "/", &["Authorization: Basic %%%"]).await,
     ] {
@@ -139,7 +166,13 @@ async fn wrong_credentials_get_401_and_nothing_else() {
         assert!(r.header("www-authenticate").unwrap().starts_with("Basic"));
         assert!(r.body.is_empty(), "{r:?}");
     }
-    let ok = request(srv.addr, "GET", "/metrics", &[&basic("prometheus", "s3cr3t")]).await;
+    let ok = request(
+        srv.addr,
+        "GET",
+        "/metrics",
+        &[&basic("prometheus", "s3cr3t")],
+    )
+    .await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.header("x-content-type-options"), Some("nosniff"));
     assert!(ok.body.contains("portolan_build_info"));
@@ -222,7 +255,10 @@ async fn shutdown_is_graceful_and_prompt() {
     let t = Instant::now();
     srv.stop().await;
     assert!(t.elapsed() < Duration::from_secs(2));
-    assert!(TcpStream::connect(addr).await.is_err(), "no longer listening");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no longer listening"
+    );
 }
 
 #[test]

@@ -23,7 +23,9 @@ async fn slowloris_200_connections_do_not_stop_a_scrape() {
     for _ in 0..200 {
         loris.push(tokio::spawn(async move {
             let mut s = TcpStream::connect(addr).await.unwrap();
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
             let start = Instant::now();
             // One header byte every 100 ms, for at most 6 s, until the server hangs up.
             while start.elapsed() < Duration::from_secs(6) {
@@ -44,10 +46,16 @@ async fn slowloris_200_connections_do_not_stop_a_scrape() {
     let r = get(addr, "/metrics").await;
     let took = t.elapsed();
     assert_eq!(r.status, 200);
-    assert!(took < Duration::from_secs(1), "a scrape under slowloris took {took:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "a scrape under slowloris took {took:?}"
+    );
     for l in loris {
         let held = l.await.unwrap();
-        assert!(held < Duration::from_secs(5), "a slowloris client was held {held:?}");
+        assert!(
+            held < Duration::from_secs(5),
+            "a slowloris client was held {held:?}"
+        );
     }
     srv.stop().await;
 }
@@ -95,6 +103,10 @@ async fn a_hundred_scrapes_a_second_for_ten_seconds() {
         rss_late < rss_early + 8 * 1024,
         "RSS grew from {rss_early} to {rss_late} KiB"
     );
-    assert!(fake.calls() <= 3, "{} collections in 10 s at a 5 s interval", fake.calls());
+    assert!(
+        fake.calls() <= 3,
+        "{} collections in 10 s at a 5 s interval",
+        fake.calls()
+    );
     srv.stop().await;
 }

@@ -72,7 +72,10 @@ async fn a_real_prometheus_scrapes_the_exporter() {
     let _prom = Daemon(
         Command::new("prometheus")
             .arg(format!("--config.file={}", conf.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -81,11 +84,20 @@ async fn a_real_prometheus_scrapes_the_exporter() {
             .unwrap(),
     );
     let q = "/api/v1/query?query=portolan_listener_info%7Bport%3D%222222%22%7D";
-    let body = wait_for(port, q, Duration::from_secs(60), |b| b.contains("\"port\":\"2222\"")).await;
-    assert!(body.contains("\"process\":\"sshd\"") && body.contains("\"exposure\":\"all\""), "{body}");
-    let up = wait_for(port, "/api/v1/query?query=up%7Bjob%3D%22portolan%22%7D", Duration::from_secs(10), |b| {
-        b.contains("\"result\":[{")
+    let body = wait_for(port, q, Duration::from_secs(60), |b| {
+        b.contains("\"port\":\"2222\"")
     })
+    .await;
+    assert!(
+        body.contains("\"process\":\"sshd\"") && body.contains("\"exposure\":\"all\""),
+        "{body}"
+    );
+    let up = wait_for(
+        port,
+        "/api/v1/query?query=up%7Bjob%3D%22portolan%22%7D",
+        Duration::from_secs(10),
+        |b| b.contains("\"result\":[{"),
+    )
     .await;
     assert!(up.contains("\"1\"]"), "the target is up: {up}");
     srv.stop().await;
@@ -108,19 +120,30 @@ async fn promtool_finds_no_problem_in_the_exposition() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success() && said.trim().is_empty(), "promtool: {said}");
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}"
+    );
 }
 
 #[tokio::test]
 async fn node_exporter_reads_the_textfile() {
-    if !require_tool("node_exporter_reads_the_textfile", "prometheus-node-exporter") {
+    if !require_tool(
+        "node_exporter_reads_the_textfile",
+        "prometheus-node-exporter",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -136,7 +159,10 @@ async fn node_exporter_reads_the_textfile() {
     let _node = Daemon(
         Command::new("prometheus-node-exporter")
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!("--collector.textfile.directory={}", dir.path().display()))
+            .arg(format!(
+                "--collector.textfile.directory={}",
+                dir.path().display()
+            ))
             .arg("--collector.disable-defaults")
             .arg("--collector.textfile")
             .stdin(Stdio::null())
@@ -149,7 +175,10 @@ async fn node_exporter_reads_the_textfile() {
         b.contains("portolan_listener_info{")
     })
     .await;
-    assert!(body.contains("portolan_collector_up{collector=\"inventory\"} 1"), "{body}");
+    assert!(
+        body.contains("portolan_collector_up{collector=\"inventory\"} 1"),
+        "{body}"
+    );
     assert!(body.contains("node_textfile_scrape_error 0"), "{body}");
     assert!(Path::new(&dir.path().join("portolan.prom")).is_file());
 }

@@ -80,7 +80,10 @@ fn client(pki: &Pki, with_cert: bool) -> tokio_rustls::TlsConnector {
 }
 
 /// GET /metrics over TLS; the status, or the error that stopped it.
-async fn tls_get(addr: std::net::SocketAddr, conn: &tokio_rustls::TlsConnector) -> Result<u16, String> {
+async fn tls_get(
+    addr: std::net::SocketAddr,
+    conn: &tokio_rustls::TlsConnector,
+) -> Result<u16, String> {
     tokio::time::timeout(Duration::from_secs(10), async {
         let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         let name = ServerName::try_from("localhost").unwrap();
@@ -104,14 +107,20 @@ async fn scrape_over_tls_and_garbage_fails_the_handshake() {
     let srv = start(cfg, Arc::new(Fake::new(1))).await;
     assert_eq!(tls_get(srv.addr, &client(&pki, false)).await, Ok(200));
 
-    for junk in [&b"\x16\x03\x01\x00\x05garbage-garbage"[..], b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"] {
+    for junk in [
+        &b"\x16\x03\x01\x00\x05garbage-garbage"[..],
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
         let mut s = TcpStream::connect(srv.addr).await.unwrap();
         s.write_all(junk).await.unwrap();
         let mut buf = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
             .await
             .expect("the server closes the connection");
-        assert!(!buf.starts_with(b"HTTP/"), "no HTTP answer to a failed handshake");
+        assert!(
+            !buf.starts_with(b"HTTP/"),
+            "no HTTP answer to a failed handshake"
+        );
         assert!(!String::from_utf8_lossy(&buf).contains("portolan_"));
         // At most a TLS alert record.
         assert!(buf.is_empty() || buf[0] == 0x15, "{buf:?}");
@@ -143,8 +152,15 @@ fn unverified_client_auth_types_are_refused() {
     )
     .unwrap();
     let e = WebConfig::load(&path).unwrap_err().to_string();
-    assert!(e.contains("tls_server_config.client_auth_type") && e.contains("web.yml"), "{e}");
-    std::fs::write(&path, "tls_server_config:\n  cert_file: server.pem\n  key_file: ca.pem\n").unwrap();
+    assert!(
+        e.contains("tls_server_config.client_auth_type") && e.contains("web.yml"),
+        "{e}"
+    );
+    std::fs::write(
+        &path,
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: ca.pem\n",
+    )
+    .unwrap();
     let e = WebConfig::load(&path).unwrap_err().to_string();
     assert!(e.contains("tls_server_config.key_file"), "{e}");
 }

@@ -385,7 +385,10 @@ fn write_families(m: &Metrics, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         if let Some(audit) = &m.snapshot.audit {
             let mut by: Vec<(Severity, Rule, i64)> = Vec::new();
             for f in &audit.findings {
-                match by.iter_mut().find(|(s, r, _)| *s == f.severity && *r == f.rule) {
+                match by
+                    .iter_mut()
+                    .find(|(s, r, _)| *s == f.severity && *r == f.rule)
+                {
                     Some(e) => e.2 += 1,
                     None => by.push((f.severity, f.rule, 1)),
                 }
@@ -428,8 +431,7 @@ fn write_families(m: &Metrics, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
             cs.dedup_by(|a, b| a.name == b.name);
             for c in cs {
                 let labels = Labels([("collector", &Value(&c.name) as &dyn EncodeLabelValue)]);
-                fam.encode_family(&labels)?
-                    .encode_gauge(&i64::from(c.up))?;
+                fam.encode_family(&labels)?.encode_gauge(&i64::from(c.up))?;
             }
         }
 
@@ -534,7 +536,10 @@ mod tests {
         snap.audit = Some(audit);
         Metrics::new(
             snap,
-            vec![CollectorStatus::up("inventory"), CollectorStatus::down("audit", "boom")],
+            vec![
+                CollectorStatus::up("inventory"),
+                CollectorStatus::down("audit", "boom"),
+            ],
             UNIX_EPOCH + Duration::from_millis(1_700_000_000_250),
             Duration::from_millis(12),
         )
@@ -553,7 +558,10 @@ mod tests {
     #[test]
     fn openmetrics_is_text_plus_eof() {
         let m = sample();
-        assert_eq!(encode_openmetrics(&m), format!("{}# EOF\n", encode_text(&m)));
+        assert_eq!(
+            encode_openmetrics(&m),
+            format!("{}# EOF\n", encode_text(&m))
+        );
     }
 
     #[test]
@@ -582,7 +590,10 @@ mod tests {
         let path = dir.path().join("portolan.prom");
         std::fs::write(&path, "old").unwrap();
         write_textfile(&path, &sample()).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), encode_text(&sample()));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            encode_text(&sample())
+        );
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "no temporary file is left behind");
         let err = write_textfile(&dir.path().join("no/such/dir/x.prom"), &sample()).unwrap_err();

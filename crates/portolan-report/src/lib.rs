@@ -13,6 +13,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod listeners;
+pub mod metrics;
 pub mod policy;
 pub mod sarif;
 pub mod scan;

@@ -1,0 +1,184 @@
+//! Real parts: Debian's Prometheus scrapes the exporter, promtool checks its output, and
+//! node_exporter's textfile collector reads what the textfile writer wrote. Off CI a
+//! missing binary skips the test; on CI it fails it.
+
+mod common;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use common::*;
+use portolan_report::metrics::{self, CollectorStatus, Metrics};
+use portolan_testkit::require_tool;
+
+/// A child process killed on drop.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `url_path` on 127.0.0.1:`port` until `ok` accepts the body, for at most `limit`.
+async fn wait_for(port: u16, path: &str, limit: Duration, ok: impl Fn(&str) -> bool) -> String {
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < limit {
+        if let Ok(s) = tokio::net::TcpStream::connect(addr).await {
+            drop(s);
+            let r = get(addr, path).await;
+            if r.status == 200 && ok(&r.body) {
+                return r.body;
+            }
+            last = format!("{} {}", r.status, r.body);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{path} on port {port} not as expected within {limit:?}; last answer: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_the_exporter() {
+    if !require_tool("a_real_prometheus_scrapes_the_exporter", "prometheus") {
+        return;
+    }
+    let srv = start(config(), Arc::new(Fake::new(5))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: portolan\n    static_configs:\n      - targets: ['{}']\n",
+            srv.addr
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let _prom = Daemon(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", conf.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let q = "/api/v1/query?query=portolan_listener_info%7Bport%3D%222222%22%7D";
+    let body = wait_for(port, q, Duration::from_secs(60), |b| {
+        b.contains("\"port\":\"2222\"")
+    })
+    .await;
+    assert!(
+        body.contains("\"process\":\"sshd\"") && body.contains("\"exposure\":\"all\""),
+        "{body}"
+    );
+    let up = wait_for(
+        port,
+        "/api/v1/query?query=up%7Bjob%3D%22portolan%22%7D",
+        Duration::from_secs(10),
+        |b| b.contains("\"result\":[{"),
+    )
+    .await;
+    assert!(up.contains("\"1\"]"), "the target is up: {up}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn promtool_finds_no_problem_in_the_exposition() {
+    if !require_tool("promtool_finds_no_problem_in_the_exposition", "promtool") {
+        return;
+    }
+    let mut fake = Fake::new(50);
+    fake.collectors.push(CollectorStatus::down("audit", "x"));
+    let srv = start(config(), Arc::new(fake)).await;
+    let body = get(srv.addr, "/metrics").await.body;
+    srv.stop().await;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}"
+    );
+}
+
+#[tokio::test]
+async fn node_exporter_reads_the_textfile() {
+    if !require_tool(
+        "node_exporter_reads_the_textfile",
+        "prometheus-node-exporter",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::new(3);
+    let m = Metrics::new(
+        portolan_exporter::Collector::collect(&fake).snapshot,
+        vec![CollectorStatus::up("inventory")],
+        SystemTime::now(),
+        Duration::from_millis(3),
+    );
+    metrics::write_textfile(&dir.path().join("portolan.prom"), &m).unwrap();
+    let port = free_port();
+    let _node = Daemon(
+        Command::new("prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!(
+                "--collector.textfile.directory={}",
+                dir.path().display()
+            ))
+            .arg("--collector.disable-defaults")
+            .arg("--collector.textfile")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let body = wait_for(port, "/metrics", Duration::from_secs(30), |b| {
+        b.contains("portolan_listener_info{")
+    })
+    .await;
+    assert!(
+        body.contains("portolan_collector_up{collector=\"inventory\"} 1"),
+        "{body}"
+    );
+    assert!(body.contains("node_textfile_scrape_error 0"), "{body}");
+    assert!(Path::new(&dir.path().join("portolan.prom")).is_file());
+}

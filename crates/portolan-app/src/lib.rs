@@ -4,3 +4,4 @@
 //! and renders the result with `portolan-report`; the store, the exporter and the HTML
 //! report call the same functions.
 #![forbid(unsafe_code)]
+pub mod registry;

@@ -144,7 +144,7 @@ pub enum Error {
 }
 
 /// The description of the dynamic range's entries.
-const DYNAMIC_DESCRIPTION: &str = "Dynamic and/or Private Ports (never assigned)";
+const DYNAMIC_DESCRIPTION: &str = "Dynamic and/or Private Ports";
 
 /// The protocols a dynamic port answers for when IANA lists no row (IANA's Unassigned
 /// rows name tcp and udp).

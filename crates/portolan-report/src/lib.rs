@@ -10,3 +10,4 @@ pub mod csv;
 pub mod json;
 pub mod table;
 pub mod text;
+pub mod registry;

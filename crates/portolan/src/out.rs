@@ -90,6 +90,7 @@ impl Table {
         self.rows.push(cells.into_iter().map(Into::into).collect());
     }
 
+    #[allow(dead_code)]
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }

@@ -353,10 +353,12 @@ impl Query {
             return Err(QueryError::Empty(token.to_string()));
         }
         if is_port_item(what) {
-            let range = what.parse::<PortRange>().map_err(|source| QueryError::Port {
-                token: token.to_string(),
-                source,
-            })?;
+            let range = what
+                .parse::<PortRange>()
+                .map_err(|source| QueryError::Port {
+                    token: token.to_string(),
+                    source,
+                })?;
             return Ok(Query::Ports(range, proto));
         }
         Ok(Query::Name(what.to_string(), proto))
@@ -516,7 +518,10 @@ mod tests {
 
     #[test]
     fn queries() {
-        assert_eq!(q("443").unwrap(), Query::Ports(PortRange::single(443), None));
+        assert_eq!(
+            q("443").unwrap(),
+            Query::Ports(PortRange::single(443), None)
+        );
         assert_eq!(
             q("53/udp").unwrap(),
             Query::Ports(PortRange::single(53), Some("udp".into()))
@@ -535,7 +540,10 @@ mod tests {
             q("914c/g/tcp").unwrap(),
             Query::Name("914c/g".into(), Some("tcp".into()))
         );
-        assert_eq!(q("3com-tsmux").unwrap(), Query::Name("3com-tsmux".into(), None));
+        assert_eq!(
+            q("3com-tsmux").unwrap(),
+            Query::Name("3com-tsmux".into(), None)
+        );
     }
 
     #[test]

@@ -152,7 +152,11 @@ const DYNAMIC_PROTOS: [Proto; 2] = [Proto::Tcp, Proto::Udp];
 
 /// The parts of `range` that `taken` (ports inside it) leaves.
 fn rest_of(range: PortRange, taken: &[u16]) -> Vec<PortRange> {
-    let mut taken: Vec<u16> = taken.iter().copied().filter(|&p| range.contains(p)).collect();
+    let mut taken: Vec<u16> = taken
+        .iter()
+        .copied()
+        .filter(|&p| range.contains(p))
+        .collect();
     taken.sort_unstable();
     taken.dedup();
     let mut out = Vec::new();
@@ -856,8 +860,9 @@ mod tests {
         assert_eq!(rest, ["6001-6009", "6011-6063"]);
         for p in [6001, 6009, 6011, 6063] {
             assert!(
-                all.iter()
-                    .any(|e| e.name == "x11" && e.protocol == "tcp" && e.ports.unwrap().contains(p)),
+                all.iter().any(|e| e.name == "x11"
+                    && e.protocol == "tcp"
+                    && e.ports.unwrap().contains(p)),
                 "{p}"
             );
         }
@@ -876,7 +881,11 @@ mod tests {
         assert_eq!(reg().at_port(65535).len(), 2);
         assert_eq!(reg().name_for(50000, Proto::Tcp), None);
         let m = merged("mine 50000/tcp\n");
-        let got: Vec<_> = m.by_port(50000, Proto::Tcp).iter().map(|e| e.status).collect();
+        let got: Vec<_> = m
+            .by_port(50000, Proto::Tcp)
+            .iter()
+            .map(|e| e.status)
+            .collect();
         assert_eq!(got, [Status::Assigned, Status::NeverAssigned]);
     }
 

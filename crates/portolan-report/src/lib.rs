@@ -8,6 +8,6 @@
 
 pub mod csv;
 pub mod json;
+pub mod registry;
 pub mod table;
 pub mod text;
-pub mod registry;

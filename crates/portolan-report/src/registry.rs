@@ -439,3 +439,72 @@ fn write_wrapped(w: &mut dyn Write, text: &str) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portolan_registry::{Proto, Registry};
+
+    fn items(reg: &Registry) -> Vec<Item<'_>> {
+        reg.by_port(22, Proto::Tcp)
+            .into_iter()
+            .map(|entry| Item {
+                entry,
+                query: Some("22/tcp"),
+                score: None,
+            })
+            .collect()
+    }
+
+    fn render(format: EntryFormat) -> String {
+        let reg = Registry::embedded();
+        let mut buf = Vec::new();
+        write_entries(&mut buf, &items(reg), format, false).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn entries_in_each_format() {
+        assert_eq!(
+            render(EntryFormat::Table),
+            "PORT  PROTO  NAME  ALIASES  CATEGORY    SOURCE  DESCRIPTION\n\
+             22    tcp    ssh            well-known  iana    The Secure Shell (SSH) Protocol\n"
+        );
+        let json: serde_json::Value = serde_json::from_str(&render(EntryFormat::Json)).unwrap();
+        assert_eq!(json["query"], "22/tcp");
+        assert_eq!(json["sources"], serde_json::json!(["iana"]));
+        let csv = render(EntryFormat::Csv);
+        assert!(
+            csv.starts_with("query,name,port,last_port,protocol,"),
+            "{csv}"
+        );
+        assert!(csv.contains("\n22/tcp,ssh,22,22,tcp,"), "{csv}");
+    }
+
+    #[test]
+    fn etc_services_expands_ranges() {
+        let reg = Registry::embedded();
+        let x11: Vec<_> = reg
+            .by_name("x11")
+            .into_iter()
+            .filter(|e| e.protocol == "tcp")
+            .collect();
+        let mut buf = Vec::new();
+        write_etc_services(&mut buf, &x11, Which::Iana, None).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(
+            text.starts_with("# Network services, Internet style."),
+            "{text}"
+        );
+        assert_eq!(text.lines().filter(|l| l.starts_with("x11")).count(), 64);
+    }
+
+    #[test]
+    fn long_text_wraps_at_78_columns() {
+        let mut buf = Vec::new();
+        write_wrapped(&mut buf, &"word ".repeat(60)).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(text.lines().all(|l| l.len() <= 78 && l.starts_with("  ")));
+        assert_eq!(text.split_whitespace().count(), 60);
+    }
+}

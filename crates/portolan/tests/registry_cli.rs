@@ -234,7 +234,10 @@ fn lookup_dynamic_port_gives_an_entry() {
             assert_eq!(e["category_iana"], "dynamic/private");
             assert_eq!(e["status"], "never-assigned");
             assert_eq!(e["name"], serde_json::Value::Null);
-            assert_eq!((e["port"].as_u64(), e["last_port"].as_u64()), (Some(49152), Some(65535)));
+            assert_eq!(
+                (e["port"].as_u64(), e["last_port"].as_u64()),
+                (Some(49152), Some(65535))
+            );
         }
     }
     // A protocol narrows it; a range of dynamic ports answers once per protocol.
@@ -282,8 +285,7 @@ fn lookup_x11_keeps_the_iana_range() {
 #[test]
 fn etc_services_output_has_every_x11_port() {
     let name = "etc_services_output_has_every_x11_port";
-    if !portolan_testkit::require_root(name) || !portolan_testkit::require_tool(name, "unshare")
-    {
+    if !portolan_testkit::require_root(name) || !portolan_testkit::require_tool(name, "unshare") {
         return;
     }
     let (code, stdout, stderr) = run_plain(&[

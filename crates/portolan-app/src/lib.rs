@@ -11,4 +11,5 @@ pub mod firewall;
 pub mod host;
 pub mod inventory;
 pub mod policy;
+pub mod registry;
 pub mod scan;

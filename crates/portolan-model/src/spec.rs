@@ -1,6 +1,7 @@
 //! The one parser for "a port or a service name": `22,80,8000-8100`, service names,
 //! `T:`/`U:` prefixes, `53/udp` suffixes, and `-` for all. `lookup`, `ls -p`, `scan -p`,
-//! policies and `detect` all read ports through it.
+//! policies and `detect` all read ports through it; [`Query`] is one item of it with any
+//! protocol, as `lookup` and `explain` take it.
 
 use portolan_registry::{PortRange, Proto, Registry};
 
@@ -292,6 +293,92 @@ pub fn parse_range(tok: &str) -> Result<PortRange, PortSpecError> {
     })
 }
 
+/// One query of `lookup` or `explain`: a port or a closed range, or a service name or
+/// alias, each with an optional protocol (`443`, `53/udp`, `137-139`, `domain/udp`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// A port or range, with an optional protocol.
+    Ports(PortRange, Option<String>),
+    /// A service name or alias, with an optional protocol.
+    Name(String, Option<String>),
+}
+
+/// Why a query token could not be read; each names the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("no protocol after '/' in '{0}'")]
+    NoProtocol(String),
+    #[error("no port or name before '/' in '{0}'")]
+    NoTarget(String),
+    #[error("unknown protocol '{proto}' in '{token}' (expected tcp, udp, sctp or dccp)")]
+    UnknownProtocol { proto: String, token: String },
+    #[error("empty query '{0}'")]
+    Empty(String),
+    #[error("bad query '{token}'")]
+    Port {
+        token: String,
+        #[source]
+        source: portolan_registry::ParseError,
+    },
+}
+
+impl Query {
+    /// Reads one token, a single item of a port specification with a protocol suffix that
+    /// may be any of IANA's four or a word the services file uses (`1/ddp`). Ranges are
+    /// closed (`12-` is an error here: a query names its ports). A name may hold a slash
+    /// (`914c/g`): only a known protocol after the last slash is a protocol.
+    pub fn parse(token: &str, registry: &Registry) -> Result<Query, QueryError> {
+        if token.ends_with('/') {
+            return Err(QueryError::NoProtocol(token.to_string()));
+        }
+        if token.starts_with('/') {
+            return Err(QueryError::NoTarget(token.to_string()));
+        }
+        let known = |p: &str| known_protocol(p, registry);
+        let (what, proto) = match token.rsplit_once('/') {
+            Some((w, p)) if !w.is_empty() && is_port_item(w) => (w, Some(p)),
+            Some((w, p)) if !w.is_empty() && known(p) => (w, Some(p)),
+            _ => (token, None),
+        };
+        if let Some(p) = proto
+            && !known(p)
+        {
+            return Err(QueryError::UnknownProtocol {
+                proto: p.to_string(),
+                token: token.to_string(),
+            });
+        }
+        let proto = proto.map(str::to_string);
+        if what.trim().is_empty() {
+            return Err(QueryError::Empty(token.to_string()));
+        }
+        if is_port_item(what) {
+            let range = what
+                .parse::<PortRange>()
+                .map_err(|source| QueryError::Port {
+                    token: token.to_string(),
+                    source,
+                })?;
+            return Ok(Query::Ports(range, proto));
+        }
+        Ok(Query::Name(what.to_string(), proto))
+    }
+}
+
+/// Digits and dashes only: a port or a range (names always hold a letter).
+fn is_port_item(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+}
+
+/// One of IANA's four protocols as written in lower case, or a protocol the registry's
+/// services file uses.
+fn known_protocol(p: &str, registry: &Registry) -> bool {
+    p.parse::<Proto>().is_ok_and(|q| q.as_str() == p)
+        || registry
+            .services_file()
+            .is_some_and(|f| f.lines.iter().any(|l| l.protocol == p))
+}
+
 /// Sorts ranges and joins the ones that overlap or touch.
 pub fn merge(mut v: Vec<PortRange>) -> Vec<PortRange> {
     v.sort();
@@ -425,6 +512,73 @@ mod tests {
         assert!(PortSpec::parse_with("nosuchservice", reg).is_err());
     }
 
+    fn q(s: &str) -> Result<Query, QueryError> {
+        Query::parse(s, Registry::embedded())
+    }
+
+    #[test]
+    fn queries() {
+        assert_eq!(
+            q("443").unwrap(),
+            Query::Ports(PortRange::single(443), None)
+        );
+        assert_eq!(
+            q("53/udp").unwrap(),
+            Query::Ports(PortRange::single(53), Some("udp".into()))
+        );
+        assert_eq!(
+            q("137-139").unwrap(),
+            Query::Ports(PortRange::new(137, 139).unwrap(), None)
+        );
+        assert_eq!(q("https").unwrap(), Query::Name("https".into(), None));
+        assert_eq!(
+            q("domain/udp").unwrap(),
+            Query::Name("domain".into(), Some("udp".into()))
+        );
+        assert_eq!(q("914c/g").unwrap(), Query::Name("914c/g".into(), None));
+        assert_eq!(
+            q("914c/g/tcp").unwrap(),
+            Query::Name("914c/g".into(), Some("tcp".into()))
+        );
+        assert_eq!(
+            q("3com-tsmux").unwrap(),
+            Query::Name("3com-tsmux".into(), None)
+        );
+    }
+
+    #[test]
+    fn bad_queries_name_the_token() {
+        for (bad, says) in [
+            ("70000", "'70000'"),
+            ("139-137", "'139-137'"),
+            ("53/icmp", "'icmp'"),
+            ("53/TCP", "'TCP'"),
+            ("ssh/", "'ssh/'"),
+            ("/tcp", "'/tcp'"),
+            ("", "''"),
+            ("12-", "'12-'"),
+        ] {
+            let err = q(bad).unwrap_err();
+            let text = match std::error::Error::source(&err) {
+                Some(s) => format!("{err}: {s}"),
+                None => err.to_string(),
+            };
+            assert!(text.contains(says), "{bad}: {text}");
+        }
+    }
+
+    #[test]
+    fn services_file_protocols_are_known() {
+        let reg = Registry::with_services(
+            portolan_registry::services::parse_services(b"rtmp 1/ddp\n"),
+            portolan_registry::Origin::System,
+        );
+        assert_eq!(
+            Query::parse("1/ddp", &reg).unwrap(),
+            Query::Ports(PortRange::single(1), Some("ddp".into()))
+        );
+    }
+
     #[test]
     fn ranges_print_compactly() {
         assert_eq!(ranges_to_string(&[1, 2, 3, 80, 443, 444]), "1-3,80,443-444");
@@ -435,6 +589,7 @@ mod tests {
         #[test]
         fn parse_never_panics(s in "\\PC{0,40}") {
             let _ = p(&s);
+            let _ = q(&s);
         }
 
         #[test]

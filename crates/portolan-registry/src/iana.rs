@@ -39,6 +39,9 @@ pub enum Status {
     /// A row without a service name that is neither reserved nor unassigned (private use,
     /// de-registered, removed...); its description says which.
     Unnamed,
+    /// A port of the dynamic range, 49152-65535, which IANA lists no row for: RFC 6335
+    /// says these ports are never assigned.
+    NeverAssigned,
 }
 
 impl Status {
@@ -48,6 +51,7 @@ impl Status {
             Status::Reserved => "reserved",
             Status::Unassigned => "unassigned",
             Status::Unnamed => "unnamed",
+            Status::NeverAssigned => "never-assigned",
         }
     }
 }

@@ -11,6 +11,8 @@
 //! assert_eq!(reg.by_name("smtp")[0].ports.unwrap().first, 25);
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod date;
 mod iana;
 pub mod iana_csv;

@@ -72,6 +72,22 @@ impl<'a> Entry<'a> {
         }
     }
 
+    /// IANA's answer for a port of the dynamic range that no row covers: the range itself,
+    /// never assigned (RFC 6335, section 6).
+    fn dynamic<'x>(proto: Proto) -> Entry<'x> {
+        Entry {
+            name: "",
+            ports: Some(Category::Dynamic.range()),
+            proto: Some(proto),
+            protocol: proto.as_str(),
+            description: DYNAMIC_DESCRIPTION,
+            status: Status::NeverAssigned,
+            source: Source::Iana,
+            iana: None,
+            aliases: "",
+        }
+    }
+
     /// Other names of the service: a services file's aliases (`www` for `http`), or IANA's
     /// historic names (`whois++` for `whoispp`).
     pub fn aliases(&self) -> impl Iterator<Item = &'a str> + use<'a> {
@@ -125,6 +141,36 @@ pub enum Error {
     },
     #[error("services file {path} is larger than {limit} bytes")]
     TooLarge { path: PathBuf, limit: u64 },
+}
+
+/// The description of the dynamic range's entries.
+const DYNAMIC_DESCRIPTION: &str = "Dynamic and/or Private Ports";
+
+/// The protocols a dynamic port answers for when IANA lists no row (IANA's Unassigned
+/// rows name tcp and udp).
+const DYNAMIC_PROTOS: [Proto; 2] = [Proto::Tcp, Proto::Udp];
+
+/// The parts of `range` that `taken` (ports inside it) leaves.
+fn rest_of(range: PortRange, taken: &[u16]) -> Vec<PortRange> {
+    let mut taken: Vec<u16> = taken
+        .iter()
+        .copied()
+        .filter(|&p| range.contains(p))
+        .collect();
+    taken.sort_unstable();
+    taken.dedup();
+    let mut out = Vec::new();
+    let mut next = u32::from(range.first);
+    for &t in &taken {
+        if u32::from(t) > next {
+            out.extend(PortRange::new(next as u16, t - 1));
+        }
+        next = u32::from(t) + 1;
+    }
+    if next <= u32::from(range.last) {
+        out.extend(PortRange::new(next as u16, range.last));
+    }
+    out
 }
 
 /// The system's services file.
@@ -291,29 +337,36 @@ impl Registry {
     }
 
     /// Merges services-file lines with IANA rows: each line (linked to the IANA row that
-    /// agrees with it), then the IANA rows no line agrees with.
+    /// agrees with it), then the IANA rows no line agrees with. With `rest`, a range row
+    /// that lines agree with for some of its ports still answers for the others (IANA's
+    /// x11 is 6000-6063; a services file lists x11 at 6000 alone).
     fn merge<'a>(
         &'a self,
         lines: Vec<&'a ServiceLine>,
         rows: impl Iterator<Item = Record>,
+        rest: bool,
     ) -> Vec<Entry<'a>> {
         let rows: Vec<Record> = rows.collect();
-        let mut used = vec![false; rows.len()];
+        let mut taken: Vec<Vec<u16>> = vec![Vec::new(); rows.len()];
         let mut out = Vec::with_capacity(lines.len() + rows.len());
         for l in lines {
             let hit =
                 agreeing(rows.iter().copied(), l).and_then(|r| rows.iter().position(|&x| x == r));
             if let Some(i) = hit {
-                used[i] = true;
+                taken[i].push(l.port);
             }
             out.push(self.local_entry(l, hit.map(|i| rows[i])));
         }
-        out.extend(
-            rows.iter()
-                .zip(used)
-                .filter(|(_, u)| !u)
-                .map(|(&r, _)| Entry::from_record(r)),
-        );
+        for (&r, taken) in rows.iter().zip(taken) {
+            if taken.is_empty() {
+                out.push(Entry::from_record(r));
+            } else if rest && let Some(range) = r.ports() {
+                out.extend(rest_of(range, &taken).into_iter().map(|ports| Entry {
+                    ports: Some(ports),
+                    ..Entry::from_record(r)
+                }));
+            }
+        }
         out
     }
 
@@ -331,16 +384,21 @@ impl Registry {
     /// ```
     pub fn by_port(&self, port: u16, proto: Proto) -> Vec<Entry<'_>> {
         let rows = iana::covering(port).filter(move |r| proto_matches(r.proto(), proto));
-        match &self.local {
-            None => rows.map(Entry::from_record).collect(),
+        let mut out = match &self.local {
+            None => rows.clone().map(Entry::from_record).collect(),
             Some(l) => self.merge(
                 l.file
                     .by_port(port, Some(proto.as_str()))
                     .into_iter()
                     .collect(),
-                rows,
+                rows.clone(),
+                false,
             ),
+        };
+        if rows.clone().next().is_none() && Category::of(port) == Category::Dynamic {
+            out.push(Entry::dynamic(proto));
         }
+        out
     }
 
     /// Every entry for `port`, all protocols: for each protocol the services file's
@@ -357,10 +415,14 @@ impl Registry {
     /// ```
     pub fn at_port(&self, port: u16) -> Vec<Entry<'_>> {
         let rows = iana::covering(port);
-        match &self.local {
-            None => rows.map(Entry::from_record).collect(),
-            Some(l) => self.merge(l.file.first_per_protocol_at(port), rows),
+        let mut out = match &self.local {
+            None => rows.clone().map(Entry::from_record).collect(),
+            Some(l) => self.merge(l.file.first_per_protocol_at(port), rows.clone(), false),
+        };
+        if rows.clone().next().is_none() && Category::of(port) == Category::Dynamic {
+            out.extend(DYNAMIC_PROTOS.map(Entry::dynamic));
         }
+        out
     }
 
     /// Every entry whose name or alias is `name`: for each protocol the services file's
@@ -388,7 +450,11 @@ impl Registry {
         rows.sort_by_key(|r| r.index());
         match &self.local {
             None => rows.into_iter().map(Entry::from_record).collect(),
-            Some(l) => self.merge(l.file.first_per_protocol_named(name), rows.into_iter()),
+            Some(l) => self.merge(
+                l.file.first_per_protocol_named(name),
+                rows.into_iter(),
+                true,
+            ),
         }
     }
 
@@ -440,16 +506,27 @@ impl Registry {
                 })
                 .collect(),
             (Which::All, Some(l)) => {
-                let mut used = vec![false; Record::all().len()];
+                let mut taken: Vec<Vec<u16>> = vec![Vec::new(); Record::all().len()];
                 let mut out = Vec::new();
                 for line in &l.file.lines {
                     let r = agreeing(iana::covering(line.port), line);
                     if let Some(r) = r {
-                        used[r.index()] = true;
+                        taken[r.index()].push(line.port);
                     }
                     out.push(self.local_entry(line, r));
                 }
-                out.extend(iana().filter(|r| !used[r.index()]).map(Entry::from_record));
+                for r in iana() {
+                    let taken = &taken[r.index()];
+                    if taken.is_empty() {
+                        out.push(Entry::from_record(r));
+                    } else if let Some(range) = r.ports() {
+                        // A range keeps the ports no line took (x11 beyond 6000).
+                        out.extend(rest_of(range, taken).into_iter().map(|ports| Entry {
+                            ports: Some(ports),
+                            ..Entry::from_record(r)
+                        }));
+                    }
+                }
                 out
             }
         };
@@ -611,7 +688,12 @@ mod tests {
             .chain([0, 80, 443, 6000, 6063, 6064, 65535])
         {
             for proto in Proto::ALL {
-                let fast: Vec<_> = reg().by_port(port, proto).iter().map(|e| e.iana).collect();
+                let fast: Vec<_> = reg()
+                    .by_port(port, proto)
+                    .iter()
+                    .filter(|e| e.status != Status::NeverAssigned)
+                    .map(|e| e.iana)
+                    .collect();
                 let slow: Vec<_> = Record::all()
                     .filter(|r| !r.is_alias())
                     .filter(|r| r.ports().is_some_and(|p| p.contains(port)))
@@ -751,6 +833,60 @@ mod tests {
         }
         let long = "x".repeat(200);
         assert_eq!(iana::named(&long).count(), 0);
+    }
+
+    #[test]
+    fn a_range_keeps_its_other_ports_when_a_line_takes_one() {
+        let reg = merged("x11 6000/tcp x11-0\nx11 6010/tcp\n");
+        let tcp: Vec<_> = reg
+            .by_name("x11")
+            .into_iter()
+            .filter(|e| e.protocol == "tcp")
+            .map(|e| (e.ports.unwrap().to_string(), e.source))
+            .collect();
+        assert_eq!(
+            tcp,
+            [
+                ("6000".to_string(), Source::System),
+                ("6001-6063".to_string(), Source::Iana),
+            ]
+        );
+        let all = reg.entries(Which::All);
+        let rest: Vec<_> = all
+            .iter()
+            .filter(|e| e.name == "x11" && e.protocol == "tcp" && e.source == Source::Iana)
+            .map(|e| e.ports.unwrap().to_string())
+            .collect();
+        assert_eq!(rest, ["6001-6009", "6011-6063"]);
+        for p in [6001, 6009, 6011, 6063] {
+            assert!(
+                all.iter().any(|e| e.name == "x11"
+                    && e.protocol == "tcp"
+                    && e.ports.unwrap().contains(p)),
+                "{p}"
+            );
+        }
+        // A port query still answers with the line alone.
+        assert_eq!(reg.by_port(6000, Proto::Tcp).len(), 1);
+        assert_eq!(rest_of(PortRange::single(5), &[5]), []);
+    }
+
+    #[test]
+    fn dynamic_ports_answer_with_the_range() {
+        let e = reg().by_port(50000, Proto::Udp);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].status, Status::NeverAssigned);
+        assert_eq!(e[0].category(), Some(Category::Dynamic));
+        assert_eq!(e[0].ports, PortRange::new(49152, 65535));
+        assert_eq!(reg().at_port(65535).len(), 2);
+        assert_eq!(reg().name_for(50000, Proto::Tcp), None);
+        let m = merged("mine 50000/tcp\n");
+        let got: Vec<_> = m
+            .by_port(50000, Proto::Tcp)
+            .iter()
+            .map(|e| e.status)
+            .collect();
+        assert_eq!(got, [Status::Assigned, Status::NeverAssigned]);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod junit;
 pub mod listeners;
 pub mod metrics;
 pub mod policy;
+pub mod registry;
 pub mod sarif;
 pub mod scan;
 pub mod table;

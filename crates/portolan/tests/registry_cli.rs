@@ -194,3 +194,157 @@ fn broken_pipe_is_quiet() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs portolan in the fixtures directory with exactly `args`.
+fn run_plain(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args(args)
+        .current_dir(fixtures())
+        .output()
+        .expect("run portolan");
+    let text = |b: Vec<u8>| String::from_utf8(b).expect("utf-8 output");
+    (
+        out.status.code().unwrap_or(-1),
+        text(out.stdout),
+        text(out.stderr),
+    )
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("JSON Lines"))
+        .collect()
+}
+
+/// `lookup 49152 --json` printed nothing and exited 1: IANA lists no row for the dynamic
+/// range, while `lookup 4/tcp` gives an unassigned entry with its category.
+#[test]
+fn lookup_dynamic_port_gives_an_entry() {
+    for port in ["49152", "50000", "65535"] {
+        let (code, stdout, stderr) = run(&["lookup", "--json", port]);
+        assert_eq!(code, 0, "{port}: {stderr}");
+        let entries = json_lines(&stdout);
+        let protos: Vec<&str> = entries
+            .iter()
+            .map(|e| e["protocol"].as_str().unwrap())
+            .collect();
+        assert_eq!(protos, ["tcp", "udp"], "{port}");
+        for e in &entries {
+            assert_eq!(e["category"], "dynamic");
+            assert_eq!(e["category_iana"], "dynamic/private");
+            assert_eq!(e["status"], "never-assigned");
+            assert_eq!(e["name"], serde_json::Value::Null);
+            assert_eq!(
+                (e["port"].as_u64(), e["last_port"].as_u64()),
+                (Some(49152), Some(65535))
+            );
+        }
+    }
+    // A protocol narrows it; a range of dynamic ports answers once per protocol.
+    let (code, stdout, _) = run(&["lookup", "--json", "50000/udp"]);
+    assert_eq!(code, 0);
+    assert_eq!(json_lines(&stdout).len(), 1);
+    let (code, stdout, _) = run(&["lookup", "--json", "60000-60100"]);
+    assert_eq!(code, 0);
+    assert_eq!(json_lines(&stdout).len(), 2);
+    // The last registered port keeps IANA's own row.
+    let (_, stdout, _) = run(&["lookup", "--json", "49151"]);
+    assert_eq!(json_lines(&stdout)[0]["status"], "reserved");
+}
+
+/// Merged with a services file that lists x11 at 6000/tcp alone, `lookup x11` showed tcp
+/// 6000 only: IANA's 6000-6063 range was dropped.
+#[test]
+fn lookup_x11_keeps_the_iana_range() {
+    let (code, stdout, stderr) =
+        run_plain(&["lookup", "--json", "x11/tcp", "--services", "x11-services"]);
+    assert_eq!(code, 0, "{stderr}");
+    let got: Vec<(u64, u64, String)> = json_lines(&stdout)
+        .iter()
+        .map(|e| {
+            (
+                e["port"].as_u64().unwrap(),
+                e["last_port"].as_u64().unwrap(),
+                e["source"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (6000, 6000, "x11-services".to_string()),
+            (6001, 6063, "iana".to_string())
+        ]
+    );
+}
+
+/// `services --format etc-services` over IANA and a services file that lists x11 at 6000
+/// alone wrote no 6008-6063/tcp lines, so glibc found nothing for `6010/tcp`. Checked
+/// with glibc itself: the output bind-mounted over /etc/services in a mount namespace of
+/// its own.
+#[test]
+fn etc_services_output_has_every_x11_port() {
+    let name = "etc_services_output_has_every_x11_port";
+    if !portolan_testkit::require_root(name) || !portolan_testkit::require_tool(name, "unshare") {
+        return;
+    }
+    let (code, stdout, stderr) = run_plain(&[
+        "services",
+        "--format",
+        "etc-services",
+        "--services",
+        "x11-services",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let path = std::env::temp_dir().join(format!("portolan-x11-services-{}", std::process::id()));
+    std::fs::write(&path, &stdout).expect("write the generated file");
+    let keys: Vec<String> = (6000..=6063).map(|p| format!("{p}/tcp")).collect();
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg(r#"mount --bind "$1" /etc/services && shift && exec getent services "$@""#)
+        .arg("sh")
+        .arg(&path)
+        .args(&keys)
+        .output()
+        .expect("run unshare");
+    let _ = std::fs::remove_file(&path);
+    let got: Vec<String> = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(got.len(), keys.len(), "glibc answered {got:?}");
+    // The file's own lines win where it has them (first match, as glibc), IANA's x11
+    // answers for the rest.
+    assert_eq!(got[0], "x11 6000/tcp x11-0");
+    assert_eq!(got[1], "x11-1 6001/tcp");
+    assert_eq!(got[10], "x11 6010/tcp");
+    assert_eq!(got[63], "x11 6063/tcp");
+}
+
+/// `explain NOSUCH` printed a page of advice about a service that does not exist.
+#[test]
+fn explain_unknown_name_is_an_error_with_suggestions() {
+    let (code, stdout, stderr) = run(&["explain", "telnt"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("no port or service is named 'telnt'") && stderr.contains("telnet"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = run(&["explain", "--json", "nosuchservicexyz"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty());
+}
+
+/// `explain 50000` sent the user to `ss -tulpn`; portolan's own `ls -p` is the answer.
+#[test]
+fn explain_port_points_at_portolan_ls() {
+    let (code, stdout, stderr) = run(&["explain", "--json", "50000"]);
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let advice = json["advice"].as_str().unwrap();
+    assert!(advice.contains("`portolan ls -p 50000`"), "{advice}");
+    assert!(!advice.contains("ss -tulpn"), "{advice}");
+    assert_eq!(json["category"], "dynamic");
+}

@@ -3,10 +3,11 @@
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
-use portolan_registry::Category;
+use portolan_report::registry::{Item, write_entries};
 
 use crate::cli::{OutputArgs, RegistryArgs};
-use crate::cmd::entries::{self, Item, Query};
+use crate::cmd::entries;
+use crate::out;
 
 pub fn run(
     queries: &[String],
@@ -14,29 +15,32 @@ pub fn run(
     output: &OutputArgs,
 ) -> anyhow::Result<ExitCode> {
     let reg = entries::open(registry)?;
-    // Read every query before printing anything, so that a bad one is reported alone.
-    let parsed = queries
-        .iter()
-        .map(|q| entries::parse_query(q, &reg))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut items = Vec::new();
+    let found = portolan_app::registry::lookup(&reg, queries)?;
     let mut missing = false;
-    for (q, parsed) in queries.iter().zip(&parsed) {
-        let found = entries::find(&reg, parsed);
-        if found.is_empty() {
-            missing = true;
-            eprintln!("portolan: nothing found for '{q}'{}", hint(parsed));
-        }
-        items.extend(found.into_iter().map(|entry| Item {
-            entry,
-            query: Some(q.as_str()),
-            score: None,
-        }));
+    for f in found.iter().filter(|f| f.entries.is_empty()) {
+        missing = true;
+        let hint = f.hint().map(|h| format!(" ({h})")).unwrap_or_default();
+        eprintln!("portolan: nothing found for '{}'{hint}", f.query);
     }
+    let items: Vec<Item<'_>> = found
+        .iter()
+        .flat_map(|f| {
+            f.entries.iter().map(|e| Item {
+                entry: e.clone(),
+                query: Some(f.query.as_str()),
+                score: None,
+            })
+        })
+        .collect();
     let stdout = std::io::stdout();
     let mut w = BufWriter::new(stdout.lock());
     if !items.is_empty() {
-        entries::write(&mut w, &items, output.format())?;
+        write_entries(
+            &mut w,
+            &items,
+            entries::format(output.format()),
+            out::use_color(),
+        )?;
     }
     w.flush()?;
     Ok(if missing {
@@ -44,16 +48,4 @@ pub fn run(
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// For a port IANA says nothing about (the dynamic range), its category still means
-/// something.
-fn hint(q: &Query) -> String {
-    match q {
-        Query::Ports(r, _) if r.is_single() => {
-            let c = Category::of(r.first);
-            format!(" ({c} port: {})", c.meaning())
-        }
-        _ => String::new(),
-    }
 }

@@ -3,8 +3,11 @@
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
+use portolan_report::registry::{Item, write_entries};
+
 use crate::cli::{OutputArgs, RegistryArgs};
-use crate::cmd::entries::{self, Item};
+use crate::cmd::entries;
+use crate::out;
 
 pub fn run(
     text: &[String],
@@ -14,13 +17,7 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     let reg = entries::open(registry)?;
     let text = text.join(" ");
-    if !text.chars().any(char::is_alphanumeric) {
-        anyhow::bail!("nothing to search for in '{text}'");
-    }
-    let mut hits = reg.search(&text);
-    if limit > 0 {
-        hits.truncate(limit);
-    }
+    let hits = portolan_app::registry::search(&reg, &text, limit)?;
     if hits.is_empty() {
         eprintln!("portolan: nothing found for '{text}'");
         return Ok(ExitCode::from(1));
@@ -35,7 +32,12 @@ pub fn run(
         .collect();
     let stdout = std::io::stdout();
     let mut w = BufWriter::new(stdout.lock());
-    entries::write(&mut w, &items, output.format())?;
+    write_entries(
+        &mut w,
+        &items,
+        entries::format(output.format()),
+        out::use_color(),
+    )?;
     w.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -5,11 +5,11 @@ use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
 use portolan_registry::Which;
-use portolan_registry::services::EtcServices;
+use portolan_report::registry::{EntryFormat, Item, write_entries, write_etc_services};
 
 use crate::cli::{RegistryArgs, ServicesFormat, SourceArg};
-use crate::cmd::entries::{self, Item};
-use crate::out::Format;
+use crate::cmd::entries;
+use crate::out;
 
 pub fn run(
     source: SourceArg,
@@ -22,7 +22,7 @@ pub fn run(
         SourceArg::System => Which::System,
         SourceArg::All => Which::All,
     };
-    let list = reg.entries(which);
+    let list = portolan_app::registry::services(&reg, which);
     if list.is_empty() {
         eprintln!("portolan: no entries");
         return Ok(ExitCode::from(1));
@@ -30,29 +30,17 @@ pub fn run(
     let stdout = std::io::stdout();
     let mut w = BufWriter::new(stdout.lock());
     let format = match format {
-        ServicesFormat::Table => Format::Table,
-        ServicesFormat::Json => Format::Json,
-        ServicesFormat::Csv => Format::Csv,
+        ServicesFormat::Table => EntryFormat::Table,
+        ServicesFormat::Json => EntryFormat::Json,
+        ServicesFormat::Csv => EntryFormat::Csv,
         ServicesFormat::EtcServices => {
-            let etc = EtcServices::from_entries(&list, which != Which::System);
-            let from = match (which, reg.services_path()) {
-                (Which::Iana, _) | (_, None) => "IANA's registry".to_string(),
-                (Which::System, Some(p)) => p.display().to_string(),
-                (Which::All, Some(p)) => format!("IANA's registry and {}", p.display()),
-            };
-            let header = format!(
-                "Network services, Internet style.\n\
-                 Written by portolan {} from {from}.\n\
-                 Port ranges are written one line per port; names holding blanks are left out.",
-                env!("CARGO_PKG_VERSION")
-            );
-            w.write_all(etc.render(&header).as_bytes())?;
+            let skipped = write_etc_services(&mut w, &list, which, reg.services_path())?;
             w.flush()?;
-            if !etc.skipped.is_empty() {
+            if !skipped.is_empty() {
                 eprintln!(
                     "portolan: left out {} name(s) that a services file cannot hold: {}",
-                    etc.skipped.len(),
-                    etc.skipped.join(", ")
+                    skipped.len(),
+                    skipped.join(", ")
                 );
             }
             return Ok(ExitCode::SUCCESS);
@@ -66,7 +54,7 @@ pub fn run(
             score: None,
         })
         .collect();
-    entries::write(&mut w, &items, format)?;
+    write_entries(&mut w, &items, format, out::use_color())?;
     w.flush()?;
     Ok(ExitCode::SUCCESS)
 }

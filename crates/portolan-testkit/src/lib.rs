@@ -279,3 +279,77 @@ mod tests {
         );
     }
 }
+
+/// A test bed of real daemons in a namespace, started by `tests/<name>/run.sh start DIR`
+/// and stopped (with everything in it) when dropped. Beds share host state (postfix's
+/// spool, the TFTP root), so one runs at a time on a machine: the bed holds an exclusive
+/// lock on `/run/lock/portolan-<name>.lock` from start to stop, across processes.
+pub struct Testbed {
+    dir: std::path::PathBuf,
+    script: std::path::PathBuf,
+    _lock: std::fs::File,
+}
+
+impl Testbed {
+    /// Starts `tests/NAME/run.sh` (NAME is `testbed` or `testbed2`); waits for the
+    /// lock first. Panics with the script's output when it cannot start.
+    pub fn start(name: &str) -> Testbed {
+        use std::os::fd::AsRawFd;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let _ = std::fs::create_dir_all("/run/lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(format!("/run/lock/portolan-{name}.lock"))
+            .expect("open the test bed lock");
+        // SAFETY: flock on a descriptor this function owns; it blocks until the lock is free.
+        let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(rc, 0, "flock: {}", io::Error::last_os_error());
+        let dir = std::env::temp_dir().join(format!("portolan-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tb = Testbed {
+            dir,
+            script: root.join(format!("tests/{name}/run.sh")),
+            _lock: lock,
+        };
+        let out = Command::new("bash")
+            .arg(&tb.script)
+            .arg("start")
+            .arg(&tb.dir)
+            .output()
+            .expect("run the test bed script");
+        assert!(
+            out.status.success(),
+            "test bed {name} failed to start: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tb
+    }
+
+    /// A value from the bed's `env` file (`KEY=value` lines written by run.sh).
+    pub fn env(&self, key: &str) -> String {
+        let text = std::fs::read_to_string(self.dir.join("env")).expect("test bed env");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key} missing from the test bed env"))
+            .to_string()
+    }
+
+    /// The bed's state directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(&self.script)
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use portolan_testkit::{Pair, require_root, require_tool};
+use portolan_testkit::{Pair, Testbed, require_root, require_tool};
 
 const MAIL: &[u16] = &[22, 25, 465, 587, 993, 995, 4190];
 const OTHERS: &[u16] = &[21, 23, 53, 80, 110, 6379];
@@ -354,53 +354,6 @@ fn policy_init_round_trip() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// The detection test bed (tests/testbed/run.sh): real daemons in a namespace.
-struct Testbed {
-    dir: std::path::PathBuf,
-    script: std::path::PathBuf,
-}
-
-impl Testbed {
-    fn start() -> Testbed {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let tb = Testbed {
-            dir: std::env::temp_dir().join(format!("pa-testbed-{}", std::process::id())),
-            script: root.join("tests/testbed/run.sh"),
-        };
-        let out = std::process::Command::new("bash")
-            .arg(&tb.script)
-            .arg("start")
-            .arg(&tb.dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        tb
-    }
-
-    fn env(&self, key: &str) -> String {
-        let text = std::fs::read_to_string(self.dir.join("env")).unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")))
-            .unwrap()
-            .to_string()
-    }
-}
-
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("bash")
-            .arg(&self.script)
-            .arg("stop")
-            .arg(&self.dir)
-            .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn real_daemons_inside_and_outside_with_detection() {
     if !require_root("real_daemons_inside_and_outside_with_detection")
@@ -409,7 +362,7 @@ fn real_daemons_inside_and_outside_with_detection() {
     {
         return;
     }
-    let tb = Testbed::start();
+    let tb = Testbed::start("testbed");
     let (sns, tns, ip) = (
         tb.env("SCANNER_NS"),
         tb.env("TARGET_NS"),

@@ -3,57 +3,11 @@
 //! moved one, with product and version where the daemon gives them.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use portolan_testkit::Testbed;
 use portolan_testkit::{require_root, require_tool};
 use serde_json::Value;
-
-struct Testbed {
-    dir: PathBuf,
-    script: PathBuf,
-}
-
-impl Testbed {
-    fn start() -> Testbed {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let script = root.join("tests/testbed/run.sh");
-        let dir = std::env::temp_dir().join(format!("portolan-testbed-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let tb = Testbed { dir, script };
-        let out = Command::new("bash")
-            .arg(&tb.script)
-            .arg("start")
-            .arg(&tb.dir)
-            .output()
-            .expect("run the test bed script");
-        assert!(
-            out.status.success(),
-            "test bed failed to start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        tb
-    }
-
-    fn env(&self, key: &str) -> String {
-        let text = std::fs::read_to_string(self.dir.join("env")).expect("test bed env");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("{key} missing from the test bed env"))
-            .to_string()
-    }
-}
-
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(&self.script)
-            .arg("stop")
-            .arg(&self.dir)
-            .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// What must be found on one port.
 struct Want {
@@ -187,7 +141,7 @@ fn testbed_every_service_is_identified() {
             .tls(),
     ];
 
-    let tb = Testbed::start();
+    let tb = Testbed::start("testbed");
     let ns = tb.env("SCANNER_NS");
     let ip = tb.env("TARGET_IP");
     let targets: Vec<String> = wants.iter().map(|w| format!("{ip}:{}", w.target)).collect();
@@ -284,7 +238,7 @@ fn testbed_every_service_is_identified() {
             .collect::<Vec<_>>()
             .join(",")
     );
-    let xml = tb.dir.join("scan.xml");
+    let xml = tb.dir().join("scan.xml");
     let out = Command::new("ip")
         .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_portolan"), "scan"])
         .args([

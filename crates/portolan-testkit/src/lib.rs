@@ -254,32 +254,6 @@ impl Pair {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pair_links_two_namespaces() {
-        if !require_root("pair_links_two_namespaces") || !require_tool("pair", "ip") {
-            return;
-        }
-        let pair = Pair::new("tk").unwrap();
-        let addrs = pair
-            .target
-            .ip(&["-br", "addr", "show", "dev", "eth0"])
-            .unwrap();
-        assert!(addrs.contains("198.18.0.2/24"), "{addrs}");
-        assert!(addrs.contains("2001:2::2/64"), "{addrs}");
-        let name = pair.scanner.name().to_string();
-        drop(pair);
-        let list = sh("ip", &["netns", "list"]).unwrap();
-        assert!(
-            !list.contains(&name),
-            "namespace {name} left behind: {list}"
-        );
-    }
-}
-
 /// A test bed of real daemons in a namespace, started by `tests/<name>/run.sh start DIR`
 /// and stopped (with everything in it) when dropped. Beds share host state (postfix's
 /// spool, the TFTP root), so one runs at a time on a machine: the bed holds an exclusive
@@ -351,5 +325,31 @@ impl Drop for Testbed {
             .arg(&self.dir)
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_links_two_namespaces() {
+        if !require_root("pair_links_two_namespaces") || !require_tool("pair", "ip") {
+            return;
+        }
+        let pair = Pair::new("tk").unwrap();
+        let addrs = pair
+            .target
+            .ip(&["-br", "addr", "show", "dev", "eth0"])
+            .unwrap();
+        assert!(addrs.contains("198.18.0.2/24"), "{addrs}");
+        assert!(addrs.contains("2001:2::2/64"), "{addrs}");
+        let name = pair.scanner.name().to_string();
+        drop(pair);
+        let list = sh("ip", &["netns", "list"]).unwrap();
+        assert!(
+            !list.contains(&name),
+            "namespace {name} left behind: {list}"
+        );
     }
 }

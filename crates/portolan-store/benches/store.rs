@@ -21,8 +21,8 @@ fn listeners(n: u32, salt: u32) -> Vec<Listener> {
             if salt > 0 && i % 100 == 0 {
                 p.pid += salt;
             }
-            let mut l = Listener::new(Proto::Tcp, addr.into(), (1 + i % 60_000) as u16)
-                .with_process(p);
+            let mut l =
+                Listener::new(Proto::Tcp, addr.into(), (1 + i % 60_000) as u16).with_process(p);
             l.netns = Arc::from("host");
             l.inode = u64::from(i) + 1;
             l
@@ -36,6 +36,15 @@ fn snap(ls: Vec<Listener>, minute: u32) -> Snapshot {
     s.run.host = "bench".into();
     s.listeners = ls;
     s
+}
+
+/// This process's user + system CPU seconds (/proc/self/stat, clock ticks of 10 ms).
+fn cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
 }
 
 fn bench(c: &mut Criterion) {
@@ -63,16 +72,36 @@ fn bench(c: &mut Criterion) {
             store.record(s).unwrap()
         })
     });
+    let all = DiffOptions {
+        show_noise: true,
+        ..DiffOptions::default()
+    };
     g.bench_function("diff two points of a 100k-listener history", |b| {
         b.iter(|| {
-            let d = store
-                .diff(&Point::Run(1), &Point::Run(2), &DiffOptions::default())
-                .unwrap();
+            let d = store.diff(&Point::Run(1), &Point::Run(2), &all).unwrap();
             assert_eq!(d.changes.len(), 1000);
             d
         })
     });
     g.finish();
+
+    // CPU time, which a loaded machine does not inflate as it does wall time.
+    let t = cpu();
+    let mut s = Store::open(dir.path().join("cpu.db")).unwrap();
+    s.record(&first).unwrap();
+    let rec1 = cpu() - t;
+    let t = cpu();
+    s.record(&second).unwrap();
+    let rec2 = cpu() - t;
+    let t = cpu();
+    for _ in 0..10 {
+        s.diff(&Point::Run(1), &Point::Run(2), &all).unwrap();
+    }
+    let diff = (cpu() - t) / 10.0;
+    eprintln!(
+        "CPU time: record 100k (new) {rec1:.3} s, record 100k (1% restarted) {rec2:.3} s, diff {:.1} ms",
+        diff * 1e3
+    );
 
     // Growth: unchanged records of 1,000 listeners.
     let path = dir.path().join("growth.db");

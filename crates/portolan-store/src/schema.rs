@@ -36,7 +36,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         end_run INTEGER,
         closed INTEGER NOT NULL DEFAULT 0
     );
-    CREATE INDEX intervals_open ON intervals(kind, ident) WHERE end_run IS NULL;
     CREATE INDEX intervals_ident ON intervals(kind, ident, first_run);
     CREATE INDEX intervals_first ON intervals(first_run);
     CREATE INDEX intervals_end ON intervals(end_run) WHERE end_run IS NOT NULL;

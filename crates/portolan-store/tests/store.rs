@@ -436,3 +436,73 @@ fn newer_schema_is_refused_and_untouched() {
 fn rusqlite_conn(p: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(p).unwrap()
 }
+
+fn audit(ports: &[u16]) -> portolan_model::AuditReport {
+    use portolan_model::{AuditReport, AuditSummary, Counts, Finding, Remediation, Rule};
+    let findings: Vec<Finding> = ports
+        .iter()
+        .map(|&p| {
+            let mut f = Finding::new(
+                Rule::NotAllowed,
+                format!("port {p} is not allowed"),
+                Remediation::new("Stop it: `systemctl stop x`."),
+            );
+            f.protocol = Some(Proto::Tcp);
+            f.port = Some(p);
+            f.addresses = vec!["0.0.0.0".parse().unwrap()];
+            f.seal()
+        })
+        .collect();
+    AuditReport {
+        summary: AuditSummary {
+            policy: "baseline".into(),
+            listeners: Some(ports.len()),
+            exposed: Some(ports.len()),
+            reachable: None,
+            findings: findings.len(),
+            severities: Counts::default(),
+            suppressed: 0,
+            next_step: "fix it".into(),
+        },
+        findings,
+        suppressed: vec![],
+    }
+}
+
+#[test]
+fn findings_round_trip_and_diff_by_fingerprint() {
+    let t = tempfile::tempdir().unwrap();
+    let mut store = Store::open(t.path().join("h.db")).unwrap();
+    let mut a = snap(
+        0,
+        vec![listener(23, 1, "inetd"), listener(6379, 2, "redis")],
+    );
+    a.audit = Some(audit(&[6379, 23]));
+    let mut b = snap(5, vec![listener(23, 1, "inetd")]);
+    b.audit = Some(audit(&[23]));
+    let ida = store.record(&a).unwrap();
+    let idb = store.record(&b).unwrap();
+    let mut sa = a.clone();
+    sort(&mut sa);
+    assert_eq!(store.snapshot(ida).unwrap(), sa);
+    assert_eq!(store.snapshot(idb).unwrap(), b);
+    let d = store
+        .diff(&Point::Run(1), &Point::Run(2), &DiffOptions::default())
+        .unwrap();
+    let subjects: Vec<(&str, &str)> = d
+        .changes
+        .iter()
+        .map(|c| {
+            let k = match c.subject {
+                portolan_model::Subject::Finding { .. } => "finding",
+                portolan_model::Subject::Listener(_) => "listener",
+                portolan_model::Subject::Port { .. } => "port",
+            };
+            (k, c.change.as_str())
+        })
+        .collect();
+    assert_eq!(
+        subjects,
+        vec![("listener", "removed"), ("finding", "removed")]
+    );
+}

@@ -194,6 +194,13 @@ fn rfc3339(ms: i64) -> String {
     Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
 }
 
+/// A run: its summary, observed bits, and its scan, audit and warnings blobs.
+type RunRow = (RunSummary, i64, Option<i64>, Option<i64>, Option<i64>);
+/// kind, attrs, first, last, end, closed.
+type TimelineRow = (i64, String, RunId, Option<RunId>, Option<RunId>, bool);
+/// id, kind, first, last, end.
+type PruneRow = (i64, i64, RunId, Option<RunId>, Option<RunId>);
+
 /// One identity's row to store.
 struct Row {
     port: Option<u16>,
@@ -597,10 +604,7 @@ impl Store {
         Ok(run)
     }
 
-    fn run_row(
-        &self,
-        id: RunId,
-    ) -> Result<Option<(RunSummary, i64, Option<i64>, Option<i64>, Option<i64>)>> {
+    fn run_row(&self, id: RunId) -> Result<Option<RunRow>> {
         let baseline = self.baseline_id()?;
         let row = self
             .conn
@@ -1027,7 +1031,7 @@ impl Store {
     /// The intervals of one port or process, oldest first.
     pub fn timeline(&self, q: &TimelineQuery) -> Result<Vec<Span>> {
         let op = "read timeline";
-        let rows: Vec<(i64, String, RunId, Option<RunId>, Option<RunId>, bool)> = self
+        let rows: Vec<TimelineRow> = self
             .conn
             .prepare(
                 "SELECT kind, attrs, first_run, last_run, end_run, closed FROM intervals
@@ -1137,7 +1141,7 @@ impl Store {
                     .map(|r| r.0)
                     .collect()
             });
-            let rows: Vec<(i64, i64, RunId, Option<RunId>, Option<RunId>)> = tx
+            let rows: Vec<PruneRow> = tx
                 .prepare("SELECT id, kind, first_run, last_run, end_run FROM intervals")?
                 .query_map([], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))

@@ -426,6 +426,7 @@ fn finish(
                 rtt: h.rtt,
                 ports,
                 not_shown: h.extra,
+                ..HostResult::new(addr, state, Reason::UserSet)
             });
         }
         _ => {}

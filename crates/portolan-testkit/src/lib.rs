@@ -7,6 +7,7 @@
 //! A test that needs root or a tool calls [`require_root`] or [`require_tool`] first. Off
 //! CI they skip the test with a note on stderr; on CI (`CI` is set) a missing privilege or
 //! tool is a failure, so a privileged test can never pass by not running.
+// Test-only crate: its few syscalls (geteuid, kill, flock) are the only unsafe code.
 
 use std::io;
 use std::process::{Child, Command, Output, Stdio};

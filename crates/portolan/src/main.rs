@@ -1,4 +1,5 @@
 //! portolan: chart the network ports of a host.
+#![forbid(unsafe_code)]
 
 mod cli;
 mod cmd;

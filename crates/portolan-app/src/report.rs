@@ -64,11 +64,11 @@ pub enum ReportError {
     NotUtf8 { path: String, line: usize },
     #[error("{path}: empty: expected portolan's JSON of ls, scan, audit or diff")]
     Empty { path: String },
-    #[error("{path}:{line}:{column}: {message}")]
+    /// `at` is the line, and the column when the parser knows it (`3`, `1:19`).
+    #[error("{path}:{at}: {message}")]
     Parse {
         path: String,
-        line: usize,
-        column: usize,
+        at: String,
         message: String,
     },
     #[error(
@@ -273,10 +273,19 @@ struct Probe {
 }
 
 fn parse_err(path: &str, e: &serde_json::Error) -> ReportError {
+    parse_err_at(path, e.line(), e)
+}
+
+/// A JSON error at `line`, with serde_json's column where it has one (a record read
+/// through a tagged enum has none).
+fn parse_err_at(path: &str, line: usize, e: &serde_json::Error) -> ReportError {
+    let at = match e.column() {
+        0 => line.to_string(),
+        c => format!("{line}:{c}"),
+    };
     ReportError::Parse {
         path: path.to_string(),
-        line: e.line(),
-        column: e.column(),
+        at,
         message: strip_position(&e.to_string()),
     }
 }
@@ -391,12 +400,7 @@ fn parse_scan(text: &str, path: &str) -> Result<FromFile, ReportError> {
         if summary.is_some() {
             return Err(bad("a record after the summary, which is the last".into()));
         }
-        let rec: Record = serde_json::from_str(line).map_err(|e| ReportError::Parse {
-            path: path.to_string(),
-            line: n,
-            column: e.column(),
-            message: strip_position(&e.to_string()),
-        })?;
+        let rec: Record = serde_json::from_str(line).map_err(|e| parse_err_at(path, n, &e))?;
         match rec {
             Record::Host(h) => {
                 let rtt = match h.rtt_ms {
@@ -533,9 +537,15 @@ mod tests {
             FromFile::Listeners(v) if v.is_empty()
         ));
         let d = r#"{"from":"run 1","to":"run 2","changes":[]}"#;
-        assert!(matches!(parse_from(d, "d.json").unwrap(), FromFile::Diff(_)));
+        assert!(matches!(
+            parse_from(d, "d.json").unwrap(),
+            FromFile::Diff(_)
+        ));
         let a = r#"{"findings":[],"suppressed":[],"summary":{"policy":"baseline","listeners":0,"exposed":0,"reachable":null,"findings":0,"severities":{"critical":0,"high":0,"medium":0,"low":0,"info":0},"suppressed":0,"next_step":"none"}}"#;
-        assert!(matches!(parse_from(a, "a.json").unwrap(), FromFile::Audit(_)));
+        assert!(matches!(
+            parse_from(a, "a.json").unwrap(),
+            FromFile::Audit(_)
+        ));
     }
 
     #[test]
@@ -546,7 +556,7 @@ mod tests {
         );
         assert!(bad("\n\nhello").starts_with("x.json:3: not portolan's JSON"));
         assert!(bad(r#"{"name":"x"}"#).starts_with("x.json:1: not portolan's JSON"));
-        assert!(bad("[\n{\"protocol\": 7}\n]").starts_with("x.json:2:"));
+        assert!(bad("[\n{\"protocol\": 7}\n]").starts_with("x.json:2:14: "));
         assert!(bad("{\"findings\": [\n").starts_with("x.json:2:"));
         // Scan records: the line of the bad one.
         let mut s: Vec<&str> = SCAN.lines().collect();
@@ -554,7 +564,10 @@ mod tests {
         let e = bad(&s.join("\n"));
         assert!(e.starts_with("x.json:3:"), "{e}");
         let e = bad(&SCAN.replace(r#""type":"summary""#, r#""type":"note""#));
-        assert!(e.starts_with("x.json:4:") && e.contains("unknown variant"), "{e}");
+        assert!(
+            e.starts_with("x.json:4:") && e.contains("unknown variant"),
+            "{e}"
+        );
         let e = bad(&SCAN.lines().skip(1).collect::<Vec<_>>().join("\n"));
         assert!(
             e.starts_with("x.json:1: a port record for 198.18.0.2 before its host record"),
@@ -578,9 +591,17 @@ mod tests {
         let f = std::fs::File::create(&big).unwrap();
         f.set_len(MAX_FROM_BYTES + 1).unwrap();
         let e = read_from(&big).unwrap_err();
-        assert!(e.to_string().ends_with("is larger than 67108864 bytes"), "{e}");
+        assert!(
+            e.to_string().ends_with("is larger than 67108864 bytes"),
+            "{e}"
+        );
         std::fs::write(&big, b"[\n\xff]").unwrap();
-        assert!(read_from(&big).unwrap_err().to_string().ends_with(":2: not valid UTF-8"));
+        assert!(
+            read_from(&big)
+                .unwrap_err()
+                .to_string()
+                .ends_with(":2: not valid UTF-8")
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -27,6 +27,8 @@ use crate::policy::{LoadedPolicy, PolicyError, PolicySource, parse, read_policy_
 pub const MAX_FROM_BYTES: u64 = 64 << 20;
 /// The most `--from` files one report reads.
 pub const MAX_FROM_FILES: usize = 64;
+/// The most bytes all `--from` files of one report hold together.
+pub const MAX_FROM_TOTAL: u64 = 256 << 20;
 
 /// What to report on.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +54,8 @@ pub enum ReportError {
     Policy(#[from] PolicyError),
     #[error("--from takes at most {limit} files, not {count}")]
     TooManyFiles { count: usize, limit: usize },
+    #[error("the --from files hold more than {limit} bytes together ({path} is past it)")]
+    TooMuch { path: String, limit: u64 },
     #[error("cannot read {path}")]
     Read {
         path: String,
@@ -208,8 +212,11 @@ pub fn from_files(paths: &[PathBuf], run: RunInfo) -> Result<ReportInput, Report
             Ok(())
         }
     };
+    let mut left = MAX_FROM_TOTAL;
     for path in paths {
-        match read_from(path)? {
+        let text = read_text(path, left)?;
+        left -= text.len() as u64;
+        match parse_from(&text, &path.display().to_string())? {
             FromFile::Listeners(ls) => input.listeners.get_or_insert_with(Vec::new).extend(ls),
             FromFile::Scan { report, warnings } => {
                 input.scans.push(report);
@@ -237,6 +244,13 @@ pub fn from_files(paths: &[PathBuf], run: RunInfo) -> Result<ReportInput, Report
 
 /// Reads one `--from` file (at most [`MAX_FROM_BYTES`]) and tells what it holds.
 pub fn read_from(path: &Path) -> Result<FromFile, ReportError> {
+    let text = read_text(path, MAX_FROM_TOTAL)?;
+    parse_from(&text, &path.display().to_string())
+}
+
+/// The text of a `--from` file of at most [`MAX_FROM_BYTES`], and at most `left` bytes:
+/// what the files before it left of [`MAX_FROM_TOTAL`].
+fn read_text(path: &Path, left: u64) -> Result<String, ReportError> {
     let label = path.display().to_string();
     let read_err = |source| ReportError::Read {
         path: label.clone(),
@@ -244,23 +258,30 @@ pub fn read_from(path: &Path) -> Result<FromFile, ReportError> {
     };
     let file = std::fs::File::open(path).map_err(read_err)?;
     let mut buf = Vec::new();
-    file.take(MAX_FROM_BYTES + 1)
+    let limit = MAX_FROM_BYTES.min(left);
+    file.take(limit + 1)
         .read_to_end(&mut buf)
         .map_err(read_err)?;
-    if buf.len() as u64 > MAX_FROM_BYTES {
-        return Err(ReportError::TooLarge {
-            path: label,
-            limit: MAX_FROM_BYTES,
+    if buf.len() as u64 > limit {
+        return Err(if limit < MAX_FROM_BYTES {
+            ReportError::TooMuch {
+                path: label,
+                limit: MAX_FROM_TOTAL,
+            }
+        } else {
+            ReportError::TooLarge {
+                path: label,
+                limit: MAX_FROM_BYTES,
+            }
         });
     }
-    let text = String::from_utf8(buf).map_err(|e| {
+    String::from_utf8(buf).map_err(|e| {
         let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         ReportError::NotUtf8 {
             path: label.clone(),
             line: good.iter().filter(|&&b| b == b'\n').count() + 1,
         }
-    })?;
-    parse_from(&text, &label)
+    })
 }
 
 /// The keys that tell portolan's JSON objects apart.
@@ -376,7 +397,7 @@ struct HostRecord {
 #[serde(tag = "type", rename_all = "lowercase")]
 enum Record {
     Host(HostRecord),
-    Port(ScannedPort),
+    Port(Box<ScannedPort>),
     Summary(ScanSummary),
 }
 
@@ -428,7 +449,7 @@ fn parse_scan(text: &str, path: &str) -> Result<FromFile, ReportError> {
                 };
                 coverage.add_ports(r.host, r.proto, &[r.port]);
                 listed += 1;
-                host.ports.push(p);
+                host.ports.push(*p);
             }
             Record::Summary(s) => summary = Some(s),
         }

@@ -60,13 +60,25 @@ pub enum AuditError {
 pub fn audit(opts: &AuditOptions) -> Result<Audited, AuditError> {
     let loaded = load(&opts.policy)?;
     let today = opts.today.unwrap_or_else(Date::today_utc);
+    let (inputs, warnings) = gather(opts, loaded.as_ref().map(|l| &l.policy))?;
+    let report = judge(&inputs, loaded.as_ref(), today);
+    Ok(Audited { report, warnings })
+}
+
+/// What the audit `opts` asks for looks at: the inside view, and the outside view when
+/// it scans (`policy` adds the ports it allows to the scan), with the warnings of both.
+/// A scan of another host is judged alone: this host's sockets say nothing about it.
+pub fn gather(
+    opts: &AuditOptions,
+    policy: Option<&Policy>,
+) -> Result<(Inputs, Vec<String>), AuditError> {
     let (listeners, mut warnings) = inside_view(opts.netns.as_deref())?;
     let scan = match &opts.scan {
         Some(target) => {
             let (scan, w) = outside_view(
                 target,
                 &listeners,
-                loaded.as_ref().map(|l| &l.policy),
+                policy,
                 opts.netns.as_deref(),
                 opts.detect,
             )?;
@@ -75,7 +87,6 @@ pub fn audit(opts: &AuditOptions) -> Result<Audited, AuditError> {
         }
         None => None,
     };
-    // A scan of another host is judged alone: this host's sockets say nothing about it.
     let listeners = match &scan {
         Some(s) if !s.local => None,
         _ => Some(listeners),
@@ -89,8 +100,7 @@ pub fn audit(opts: &AuditOptions) -> Result<Audited, AuditError> {
         scan,
         netns,
     };
-    let report = judge(&inputs, loaded.as_ref(), today);
-    Ok(Audited { report, warnings })
+    Ok((inputs, warnings))
 }
 
 /// The judgement of `inputs` on the live host: its packages, writable paths and

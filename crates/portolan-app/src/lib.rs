@@ -12,4 +12,5 @@ pub mod host;
 pub mod inventory;
 pub mod policy;
 pub mod registry;
+pub mod report;
 pub mod scan;

@@ -54,6 +54,16 @@ pub enum Command {
     /// service the policy allows from one of its allowed sources. The SSH session that runs
     /// the command is always kept open.
     Firewall(FirewallArgs),
+    /// Write one self-contained HTML report: the audit, the port map, listeners, scans
+    ///
+    /// Audits this host (or --netns NAME, with --scan and --detect as `audit` takes
+    /// them) and writes the summary, the findings with their remediation, the chart of
+    /// the port space, the listeners and scanned ports, the policy and the firewall
+    /// ruleset it generates, with the data embedded. With --from, the report is made from
+    /// what `ls`, `scan`, `audit` or `diff` wrote as JSON instead. The file loads nothing
+    /// from anywhere (docs/report.md).
+    #[command(after_help = REPORT_EXAMPLES)]
+    Report(ReportArgs),
     /// Show the built-in policy profiles, write a starting policy, or check a policy file
     Policy {
         #[command(subcommand)]
@@ -428,6 +438,44 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+const REPORT_EXAMPLES: &str = "Examples:
+  portolan report -o report.html
+  portolan report --profile web-server --netns web --scan 198.18.0.2 --detect -o report.html
+  portolan report --from ls.json --from scan.jsonl --from audit.json -o report.html
+
+Exit status: 0 written, 1 a finding at least as severe as --fail-on, 2 usage or input error.";
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Write the report to FILE (through a temporary file, renamed when complete)
+    /// instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub source: PolicySource,
+    /// Audit the sockets of this network namespace (a name from `ip netns list`)
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
+    /// Also scan TARGET from here (the outside view), as `audit --scan` does; one host
+    /// (for several, add their `scan --json` output with --from)
+    #[arg(long, value_name = "TARGET")]
+    pub scan: Option<String>,
+    /// With --scan, detect the service behind each open port
+    #[arg(long, requires = "scan")]
+    pub detect: bool,
+    /// Make the report from this file instead of auditing now: portolan's JSON of `ls`,
+    /// `scan` (JSON Lines), `audit` or `diff`, told apart by their content (repeatable)
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["policy", "profile", "netns", "scan"])]
+    pub from: Vec<std::path::PathBuf>,
+    /// Exit with status 1 when a finding is at least this severe (the report is written
+    /// either way)
+    #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = SeverityArg::Never)]
+    pub fail_on: SeverityArg,
+    /// Judge exceptions' expiry as of this date (YYYY-MM-DD) instead of today
+    #[arg(long, value_name = "DATE", hide = true)]
+    pub today: Option<String>,
 }
 
 /// Firewall ruleset formats.

@@ -21,7 +21,7 @@ pub fn policy_source(src: &PolicySource) -> Source {
     }
 }
 
-fn threshold(a: SeverityArg) -> Option<Severity> {
+pub(crate) fn threshold(a: SeverityArg) -> Option<Severity> {
     match a {
         SeverityArg::Critical => Some(Severity::Critical),
         SeverityArg::High => Some(Severity::High),
@@ -77,7 +77,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn parse_date(t: &str) -> anyhow::Result<Date> {
+pub(crate) fn parse_date(t: &str) -> anyhow::Result<Date> {
     let parts: Vec<&str> = t.split('-').collect();
     let bad = || anyhow::anyhow!("invalid date '{t}' (expected YYYY-MM-DD)");
     if parts.len() != 3 {

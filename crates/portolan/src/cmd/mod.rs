@@ -4,6 +4,7 @@ mod audit;
 mod firewall;
 mod ls;
 mod policy;
+mod report;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(args),
         Command::Policy { command } => policy::run(command),
         Command::Firewall(args) => firewall::run(args),
+        Command::Report(args) => report::run(&args),
         Command::Lookup {
             queries,
             registry,

@@ -1,0 +1,54 @@
+//! `portolan report`: flags to [`portolan_app::report::build`], the page through
+//! `portolan_report::html`, written to standard output or, through a temporary file, to
+//! `-o FILE`; the exit code from `--fail-on`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use portolan_app::audit::AuditOptions;
+use portolan_app::report::{ReportOptions, build};
+use portolan_report::html;
+
+use super::audit::{parse_date, policy_source, threshold};
+use crate::cli::ReportArgs;
+
+pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let today = args.today.as_deref().map(parse_date).transpose()?;
+    let opts = ReportOptions {
+        audit: AuditOptions {
+            policy: policy_source(&args.source),
+            netns: args.netns.clone(),
+            scan: args.scan.clone(),
+            detect: args.detect,
+            today,
+        },
+        from: args.from.clone(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        ssh_connection: std::env::var("SSH_CONNECTION").ok(),
+    };
+    let input = build(&opts)?;
+    for w in &input.warnings {
+        eprintln!("portolan: {w}");
+    }
+    let page = html::to_string(&input)?;
+    match &args.output {
+        Some(path) => portolan_report::metrics::write_atomic(path, page.as_bytes())
+            .with_context(|| format!("writing the report to {}", path.display()))?,
+        None => {
+            let mut w = std::io::stdout().lock();
+            w.write_all(page.as_bytes())?;
+            w.flush()?;
+        }
+    }
+    let fails = match (threshold(args.fail_on), &input.audit) {
+        (Some(t), Some(a)) => a.fails(t),
+        _ => false,
+    };
+    Ok(if fails {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -23,8 +23,10 @@
 #![forbid(unsafe_code)]
 
 mod conn;
+mod enterprise;
 mod pool;
 mod proto;
+mod service;
 pub mod sig;
 mod tcp;
 mod tls;
@@ -212,6 +214,9 @@ pub fn parse_all(data: &[u8]) {
     let _ = proto::smb_parse(data);
     let _ = conn::end_of_coded_reply(data);
     let _ = conn::end_of_dot_list(data);
+    let _ = proto::end_of_http_message(data);
+    let _ = proto::http_body(data);
+    service::parse_all(data);
 }
 
 #[cfg(test)]

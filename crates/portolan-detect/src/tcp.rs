@@ -1,6 +1,9 @@
 //! TCP detection: wait for a greeting, or speak first, then ask each protocol its own
 //! capability question; with implicit TLS, the same inside the tunnel.
 
+mod http;
+mod services;
+
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -27,9 +30,20 @@ enum Step {
     Dns,
     NetbiosSsn,
     Smb,
+    Postgres,
+    /// memcached's `version`, then Redis's `INFO server` to a RESP error.
+    Kv,
+    Mongo,
+    Mqtt,
+    Amqp,
+    /// ONC RPC: the portmapper's DUMP, then NFS's NULL procedure.
+    Rpc,
+    Rdp,
+    X11,
+    Socks,
 }
 
-const ALL: [Step; 7] = [
+const ALL: [Step; 16] = [
     Step::Greeting,
     Step::Tls,
     Step::Http,
@@ -37,20 +51,33 @@ const ALL: [Step; 7] = [
     Step::Dns,
     Step::NetbiosSsn,
     Step::Smb,
+    Step::Postgres,
+    Step::Kv,
+    Step::Mongo,
+    Step::Mqtt,
+    Step::Amqp,
+    Step::Rpc,
+    Step::Rdp,
+    Step::X11,
+    Step::Socks,
 ];
 
 /// Ports whose service usually speaks TLS from the first byte.
 const TLS_PORTS: &[u16] = &[
-    443, 465, 563, 636, 853, 989, 990, 992, 993, 994, 995, 3269, 4443, 5061, 5986, 6697, 8443, 9443,
+    443, 465, 563, 636, 853, 989, 990, 992, 993, 994, 995, 2376, 3269, 4443, 5061, 5986, 6443,
+    6697, 8443, 8883, 9443, 10250,
 ];
 /// Of those, the ones where the server greets first inside TLS.
 const TLS_GREETING_PORTS: &[u16] = &[465, 563, 989, 990, 992, 993, 994, 995, 6697];
 const GREETING_PORTS: &[u16] = &[
-    21, 22, 23, 25, 110, 119, 143, 587, 2121, 2222, 2525, 4190, 2323,
+    21, 22, 23, 25, 110, 119, 143, 587, 873, 2121, 2222, 2525, 3306, 4190, 2323, 5900, 5901, 5902,
+    5903,
 ];
 const HTTP_PORTS: &[u16] = &[
-    80, 591, 3000, 3128, 5000, 8000, 8008, 8080, 8081, 8088, 8888,
+    80, 591, 2375, 2379, 3000, 3128, 5000, 8000, 8008, 8080, 8081, 8088, 8118, 8888, 9200, 10255,
 ];
+/// Ports where an HTTP server is likely a forward proxy: there, CONNECT is tried.
+const PROXY_PORTS: &[u16] = &[3128, 8118, 8123, 8888, 8080];
 
 /// The step a port number suggests, if any.
 fn hint(port: u16) -> Option<Step> {
@@ -66,6 +93,15 @@ fn hint(port: u16) -> Option<Step> {
             139 => Step::NetbiosSsn,
             389 | 3268 => Step::Ldap,
             445 => Step::Smb,
+            5432 => Step::Postgres,
+            6379 | 11211 => Step::Kv,
+            27017 => Step::Mongo,
+            1883 => Step::Mqtt,
+            5672 => Step::Amqp,
+            111 | 2049 => Step::Rpc,
+            3389 => Step::Rdp,
+            6000..=6063 => Step::X11,
+            1080 => Step::Socks,
             _ => return None,
         }
     })
@@ -391,6 +427,19 @@ impl Ctx {
 
     /// Runs one step on a fresh connection.
     async fn run(&self, mut conn: Conn, step: Step, wait: Duration) -> Outcome {
+        if !matches!(
+            step,
+            Step::Greeting
+                | Step::Tls
+                | Step::Http
+                | Step::Ldap
+                | Step::Dns
+                | Step::NetbiosSsn
+                | Step::Smb
+        ) {
+            return self.service(conn, step).await;
+        }
+        let plain = conn.is_plain();
         let sent = match step {
             Step::Greeting | Step::Tls => None,
             Step::Http => Some(proto::http_get(&self.host)),
@@ -398,6 +447,7 @@ impl Ctx {
             Step::Dns => Some(proto::dns_version_query(0x5054, true)),
             Step::NetbiosSsn => Some(proto::nb_session_request()),
             Step::Smb => Some(proto::smb2_negotiate()),
+            _ => None,
         };
         if let Some(req) = &sent {
             if conn.send(req).await.is_err() {
@@ -406,7 +456,7 @@ impl Ctx {
         }
         let read = match step {
             Step::Greeting | Step::Tls => conn.read_until(wait, end_of_greeting).await,
-            Step::Http => conn.read(proto::end_of_http_head).await,
+            Step::Http => conn.read(proto::end_of_http_message).await,
             Step::Ldap => conn.read(proto::end_of_ldap_search).await,
             Step::Dns => {
                 conn.read(|b| {
@@ -422,6 +472,7 @@ impl Ctx {
                 })
                 .await
             }
+            _ => return Outcome::Silent,
         };
         let data = match read {
             Ok((d, _)) if !d.is_empty() => d,
@@ -435,8 +486,14 @@ impl Ctx {
                 None
             }
             Step::Http => match self.http(&data) {
-                Some(d) if d.evidence.contains(" 400 ") => return Outcome::Weak(d),
-                other => other,
+                Some(d) => {
+                    let d = self.http_follow_up(d, &data, plain).await;
+                    if d.protocol.as_deref() == Some("http") && d.evidence.contains(" 400 ") {
+                        return Outcome::Weak(d);
+                    }
+                    Some(d)
+                }
+                None => None,
             },
             Step::Ldap => match self.ldap(&data) {
                 Some(mut d) => {
@@ -457,6 +514,7 @@ impl Ctx {
                 other => other.map(|e| found("netbios-ssn", e)),
             },
             Step::Smb => proto::smb_parse(&data).map(|e| found("smb", e)),
+            _ => None,
         };
         match parsed {
             Some(d) => Outcome::Found(d),
@@ -558,6 +616,9 @@ impl Ctx {
                 transcript = first;
             }
             Greeting::Telnet => return self.telnet(conn, greeting).await,
+            Greeting::Mysql | Greeting::Rsync | Greeting::Vnc => {
+                return self.greeted_service(conn, g, &greeting).await;
+            }
             Greeting::Pop3 => {
                 d = found("pop3", printable(first.as_bytes(), 160));
                 let capa = ask(&mut conn, b"CAPA\r\n", end_of_dot_list).await;

@@ -77,6 +77,20 @@ pub async fn detect(det: &Detector, addr: SocketAddr, opts: &Options) -> Detecti
     })
 }
 
+/// A detection from a parsed reply (its product from the parser or the signatures).
+fn heard(det: &Detector, h: crate::service::Heard) -> Detection {
+    let mut d = found(h.protocol, h.evidence);
+    d.unauthenticated = h.unauthenticated;
+    if !h.transcript.is_empty() {
+        det.identify(&mut d, &h.transcript);
+    }
+    if h.product.is_some() {
+        d.product = h.product;
+        d.version = h.version;
+    }
+    d
+}
+
 fn found(protocol: &str, evidence: String) -> Detection {
     Detection {
         protocol: Some(protocol.to_string()),
@@ -126,7 +140,7 @@ async fn exchange<T>(
         }
     };
     send(sock).await?;
-    let mut buf = vec![0u8; 2048];
+    let mut buf = vec![0u8; 8192];
     loop {
         let until = if sent_twice { deadline } else { resend };
         match timeout_at(until, sock.recv_from(&mut buf)).await {
@@ -274,6 +288,23 @@ async fn simple(
             };
             let mut d = found("snmp", ev);
             det.identify(&mut d, &text);
+            // No signature: the maker from sysObjectID's enterprise arc, when known.
+            let enterprise = binds
+                .iter()
+                .find(|(o, _)| o == "1.3.6.1.2.1.1.2.0")
+                .and_then(|(_, v)| crate::enterprise::number(v));
+            if let Some(n) = enterprise {
+                match crate::enterprise::name(n) {
+                    Some(vendor) if d.product.is_none() => {
+                        d.product = Some(format!("{vendor} SNMP agent"));
+                    }
+                    None => d.evidence = printable(
+                        format!("{}; enterprise {n}", d.evidence).as_bytes(),
+                        200,
+                    ),
+                    _ => {}
+                }
+            }
             Ok(Some(d))
         }
         Probe::NetbiosNs => {
@@ -299,6 +330,30 @@ async fn simple(
             let mut d = found("tftp", format!("RRQ {file}: {what}"));
             det.identify(&mut d, &format!("{what}\n"));
             Ok(Some(d))
+        }
+        Probe::Rpc => {
+            sock.connect(addr).await?;
+            let q = portolan_payload::service::rpc_dump(n);
+            let r = exchange(&sock, addr, true, &q, wait, |b| {
+                crate::service::rpcbind_heard(n, b)
+            })
+            .await?;
+            Ok(r.map(|h| heard(det, h)))
+        }
+        Probe::Memcached => {
+            sock.connect(addr).await?;
+            let q = portolan_payload::service::memcached_udp_version(id);
+            let r = exchange(&sock, addr, true, &q, wait, |b| {
+                if b.get(..2)? != id.to_be_bytes() {
+                    return None;
+                }
+                crate::service::memcached_parse(b.get(8..)?)
+            })
+            .await?;
+            Ok(r.map(|mut h| {
+                h.evidence = format!("{} (over UDP)", h.evidence);
+                heard(det, h)
+            }))
         }
         Probe::Dhcp => Ok(None),
     }

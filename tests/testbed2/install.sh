@@ -28,7 +28,7 @@ unpack=()
 for p in "${UNPACK[@]}"; do
   [ -e "$UNPACK_DIR/.$p" ] || unpack+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && [ ${#unpack[@]} -eq 0 ] && exit 0
+[ ${#missing[@]} -eq 0 ] && [ ${#unpack[@]} -eq 0 ] && getent passwd Debian-exim >/dev/null && exit 0
 
 if [ ${#missing[@]} -gt 0 ]; then
   policy=/usr/sbin/policy-rc.d
@@ -56,4 +56,11 @@ if [ ${#unpack[@]} -gt 0 ]; then
     touch "$UNPACK_DIR/.$p"
   done
   rm -rf "$tmp"
+fi
+
+# The unpacked exim looks up its compiled-in user at start.
+if ! getent passwd Debian-exim >/dev/null; then
+  getent group Debian-exim >/dev/null || groupadd --system Debian-exim
+  useradd --system --gid Debian-exim --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin Debian-exim
 fi

@@ -686,8 +686,8 @@ pub fn rsync_modules(b: &[u8]) -> Vec<String> {
     text(b)
         .lines()
         .take(64)
-        .filter(|l| !l.starts_with("@RSYNCD") && !l.trim().is_empty())
-        .map(|l| l.split('\t').next().unwrap_or("").trim().to_string())
+        .filter(|l| !l.starts_with('@') && !l.trim().is_empty())
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
         .filter(|m| !m.is_empty())
         .collect()
 }

@@ -830,6 +830,13 @@ fn end_of_greeting(b: &[u8]) -> Option<usize> {
     if b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) {
         return end_of_coded_reply(b);
     }
+    // A MySQL packet: a 3-byte length and sequence 0; its header may come alone.
+    if b.len() >= 4 && b[3] == 0 && b[2] == 0 && b[1] < 0x40 {
+        let n = usize::from(b[0]) | usize::from(b[1]) << 8;
+        if n >= 3 && b.get(4).is_none_or(|p| *p == 10 || *p == 0xff) {
+            return (b.len() >= 4 + n).then_some(4 + n);
+        }
+    }
     if let Some(i) = b.iter().position(|c| *c == b'\n') {
         return Some(i + 1);
     }
@@ -904,5 +911,11 @@ mod tests {
         assert_eq!(end_of_greeting(b"220-a\r\n"), None);
         assert_eq!(end_of_greeting(b"\x0a5.5\x00"), Some(1));
         assert_eq!(end_of_greeting(b"partial"), None);
+        // MariaDB writes the handshake's header on its own.
+        assert_eq!(end_of_greeting(b"d\x00\x00\x00"), None);
+        let mut hs = b"\x05\x00\x00\x00\x0a5.5\x00".to_vec();
+        assert_eq!(end_of_greeting(&hs), Some(9));
+        hs.truncate(6);
+        assert_eq!(end_of_greeting(&hs), None);
     }
 }

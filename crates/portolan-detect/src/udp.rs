@@ -373,7 +373,13 @@ async fn dhcp(addr: SocketAddr, opts: &Options) -> io::Result<Option<Detection>>
     };
     let xid = nonce();
     let q = proto::dhcp_inform(xid, me, [0x02, 0x50, 0x54, 0x4c, 0x4e, 0x01]);
-    let on68 = UdpSocket::bind((me, 68)).await.ok();
+    // Servers on another port answer the port after theirs (as 68 follows 67).
+    let client_port = if addr.port() == 67 {
+        68
+    } else {
+        addr.port().wrapping_add(1)
+    };
+    let on68 = UdpSocket::bind((me, client_port)).await.ok();
     // A DHCP server that is handing out an address pings it first (RFC 2131, 4.4.1) and
     // dnsmasq answers nothing else meanwhile, for up to three seconds: on a DHCP port,
     // wait past that (elsewhere a silent port must not cost more than the others).

@@ -285,7 +285,9 @@ impl Ctx {
             },
             Greeting::Rsync => {
                 let v = svc::rsync_greeting(greeting).unwrap_or_default();
-                let hello = format!("@RSYNCD: {v}\n#list\n");
+                // Protocol 30 and later: the client's line names the digests it accepts
+                // too; ours are the server's own.
+                let hello = format!("{}\n#list\n", crate::proto::first_line(greeting));
                 let list = exchange(&mut conn, hello.as_bytes(), |b| {
                     crate::conn::find(b, b"@RSYNCD: EXIT\n").map(|i| i + 14)
                 })

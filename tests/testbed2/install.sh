@@ -3,22 +3,25 @@
 # tests/testbed's) without starting any of them: a policy-rc.d that exits 101 stops every
 # postinst from starting its service. Packages that conflict with the first bed's daemons
 # (proftpd and pure-ftpd with vsftpd, exim4 with postfix, ntpsec with chrony) are not
-# installed: they are unpacked into /opt/portolan-testbed2/root and run from there. Idempotent, and quick when done.
+# installed, nor is atftpd, which takes over tftpd-hpa's /usr/sbin/in.tftpd: they are
+# unpacked into /opt/portolan-testbed2/root and run from there (their libraries are
+# installed). Idempotent, and quick when everything is there.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 PACKAGES=(
   dropbear-bin unbound lighttpd tinyproxy dante-server
   redis-server memcached postgresql mariadb-server mosquitto rpcbind rsync
-  tigervnc-standalone-server atftpd isc-dhcp-server snmpd iproute2 openssl python3
+  tigervnc-standalone-server isc-dhcp-server snmpd iproute2 openssl python3
   # the libraries of the unpacked daemons below
   libhiredis0.14 libmemcached11 libmemcachedutil2 libpcre2-posix3 libsodium23 libdb5.3
-  libgnutls-dane0 libidn12 libnsl2 libbsd0
+  libgnutls-dane0 libidn12 libnsl2 libbsd0 libwrap0
 )
 # Unpacked, not installed: they conflict with the first bed's vsftpd (ftp-server),
-# postfix (mail-transport-agent) and chrony (time-daemon).
+# postfix (mail-transport-agent) and chrony (time-daemon); atftpd takes over the
+# first bed's /usr/sbin/in.tftpd (tftpd-hpa).
 UNPACK_DIR=/opt/portolan-testbed2
-UNPACK=(proftpd-core pure-ftpd exim4-daemon-light ntpsec)
+UNPACK=(proftpd-core pure-ftpd exim4-daemon-light ntpsec atftpd)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

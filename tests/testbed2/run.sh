@@ -316,7 +316,7 @@ CONF
   # ---- atftpd on 69 and 6969
   mkdir -p "$dir/tftp"
   for p in 69 6969; do
-    run "atftpd-$p" atftpd --daemon --no-fork --user nobody.nogroup --port "$p" \
+    run "atftpd-$p" "$UNPACKED/usr/sbin/atftpd" --daemon --no-fork --user nobody.nogroup --port "$p" \
       --bind-address "$TARGET_IP" --logfile "$dir/atftpd-$p.log" "$dir/tftp"
   done
 

@@ -62,11 +62,11 @@ pub async fn detect(det: &Detector, addr: SocketAddr, opts: &Options) -> Detecti
                 set.abort_all();
                 return d;
             }
-            Ok(Heard::Closed) => {
-                closed = true;
-                // An ICMP port unreachable answers every probe: stop.
-                set.abort_all();
-            }
+            // On a closed port every probe gets the ICMP port unreachable at once, so
+            // waiting for the others costs nothing there. An open server that drops its
+            // socket for a moment (tftpd-hpa between requests) may refuse one probe
+            // while another gets its answer: one refusal does not stop the rest.
+            Ok(Heard::Closed) => closed = true,
             _ => {}
         }
     }

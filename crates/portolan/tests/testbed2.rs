@@ -135,7 +135,6 @@ fn testbed2_other_implementations_and_audited_services_are_identified() {
         "rpcbind",
         "rsync",
         "Xvnc",
-        "atftpd",
         "dhcpd",
         "snmpd",
     ] {
@@ -143,7 +142,7 @@ fn testbed2_other_implementations_and_audited_services_are_identified() {
             return;
         }
     }
-    for unpacked in ["proftpd", "pure-ftpd", "exim4", "ntpd"] {
+    for unpacked in ["proftpd", "pure-ftpd", "exim4", "ntpd", "atftpd"] {
         let path = Path::new(UNPACKED).join(unpacked);
         if !path.exists() {
             assert!(

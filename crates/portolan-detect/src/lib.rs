@@ -301,10 +301,7 @@ mod tests {
     fn mariadb_compat_prefix_is_not_the_version() {
         let sigs = Signatures::builtin();
         let m = sigs
-            .identify(
-                Some("mysql"),
-                "version: 5.5.5-10.11.19-MariaDB-0+deb12u1\n",
-            )
+            .identify(Some("mysql"), "version: 5.5.5-10.11.19-MariaDB-0+deb12u1\n")
             .unwrap();
         assert_eq!(
             (m.product.as_str(), m.version.as_deref()),

@@ -181,10 +181,9 @@ pub fn pg_parse(b: &[u8]) -> Option<Heard> {
 
 /// The server's first packet: a handshake (protocol 10) or an error (0xff).
 pub fn mysql_parse(b: &[u8]) -> Option<Heard> {
-    let len = usize::from(*b.first()?)
-        | usize::from(*b.get(1)?) << 8
-        | usize::from(*b.get(2)?) << 16;
-    if *b.get(3)? != 0 || len < 3 || len > 1 << 14 {
+    let len =
+        usize::from(*b.first()?) | usize::from(*b.get(1)?) << 8 | usize::from(*b.get(2)?) << 16;
+    if *b.get(3)? != 0 || !(3..=1 << 14).contains(&len) {
         return None;
     }
     let p = b.get(4..(4 + len).min(b.len()))?;
@@ -235,8 +234,7 @@ pub fn resp_error(b: &[u8]) -> Option<String> {
     let line = crate::proto::first_line(b);
     let rest = line.strip_prefix('-')?;
     let word = rest.split_whitespace().next()?;
-    (!word.is_empty() && word.bytes().all(|c| c.is_ascii_uppercase()))
-        .then(|| rest.to_string())
+    (!word.is_empty() && word.bytes().all(|c| c.is_ascii_uppercase())).then(|| rest.to_string())
 }
 
 /// Redis's answer to `INFO server`: the bulk string, or an error.
@@ -1078,8 +1076,9 @@ mod tests {
 
     #[test]
     fn redis_and_memcached() {
-        let h = redis_parse(b"$40\r\n# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n")
-            .unwrap();
+        let h =
+            redis_parse(b"$40\r\n# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n")
+                .unwrap();
         assert_eq!(h.version.as_deref(), Some("7.0.15"));
         assert_eq!(h.unauthenticated, Some(true));
         let h = redis_parse(b"-NOAUTH Authentication required.\r\n").unwrap();
@@ -1200,7 +1199,9 @@ mod tests {
         assert_eq!(rfb_version(b"RFB 003.008\n"), Some((3, 8)));
         assert_eq!(rfb_security(8, &[2, 1, 2]), Some(Ok(vec![1, 2])));
         assert_eq!(rfb_security(3, &[0, 0, 0, 2]), Some(Ok(vec![2])));
-        let cc = [3, 0, 0, 19, 14, 0xd0, 0, 0, 0x12, 0x34, 0, 2, 0, 8, 0, 2, 0, 0, 0];
+        let cc = [
+            3, 0, 0, 19, 14, 0xd0, 0, 0, 0x12, 0x34, 0, 2, 0, 8, 0, 2, 0, 0, 0,
+        ];
         assert_eq!(rdp_parse(&cc).unwrap().unauthenticated, Some(false));
         let mut x = vec![1, 0, 11, 0, 0, 0, 0, 0];
         x.extend_from_slice(&12101006u32.to_le_bytes());
@@ -1212,10 +1213,7 @@ mod tests {
         let h = x11_parse(&x).unwrap();
         assert_eq!(h.version.as_deref(), Some("1.21.1"));
         assert_eq!(h.unauthenticated, Some(true));
-        assert_eq!(
-            socks5_parse(&[5, 0]).unwrap().unauthenticated,
-            Some(true)
-        );
+        assert_eq!(socks5_parse(&[5, 0]).unwrap().unauthenticated, Some(true));
         assert!(socks5_parse(&[5, 0, 1]).is_none());
         assert!(socks4_parse(&[0, 0x5b, 0, 0, 0, 0, 0, 0]).is_some());
     }

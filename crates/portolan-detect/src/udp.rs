@@ -298,10 +298,10 @@ async fn simple(
                     Some(vendor) if d.product.is_none() => {
                         d.product = Some(format!("{vendor} SNMP agent"));
                     }
-                    None => d.evidence = printable(
-                        format!("{}; enterprise {n}", d.evidence).as_bytes(),
-                        200,
-                    ),
+                    None => {
+                        d.evidence =
+                            printable(format!("{}; enterprise {n}", d.evidence).as_bytes(), 200)
+                    }
                     _ => {}
                 }
             }

@@ -100,7 +100,10 @@ fn mongo_msg(request_id: i32, doc: Vec<u8>) -> Vec<u8> {
 pub fn mongo_probe() -> Vec<u8> {
     let mut m = mongo_msg(
         1,
-        bson_doc(&[("hello", BsonValue::Int(1)), ("$db", BsonValue::Str("admin"))]),
+        bson_doc(&[
+            ("hello", BsonValue::Int(1)),
+            ("$db", BsonValue::Str("admin")),
+        ]),
     );
     m.extend(mongo_msg(
         2,
@@ -221,7 +224,10 @@ mod tests {
     #[test]
     fn lengths_are_self_consistent() {
         let s = pg_startup("postgres");
-        assert_eq!(u32::from_be_bytes([s[0], s[1], s[2], s[3]]) as usize, s.len());
+        assert_eq!(
+            u32::from_be_bytes([s[0], s[1], s[2], s[3]]) as usize,
+            s.len()
+        );
         assert_eq!(&s[4..8], &[0, 3, 0, 0]);
         let m = mongo_probe();
         let first = i32::from_le_bytes([m[0], m[1], m[2], m[3]]) as usize;

@@ -126,7 +126,12 @@ impl Ctx {
     }
 
     /// Looks behind an HTTP answer: the APIs served over HTTP, and forward proxies.
-    pub(super) async fn http_follow_up(&self, mut d: Detection, data: &[u8], plain: bool) -> Detection {
+    pub(super) async fn http_follow_up(
+        &self,
+        mut d: Detection,
+        data: &[u8],
+        plain: bool,
+    ) -> Detection {
         let Some(r) = Response::parse(data) else {
             return d;
         };
@@ -144,8 +149,7 @@ impl Ctx {
         if docker || go_404 {
             let req = portolan_payload::service::http_get_path(&self.host, "/version");
             if let Some(v) = self.http_request(plain, &req).await {
-                if let Some((protocol, product, version)) =
-                    v.json().as_ref().and_then(version_json)
+                if let Some((protocol, product, version)) = v.json().as_ref().and_then(version_json)
                 {
                     d.protocol = Some(protocol.into());
                     d.product = Some(product.into());
@@ -156,8 +160,12 @@ impl Ctx {
                         d.unauthenticated = Some(true);
                     }
                     d.evidence = printable(
-                        format!("GET /version {}: {}", v.status, String::from_utf8_lossy(&v.body))
-                            .as_bytes(),
+                        format!(
+                            "GET /version {}: {}",
+                            v.status,
+                            String::from_utf8_lossy(&v.body)
+                        )
+                        .as_bytes(),
                         160,
                     );
                     return d;
@@ -193,7 +201,11 @@ impl Ctx {
         let asks_proxy_auth = r.status == 407 || r.header("proxy-authenticate").is_some();
         let via = r.header("via").map(str::to_string);
         let hinted = PROXY_PORTS.contains(&self.addr.port());
-        if !(named_proxy || asks_proxy_auth || via.is_some() || r.header("x-squid-error").is_some() || hinted)
+        if !(named_proxy
+            || asks_proxy_auth
+            || via.is_some()
+            || r.header("x-squid-error").is_some()
+            || hinted)
         {
             return d;
         }
@@ -257,7 +269,8 @@ mod tests {
 
     #[test]
     fn version_documents() {
-        let etcd: Value = serde_json::from_str(r#"{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}"#).unwrap();
+        let etcd: Value =
+            serde_json::from_str(r#"{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}"#).unwrap();
         assert_eq!(version_json(&etcd).unwrap().0, "etcd");
         let docker: Value =
             serde_json::from_str(r#"{"Version":"24.0.5","ApiVersion":"1.43"}"#).unwrap();

@@ -53,13 +53,25 @@ impl Ctx {
             Step::Postgres => self.postgres(conn).await,
             Step::Kv => self.kv(conn).await,
             Step::Mongo => {
-                self.simple(conn, step, &req::mongo_probe(), svc::end_of_mongo, svc::mongo_parse)
-                    .await
+                self.simple(
+                    conn,
+                    step,
+                    &req::mongo_probe(),
+                    svc::end_of_mongo,
+                    svc::mongo_parse,
+                )
+                .await
             }
             Step::Mqtt => self.mqtt(conn).await,
             Step::Amqp => {
-                self.simple(conn, step, &req::AMQP_HEADER, svc::end_of_amqp, svc::amqp_parse)
-                    .await
+                self.simple(
+                    conn,
+                    step,
+                    &req::AMQP_HEADER,
+                    svc::end_of_amqp,
+                    svc::amqp_parse,
+                )
+                .await
             }
             Step::Rpc => self.rpc(conn).await,
             Step::Rdp => {
@@ -255,7 +267,9 @@ impl Ctx {
         .await
         .and_then(|d| svc::rpc_unmark(&d));
         let d = match nfs.as_deref().and_then(|r| svc::rpc_reply(x2, r)) {
-            Some(svc::RpcReply::Success(_)) => found("nfs", "NFS v3 NULL procedure answered".into()),
+            Some(svc::RpcReply::Success(_)) => {
+                found("nfs", "NFS v3 NULL procedure answered".into())
+            }
             Some(svc::RpcReply::Unavailable(2, Some((lo, hi)))) => {
                 found("nfs", format!("NFS versions {lo} to {hi}"))
             }
@@ -349,7 +363,11 @@ impl Ctx {
                     None => {}
                 }
                 d.evidence = printable(ev.as_bytes(), 200);
-                let transcript = format!("{}\nsecurity: {}\n", crate::proto::first_line(greeting), types.trim());
+                let transcript = format!(
+                    "{}\nsecurity: {}\n",
+                    crate::proto::first_line(greeting),
+                    types.trim()
+                );
                 self.det.identify(&mut d, &transcript);
                 d
             }

@@ -79,6 +79,49 @@ const HTTP_PORTS: &[u16] = &[
 /// Ports where an HTTP server is likely a forward proxy: there, CONNECT is tried.
 const PROXY_PORTS: &[u16] = &[3128, 8118, 8123, 8888, 8080];
 
+/// The protocols detection speaks (their signatures match their own transcripts, never
+/// an unrecognised greeting).
+const SPOKEN: &[&str] = &[
+    "ssh",
+    "telnet",
+    "pop3",
+    "imap",
+    "nntp",
+    "smtp",
+    "ftp",
+    "http",
+    "dns",
+    "ntp",
+    "snmp",
+    "netbios-ns",
+    "netbios-ssn",
+    "ldap",
+    "tftp",
+    "dhcp",
+    "smb",
+    "tls",
+    "mysql",
+    "postgresql",
+    "redis",
+    "memcached",
+    "mongodb",
+    "mqtt",
+    "amqp",
+    "rpcbind",
+    "nfs",
+    "rpc",
+    "rsync",
+    "vnc",
+    "rdp",
+    "x11",
+    "socks",
+    "http-proxy",
+    "docker",
+    "etcd",
+    "kubelet",
+    "elasticsearch",
+];
+
 /// The step a port number suggests, if any.
 fn hint(port: u16) -> Option<Step> {
     Some(if TLS_PORTS.contains(&port) {
@@ -533,8 +576,10 @@ impl Ctx {
                 return Outcome::Weak(d);
             }
         }
-        let text = proto::text(data);
-        match self.det.sigs.identify(None, &text) {
+        // An unknown greeting names itself at its start: the signatures of the
+        // protocols portolan does not speak see its first 4 KiB.
+        let text = proto::text(&data[..data.len().min(4096)]);
+        match self.det.sigs.identify_other(SPOKEN, &text) {
             Some(m) => {
                 let mut d = found(&m.protocol, printable(data, 120));
                 d.product = Some(m.product);

@@ -371,7 +371,7 @@ impl Ctx {
                 self.det.identify(&mut d, &transcript);
                 d
             }
-            _ => found("unknown", String::new()),
+            _ => Detection::nothing(printable(greeting, 120)),
         }
     }
 }

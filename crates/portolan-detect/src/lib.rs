@@ -23,8 +23,10 @@
 #![forbid(unsafe_code)]
 
 mod conn;
+mod enterprise;
 mod pool;
 mod proto;
+mod service;
 pub mod sig;
 mod tcp;
 mod tls;
@@ -212,12 +214,31 @@ pub fn parse_all(data: &[u8]) {
     let _ = proto::smb_parse(data);
     let _ = conn::end_of_coded_reply(data);
     let _ = conn::end_of_dot_list(data);
+    let _ = proto::end_of_http_message(data);
+    let _ = proto::http_body(data);
+    service::parse_all(data);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The fuzz corpus's seeds (fuzz/corpus/detect_signatures).
+    const SEEDS: &[&[u8]] = &[
+        include_bytes!("../../../fuzz/corpus/detect_signatures/pg-trust"),
+        include_bytes!("../../../fuzz/corpus/detect_signatures/pg-error"),
+        include_bytes!("../../../fuzz/corpus/detect_signatures/mysql-handshake"),
+        include_bytes!("../../../fuzz/corpus/detect_signatures/redis-info"),
+        include_bytes!("../../../fuzz/corpus/detect_signatures/mongo"),
+        include_bytes!("../../../fuzz/corpus/detect_signatures/mqtt-publish"),
+        include_bytes!("../../../fuzz/corpus/detect_signatures/amqp-start"),
+        include_bytes!("../../../fuzz/corpus/detect_signatures/rpc-dump"),
+        include_bytes!("../../../fuzz/corpus/detect_signatures/rfb"),
+        include_bytes!("../../../fuzz/corpus/detect_signatures/rdp"),
+        include_bytes!("../../../fuzz/corpus/detect_signatures/x11"),
+        include_bytes!("../../../fuzz/corpus/detect_signatures/http-chunked"),
+    ];
 
     #[test]
     fn nmap_service_attributes() {
@@ -276,9 +297,69 @@ mod tests {
         );
     }
 
+    #[test]
+    fn mariadb_compat_prefix_is_not_the_version() {
+        let sigs = Signatures::builtin();
+        let m = sigs
+            .identify(Some("mysql"), "version: 5.5.5-10.11.19-MariaDB-0+deb12u1\n")
+            .unwrap();
+        assert_eq!(
+            (m.product.as_str(), m.version.as_deref()),
+            ("MariaDB", Some("10.11.19"))
+        );
+        let m = sigs
+            .identify(Some("mysql"), "version: 11.4.2-MariaDB\n")
+            .unwrap();
+        assert_eq!(m.version.as_deref(), Some("11.4.2"));
+        let m = sigs
+            .identify(Some("mysql"), "version: 8.0.36-0ubuntu0.22.04.1\n")
+            .unwrap();
+        assert_eq!(
+            (m.product.as_str(), m.version.as_deref()),
+            ("MySQL", Some("8.0.36"))
+        );
+    }
+
+    #[test]
+    fn ntpsec_mode6_version_names_ntpsec_not_ntpd() {
+        let sigs = Signatures::builtin();
+        let m = sigs
+            .identify(Some("ntp"), "version=\"ntpd ntpsec-1.2.2\", leap=11")
+            .unwrap();
+        assert_eq!(
+            (m.product.as_str(), m.version.as_deref()),
+            ("NTPsec", Some("1.2.2"))
+        );
+        let m = sigs
+            .identify(Some("ntp"), "version=\"ntpd 4.2.8p15@1.3728-o\", leap=00")
+            .unwrap();
+        assert_eq!(
+            (m.product.as_str(), m.version.as_deref()),
+            ("ntpd", Some("4.2.8p15"))
+        );
+    }
+
     proptest! {
         #[test]
         fn reply_parsers_never_panic(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+            super::parse_all(&data);
+        }
+
+        /// Seeds of every reply format, cut short and with one byte changed: the
+        /// parsers' deeper paths, which random bytes rarely reach.
+        #[test]
+        fn mangled_replies_never_panic(
+            seed in 0usize..SEEDS.len(),
+            cut in 0usize..400,
+            at in 0usize..400,
+            byte in any::<u8>(),
+        ) {
+            let mut data = SEEDS[seed].to_vec();
+            if !data.is_empty() {
+                let i = at % data.len();
+                data[i] = byte;
+            }
+            data.truncate(cut);
             super::parse_all(&data);
         }
 

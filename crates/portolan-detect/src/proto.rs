@@ -25,6 +25,12 @@ pub enum Greeting {
     Ftp,
     /// A `220` greeting that could be FTP or SMTP.
     Mail220,
+    /// The MySQL/MariaDB handshake packet (or its error packet).
+    Mysql,
+    /// `@RSYNCD: 31.0`.
+    Rsync,
+    /// `RFB 003.008`.
+    Vnc,
 }
 
 /// Classifies the first bytes a server sent before we said anything.
@@ -40,6 +46,15 @@ pub fn classify_greeting(b: &[u8]) -> Option<Greeting> {
     }
     if b.starts_with(b"* OK") || b.starts_with(b"* PREAUTH") || b.starts_with(b"* BYE") {
         return Some(Greeting::Imap);
+    }
+    if crate::service::rsync_greeting(b).is_some() {
+        return Some(Greeting::Rsync);
+    }
+    if crate::service::rfb_version(b).is_some() {
+        return Some(Greeting::Vnc);
+    }
+    if crate::service::mysql_parse(b).is_some() {
+        return Some(Greeting::Mysql);
     }
     let first = first_line(b).to_ascii_lowercase();
     let coded = first.len() >= 3 && first.as_bytes()[..3].iter().all(u8::is_ascii_digit);
@@ -200,6 +215,70 @@ pub fn http_parse(b: &[u8]) -> Option<String> {
         .or_else(|| crate::conn::find(b, b"\n\n"))
         .unwrap_or(b.len());
     Some(text(&b[..end]))
+}
+
+/// Where an HTTP response ends: its head, and the body when its length is known and
+/// small (`Content-Length` up to 32 KiB, or a chunked body up to its last chunk).
+pub fn end_of_http_message(b: &[u8]) -> Option<usize> {
+    let head = end_of_http_head(b)?;
+    let h = String::from_utf8_lossy(&b[..head]).to_ascii_lowercase();
+    let header = |name: &str| {
+        h.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == name).then(|| v.trim().to_string())
+        })
+    };
+    if let Some(n) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        if n <= 32 * 1024 {
+            return (b.len() >= head + n).then_some(head + n);
+        }
+        return Some(head);
+    }
+    if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        return crate::conn::find(&b[head..], b"0\r\n\r\n")
+            .map(|i| head + i + 5)
+            .or_else(|| (b.len() - head > 32 * 1024).then_some(b.len()));
+    }
+    Some(head)
+}
+
+/// The body of an HTTP response (decoded when chunked), at most 32 KiB.
+pub fn http_body(b: &[u8]) -> Vec<u8> {
+    let Some(head) = end_of_http_head(b) else {
+        return Vec::new();
+    };
+    let body = &b[head..];
+    let chunked = String::from_utf8_lossy(&b[..head])
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    if !chunked {
+        return body[..body.len().min(32 * 1024)].to_vec();
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    for _ in 0..64 {
+        let Some(nl) = body[i..].iter().position(|c| *c == b'\n') else {
+            break;
+        };
+        let size = String::from_utf8_lossy(&body[i..i + nl]);
+        let Ok(n) = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16) else {
+            break;
+        };
+        if n == 0 || out.len() + n > 32 * 1024 {
+            break;
+        }
+        let start = i + nl + 1;
+        let Some(chunk) = body.get(start..start + n) else {
+            out.extend_from_slice(&body[start.min(body.len())..]);
+            break;
+        };
+        out.extend_from_slice(chunk);
+        i = start + n + 2;
+        if i > body.len() {
+            break;
+        }
+    }
+    out
 }
 
 pub fn end_of_http_head(b: &[u8]) -> Option<usize> {

@@ -31,7 +31,33 @@ struct Sig {
     protocol: String,
     product: Template,
     version: Option<Template>,
-    re: Regex,
+    pattern: Pattern,
+}
+
+/// A pattern, compiled when first needed: a run that detects one SSH port compiles the
+/// SSH signatures only. User files are compiled (and so checked) when parsed.
+#[derive(Debug, Clone)]
+struct Pattern {
+    source: String,
+    case_insensitive: bool,
+    dot_all: bool,
+    re: std::sync::OnceLock<Option<Regex>>,
+}
+
+impl Pattern {
+    fn build(&self) -> Result<Regex, regex::Error> {
+        RegexBuilder::new(&self.source)
+            .size_limit(1 << 20)
+            .dfa_size_limit(1 << 20)
+            .multi_line(true)
+            .case_insensitive(self.case_insensitive)
+            .dot_matches_new_line(self.dot_all)
+            .build()
+    }
+
+    fn get(&self) -> Option<&Regex> {
+        self.re.get_or_init(|| self.build().ok()).as_ref()
+    }
 }
 
 /// Text with `$1`..`$9` standing for the pattern's groups.
@@ -94,20 +120,30 @@ impl Signatures {
         PARSED
             .get_or_init(|| {
                 // The built-in file is part of the build and tested; an error is a bug.
-                Signatures::parse(BUILTIN, "signatures.txt").expect("built-in signatures parse")
+                Signatures::parse_lazily(BUILTIN, "signatures.txt")
+                    .expect("built-in signatures parse")
             })
             .clone()
     }
 
     /// Parses signature text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Signatures, SigError> {
+        Signatures::parse_with(text, file, true)
+    }
+
+    /// Parses without compiling the patterns (the built-in file, which its tests check).
+    fn parse_lazily(text: &str, file: &str) -> Result<Signatures, SigError> {
+        Signatures::parse_with(text, file, false)
+    }
+
+    fn parse_with(text: &str, file: &str, compile: bool) -> Result<Signatures, SigError> {
         let mut sigs = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let sig = parse_line(line).map_err(|msg| SigError::Parse {
+            let sig = parse_line(line, compile).map_err(|msg| SigError::Parse {
                 file: file.to_string(),
                 line: i + 1,
                 msg,
@@ -165,31 +201,45 @@ impl Signatures {
         self.sigs.is_empty()
     }
 
+    /// The first signature for a protocol not in `known` whose pattern matches `text`:
+    /// what an unrecognised greeting is matched against (the protocols portolan speaks
+    /// have transcripts of their own).
+    pub fn identify_other(&self, known: &[&str], text: &str) -> Option<Match> {
+        self.sigs
+            .iter()
+            .filter(|s| !known.contains(&s.protocol.as_str()))
+            .find_map(|s| s.matches(text))
+    }
+
     /// The first signature for `protocol` (or for any protocol, when `protocol` is
     /// `None`) whose pattern matches `text`.
     pub fn identify(&self, protocol: Option<&str>, text: &str) -> Option<Match> {
         self.sigs
             .iter()
             .filter(|s| protocol.is_none_or(|p| p == s.protocol))
-            .find_map(|s| {
-                let caps = s.re.captures(text)?;
-                let product = s.product.expand(&caps);
-                let version = s
-                    .version
-                    .as_ref()
-                    .map(|v| v.expand(&caps))
-                    .filter(|v| !v.is_empty());
-                Some(Match {
-                    protocol: s.protocol.clone(),
-                    product,
-                    version,
-                })
-            })
+            .find_map(|s| s.matches(text))
+    }
+}
+
+impl Sig {
+    fn matches(&self, text: &str) -> Option<Match> {
+        let caps = self.pattern.get()?.captures(text)?;
+        let product = self.product.expand(&caps);
+        let version = self
+            .version
+            .as_ref()
+            .map(|v| v.expand(&caps))
+            .filter(|v| !v.is_empty());
+        Some(Match {
+            protocol: self.protocol.clone(),
+            product,
+            version,
+        })
     }
 }
 
 /// `PROTOCOL "PRODUCT" "VERSION"|- /PATTERN/FLAGS`
-fn parse_line(line: &str) -> Result<Sig, String> {
+fn parse_line(line: &str, compile: bool) -> Result<Sig, String> {
     let (protocol, rest) = word(line);
     if protocol.is_empty()
         || !protocol
@@ -206,31 +256,32 @@ fn parse_line(line: &str) -> Result<Sig, String> {
         return Err("product: must not be empty".into());
     }
     let (version, rest) = quoted(rest).map_err(|e| format!("version: {e}"))?;
-    let (pattern, flags) = slashed(rest)?;
-    let mut b = RegexBuilder::new(&pattern);
-    b.size_limit(1 << 20)
-        .dfa_size_limit(1 << 20)
-        .multi_line(true);
+    let (source, flags) = slashed(rest)?;
+    let mut pattern = Pattern {
+        source,
+        case_insensitive: false,
+        dot_all: false,
+        re: std::sync::OnceLock::new(),
+    };
     for f in flags.chars() {
         match f {
-            'i' => {
-                b.case_insensitive(true);
-            }
-            's' => {
-                b.dot_matches_new_line(true);
-            }
+            'i' => pattern.case_insensitive = true,
+            's' => pattern.dot_all = true,
             _ => return Err(format!("unknown pattern flag '{f}' (expected i or s)")),
         }
     }
-    let re = b.build().map_err(|e| format!("pattern: {e}"))?;
-    for t in std::iter::once(&product).chain(version.as_ref()) {
-        check_groups(t, re.captures_len())?;
+    if compile {
+        let re = pattern.build().map_err(|e| format!("pattern: {e}"))?;
+        for t in std::iter::once(&product).chain(version.as_ref()) {
+            check_groups(t, re.captures_len())?;
+        }
+        let _ = pattern.re.set(Some(re));
     }
     Ok(Sig {
         protocol: protocol.to_string(),
         product: Template(product),
         version: version.map(Template),
-        re,
+        pattern,
     })
 }
 
@@ -328,6 +379,8 @@ mod tests {
     #[test]
     fn builtin_parses() {
         assert!(Signatures::builtin().len() > 20);
+        // Compiled and checked as strictly as a user's file.
+        assert!(Signatures::parse(BUILTIN, "signatures.txt").is_ok());
     }
 
     #[test]

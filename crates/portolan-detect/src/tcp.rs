@@ -1,6 +1,9 @@
 //! TCP detection: wait for a greeting, or speak first, then ask each protocol its own
 //! capability question; with implicit TLS, the same inside the tunnel.
 
+mod http;
+mod services;
+
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -27,9 +30,20 @@ enum Step {
     Dns,
     NetbiosSsn,
     Smb,
+    Postgres,
+    /// memcached's `version`, then Redis's `INFO server` to a RESP error.
+    Kv,
+    Mongo,
+    Mqtt,
+    Amqp,
+    /// ONC RPC: the portmapper's DUMP, then NFS's NULL procedure.
+    Rpc,
+    Rdp,
+    X11,
+    Socks,
 }
 
-const ALL: [Step; 7] = [
+const ALL: [Step; 16] = [
     Step::Greeting,
     Step::Tls,
     Step::Http,
@@ -37,19 +51,75 @@ const ALL: [Step; 7] = [
     Step::Dns,
     Step::NetbiosSsn,
     Step::Smb,
+    Step::Postgres,
+    Step::Kv,
+    Step::Mongo,
+    Step::Mqtt,
+    Step::Amqp,
+    Step::Rpc,
+    Step::Rdp,
+    Step::X11,
+    Step::Socks,
 ];
 
 /// Ports whose service usually speaks TLS from the first byte.
 const TLS_PORTS: &[u16] = &[
-    443, 465, 563, 636, 853, 989, 990, 992, 993, 994, 995, 3269, 4443, 5061, 5986, 6697, 8443, 9443,
+    443, 465, 563, 636, 853, 989, 990, 992, 993, 994, 995, 2376, 3269, 4443, 5061, 5986, 6443,
+    6697, 8443, 8883, 9443, 10250,
 ];
 /// Of those, the ones where the server greets first inside TLS.
 const TLS_GREETING_PORTS: &[u16] = &[465, 563, 989, 990, 992, 993, 994, 995, 6697];
 const GREETING_PORTS: &[u16] = &[
-    21, 22, 23, 25, 110, 119, 143, 587, 2121, 2222, 2525, 4190, 2323,
+    21, 22, 23, 25, 110, 119, 143, 587, 873, 2121, 2222, 2525, 3306, 4190, 2323, 5900, 5901, 5902,
+    5903,
 ];
 const HTTP_PORTS: &[u16] = &[
-    80, 591, 3000, 3128, 5000, 8000, 8008, 8080, 8081, 8088, 8888,
+    80, 591, 2375, 2379, 3000, 3128, 5000, 8000, 8008, 8080, 8081, 8088, 8118, 8888, 9200, 10255,
+];
+/// Ports where an HTTP server is likely a forward proxy: there, CONNECT is tried.
+const PROXY_PORTS: &[u16] = &[3128, 8118, 8123, 8888, 8080];
+
+/// The protocols detection speaks (their signatures match their own transcripts, never
+/// an unrecognised greeting).
+const SPOKEN: &[&str] = &[
+    "ssh",
+    "telnet",
+    "pop3",
+    "imap",
+    "nntp",
+    "smtp",
+    "ftp",
+    "http",
+    "dns",
+    "ntp",
+    "snmp",
+    "netbios-ns",
+    "netbios-ssn",
+    "ldap",
+    "tftp",
+    "dhcp",
+    "smb",
+    "tls",
+    "mysql",
+    "postgresql",
+    "redis",
+    "memcached",
+    "mongodb",
+    "mqtt",
+    "amqp",
+    "rpcbind",
+    "nfs",
+    "rpc",
+    "rsync",
+    "vnc",
+    "rdp",
+    "x11",
+    "socks",
+    "http-proxy",
+    "docker",
+    "etcd",
+    "kubelet",
+    "elasticsearch",
 ];
 
 /// The step a port number suggests, if any.
@@ -66,6 +136,15 @@ fn hint(port: u16) -> Option<Step> {
             139 => Step::NetbiosSsn,
             389 | 3268 => Step::Ldap,
             445 => Step::Smb,
+            5432 => Step::Postgres,
+            6379 | 11211 => Step::Kv,
+            27017 => Step::Mongo,
+            1883 => Step::Mqtt,
+            5672 => Step::Amqp,
+            111 | 2049 => Step::Rpc,
+            3389 => Step::Rdp,
+            6000..=6063 => Step::X11,
+            1080 => Step::Socks,
             _ => return None,
         }
     })
@@ -391,6 +470,19 @@ impl Ctx {
 
     /// Runs one step on a fresh connection.
     async fn run(&self, mut conn: Conn, step: Step, wait: Duration) -> Outcome {
+        if !matches!(
+            step,
+            Step::Greeting
+                | Step::Tls
+                | Step::Http
+                | Step::Ldap
+                | Step::Dns
+                | Step::NetbiosSsn
+                | Step::Smb
+        ) {
+            return self.service(conn, step).await;
+        }
+        let plain = conn.is_plain();
         let sent = match step {
             Step::Greeting | Step::Tls => None,
             Step::Http => Some(proto::http_get(&self.host)),
@@ -398,6 +490,7 @@ impl Ctx {
             Step::Dns => Some(proto::dns_version_query(0x5054, true)),
             Step::NetbiosSsn => Some(proto::nb_session_request()),
             Step::Smb => Some(proto::smb2_negotiate()),
+            _ => None,
         };
         if let Some(req) = &sent {
             if conn.send(req).await.is_err() {
@@ -406,7 +499,7 @@ impl Ctx {
         }
         let read = match step {
             Step::Greeting | Step::Tls => conn.read_until(wait, end_of_greeting).await,
-            Step::Http => conn.read(proto::end_of_http_head).await,
+            Step::Http => conn.read(proto::end_of_http_message).await,
             Step::Ldap => conn.read(proto::end_of_ldap_search).await,
             Step::Dns => {
                 conn.read(|b| {
@@ -422,6 +515,7 @@ impl Ctx {
                 })
                 .await
             }
+            _ => return Outcome::Silent,
         };
         let data = match read {
             Ok((d, _)) if !d.is_empty() => d,
@@ -435,8 +529,14 @@ impl Ctx {
                 None
             }
             Step::Http => match self.http(&data) {
-                Some(d) if d.evidence.contains(" 400 ") => return Outcome::Weak(d),
-                other => other,
+                Some(d) => {
+                    let d = self.http_follow_up(d, &data, plain).await;
+                    if d.protocol.as_deref() == Some("http") && d.evidence.contains(" 400 ") {
+                        return Outcome::Weak(d);
+                    }
+                    Some(d)
+                }
+                None => None,
             },
             Step::Ldap => match self.ldap(&data) {
                 Some(mut d) => {
@@ -457,6 +557,7 @@ impl Ctx {
                 other => other.map(|e| found("netbios-ssn", e)),
             },
             Step::Smb => proto::smb_parse(&data).map(|e| found("smb", e)),
+            _ => None,
         };
         match parsed {
             Some(d) => Outcome::Found(d),
@@ -475,8 +576,10 @@ impl Ctx {
                 return Outcome::Weak(d);
             }
         }
-        let text = proto::text(data);
-        match self.det.sigs.identify(None, &text) {
+        // An unknown greeting names itself at its start: the signatures of the
+        // protocols portolan does not speak see its first 4 KiB.
+        let text = proto::text(&data[..data.len().min(4096)]);
+        match self.det.sigs.identify_other(SPOKEN, &text) {
             Some(m) => {
                 let mut d = found(&m.protocol, printable(data, 120));
                 d.product = Some(m.product);
@@ -558,6 +661,9 @@ impl Ctx {
                 transcript = first;
             }
             Greeting::Telnet => return self.telnet(conn, greeting).await,
+            Greeting::Mysql | Greeting::Rsync | Greeting::Vnc => {
+                return self.greeted_service(conn, g, &greeting).await;
+            }
             Greeting::Pop3 => {
                 d = found("pop3", printable(first.as_bytes(), 160));
                 let capa = ask(&mut conn, b"CAPA\r\n", end_of_dot_list).await;
@@ -769,6 +875,13 @@ fn end_of_greeting(b: &[u8]) -> Option<usize> {
     if b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) {
         return end_of_coded_reply(b);
     }
+    // A MySQL packet: a 3-byte length and sequence 0; its header may come alone.
+    if b.len() >= 4 && b[3] == 0 && b[2] == 0 && b[1] < 0x40 {
+        let n = usize::from(b[0]) | usize::from(b[1]) << 8;
+        if n >= 3 && b.get(4).is_none_or(|p| *p == 10 || *p == 0xff) {
+            return (b.len() >= 4 + n).then_some(4 + n);
+        }
+    }
     if let Some(i) = b.iter().position(|c| *c == b'\n') {
         return Some(i + 1);
     }
@@ -843,5 +956,11 @@ mod tests {
         assert_eq!(end_of_greeting(b"220-a\r\n"), None);
         assert_eq!(end_of_greeting(b"\x0a5.5\x00"), Some(1));
         assert_eq!(end_of_greeting(b"partial"), None);
+        // MariaDB writes the handshake's header on its own.
+        assert_eq!(end_of_greeting(b"d\x00\x00\x00"), None);
+        let mut hs = b"\x05\x00\x00\x00\x0a5.5\x00".to_vec();
+        assert_eq!(end_of_greeting(&hs), Some(9));
+        hs.truncate(6);
+        assert_eq!(end_of_greeting(&hs), None);
     }
 }

@@ -62,11 +62,11 @@ pub async fn detect(det: &Detector, addr: SocketAddr, opts: &Options) -> Detecti
                 set.abort_all();
                 return d;
             }
-            Ok(Heard::Closed) => {
-                closed = true;
-                // An ICMP port unreachable answers every probe: stop.
-                set.abort_all();
-            }
+            // On a closed port every probe gets the ICMP port unreachable at once, so
+            // waiting for the others costs nothing there. An open server that drops its
+            // socket for a moment (tftpd-hpa between requests) may refuse one probe
+            // while another gets its answer: one refusal does not stop the rest.
+            Ok(Heard::Closed) => closed = true,
             _ => {}
         }
     }
@@ -75,6 +75,20 @@ pub async fn detect(det: &Detector, addr: SocketAddr, opts: &Options) -> Detecti
     } else {
         "no reply (open|filtered)"
     })
+}
+
+/// A detection from a parsed reply (its product from the parser or the signatures).
+fn heard(det: &Detector, h: crate::service::Heard) -> Detection {
+    let mut d = found(h.protocol, h.evidence);
+    d.unauthenticated = h.unauthenticated;
+    if !h.transcript.is_empty() {
+        det.identify(&mut d, &h.transcript);
+    }
+    if h.product.is_some() {
+        d.product = h.product;
+        d.version = h.version;
+    }
+    d
 }
 
 fn found(protocol: &str, evidence: String) -> Detection {
@@ -126,7 +140,7 @@ async fn exchange<T>(
         }
     };
     send(sock).await?;
-    let mut buf = vec![0u8; 2048];
+    let mut buf = vec![0u8; 8192];
     loop {
         let until = if sent_twice { deadline } else { resend };
         match timeout_at(until, sock.recv_from(&mut buf)).await {
@@ -274,6 +288,23 @@ async fn simple(
             };
             let mut d = found("snmp", ev);
             det.identify(&mut d, &text);
+            // No signature: the maker from sysObjectID's enterprise arc, when known.
+            let enterprise = binds
+                .iter()
+                .find(|(o, _)| o == "1.3.6.1.2.1.1.2.0")
+                .and_then(|(_, v)| crate::enterprise::number(v));
+            if let Some(n) = enterprise {
+                match crate::enterprise::name(n) {
+                    Some(vendor) if d.product.is_none() => {
+                        d.product = Some(format!("{vendor} SNMP agent"));
+                    }
+                    None => {
+                        d.evidence =
+                            printable(format!("{}; enterprise {n}", d.evidence).as_bytes(), 200)
+                    }
+                    _ => {}
+                }
+            }
             Ok(Some(d))
         }
         Probe::NetbiosNs => {
@@ -300,6 +331,30 @@ async fn simple(
             det.identify(&mut d, &format!("{what}\n"));
             Ok(Some(d))
         }
+        Probe::Rpc => {
+            sock.connect(addr).await?;
+            let q = portolan_payload::service::rpc_dump(n);
+            let r = exchange(&sock, addr, true, &q, wait, |b| {
+                crate::service::rpcbind_heard(n, b)
+            })
+            .await?;
+            Ok(r.map(|h| heard(det, h)))
+        }
+        Probe::Memcached => {
+            sock.connect(addr).await?;
+            let q = portolan_payload::service::memcached_udp_version(id);
+            let r = exchange(&sock, addr, true, &q, wait, |b| {
+                if b.get(..2)? != id.to_be_bytes() {
+                    return None;
+                }
+                crate::service::memcached_parse(b.get(8..)?)
+            })
+            .await?;
+            Ok(r.map(|mut h| {
+                h.evidence = format!("{} (over UDP)", h.evidence);
+                heard(det, h)
+            }))
+        }
         Probe::Dhcp => Ok(None),
     }
 }
@@ -318,7 +373,13 @@ async fn dhcp(addr: SocketAddr, opts: &Options) -> io::Result<Option<Detection>>
     };
     let xid = nonce();
     let q = proto::dhcp_inform(xid, me, [0x02, 0x50, 0x54, 0x4c, 0x4e, 0x01]);
-    let on68 = UdpSocket::bind((me, 68)).await.ok();
+    // Servers on another port answer the port after theirs (as 68 follows 67).
+    let client_port = if addr.port() == 67 {
+        68
+    } else {
+        addr.port().wrapping_add(1)
+    };
+    let on68 = UdpSocket::bind((me, client_port)).await.ok();
     // A DHCP server that is handing out an address pings it first (RFC 2131, 4.4.1) and
     // dnsmasq answers nothing else meanwhile, for up to three seconds: on a DHCP port,
     // wait past that (elsewhere a silent port must not cost more than the others).

@@ -88,6 +88,18 @@ impl Detection {
             "rpcbind" => "rpcbind",
             "rsync" => "rsync",
             "vnc" => "vnc",
+            "mongodb" => "mongodb",
+            "amqp" => "amqp",
+            "nfs" => "nfs",
+            "rpc" => "rpc",
+            "rdp" => "ms-wbt-server",
+            "x11" => "X11",
+            "socks" => "socks5",
+            "http-proxy" => "http-proxy",
+            "docker" => "docker",
+            "etcd" => "etcd-client",
+            "kubelet" => "kubelet",
+            "elasticsearch" => "elasticsearch",
             _ => "unknown",
         })
     }

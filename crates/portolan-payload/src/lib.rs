@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ber;
+pub mod service;
 
 use std::net::Ipv4Addr;
 
@@ -20,16 +21,22 @@ pub enum Kind {
     NetbiosNs,
     Tftp,
     Dhcp,
+    /// ONC RPC portmapper / rpcbind (DUMP).
+    Rpc,
+    /// memcached's `version`, with the UDP frame header.
+    Memcached,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Dns,
         Kind::Ntp,
         Kind::Snmp,
         Kind::NetbiosNs,
         Kind::Tftp,
         Kind::Dhcp,
+        Kind::Rpc,
+        Kind::Memcached,
     ];
 
     /// The protocol a well-known UDP port suggests.
@@ -41,6 +48,8 @@ impl Kind {
             137 => Kind::NetbiosNs,
             69 => Kind::Tftp,
             67 => Kind::Dhcp,
+            111 => Kind::Rpc,
+            11211 => Kind::Memcached,
             _ => return None,
         })
     }
@@ -66,6 +75,8 @@ pub fn for_port(port: u16, try_no: u8) -> Vec<u8> {
         Some(Kind::NetbiosNs) => nbstat_query(SCAN_ID),
         Some(Kind::Tftp) => tftp_rrq(SCAN_TFTP_FILE),
         Some(Kind::Dhcp) => dhcp_discover(SCAN_XID),
+        Some(Kind::Rpc) => service::rpc_dump(SCAN_XID),
+        Some(Kind::Memcached) => service::memcached_udp_version(SCAN_ID),
         None => Vec::new(),
     }
 }

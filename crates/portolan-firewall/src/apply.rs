@@ -1,12 +1,20 @@
-//! Applying an nftables ruleset safely: checked first, the previous ruleset saved, loaded
+//! Applying an nftables ruleset safely: checked first, portolan's own table saved, loaded
 //! atomically, and rolled back by a detached timer unless confirmed in time. The timer
 //! runs in its own session, so it still rolls back when the SSH session that started it
 //! is cut (which is exactly when it is needed).
+//!
+//! A rollback touches `table inet portolan` and nothing else: it deletes that table and
+//! re-creates the saved copy when there was one, so tables other tools add meanwhile
+//! (fail2ban, docker) survive it. It is idempotent, and exactly one party runs it: the
+//! timer and the caller each claim it by renaming a token file, and only the one whose
+//! rename succeeds goes on. The timer counts only once the new ruleset is in (the caller
+//! arms it), so a slow load can never be undone by a timer that fired first.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::nft::TABLE;
 
@@ -26,7 +34,7 @@ pub enum ApplyError {
         source: std::io::Error,
     },
     #[error(
-        "the rollback timer fired before the confirmation arrived: the previous ruleset is back (saved in {saved})"
+        "the rollback timer fired before the confirmation arrived: portolan's previous table is back (saved in {saved})"
     )]
     TooLate { saved: PathBuf },
 }
@@ -112,6 +120,33 @@ impl Nft {
     pub fn list(&self) -> Result<String, ApplyError> {
         self.run(&["list", "ruleset"], None)
     }
+
+    /// portolan's table as `nft list ruleset` shows it, or `None` when there is none.
+    /// One listing, so the answer is one state of the ruleset.
+    pub fn list_own(&self) -> Result<Option<String>, ApplyError> {
+        Ok(own_table(&self.list()?))
+    }
+}
+
+/// Cuts `table inet portolan { ... }` out of a listing: nft starts each table at the
+/// beginning of a line and closes it with a `}` alone on its line.
+pub fn own_table(listing: &str) -> Option<String> {
+    let head = format!("table {TABLE} {{");
+    let mut out = String::new();
+    let mut inside = false;
+    for line in listing.lines() {
+        if !inside && line.trim_end() == head {
+            inside = true;
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+            if line.trim_end() == "}" {
+                return Some(out);
+            }
+        }
+    }
+    None
 }
 
 /// What happened to the new ruleset.
@@ -119,72 +154,139 @@ impl Nft {
 pub enum Outcome {
     /// Confirmed: the new ruleset stays.
     Kept,
-    /// Not confirmed: the previous ruleset is back.
+    /// Not confirmed: portolan's previous table is back.
     RolledBack,
 }
 
-/// Where the previous ruleset was saved, and how it is restored.
+/// Where portolan's previous table was saved, and how it is restored.
 #[derive(Debug, Clone)]
 pub struct Saved {
-    /// `nft list ruleset` as it was.
+    /// `nft list table inet portolan` as it was (a comment when there was none).
     pub previous: PathBuf,
-    /// What the rollback loads: `flush ruleset` and the previous ruleset, or, when that
-    /// does not load back cleanly, the removal of portolan's table alone.
+    /// What the rollback loads: the removal of portolan's table, then its saved copy.
     pub rollback: PathBuf,
     pub rollback_text: String,
-    /// True when the rollback restores the whole previous ruleset.
-    pub full: bool,
+    /// True when a `table inet portolan` existed before.
+    pub had_table: bool,
+    /// True when the rollback brings portolan's table back exactly as it was (or, when
+    /// there was none, removes it); false when the saved copy would not load back, so
+    /// the rollback only removes the table.
+    pub exact: bool,
 }
 
-/// Saves the current ruleset in `dir` and prepares the rollback.
-pub fn save(nft: &Nft, dir: &Path) -> Result<Saved, ApplyError> {
-    let previous_text = nft.list()?;
-    let stamp = std::process::id();
-    let previous = dir.join(format!("portolan-previous-{stamp}.nft"));
-    let rollback = dir.join(format!("portolan-rollback-{stamp}.nft"));
-    let full_text = format!("flush ruleset\n{previous_text}");
-    let (rollback_text, full) = match nft.check(&full_text) {
-        Ok(()) => (full_text, true),
-        Err(_) => (format!("table {TABLE}\ndelete table {TABLE}\n"), false),
-    };
-    for (path, text) in [(&previous, &previous_text), (&rollback, &rollback_text)] {
-        std::fs::write(path, text).map_err(|source| ApplyError::Write {
-            path: path.clone(),
-            source,
-        })?;
+/// A name no other apply of this process or another uses.
+fn unique(dir: &Path, what: &str) -> PathBuf {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    dir.join(format!(
+        "portolan-{what}-{}-{n}-{nanos}.nft",
+        std::process::id()
+    ))
+}
+
+fn write(path: &Path, text: &str) -> Result<(), ApplyError> {
+    std::fs::write(path, text).map_err(|source| ApplyError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The rollback of portolan's table: delete it (whether or not it exists), then
+/// re-create `previous` when given. Other tables are never named.
+pub fn rollback_text(previous: Option<&str>) -> String {
+    let mut text = format!("table {TABLE}\ndelete table {TABLE}\n");
+    if let Some(p) = previous {
+        text.push_str(p);
+        if !p.ends_with('\n') {
+            text.push('\n');
+        }
     }
+    text
+}
+
+/// Saves portolan's current table in `dir` and prepares its rollback.
+pub fn save(nft: &Nft, dir: &Path) -> Result<Saved, ApplyError> {
+    let own = nft.list_own()?;
+    let previous = unique(dir, "previous");
+    let rollback = unique(dir, "rollback");
+    let full = rollback_text(own.as_deref());
+    let (rollback_text, exact) = match nft.check(&full) {
+        Ok(()) => (full, true),
+        Err(_) => (rollback_text(None), own.is_none()),
+    };
+    let previous_text = own
+        .clone()
+        .unwrap_or_else(|| format!("# there was no table {TABLE}\n"));
+    write(&previous, &previous_text)?;
+    write(&rollback, &rollback_text)?;
     Ok(Saved {
         previous,
         rollback,
         rollback_text,
-        full,
+        had_table: own.is_some(),
+        exact,
     })
 }
 
-/// A detached process that loads the rollback file after a delay.
+/// How a timer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Stopped before it rolled anything back.
+    Cancelled,
+    /// It had claimed the rollback and ran it; true when nft succeeded.
+    Fired(bool),
+}
+
+/// A detached process that loads the rollback file once armed and the delay is over,
+/// unless the caller claims the rollback first.
+///
+/// The protocol: the timer waits for a line on its stdin (the caller's "armed", or the
+/// end of the pipe when the caller died), sleeps the delay, then claims the rollback by
+/// renaming the token file, and only then runs nft. [`Timer::cancel`] claims it the same
+/// way, so exactly one of them wins, whatever the timing.
 #[derive(Debug)]
 pub struct Timer {
     child: Child,
+    stdin: Option<ChildStdin>,
+    token: PathBuf,
 }
 
 impl Timer {
-    /// Starts the timer in a session of its own.
+    /// Starts the timer in a session of its own. It does not count until [`Timer::arm`]
+    /// (or until this process is gone).
     pub fn start(nft: &Nft, rollback: &Path, after: Duration) -> Result<Timer, ApplyError> {
         let secs = after.as_secs().max(1).to_string();
+        let dir = rollback.parent().unwrap_or(Path::new("."));
+        let token = unique(dir, "timer");
+        write(&token, "a portolan rollback timer is pending\n")?;
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", "sleep \"$0\" && exec \"$@\"", &secs])
-            .args(&nft.program)
-            .arg("-f")
-            .arg(rollback)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        cmd.args([
+            "-c",
+            "read -r armed; sleep \"$0\"; mv -- \"$1\" \"$1.fired\" 2>/dev/null || exit 3; shift; exec \"$@\"",
+            &secs,
+        ])
+        .arg(&token)
+        .args(&nft.program)
+        .arg("-f")
+        .arg(rollback)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
         crate::sys::new_session(&mut cmd);
-        let child = cmd.spawn().map_err(|source| ApplyError::Spawn {
+        let mut child = cmd.spawn().map_err(|source| ApplyError::Spawn {
             command: format!("sh -c 'sleep {secs} && nft -f {}'", rollback.display()),
             source,
         })?;
-        Ok(Timer { child })
+        let stdin = child.stdin.take();
+        Ok(Timer {
+            child,
+            stdin,
+            token,
+        })
     }
 
     /// The timer's process id (also its process group).
@@ -192,27 +294,58 @@ impl Timer {
         self.child.id()
     }
 
-    /// Stops the timer. False when it had already fired.
-    pub fn cancel(mut self) -> bool {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return false;
+    /// Starts the countdown (call it once the new ruleset is in).
+    pub fn arm(&mut self) {
+        if let Some(mut w) = self.stdin.take() {
+            // If the timer is already gone the write fails; cancel and wait tell.
+            let _ = w.write_all(b"armed\n");
         }
-        crate::sys::terminate_group(self.child.id());
-        let _ = self.child.wait();
-        true
     }
 
-    /// Waits for the timer to fire (for tests and for callers that cannot confirm).
-    pub fn wait(mut self) -> bool {
-        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    /// Stops the timer, unless it has claimed the rollback already: then waits for its
+    /// rollback to finish.
+    pub fn cancel(mut self) -> Stopped {
+        let claimed = self.token.with_extension("nft.cancelled");
+        if std::fs::rename(&self.token, &claimed).is_ok() {
+            crate::sys::terminate_group(self.child.id());
+            let _ = self.child.wait();
+            let _ = std::fs::remove_file(&claimed);
+            return Stopped::Cancelled;
+        }
+        self.stdin = None;
+        let ok = self.child.wait().is_ok_and(|s| s.success());
+        let _ = std::fs::remove_file(self.token.with_extension("nft.fired"));
+        Stopped::Fired(ok)
+    }
+
+    /// Waits, at most `limit`, for the timer to fire: `Some(true)` when it rolled back,
+    /// `Some(false)` when it ended without (nft failed, or it was cancelled), `None` when
+    /// it is still pending after `limit` (it is then stopped).
+    pub fn wait(mut self, limit: Duration) -> Option<bool> {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    let _ = std::fs::remove_file(self.token.with_extension("nft.fired"));
+                    return Some(status.success());
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = self.cancel();
+                    return None;
+                }
+            }
+        }
     }
 }
 
-/// Applies `ruleset`: checks it, saves the current ruleset in `dir`, starts the rollback
-/// timer, loads the new ruleset, then asks `confirm` (which gets the time left and
-/// returns true to keep it). Without confirmation the previous ruleset is restored at
-/// once; if the caller dies, the timer restores it. A `timeout` of zero keeps the
-/// ruleset without asking.
+/// Applies `ruleset`: checks it, saves portolan's current table in `dir`, starts the
+/// rollback timer, loads the new ruleset, arms the timer, then asks `confirm` (which gets
+/// the time left and returns true to keep it). Without confirmation portolan's previous
+/// table is restored at once; if the caller dies, the timer restores it. A `timeout` of
+/// zero keeps the ruleset without asking.
 pub fn apply(
     nft: &Nft,
     ruleset: &str,
@@ -226,24 +359,54 @@ pub fn apply(
         nft.load(ruleset)?;
         return Ok((Outcome::Kept, saved));
     }
-    let timer = Timer::start(nft, &saved.rollback, timeout)?;
+    let mut timer = Timer::start(nft, &saved.rollback, timeout)?;
     if let Err(e) = nft.load(ruleset) {
+        // Nothing was loaded (nft -f is one transaction); a timer that fired meanwhile
+        // restored the same table.
         timer.cancel();
         return Err(e);
     }
+    timer.arm();
     if confirm(timeout) {
-        if timer.cancel() {
-            Ok((Outcome::Kept, saved))
-        } else {
-            Err(ApplyError::TooLate {
+        match timer.cancel() {
+            Stopped::Cancelled => Ok((Outcome::Kept, saved)),
+            Stopped::Fired(_) => Err(ApplyError::TooLate {
                 saved: saved.previous.clone(),
-            })
+            }),
         }
     } else {
-        let fired = !timer.cancel();
-        if !fired {
-            nft.load(&saved.rollback_text)?;
+        match timer.cancel() {
+            Stopped::Cancelled => nft.load(&saved.rollback_text)?,
+            Stopped::Fired(true) => {}
+            // The timer's nft failed: try once more here, and report the error.
+            Stopped::Fired(false) => nft.load(&saved.rollback_text)?,
         }
         Ok((Outcome::RolledBack, saved))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_table_is_cut_from_a_listing() {
+        let listing = "table ip keepme {\n\tchain c {\n\t}\n}\ntable inet portolan {\n\tchain input {\n\t\ttcp dport 22 accept\n\t}\n}\ntable inet other {\n}\n";
+        assert_eq!(
+            own_table(listing).unwrap(),
+            "table inet portolan {\n\tchain input {\n\t\ttcp dport 22 accept\n\t}\n}\n"
+        );
+        assert_eq!(own_table("table inet portolanx {\n}\n"), None);
+        assert_eq!(own_table(""), None);
+    }
+
+    #[test]
+    fn the_rollback_names_portolans_table_only() {
+        let text = rollback_text(Some("table inet portolan {\n}"));
+        assert_eq!(
+            text,
+            "table inet portolan\ndelete table inet portolan\ntable inet portolan {\n}\n"
+        );
+        assert!(!rollback_text(None).contains("flush"));
     }
 }

@@ -1,5 +1,7 @@
 //! JUnit XML of an audit, for CI systems: one test case per finding, failed when at least as severe
 //! as the `--fail-on` threshold; findings held back by an exception are skipped cases.
+//! A case's `classname` is the bare rule id (`cleartext-exposed`), as in docs/rules.md;
+//! the one case of an audit with no finding has classname `audit`.
 
 use std::fmt::Write;
 
@@ -57,7 +59,7 @@ pub fn to_junit(report: &AuditReport, fail_on: Option<Severity>) -> String {
         }
         let _ = write!(
             x,
-            "    <testcase classname=\"portolan.{}\" name=\"{}\"",
+            "    <testcase classname=\"{}\" name=\"{}\"",
             f.rule.id(),
             esc(name.trim())
         );
@@ -86,7 +88,7 @@ pub fn to_junit(report: &AuditReport, fail_on: Option<Severity>) -> String {
         };
         let _ = writeln!(
             x,
-            "    <testcase classname=\"portolan.{}\" name=\"{}\">\n      <skipped message=\"exception: {}\"/>\n    </testcase>",
+            "    <testcase classname=\"{}\" name=\"{}\">\n      <skipped message=\"exception: {}\"/>\n    </testcase>",
             s.rule.id(),
             esc(&name),
             esc(&s.reason)
@@ -95,7 +97,7 @@ pub fn to_junit(report: &AuditReport, fail_on: Option<Severity>) -> String {
     if passing_case {
         let _ = writeln!(
             x,
-            "    <testcase classname=\"portolan.audit\" name=\"no findings\"/>"
+            "    <testcase classname=\"audit\" name=\"no findings\"/>"
         );
     }
     x.push_str("  </testsuite>\n</testsuites>\n");

@@ -9,7 +9,7 @@ use portolan_audit::{
     Context, Date, Detection, Inputs, Listener, NoHost, PortState, Process, Scan, ScanReport,
     ScannedPort, evaluate, profiles,
 };
-use portolan_model::{HostResult, HostState, PortResult, Reason};
+use portolan_model::{HostResult, HostState, PortResult, Reason, Rule};
 use portolan_registry::{PortRange, Proto, Registry};
 use portolan_report::{junit, sarif};
 use serde_json::{Map, Value, json};
@@ -270,7 +270,19 @@ fn check(v: &Value) -> Vec<String> {
 }
 
 fn report() -> portolan_audit::AuditReport {
-    let policy = profiles::load("mail-server", Registry::embedded()).unwrap();
+    report_under(&profiles::load("mail-server", Registry::embedded()).unwrap())
+}
+
+const WITH_EXCEPTION: &str = r#"
+name = "with-exception"
+[[allow]]
+service = "smtp"
+[[exception]]
+service = "21/tcp"
+reason = "legacy \"ftp\" for <partners> (TICKET-7)"
+"#;
+
+fn report_under(policy: &Policy) -> portolan_audit::AuditReport {
     let mut vsftpd = Process::new(10, "vsftpd");
     vsftpd.exe = Some("/usr/sbin/vsftpd".into());
     vsftpd.user = Some("root".into());
@@ -328,7 +340,125 @@ fn report() -> portolan_audit::AuditReport {
         host: &NoHost,
         policy_arg: Some("--profile mail-server".into()),
     };
-    evaluate(&policy, &inputs, &ctx)
+    evaluate(policy, &inputs, &ctx)
+}
+
+fn report_with_exception() -> portolan_audit::AuditReport {
+    let policy =
+        Policy::parse(WITH_EXCEPTION, "with-exception.toml", Registry::embedded()).unwrap();
+    let r = report_under(&policy);
+    assert!(
+        !r.suppressed.is_empty(),
+        "the exception holds the ftp findings back"
+    );
+    r
+}
+
+/// Issue 10, item 19: the rules' helpUri and the driver's informationUri pointed at
+/// example.invalid. SARIF wants absolute URIs there and portolan has none to give, so
+/// there are none; each rule's help names docs/rules.md.
+#[test]
+fn sarif_help_uri_is_not_example_invalid() {
+    let log = sarif::to_sarif(&report(), "0.1.0");
+    let text = log.to_string();
+    assert!(!text.contains("example.invalid"), "{log:#}");
+    assert!(!text.contains("helpUri"), "{log:#}");
+    let driver = &log["runs"][0]["tool"]["driver"];
+    assert!(driver.get("informationUri").is_none());
+    for rule in driver["rules"].as_array().unwrap() {
+        let help = rule["help"]["text"].as_str().unwrap();
+        let id = rule["id"].as_str().unwrap();
+        assert!(
+            help.contains("docs/rules.md") && help.contains(id),
+            "{help}"
+        );
+    }
+    // Every rule the SARIF names is in docs/rules.md, which is where help sends readers.
+    let doc = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/rules.md"),
+    )
+    .unwrap();
+    for rule in Rule::ALL {
+        assert!(
+            doc.contains(&format!("`{}`", rule.id())),
+            "{} not in docs/rules.md",
+            rule.id()
+        );
+    }
+}
+
+/// Issue 10, item 19: findings held back by an exception were dropped from SARIF. They
+/// are results with an external suppression that carries the exception's reason.
+#[test]
+fn sarif_suppressed_findings_are_suppressed_results() {
+    let r = report_with_exception();
+    let log = sarif::to_sarif(&r, "0.1.0");
+    let errors = check(&log);
+    assert!(errors.is_empty(), "{errors:#?}\n{log:#}");
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), r.findings.len() + r.suppressed.len());
+    let held: Vec<&Value> = results
+        .iter()
+        .filter(|x| x.get("suppressions").is_some())
+        .collect();
+    assert_eq!(held.len(), r.suppressed.len());
+    for (x, s) in held.iter().zip(&r.suppressed) {
+        assert_eq!(x["ruleId"], s.rule.id());
+        let f = s
+            .finding
+            .as_ref()
+            .expect("the audit keeps the held-back finding");
+        assert_eq!(
+            x["partialFingerprints"]["portolanFinding/v2"],
+            f.fingerprint.as_str()
+        );
+        assert_eq!(
+            x["locations"][0]["logicalLocations"][0]["name"]
+                .as_str()
+                .unwrap(),
+            format!("tcp/21@{}", f.address.as_deref().unwrap())
+        );
+        assert_eq!(
+            x["suppressions"],
+            json!([{
+                "kind": "external",
+                "status": "accepted",
+                "justification": "legacy \"ftp\" for <partners> (TICKET-7)",
+            }])
+        );
+    }
+    // The findings that are not held back carry no suppression.
+    assert_eq!(
+        results
+            .iter()
+            .filter(|x| x.get("suppressions").is_none())
+            .count(),
+        r.findings.len()
+    );
+}
+
+/// Issue 10, item 19: JUnit's classname was `portolan.RULE`, docs/rules.md says the bare
+/// rule id. It is the bare id, for findings and for held-back findings alike.
+#[test]
+fn junit_classname_is_the_bare_rule_id() {
+    let r = report_with_exception();
+    let xml = junit::to_junit(&r, Some(portolan_audit::Severity::High));
+    assert!(!xml.contains("classname=\"portolan."), "{xml}");
+    for f in &r.findings {
+        assert!(
+            xml.contains(&format!("classname=\"{}\"", f.rule.id())),
+            "{xml}"
+        );
+    }
+    for s in &r.suppressed {
+        assert!(
+            xml.contains(&format!(
+                "<testcase classname=\"{}\" name=\"21/tcp\">",
+                s.rule.id()
+            )),
+            "{xml}"
+        );
+    }
 }
 
 #[test]

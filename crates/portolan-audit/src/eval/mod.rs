@@ -94,7 +94,7 @@ fn exceptions(policy: &Policy, findings: &mut Vec<Finding>, today: Date) -> Vec<
                         protocol: f.protocol,
                         port: f.port,
                         reason: e.reason.clone(),
-                        finding: None,
+                        finding: Some(Box::new(f.clone())),
                     });
                     return false;
                 }

@@ -97,7 +97,7 @@ pub fn run(args: FirewallArgs) -> anyhow::Result<ExitCode> {
     match outcome {
         Outcome::Kept => {
             eprintln!(
-                "portolan: kept. The previous ruleset is saved in {}; restore it with `nft -f {}`.",
+                "portolan: kept. The previous table inet portolan is saved in {}; restore it with `nft -f {}`.",
                 saved.previous.display(),
                 saved.rollback.display()
             );
@@ -108,11 +108,12 @@ pub fn run(args: FirewallArgs) -> anyhow::Result<ExitCode> {
             let _ = std::fs::remove_file(&saved.previous);
             let _ = std::fs::remove_file(&saved.rollback);
             eprintln!(
-                "portolan: not confirmed: rolled back to the previous ruleset{}.",
-                if saved.full {
-                    ""
-                } else {
-                    " (by removing table inet portolan)"
+                "portolan: not confirmed: {}; no other table was touched.",
+                match (saved.had_table, saved.exact) {
+                    (true, true) => "table inet portolan is back as it was",
+                    (false, _) => "table inet portolan is removed, as before",
+                    (true, false) =>
+                        "table inet portolan is removed (its previous copy would not load back)",
                 }
             );
             Ok(ExitCode::from(1))

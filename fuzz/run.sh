@@ -8,13 +8,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 secs=${1:-10}
 export RUSTC_BOOTSTRAP=1
 targets=$(cargo fuzz list)
-cargo fuzz build -s none -O >/dev/null
+cargo fuzz build -s none --dev >/dev/null
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 for t in $targets; do
   mkdir -p "$scratch/$t"
   if [ -d "corpus/$t" ]; then cp -r "corpus/$t/." "$scratch/$t/"; fi
-  out=$(cargo fuzz run "$t" -s none -O "$scratch/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 \
+  out=$(cargo fuzz run "$t" -s none --dev "$scratch/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 \
     -max_len=65536 2>&1) || { echo "$out" | tail -40; echo "fuzz target $t FAILED"; exit 1; }
   runs=$(echo "$out" | grep -oE '^Done [0-9]+ runs' | grep -oE '[0-9]+' || echo "?")
   echo "fuzz $t: $runs runs in ${secs}s, no crash"

@@ -522,14 +522,16 @@ impl Parser<'_> {
         for (s, sp) in self.strings(service, &skey) {
             services.extend(self.spec(&s, sp, &skey));
         }
+        // Every key is checked, so that a bad `bind` does not hide a bad `from`.
         let bind = match t.get("bind") {
-            None => Bind::Any,
+            None => Some(Bind::Any),
             Some(v) => {
                 let bkey = format!("{key}.bind");
                 let words = self.strings(v, &bkey);
-                self.bind(words, &bkey)?
+                self.bind(words, &bkey)
             }
         };
+        let before_from = self.errors.len();
         let mut from = Vec::new();
         if let Some(v) = t.get("from") {
             let fkey = format!("{key}.from");
@@ -544,13 +546,14 @@ impl Parser<'_> {
                     Err(e) => self.error(sp, &fkey, format!("{e}, or 'any'")),
                 }
             }
-            if from.is_empty() && self.errors.is_empty() {
+            if from.is_empty() && self.errors.len() == before_from {
                 self.error(v.span(), &fkey, "an empty 'from' lets nobody in; leave it out to allow any source, or remove the entry");
             }
         }
         let comment = t
             .get("comment")
             .and_then(|v| self.string(v, &format!("{key}.comment")));
+        let bind = bind?;
         if services.is_empty() {
             return None;
         }

@@ -192,13 +192,28 @@ fn policy_check_bounds_the_snippet_of_a_long_line() {
     );
     let e = Policy::parse(&long, "policy.toml", Registry::embedded()).unwrap_err();
     let first = &e.0[0];
-    assert!(first.message.contains("unknown service 'smpt'"), "{}", first.message);
-    assert!(first.snippet.chars().count() < 400, "{}", first.snippet.len());
+    assert!(
+        first.message.contains("unknown service 'smpt'"),
+        "{}",
+        first.message
+    );
+    assert!(
+        first.snippet.chars().count() < 400,
+        "{}",
+        first.snippet.len()
+    );
     let mut lines = first.snippet.lines();
     let src = lines.next().unwrap();
     let caret = lines.next().unwrap();
     // The caret still points at the bad name.
     let at = caret.find('^').unwrap();
-    assert_eq!(&src[src.char_indices().nth(caret[..at].chars().count()).unwrap().0..][..5], "\"smpt");
+    assert_eq!(
+        &src[src
+            .char_indices()
+            .nth(caret[..at].chars().count())
+            .unwrap()
+            .0..][..5],
+        "\"smpt"
+    );
     assert!(src.contains('…'));
 }

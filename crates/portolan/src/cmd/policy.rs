@@ -89,7 +89,9 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                         if json {
                             let errors = match &e {
                                 PolicyError::Invalid(list) => serde_json::to_value(&list.0)?,
-                                other => serde_json::json!([{"file": label, "message": other.to_string()}]),
+                                other => {
+                                    serde_json::json!([{"file": label, "message": other.to_string()}])
+                                }
                             };
                             serde_json::to_writer(
                                 &mut w,

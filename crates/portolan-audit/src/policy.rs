@@ -63,6 +63,16 @@ pub enum Bind {
 }
 
 impl Bind {
+    /// Whether a socket on `addr`, bound to `interface` (`SO_BINDTODEVICE`) if set, is
+    /// within the bind. A socket bound to `lo` is loopback-only whatever its address
+    /// (`*%lo`), as `policy init` writes it.
+    pub fn permits_socket(&self, addr: IpAddr, interface: Option<&str>) -> bool {
+        if interface == Some("lo") {
+            return true;
+        }
+        self.permits(addr)
+    }
+
     /// Whether a socket on `addr` is within the bind.
     pub fn permits(&self, addr: IpAddr) -> bool {
         let addr = addr.to_canonical();

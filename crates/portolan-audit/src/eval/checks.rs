@@ -321,7 +321,12 @@ impl<'p, 'c> Evaluator<'p, 'c> {
             let outside: Vec<String> = s
                 .addresses
                 .iter()
-                .filter(|a| !allowed.iter().any(|al| al.bind.permits(**a)))
+                .filter(|a| {
+                    s.sockets
+                        .iter()
+                        .filter(|(b, _)| b == *a)
+                        .any(|(b, i)| !allowed.iter().any(|al| al.bind.permits_socket(*b, *i)))
+                })
                 .map(ToString::to_string)
                 .collect();
             if !outside.is_empty() {

@@ -63,6 +63,8 @@ pub(crate) struct Subject<'a> {
     pub protocol: Proto,
     pub port: u16,
     pub addresses: Vec<IpAddr>,
+    /// Every socket's address and the interface it is bound to, if any.
+    pub sockets: Vec<(IpAddr, Option<&'a str>)>,
     pub exposure: Exposure,
     pub processes: Vec<Owner<'a>>,
     pub service: Option<String>,
@@ -179,6 +181,7 @@ fn inside<'a>(inputs: &'a Inputs) -> (Vec<Subject<'a>>, HashMap<Key<'a>, usize>)
                 protocol: l.protocol,
                 port: l.port,
                 addresses: Vec::new(),
+                sockets: Vec::new(),
                 exposure: Exposure::Loopback,
                 processes: Vec::new(),
                 service: None,
@@ -195,6 +198,7 @@ fn inside<'a>(inputs: &'a Inputs) -> (Vec<Subject<'a>>, HashMap<Key<'a>, usize>)
         if !s.addresses.contains(&l.address) {
             s.addresses.push(l.address);
         }
+        s.sockets.push((l.address, l.interface.as_deref()));
         s.exposure = s.exposure.max(l.exposure);
         for p in l.processes.iter() {
             if !s.processes.iter().any(|q| q.pid == p.pid) {
@@ -253,6 +257,7 @@ fn outside<'a>(
             protocol: r.result.proto,
             port: r.result.port,
             addresses: Vec::new(),
+            sockets: Vec::new(),
             exposure: Exposure::All,
             processes: Vec::new(),
             service: None,

@@ -1056,3 +1056,49 @@ fn policy_init_round_trips_a_socket_bound_to_an_interface() {
         set(&r)
     );
 }
+
+/// Issue 10 item 7: an exposed listener whose owner can't be seen gets a finding under the
+/// baseline, saying why: unreadable descriptors, or no owner at all (the kernel, or
+/// another PID namespace). The case is built by hand, not taken from this machine.
+#[test]
+fn unknown_owner_exposed_is_reported_under_the_baseline() {
+    let mut unreadable = tcp("0.0.0.0", 2025, None);
+    unreadable.owner_unknown = true;
+    let ls = vec![
+        unreadable,
+        tcp("::", 2026, None),
+        tcp("127.0.0.1", 2027, None),
+        tcp("0.0.0.0", 22, sshd()),
+    ];
+    let h = host();
+    let r = evaluate(
+        &Policy::baseline(),
+        &Inputs {
+            listeners: Some(ls),
+            ..Inputs::default()
+        },
+        &ctx(&h, None),
+    );
+    let found: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.rule == Rule::UnknownOwnerExposed)
+        .collect();
+    assert_eq!(
+        found.iter().map(|f| f.port.unwrap()).collect::<Vec<_>>(),
+        [2025, 2026],
+        "{:#?}",
+        set(&r)
+    );
+    assert!(
+        found[0].message.contains("could not be read"),
+        "{}",
+        found[0].message
+    );
+    assert!(
+        found[1].message.contains("another PID namespace"),
+        "{}",
+        found[1].message
+    );
+    assert!(found.iter().all(|f| f.severity == Medium));
+}

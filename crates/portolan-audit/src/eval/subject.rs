@@ -67,6 +67,8 @@ pub(crate) struct Subject<'a> {
     pub sockets: Vec<(IpAddr, Option<&'a str>)>,
     pub exposure: Exposure,
     pub processes: Vec<Owner<'a>>,
+    /// True when no owner was found and some processes' descriptors were unreadable.
+    pub owner_unknown: bool,
     pub service: Option<String>,
     /// The namespace label of the sockets (`host` for the host's).
     pub netns_label: &'a str,
@@ -184,6 +186,7 @@ fn inside<'a>(inputs: &'a Inputs) -> (Vec<Subject<'a>>, HashMap<Key<'a>, usize>)
                 sockets: Vec::new(),
                 exposure: Exposure::Loopback,
                 processes: Vec::new(),
+                owner_unknown: false,
                 service: None,
                 netns_label: &l.netns,
                 netns,
@@ -199,6 +202,7 @@ fn inside<'a>(inputs: &'a Inputs) -> (Vec<Subject<'a>>, HashMap<Key<'a>, usize>)
             s.addresses.push(l.address);
         }
         s.sockets.push((l.address, l.interface.as_deref()));
+        s.owner_unknown |= l.owner_unknown;
         s.exposure = s.exposure.max(l.exposure);
         for p in l.processes.iter() {
             if !s.processes.iter().any(|q| q.pid == p.pid) {
@@ -260,6 +264,7 @@ fn outside<'a>(
             sockets: Vec::new(),
             exposure: Exposure::All,
             processes: Vec::new(),
+            owner_unknown: false,
             service: None,
             netns_label: "host",
             netns: None,

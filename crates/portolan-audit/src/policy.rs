@@ -63,6 +63,16 @@ pub enum Bind {
 }
 
 impl Bind {
+    /// Whether a socket on `addr`, bound to `interface` (`SO_BINDTODEVICE`) if set, is
+    /// within the bind. A socket bound to `lo` is loopback-only whatever its address
+    /// (`*%lo`), as `policy init` writes it.
+    pub fn permits_socket(&self, addr: IpAddr, interface: Option<&str>) -> bool {
+        if interface == Some("lo") {
+            return true;
+        }
+        self.permits(addr)
+    }
+
     /// Whether a socket on `addr` is within the bind.
     pub fn permits(&self, addr: IpAddr) -> bool {
         let addr = addr.to_canonical();
@@ -170,6 +180,7 @@ impl Policy {
     pub fn parse(text: &str, file: &str, catalog: &dyn Catalog) -> Result<Policy, PolicyErrors> {
         let mut p = Parser {
             text,
+            lines: Lines::of(text),
             file,
             catalog,
             errors: Vec::new(),
@@ -242,6 +253,7 @@ type Val<'i> = Spanned<DeValue<'i>>;
 
 struct Parser<'a> {
     text: &'a str,
+    lines: Lines,
     file: &'a str,
     catalog: &'a dyn Catalog,
     errors: Vec<PolicyError>,
@@ -261,7 +273,7 @@ const EXCEPTION_KEYS: &[&str] = &["service", "rule", "process", "reason", "expir
 
 impl Parser<'_> {
     fn error(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
-        let (line, column, snippet) = locate(self.text, span);
+        let (line, column, snippet) = locate(self.text, &self.lines, span);
         self.errors.push(PolicyError {
             file: self.file.to_string(),
             line,
@@ -273,7 +285,7 @@ impl Parser<'_> {
     }
 
     fn line_of(&self, offset: usize) -> usize {
-        locate(self.text, offset..offset).0
+        self.lines.find(offset.min(self.text.len())).0 + 1
     }
 
     /// Reports keys a table may not have, with the nearest allowed key.
@@ -520,14 +532,16 @@ impl Parser<'_> {
         for (s, sp) in self.strings(service, &skey) {
             services.extend(self.spec(&s, sp, &skey));
         }
+        // Every key is checked, so that a bad `bind` does not hide a bad `from`.
         let bind = match t.get("bind") {
-            None => Bind::Any,
+            None => Some(Bind::Any),
             Some(v) => {
                 let bkey = format!("{key}.bind");
                 let words = self.strings(v, &bkey);
-                self.bind(words, &bkey)?
+                self.bind(words, &bkey)
             }
         };
+        let before_from = self.errors.len();
         let mut from = Vec::new();
         if let Some(v) = t.get("from") {
             let fkey = format!("{key}.from");
@@ -542,13 +556,14 @@ impl Parser<'_> {
                     Err(e) => self.error(sp, &fkey, format!("{e}, or 'any'")),
                 }
             }
-            if from.is_empty() && self.errors.is_empty() {
+            if from.is_empty() && self.errors.len() == before_from {
                 self.error(v.span(), &fkey, "an empty 'from' lets nobody in; leave it out to allow any source, or remove the entry");
             }
         }
         let comment = t
             .get("comment")
             .and_then(|v| self.string(v, &format!("{key}.comment")));
+        let bind = bind?;
         if services.is_empty() {
             return None;
         }
@@ -781,21 +796,71 @@ pub fn resolve(text: &str, catalog: &dyn Catalog) -> Result<Spec, String> {
     })
 }
 
-/// Line (from 1), column (from 1, in characters) and a snippet with a caret.
-fn locate(text: &str, span: Range<usize>) -> (usize, usize, String) {
+/// The byte offset where each line starts, so finding a line is a binary search rather
+/// than a count of the newlines before it (which made parsing quadratic in the entries).
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn of(text: &str) -> Lines {
+        let mut starts = vec![0];
+        starts.extend(starts_after_newlines(text));
+        Lines(starts)
+    }
+
+    /// The line (from 0) holding byte `offset`, and where it starts.
+    fn find(&self, offset: usize) -> (usize, usize) {
+        let i = self.0.partition_point(|&s| s <= offset).saturating_sub(1);
+        (i, self.0[i])
+    }
+}
+
+fn starts_after_newlines(text: &str) -> impl Iterator<Item = usize> + '_ {
+    text.bytes()
+        .enumerate()
+        .filter(|&(_, b)| b == b'\n')
+        .map(|(i, _)| i + 1)
+}
+
+/// The widest stretch of a line a snippet shows, in characters.
+const SNIPPET_WIDTH: usize = 120;
+
+/// Line (from 1), column (from 1, in characters) and a snippet with a caret. A long line
+/// is cut to [`SNIPPET_WIDTH`] characters around the column, with `…` where it was cut.
+fn locate(text: &str, lines: &Lines, span: Range<usize>) -> (usize, usize, String) {
     let start = floor_char(text, span.start.min(text.len()));
-    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let (line_idx, line_start) = lines.find(start);
     let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-    let line_no = text[..start].matches('\n').count() + 1;
+    let line_no = line_idx + 1;
     let col = text[line_start..start].chars().count() + 1;
     let src = text[line_start..line_end].trim_end_matches('\r');
     let end = floor_char(text, span.end.clamp(start, line_end));
     let width = text[start..end].chars().count().max(1);
+    let total = src.chars().count();
+    // The window of characters shown: all of a short line, else SNIPPET_WIDTH around the
+    // column.
+    let (from, to) = if total <= SNIPPET_WIDTH {
+        (0, total)
+    } else {
+        let from = (col - 1).saturating_sub(SNIPPET_WIDTH / 2);
+        let to = (from + SNIPPET_WIDTH).min(total);
+        (to.saturating_sub(SNIPPET_WIDTH), to)
+    };
+    let mut shown = String::new();
+    if from > 0 {
+        shown.push('…');
+    }
+    shown.extend(src.chars().skip(from).take(to - from));
+    if to < total {
+        shown.push('…');
+    }
+    let lead = usize::from(from > 0);
+    let caret_col = col - 1 - from + lead;
+    let carets = width.min(to.saturating_sub(col - 1).max(1));
     let gutter = format!("{line_no} | ");
     let snippet = format!(
-        "{gutter}{src}\n{}{}",
-        " ".repeat(gutter.len() + col - 1),
-        "^".repeat(width)
+        "{gutter}{shown}\n{}{}",
+        " ".repeat(gutter.len() + caret_col),
+        "^".repeat(carets)
     );
     (line_no, col, snippet)
 }

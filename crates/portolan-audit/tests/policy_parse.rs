@@ -173,3 +173,47 @@ fn documented_examples_parse() {
     .to_string();
     assert_eq!(got, shown);
 }
+
+/// Issue 10 item 11: within one `[[allow]]`, a bad `bind` must not hide a bad `from`.
+#[test]
+fn policy_check_reports_every_error_in_an_entry() {
+    let text = "[[allow]]\nservice = \"ssh\"\nbind = \"nowhere\"\nfrom = [\"192.0.2.0/33\"]\n";
+    let e = Policy::parse(text, "policy.toml", Registry::embedded()).unwrap_err();
+    let keys: Vec<&str> = e.0.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["allow[1].bind", "allow[1].from"], "{e}");
+}
+
+/// Issue 10 item 11: an error on a 200 KB line shows a bounded stretch of it.
+#[test]
+fn policy_check_bounds_the_snippet_of_a_long_line() {
+    let long = format!(
+        "[[allow]]\nservice = [{}\"smpt\"]\n",
+        "\"ssh\", ".repeat(30_000)
+    );
+    let e = Policy::parse(&long, "policy.toml", Registry::embedded()).unwrap_err();
+    let first = &e.0[0];
+    assert!(
+        first.message.contains("unknown service 'smpt'"),
+        "{}",
+        first.message
+    );
+    assert!(
+        first.snippet.chars().count() < 400,
+        "{}",
+        first.snippet.len()
+    );
+    let mut lines = first.snippet.lines();
+    let src = lines.next().unwrap();
+    let caret = lines.next().unwrap();
+    // The caret still points at the bad name.
+    let at = caret.find('^').unwrap();
+    assert_eq!(
+        &src[src
+            .char_indices()
+            .nth(caret[..at].chars().count())
+            .unwrap()
+            .0..][..5],
+        "\"smpt"
+    );
+    assert!(src.contains('…'));
+}

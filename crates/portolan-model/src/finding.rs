@@ -97,10 +97,11 @@ pub enum Rule {
     SourceNotEnforced,
     ReachableWithoutListener,
     ExceptionExpired,
+    UnknownOwnerExposed,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 13] = [
+    pub const ALL: [Rule; 14] = [
         Rule::CleartextExposed,
         Rule::LocalServiceExposed,
         Rule::UnknownServiceExposed,
@@ -114,6 +115,7 @@ impl Rule {
         Rule::SourceNotEnforced,
         Rule::ReachableWithoutListener,
         Rule::ExceptionExpired,
+        Rule::UnknownOwnerExposed,
     ];
 
     /// The stable id used in every output.
@@ -132,6 +134,7 @@ impl Rule {
             Rule::SourceNotEnforced => "source-not-enforced",
             Rule::ReachableWithoutListener => "reachable-without-listener",
             Rule::ExceptionExpired => "exception-expired",
+            Rule::UnknownOwnerExposed => "unknown-owner-exposed",
         }
     }
 
@@ -165,6 +168,9 @@ impl Rule {
                 "A port is reachable from outside but nothing on this host listens on it"
             }
             Rule::ExceptionExpired => "A policy exception has passed its expiry date",
+            Rule::UnknownOwnerExposed => {
+                "A listener on the network has no owner the inventory could see"
+            }
         }
     }
 
@@ -177,6 +183,7 @@ impl Rule {
                 Severity::High
             }
             Rule::UnknownServiceExposed | Rule::RequiredUnreachable => Severity::Medium,
+            Rule::UnknownOwnerExposed => Severity::Medium,
             Rule::ReachableWithoutListener => Severity::Medium,
             Rule::EphemeralPort | Rule::ExceptionExpired => Severity::Low,
         }

@@ -429,7 +429,7 @@ pub enum PolicyCommand {
         #[arg(long, value_name = "NAME")]
         netns: Option<String>,
     },
-    /// Check policy files: syntax, service names, conflicts; exit 2 on the first bad one
+    /// Check policy files: syntax, service names, conflicts; every error in every file, exit 2 if any is bad
     Check {
         /// The policy files
         #[arg(required = true)]

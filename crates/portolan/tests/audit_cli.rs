@@ -199,3 +199,44 @@ fn firewall_apply_in_a_namespace() {
     assert_eq!(list(), before);
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// Issue 10 item 11: `policy check a.toml b.toml` checks every file and reports every
+/// error of each, and exits 2 when any is bad.
+#[test]
+fn policy_check_reports_every_error_in_every_file() {
+    let a = tmp("every-a.toml", "[[allow]]\nservice = \"smpt\"\n");
+    let b = tmp(
+        "every-b.toml",
+        "[[allow]]\nservice = \"ssh\"\nbind = \"nowhere\"\nfrom = [\"192.0.2.0/33\"]\n",
+    );
+    let good = tmp("every-good.toml", "[[allow]]\nservice = \"ssh\"\n");
+    let files = [
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        good.to_str().unwrap(),
+    ];
+    let out = run(&[&["policy", "check"][..], &files].concat());
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("unknown service 'smpt'"), "{err}");
+    assert!(
+        err.contains("allow[1].bind") && err.contains("allow[1].from"),
+        "{err}"
+    );
+    assert!(
+        text(&out.stdout).contains(": ok: policy"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(&[&["policy", "check", "--json"][..], &files].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        3,
+        "{}",
+        text(&out.stdout)
+    );
+    for p in [a, b, good] {
+        let _ = std::fs::remove_file(p);
+    }
+}

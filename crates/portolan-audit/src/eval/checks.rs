@@ -221,6 +221,37 @@ impl<'p, 'c> Evaluator<'p, 'c> {
         }
     }
 
+    /// An exposed listener whose owner the inventory could not see: an unexplained
+    /// service on the network is what an auditor wants to hear about.
+    pub fn unknown_owner(&mut self, s: &Subject<'_>) {
+        if !s.listening || !s.exposed() || !s.processes.is_empty() {
+            return;
+        }
+        let why = if s.owner_unknown {
+            "its owner is unknown: some processes' descriptors (/proc/PID/fd) could not be read, so one of them may hold it (run the audit as root to see it)"
+        } else {
+            "no process on this host holds it: the kernel holds it (an NFS or RPC service in the kernel, a socket of a container or VM bridge) or its owner lives in another PID namespace (a container sharing this network namespace)"
+        };
+        let msg = format!(
+            "{} listens on {}, and {why}.{}",
+            s.describe(),
+            bound_to(s),
+            reach_note(s)
+        );
+        let fix = format!(
+            "Find its owner: {}, `lsns -t pid` and `nsenter` into the containers that share this network namespace, or `rpcinfo -p` for kernel services. If nothing should listen there, stop what does; until then, drop it at the firewall.{}",
+            ss_command(s),
+            self.firewall_fix(s)
+        );
+        self.push(
+            s,
+            Rule::UnknownOwnerExposed,
+            by_reach(Severity::Medium, s),
+            msg,
+            fix,
+        );
+    }
+
     /// Judgement against a policy.
     pub fn policy(&mut self, s: &Subject<'_>, inputs: &Inputs) {
         let policy = self.policy;
@@ -321,7 +352,12 @@ impl<'p, 'c> Evaluator<'p, 'c> {
             let outside: Vec<String> = s
                 .addresses
                 .iter()
-                .filter(|a| !allowed.iter().any(|al| al.bind.permits(**a)))
+                .filter(|a| {
+                    s.sockets
+                        .iter()
+                        .filter(|(b, _)| b == *a)
+                        .any(|(b, i)| !allowed.iter().any(|al| al.bind.permits_socket(*b, *i)))
+                })
                 .map(ToString::to_string)
                 .collect();
             if !outside.is_empty() {

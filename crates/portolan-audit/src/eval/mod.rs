@@ -53,7 +53,11 @@ fn judge(
             && ctx.ephemeral.contains(s.port);
         if !client {
             if policy.baseline {
+                let before = ev.findings.len();
                 ev.baseline(s);
+                if ev.findings.len() == before {
+                    ev.unknown_owner(s);
+                }
             } else {
                 ev.policy(s, inputs);
             }

@@ -63,8 +63,12 @@ pub(crate) struct Subject<'a> {
     pub protocol: Proto,
     pub port: u16,
     pub addresses: Vec<IpAddr>,
+    /// Every socket's address and the interface it is bound to, if any.
+    pub sockets: Vec<(IpAddr, Option<&'a str>)>,
     pub exposure: Exposure,
     pub processes: Vec<Owner<'a>>,
+    /// True when no owner was found and some processes' descriptors were unreadable.
+    pub owner_unknown: bool,
     pub service: Option<String>,
     /// The namespace label of the sockets (`host` for the host's).
     pub netns_label: &'a str,
@@ -179,8 +183,10 @@ fn inside<'a>(inputs: &'a Inputs) -> (Vec<Subject<'a>>, HashMap<Key<'a>, usize>)
                 protocol: l.protocol,
                 port: l.port,
                 addresses: Vec::new(),
+                sockets: Vec::new(),
                 exposure: Exposure::Loopback,
                 processes: Vec::new(),
+                owner_unknown: false,
                 service: None,
                 netns_label: &l.netns,
                 netns,
@@ -195,6 +201,8 @@ fn inside<'a>(inputs: &'a Inputs) -> (Vec<Subject<'a>>, HashMap<Key<'a>, usize>)
         if !s.addresses.contains(&l.address) {
             s.addresses.push(l.address);
         }
+        s.sockets.push((l.address, l.interface.as_deref()));
+        s.owner_unknown |= l.owner_unknown;
         s.exposure = s.exposure.max(l.exposure);
         for p in l.processes.iter() {
             if !s.processes.iter().any(|q| q.pid == p.pid) {
@@ -253,8 +261,10 @@ fn outside<'a>(
             protocol: r.result.proto,
             port: r.result.port,
             addresses: Vec::new(),
+            sockets: Vec::new(),
             exposure: Exposure::All,
             processes: Vec::new(),
+            owner_unknown: false,
             service: None,
             netns_label: "host",
             netns: None,

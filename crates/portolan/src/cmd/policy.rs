@@ -71,20 +71,39 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             }
         }
         PolicyCommand::Check { files, json } => {
+            // Every file is checked, and every error in each is reported; exit 2 at the
+            // end when any was bad.
+            let mut bad = false;
             for path in files {
-                let (label, text) = app::read_policy_file(&path)?;
-                let policy = match app::parse(&text, &label) {
-                    Ok(p) => p,
-                    Err(PolicyError::Invalid(e)) if json => {
-                        serde_json::to_writer(
-                            &mut w,
-                            &serde_json::json!({"file": label, "ok": false, "errors": e.0}),
-                        )?;
-                        writeln!(w)?;
-                        w.flush()?;
-                        return Ok(ExitCode::from(2));
+                let (label, policy) = match app::read_policy_file(&path) {
+                    Ok((label, text)) => {
+                        let parsed = app::parse(&text, &label);
+                        (label, parsed)
                     }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => (path.display().to_string(), Err(e)),
+                };
+                let policy = match policy {
+                    Ok(p) => p,
+                    Err(e) => {
+                        bad = true;
+                        if json {
+                            let errors = match &e {
+                                PolicyError::Invalid(list) => serde_json::to_value(&list.0)?,
+                                other => {
+                                    serde_json::json!([{"file": label, "message": other.to_string()}])
+                                }
+                            };
+                            serde_json::to_writer(
+                                &mut w,
+                                &serde_json::json!({"file": label, "ok": false, "errors": errors}),
+                            )?;
+                            writeln!(w)?;
+                        } else {
+                            w.flush()?;
+                            eprintln!("portolan: error: {}", chain(&e));
+                        }
+                        continue;
+                    }
                 };
                 let summary = app::summarize(&label, &policy, Date::today_utc());
                 if json {
@@ -105,8 +124,27 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                     )?;
                 }
             }
+            if bad {
+                w.flush()?;
+                return Ok(ExitCode::from(2));
+            }
         }
     }
     w.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// An error and its sources, `: `-separated, each said once.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !msg.ends_with(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        cur = c.source();
+    }
+    msg
 }

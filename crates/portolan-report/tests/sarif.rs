@@ -317,6 +317,7 @@ fn report() -> portolan_audit::AuditReport {
             local: true,
             source: None,
             from_itself: false,
+            host_addresses: Vec::new(),
             report,
         }),
         netns: None,

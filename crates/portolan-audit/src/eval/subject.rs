@@ -210,7 +210,8 @@ fn inside<'a>(inputs: &'a Inputs) -> (Vec<Subject<'a>>, HashMap<Key<'a>, usize>)
             s.addresses.push(l.address);
         }
         s.exposure = s.exposure.max(l.exposure);
-        s.dual_stack |= l.dual_stack();
+        // Unknown IPV6_V6ONLY is Linux's default (net.ipv6.bindv6only = 0): both families.
+        s.dual_stack |= l.address.is_unspecified() && l.address.is_ipv6() && l.v6only != Some(true);
         for p in l.processes.iter() {
             if !s.processes.iter().any(|q| q.pid == p.pid) {
                 s.processes.push(Owner::of(l, p));
@@ -293,11 +294,7 @@ pub(crate) fn served(s: &Subject<'_>, scan: &Scan) -> Vec<IpAddr> {
     } else {
         scan.host_addresses.clone()
     };
-    let host: Vec<IpAddr> = host
-        .into_iter()
-        .map(|a| a.to_canonical())
-        .filter(|a| !a.is_loopback())
-        .collect();
+    let host: Vec<IpAddr> = host.into_iter().map(|a| a.to_canonical()).collect();
     if !s.exposed() {
         return host;
     }

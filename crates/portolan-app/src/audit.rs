@@ -490,4 +490,68 @@ mod tests {
         // The mail-server profile allows DNS (53/udp) to its resolver clients.
         assert!(udp.contains(&5353) && udp.contains(&53), "{udp:?}");
     }
+
+    /// Issue 10 item 1: the outside view probes the UDP services that matter, the
+    /// policy's UDP services and every UDP port listening beyond loopback.
+    #[test]
+    fn item1_udp_is_probed() {
+        let ls = vec![Listener::new(Proto::Udp, "0.0.0.0".parse().unwrap(), 47123)];
+        let choice = ports_to_scan(&ls, None);
+        for p in [53, 67, 69, 123, 137, 138, 161, 514, 1900, 5353, 47123] {
+            assert!(choice.udp.contains(&p), "{p}: {:?}", choice.udp);
+        }
+        // The registry's UDP risks are in it too (portmapper, memcached's UDP side...).
+        assert!(choice.udp.contains(&111), "{:?}", choice.udp);
+        assert!(choice.udp.len() < 64, "UDP is slow: {:?}", choice.udp);
+        let policy = Policy::parse(
+            "[[allow]]\nservice = \"4789/udp\"\n",
+            "p.toml",
+            Registry::embedded(),
+        )
+        .unwrap();
+        assert!(ports_to_scan(&[], Some(&policy)).udp.contains(&4789));
+    }
+
+    /// Issue 10 item 5: a policy allowing 60000-61000/udp makes the scan probe 16 of them;
+    /// the rest is said to be left out (so its listeners are "not checked").
+    #[test]
+    fn item5_large_policy_ranges_are_capped() {
+        let policy = Policy::parse(
+            "[[allow]]\nservice = \"60000-61000/udp\"\n[[allow]]\nservice = \"10000-20000/tcp\"\n",
+            "p.toml",
+            Registry::embedded(),
+        )
+        .unwrap();
+        let choice = ports_to_scan(&[], Some(&policy));
+        assert!(choice.udp.contains(&60000) && choice.udp.contains(&60015));
+        assert!(!choice.udp.contains(&60016));
+        assert!(choice.tcp.contains(&11023) && !choice.tcp.contains(&11024));
+        assert_eq!(
+            choice.left_out,
+            vec![
+                (Proto::Udp, portolan_model::PortRange::new(60016, 61000).unwrap()),
+                (Proto::Tcp, portolan_model::PortRange::new(11024, 20000).unwrap()),
+            ]
+        );
+        // About a second a closed UDP port after the burst; TCP at the rate.
+        assert!((estimate(1, 1000, 26, Some(1000)) - 21.0).abs() < 0.01);
+        assert!(estimate(2, 0, 3, None) < 0.1);
+    }
+
+    /// Issue 10 item 4: a namespace's own addresses, from `ip -j addr`: global ones only.
+    #[test]
+    fn item4_namespace_addresses() {
+        let json = br#"[{"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1","scope":"host"},{"family":"inet6","local":"::1","scope":"host"}]},
+            {"ifname":"veth0","addr_info":[{"family":"inet","local":"198.18.0.2","scope":"global"},{"family":"inet6","local":"2001:2::2","scope":"global"},{"family":"inet6","local":"fe80::1","scope":"link"}]},
+            {"ifname":"x","addr_info":[{"family":"inet","local":"169.254.1.1","scope":"global"}]},{"ifname":"y"}]"#;
+        let got = parse_ip_addr_json(json).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                "198.18.0.2".parse::<IpAddr>().unwrap(),
+                "2001:2::2".parse().unwrap()
+            ]
+        );
+        assert!(parse_ip_addr_json(b"not json").is_err());
+    }
 }

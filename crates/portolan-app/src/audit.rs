@@ -198,7 +198,10 @@ pub struct PortChoice {
 /// [`UDP_SERVICES`].
 pub fn udp_risks() -> BTreeSet<u16> {
     let mut out: BTreeSet<u16> = UDP_SERVICES.iter().copied().collect();
-    for n in portolan_registry::NOTES.iter().filter(|n| !n.risk.is_empty()) {
+    for n in portolan_registry::NOTES
+        .iter()
+        .filter(|n| !n.risk.is_empty())
+    {
         for (proto, r) in n.used_ranges() {
             if proto == Proto::Udp && r.len() <= 4 {
                 out.extend(r.iter());
@@ -529,8 +532,14 @@ mod tests {
         assert_eq!(
             choice.left_out,
             vec![
-                (Proto::Udp, portolan_model::PortRange::new(60016, 61000).unwrap()),
-                (Proto::Tcp, portolan_model::PortRange::new(11024, 20000).unwrap()),
+                (
+                    Proto::Udp,
+                    portolan_model::PortRange::new(60016, 61000).unwrap()
+                ),
+                (
+                    Proto::Tcp,
+                    portolan_model::PortRange::new(11024, 20000).unwrap()
+                ),
             ]
         );
         // About a second a closed UDP port after the burst; TCP at the rate.

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use portolan_audit::policy::Policy;
 use portolan_audit::{
-    AuditReport, Context, Date, Inputs, Listener, NoHost, PortState, Reach, Rule, Scan,
-    ScanReport, ScannedPort, Severity, evaluate, profiles,
+    AuditReport, Context, Date, Inputs, Listener, NoHost, PortState, Reach, Rule, Scan, ScanReport,
+    ScannedPort, Severity, evaluate, profiles,
 };
 use portolan_model::{HostResult, HostState, PortResult, Reason};
 use portolan_registry::{PortRange, Proto, Registry};
@@ -125,8 +125,16 @@ fn item3_a_listener_on_an_address_the_scan_did_not_probe_is_not_checked() {
     assert_eq!(f.reachable, None);
     assert_eq!(f.severity, before, "never lowered for what was not probed");
     assert!(!f.message.contains("firewall holds"), "{}", f.message);
-    assert!(f.message.contains("filtered at 198.18.0.2"), "{}", f.message);
-    assert!(f.message.contains("not probed at 2001:2::2"), "{}", f.message);
+    assert!(
+        f.message.contains("filtered at 198.18.0.2"),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.message.contains("not probed at 2001:2::2"),
+        "{}",
+        f.message
+    );
     assert_eq!(r.summary.not_checked, Some(1));
     assert_eq!(r.summary.unreachable, Some(0));
     let j = serde_json::to_value(f).unwrap();
@@ -153,7 +161,8 @@ fn item3_not_reachable_only_where_every_address_was_probed() {
     assert_eq!(f.reach, Some(Reach::Unreachable), "{f:#?}");
     assert!(f.severity < before);
     assert!(
-        f.message.contains("filtered at 198.18.0.2; closed at 2001:2::2")
+        f.message
+            .contains("filtered at 198.18.0.2; closed at 2001:2::2")
             && f.message.contains("the firewall holds"),
         "{}",
         f.message
@@ -200,7 +209,8 @@ fn item3_other_protocols_ports_and_silence_are_not_checked() {
     assert_eq!(reach(3306), Some(Reach::Reachable));
     let f = only(&r, Rule::NotAllowed, 3306);
     assert!(
-        f.message.contains("reachable at 2001:2::2") && f.message.contains("not probed at 198.18.0.2"),
+        f.message.contains("reachable at 2001:2::2")
+            && f.message.contains("not probed at 198.18.0.2"),
         "{}",
         f.message
     );
@@ -230,8 +240,7 @@ fn item2_a_loopback_only_service_reached_from_outside_is_reported() {
         assert_eq!(f.len(), 1, "{proto}: {:#?}", r.findings);
         assert_eq!(f[0].rule, Rule::BindMismatch);
         assert!(
-            f[0].message
-                .contains("reached from outside at 198.18.0.2"),
+            f[0].message.contains("reached from outside at 198.18.0.2"),
             "{}",
             f[0].message
         );
@@ -239,7 +248,11 @@ fn item2_a_loopback_only_service_reached_from_outside_is_reported() {
         assert!(f[0].severity >= Severity::High);
     }
     // SMTP may bind anywhere: no finding.
-    assert!(r.findings.iter().all(|f| f.port != Some(25)), "{:#?}", r.findings);
+    assert!(
+        r.findings.iter().all(|f| f.port != Some(25)),
+        "{:#?}",
+        r.findings
+    );
 }
 
 /// The same with the inside view: DNS listens on loopback only, yet the scan reaches it
@@ -263,7 +276,11 @@ fn item2_a_loopback_socket_reached_from_outside_is_reported() {
     // Not reached: no finding, as without a scan.
     let s = scan(&[(V4, Proto::Tcp, 1, 1024)], &[], true, &[V4]);
     let r = run(&mail(), Some(ls), Some(s));
-    assert!(r.findings.iter().all(|f| f.port != Some(53)), "{:#?}", r.findings);
+    assert!(
+        r.findings.iter().all(|f| f.port != Some(53)),
+        "{:#?}",
+        r.findings
+    );
 }
 
 /// Issue 10 item 1: UDP services the scan reached are judged and named.

@@ -279,8 +279,18 @@ fn audit_and_enforce_a_mail_server() {
         );
     }
     // Open ports, over both addresses; every other listener was probed on both.
-    assert_eq!(v["summary"]["reachable"], MAIL.len() * 2, "{:#}", v["summary"]);
-    assert_eq!(v["summary"]["unreachable"], OTHERS.len(), "{:#}", v["summary"]);
+    assert_eq!(
+        v["summary"]["reachable"],
+        MAIL.len() * 2,
+        "{:#}",
+        v["summary"]
+    );
+    assert_eq!(
+        v["summary"]["unreachable"],
+        OTHERS.len(),
+        "{:#}",
+        v["summary"]
+    );
     assert_eq!(v["summary"]["not_checked"], 0, "{:#}", v["summary"]);
     let _ = std::fs::remove_dir_all(state);
 }
@@ -515,9 +525,8 @@ fn audit_from_scanner(pair: &Pair, args: &[&str]) -> (Option<i32>, serde_json::V
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}\n{err}", String::from_utf8_lossy(&out.stdout))
-    });
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{err}", String::from_utf8_lossy(&out.stdout)));
     (out.status.code(), v, err)
 }
 
@@ -575,8 +584,10 @@ fn udp_and_ipv6_closed_loop() {
 
     // Both addresses, taken from the namespace itself (a bare --scan).
     let started = Instant::now();
-    let (code, v, err) =
-        audit_from_scanner(&pair, &["--netns", &ns, "--scan", "--profile", "mail-server"]);
+    let (code, v, err) = audit_from_scanner(
+        &pair,
+        &["--netns", &ns, "--scan", "--profile", "mail-server"],
+    );
     let udp_time = started.elapsed();
     assert_eq!(code, Some(1), "{v:#}\n{err}");
     assert_eq!(

@@ -430,13 +430,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                 s.protocol
             )
         };
-        self.push(
-            s,
-            Rule::BindMismatch,
-            by_reach(Severity::High, s),
-            msg,
-            fix,
-        );
+        self.push(s, Rule::BindMismatch, by_reach(Severity::High, s), msg, fix);
     }
 
     /// Checks that apply under any policy: writable executables, ephemeral ports.

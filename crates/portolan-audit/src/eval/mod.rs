@@ -9,8 +9,8 @@ mod checks;
 mod subject;
 
 use portolan_model::{
-    AuditReport, AuditSummary, Counts, Exposure, Finding, PortState, Reach, Remediation, Rule, Severity,
-    Suppressed,
+    AuditReport, AuditSummary, Counts, Exposure, Finding, PortState, Reach, Remediation, Rule,
+    Severity, Suppressed,
 };
 use portolan_registry::{Date, Proto};
 
@@ -201,7 +201,10 @@ fn reach_counts(subjects: &[Subject<'_>], inputs: &Inputs) -> (Option<usize>, Op
             .filter(|s| s.listening && s.netns.is_none() && s.exposed())
     };
     let count = |r: Reach| mine().filter(|s| s.reach == Some(r)).count();
-    (Some(count(Reach::Unreachable)), Some(count(Reach::NotChecked)))
+    (
+        Some(count(Reach::Unreachable)),
+        Some(count(Reach::NotChecked)),
+    )
 }
 
 fn next_step(policy: &Policy, ctx: &Context<'_>, severities: &Counts) -> String {

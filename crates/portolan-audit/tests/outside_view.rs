@@ -312,3 +312,36 @@ fn item1_udp_services_reached_are_findings() {
         assert_eq!(f.reach, Some(Reach::Reachable));
     }
 }
+
+/// Issue 10 item 1: a UDP port silent to the scanner's payload that answered detection is
+/// open (as nmap promotes it); silent to both, it stays not checked.
+#[test]
+fn item1_a_udp_port_that_answered_detection_is_reachable() {
+    let ls = vec![
+        Listener::new(Proto::Udp, ip("0.0.0.0"), 161),
+        Listener::new(Proto::Udp, ip("0.0.0.0"), 162),
+    ];
+    let mut s = scan(
+        &[(V4, Proto::Udp, 161, 162)],
+        &[
+            (V4, Proto::Udp, 161, PortState::OpenFiltered),
+            (V4, Proto::Udp, 162, PortState::OpenFiltered),
+        ],
+        true,
+        &[V4],
+    );
+    s.report.hosts[0].ports[0].detected = Some(portolan_audit::Detection {
+        protocol: Some("snmp".into()),
+        ..portolan_audit::Detection::default()
+    });
+    let r = run(&mail(), Some(ls), Some(s));
+    let reach = |port: u16| {
+        r.findings
+            .iter()
+            .find(|f| f.port == Some(port))
+            .unwrap_or_else(|| panic!("{port}: {:#?}", r.findings))
+            .reach
+    };
+    assert_eq!(reach(161), Some(Reach::Reachable));
+    assert_eq!(reach(162), Some(Reach::NotChecked));
+}

@@ -224,6 +224,15 @@ fn inside<'a>(inputs: &'a Inputs) -> (Vec<Subject<'a>>, HashMap<Key<'a>, usize>)
     (out, index)
 }
 
+/// True when the port answered: open, or a UDP port that stayed `open|filtered` to the
+/// scanner's payload but answered detection's probes (as nmap promotes it).
+fn answered(r: &ScannedPort) -> bool {
+    r.result.state == PortState::Open
+        || (r.result.proto == Proto::Udp
+            && r.result.state == PortState::OpenFiltered
+            && recognised(r).is_some())
+}
+
 /// What a scan saw of a port, when it recognised something.
 fn recognised(r: &ScannedPort) -> Option<&Detection> {
     r.detected.as_ref().filter(|d| d.is_identified())
@@ -244,7 +253,7 @@ fn outside<'a>(
         }
     }
     let mut seen_only: HashMap<(Proto, u16), usize> = HashMap::new();
-    for r in scan.results().filter(|r| r.result.state == PortState::Open) {
+    for r in scan.results().filter(|r| answered(r)) {
         let seen = combine && index.contains_key(&(None, r.result.proto, r.result.port));
         if seen || (combine && scan.from_itself) {
             continue;
@@ -329,7 +338,7 @@ fn measure<'a>(s: &mut Subject<'a>, scan: &'a Scan) {
         if let Some(r) = scan
             .results()
             .find(|r| r.result.proto == s.protocol && r.result.port == s.port)
-            .filter(|r| r.result.state == PortState::Open)
+            .filter(|r| answered(r))
         {
             s.detected = recognised(r);
         }
@@ -355,7 +364,7 @@ fn measure<'a>(s: &mut Subject<'a>, scan: &'a Scan) {
             continue;
         }
         match scan.report.port(a, s.protocol, s.port) {
-            Some(r) if r.result.state == PortState::Open => {
+            Some(r) if answered(r) => {
                 open = true;
                 s.reached.push(a);
                 if s.detected.is_none() {

@@ -134,7 +134,7 @@ fn now_secs() -> i64 {
 fn live(opts: &ReportOptions, run: RunInfo) -> Result<ReportInput, ReportError> {
     let (loaded, policy) = load_with_text(&opts.audit.policy)?;
     let today = opts.audit.today.unwrap_or_else(Date::today_utc);
-    let (inputs, warnings) = gather(&opts.audit, loaded.as_ref().map(|l| &l.policy))?;
+    let (inputs, warnings) = gather(&opts.audit, loaded.as_ref().map(|l| &l.policy), &mut |_| {})?;
     let audit = judge(&inputs, loaded.as_ref(), today);
     let ruleset = loaded.as_ref().map(|l| {
         crate::firewall::plan(&l.policy, opts.ssh_connection.as_deref(), &opts.version)

@@ -26,6 +26,11 @@ pub struct Scan {
     /// the firewall. Only what detection learned is used then.
     #[serde(default)]
     pub from_itself: bool,
+    /// The audited host's own addresses beyond loopback (the namespace's, with
+    /// `--netns`): the addresses a wildcard listener serves. Empty when unknown: a
+    /// wildcard listener is then judged on the addresses the scan probed.
+    #[serde(default)]
+    pub host_addresses: Vec<IpAddr>,
     /// The scan: what it probed ([`ScanReport::coverage`]; a port outside it is "not
     /// scanned", not "closed") and the ports it saw (open ones at least).
     pub report: ScanReport,

@@ -483,6 +483,7 @@ fn scan_of(target: &str, local: bool, open: &[(Proto, u16)], ports: &[(Proto, u1
         local,
         source: None,
         from_itself: false,
+        host_addresses: Vec::new(),
         report,
     }
 }

@@ -457,6 +457,14 @@ pub struct AuditSummary {
     pub exposed: Option<usize>,
     /// Ports the scan found reachable (none without a scan).
     pub reachable: Option<usize>,
+    /// Listeners beyond loopback the scan probed on every address they serve, and found
+    /// closed or filtered (none without a scan that met the inside view).
+    #[serde(default)]
+    pub unreachable: Option<usize>,
+    /// Listeners beyond loopback the scan did not probe on some address, protocol or port
+    /// they serve, or whose probe got no answer (UDP open|filtered): nothing was measured.
+    #[serde(default)]
+    pub not_checked: Option<usize>,
     pub findings: usize,
     pub severities: Counts,
     pub suppressed: usize,
@@ -548,6 +556,8 @@ mod tests {
                 listeners: Some(3),
                 exposed: Some(1),
                 reachable: None,
+                unreachable: None,
+                not_checked: None,
                 findings: 1,
                 severities: Counts::default(),
                 suppressed: 0,

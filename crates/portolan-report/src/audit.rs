@@ -5,7 +5,7 @@
 
 use std::io::{self, Write};
 
-use portolan_model::{AuditReport, Finding, Remediation, Severity};
+use portolan_model::{AuditReport, Finding, Reach, Remediation, Severity};
 
 use crate::table::Table;
 use crate::text::{terminal, terminal_bounded};
@@ -35,11 +35,13 @@ fn paint(color: bool, s: Severity, text: &str) -> String {
     format!("{code}{text}{RESET}")
 }
 
-/// `reachable`, `filtered` (scanned, no answer), or empty when nothing measured it.
+/// `reachable`, `not reachable` (probed on every address it serves, closed or filtered),
+/// `not checked` (a scan ran but did not measure it), or empty without a scan.
 fn reach_cell(f: &Finding) -> &'static str {
-    match f.reachable {
-        Some(true) => "reachable",
-        Some(false) => "filtered",
+    match f.reach {
+        Some(Reach::Reachable) => "reachable",
+        Some(Reach::Unreachable) => "not reachable",
+        Some(Reach::NotChecked) => "not checked",
         None => "",
     }
 }
@@ -139,6 +141,12 @@ fn write_summary(w: &mut dyn Write, r: &AuditReport) -> io::Result<()> {
     if let Some(n) = s.reachable {
         parts.push(format!("{n} port{} reachable from the scan", plural(n)));
     }
+    if let (Some(u), Some(n)) = (s.unreachable, s.not_checked) {
+        parts.push(format!(
+            "{u} listener{} not reachable, {n} not checked",
+            plural(u)
+        ));
+    }
     if !parts.is_empty() {
         head.push_str(": ");
         head.push_str(&parts.join("; "));
@@ -183,6 +191,8 @@ mod tests {
                 listeners: Some(1),
                 exposed: Some(1),
                 reachable: None,
+                unreachable: None,
+                not_checked: None,
                 findings: 1,
                 severities,
                 suppressed: 0,

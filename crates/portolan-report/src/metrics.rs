@@ -522,6 +522,8 @@ mod tests {
                 listeners: Some(4),
                 exposed: Some(1),
                 reachable: None,
+                unreachable: None,
+                not_checked: None,
                 findings: 2,
                 severities: Default::default(),
                 suppressed: 0,

@@ -329,6 +329,7 @@ fn report_under(policy: &Policy) -> portolan_audit::AuditReport {
             local: true,
             source: None,
             from_itself: false,
+            host_addresses: Vec::new(),
             report,
         }),
         netns: None,

@@ -459,6 +459,8 @@ fn audit(ports: &[u16]) -> portolan_model::AuditReport {
             listeners: Some(ports.len()),
             exposed: Some(ports.len()),
             reachable: None,
+            unreachable: None,
+            not_checked: None,
             findings: findings.len(),
             severities: Counts::default(),
             suppressed: 0,

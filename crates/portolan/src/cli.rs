@@ -387,11 +387,24 @@ pub struct AuditArgs {
     /// of this process's own
     #[arg(long, value_name = "NAME")]
     pub netns: Option<String>,
-    /// Also scan TARGET from here (the outside view). With --netns NAME and the
-    /// namespace's address, each port is then "listening but not reachable" (the firewall
-    /// holds) or "reachable"; another host is judged by the scan alone
-    #[arg(long, value_name = "TARGET")]
-    pub scan: Option<String>,
+    /// Also scan TARGET from here (the outside view): the addresses of one host,
+    /// repeatable or comma-separated (198.18.0.2,2001:2::2), so every family is covered.
+    /// With --netns NAME and no TARGET, the namespace's own global addresses. Each
+    /// listener is then "reachable", "not reachable" (probed on every address it serves:
+    /// closed or filtered) or "not checked"; another host is judged by the scan alone
+    #[arg(long, value_name = "TARGET", num_args = 0..=1, value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub scan: Option<Vec<String>>,
+    /// With --scan, probe these ports instead of the default choice (the top 1000 TCP
+    /// ports, the UDP services that matter, every port listening beyond loopback, and the
+    /// policy's ports, at most 1024 TCP and 16 UDP ports of each of its ranges)
+    #[arg(long, value_name = "SPEC", requires = "scan")]
+    pub scan_ports: Option<String>,
+    /// With --scan, send at most this many probes per second
+    #[arg(long, value_name = "N", requires = "scan", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: Option<u32>,
+    /// With --scan, wait at most this long for a probe's answer (500ms, 2s)
+    #[arg(long, value_name = "DURATION", requires = "scan", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
     /// With --scan, detect the service behind each open port (product, cleartext,
     /// STARTTLS), so that an IMAP or POP3 server allowed on condition of STARTTLS is checked
     #[arg(long, requires = "scan")]
@@ -458,10 +471,10 @@ pub struct ReportArgs {
     /// Audit the sockets of this network namespace (a name from `ip netns list`)
     #[arg(long, value_name = "NAME")]
     pub netns: Option<String>,
-    /// Also scan TARGET from here (the outside view), as `audit --scan` does; one host
-    /// (for several, add their `scan --json` output with --from)
-    #[arg(long, value_name = "TARGET")]
-    pub scan: Option<String>,
+    /// Also scan TARGET from here (the outside view), as `audit --scan` does: repeat it or
+    /// give a comma list for a host's several addresses
+    #[arg(long, value_name = "TARGET", value_delimiter = ',')]
+    pub scan: Vec<String>,
     /// With --scan, detect the service behind each open port
     #[arg(long, requires = "scan")]
     pub detect: bool,

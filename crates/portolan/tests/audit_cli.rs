@@ -240,3 +240,48 @@ fn policy_check_reports_every_error_in_every_file() {
         let _ = std::fs::remove_file(p);
     }
 }
+
+/// Issue 10 items 4 and 5: `--scan` takes several targets or none (with --netns), and its
+/// bounds are checked before anything is scanned.
+#[test]
+fn audit_scan_arguments_are_checked() {
+    let out = run(&["audit", "--scan"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--netns"),
+        "{}",
+        text(&out.stderr)
+    );
+    // More than one host's addresses.
+    let out = run(&["audit", "--scan", "198.18.0.0/24"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("addresses of one host"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&["audit", "--scan", "198.18.0.2,no-such-host.invalid"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = run(&[
+        "audit",
+        "--scan",
+        "127.0.0.1",
+        "--scan-ports",
+        "T:nosuchservice",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--scan-ports T:nosuchservice"),
+        "{}",
+        text(&out.stderr)
+    );
+    for bad in [
+        &["audit", "--scan-ports", "22"][..],
+        &["audit", "--rate", "10"],
+        &["audit", "--scan", "127.0.0.1", "--rate", "0"],
+        &["audit", "--scan", "127.0.0.1", "--timeout", "soon"],
+    ] {
+        let out = run(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", text(&out.stderr));
+    }
+}

@@ -237,18 +237,13 @@ fn audit_and_enforce_a_mail_server() {
     let (_, v) = audit(&pair, &["--profile", "mail-server"]);
     assert_eq!(findings(&v).len(), 6);
 
-    // Both views at once: the inventory of the target namespace, and a scan of it from
-    // the scanner namespace. What the firewall holds back is one step milder.
+    // Both views at once: the inventory of the target namespace, and a scan of both its
+    // addresses (taken from the namespace: a bare --scan) from the scanner namespace.
+    // What the firewall holds back on every address is one step milder.
     let out = pair
         .scanner
         .command(env!("CARGO_BIN_EXE_portolan"))
-        .args([
-            "audit",
-            "--netns",
-            pair.target.name(),
-            "--scan",
-            Pair::TARGET_V4,
-        ])
+        .args(["audit", "--netns", pair.target.name(), "--scan"])
         .args([
             "--profile",
             "mail-server",
@@ -283,7 +278,20 @@ fn audit_and_enforce_a_mail_server() {
             "{f:#}"
         );
     }
-    assert_eq!(v["summary"]["reachable"], MAIL.len());
+    // Open ports, over both addresses; every other listener was probed on both.
+    assert_eq!(
+        v["summary"]["reachable"],
+        MAIL.len() * 2,
+        "{:#}",
+        v["summary"]
+    );
+    assert_eq!(
+        v["summary"]["unreachable"],
+        OTHERS.len(),
+        "{:#}",
+        v["summary"]
+    );
+    assert_eq!(v["summary"]["not_checked"], 0, "{:#}", v["summary"]);
     let _ = std::fs::remove_dir_all(state);
 }
 
@@ -428,4 +436,342 @@ fn real_daemons_inside_and_outside_with_detection() {
         "{:#}",
         v["summary"]
     );
+}
+
+/// Real UDP daemons (dnsmasq for DNS, snmpd with community `public`) and small python
+/// responders (TFTP, NTP: they answer any datagram), with TCP services, every one on
+/// both families, in the target namespace.
+fn serve_udp_host(pair: &mut Pair, dir: &std::path::Path) {
+    let snmpd = dir.join("snmpd.conf");
+    std::fs::write(
+        &snmpd,
+        "rocommunity public\nrocommunity6 public\nagentaddress udp:161,udp6:161\nsmuxsocket 127.0.0.1\n",
+    )
+    .unwrap();
+    pair.target
+        .spawn(
+            "/usr/sbin/snmpd",
+            &[
+                "-f",
+                "-Ln",
+                "-C",
+                "-c",
+                snmpd.to_str().unwrap(),
+                "-p",
+                dir.join("snmpd.pid").to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+    pair.target
+        .spawn(
+            "/usr/sbin/dnsmasq",
+            &[
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--address=/example.test/198.18.0.9",
+                &format!("--pid-file={}", dir.join("dnsmasq.pid").display()),
+            ],
+        )
+        .unwrap();
+    let script = "import socket, selectors, time\n\
+         sel = selectors.DefaultSelector()\n\
+         keep = []\n\
+         for p in [69, 123]:\n\
+         \x20   s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
+         \x20   s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n\
+         \x20   s.bind(('::', p)); sel.register(s, selectors.EVENT_READ)\n\
+         for p in [25, 3306, 6379]:\n\
+         \x20   s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n\
+         \x20   s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n\
+         \x20   s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         \x20   s.bind(('::', p)); s.listen(16); keep.append(s)\n\
+         end = time.time() + 300\n\
+         while time.time() < end:\n\
+         \x20   for k, _ in sel.select(1):\n\
+         \x20       data, peer = k.fileobj.recvfrom(2048)\n\
+         \x20       k.fileobj.sendto(b'\\x00\\x05\\x00\\x00reply' if k.fileobj.getsockname()[1] == 69 else b'\\x1c' + bytes(47), peer)\n";
+    pair.target
+        .spawn("/usr/bin/python3", &["-c", script])
+        .unwrap();
+    // Ready when every socket is bound (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ss = pair.target.exec("ss", &["-Hlnu"]).unwrap_or_default()
+            + &pair.target.exec("ss", &["-Hlnt"]).unwrap_or_default();
+        let bound = |port: &str| ss.lines().any(|l| l.contains(&format!(":{port} ")));
+        if ["53", "69", "123", "161", "25", "3306", "6379"]
+            .iter()
+            .all(|p| bound(p))
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "daemons did not start:\n{ss}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `portolan audit ARGS --json` run in the scanner namespace; its exit code, JSON and
+/// stderr.
+fn audit_from_scanner(pair: &Pair, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let out = pair
+        .scanner
+        .command(env!("CARGO_BIN_EXE_portolan"))
+        .arg("audit")
+        .args(args)
+        .args(["--json", "--today", "2026-11-27"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{err}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code(), v, err)
+}
+
+/// (rule, port, protocol, reach) of every finding.
+fn reaches(v: &serde_json::Value) -> BTreeSet<(String, u64, String, String)> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["port"].as_u64().unwrap_or(0),
+                f["protocol"].as_str().unwrap_or("").to_string(),
+                f["reach"].as_str().unwrap_or("none").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn reach_set(items: &[(&str, u64, &str, &str)]) -> BTreeSet<(String, u64, String, String)> {
+    items
+        .iter()
+        .map(|&(r, p, proto, reach)| (r.to_string(), p, proto.to_string(), reach.to_string()))
+        .collect()
+}
+
+/// Issue 10, items 1-4 and the proof: a dual-stack host serving TCP and UDP, audited
+/// against mail-server from another namespace. UDP services are probed and named, DNS
+/// (loopback-only in the profile) seen from outside is a bind violation, and what the
+/// scan did not probe is "not checked", never "the firewall holds".
+#[test]
+fn udp_and_ipv6_closed_loop() {
+    if !require_root("udp_and_ipv6_closed_loop")
+        || !require_tool("nft", "nft")
+        || !require_tool("python3", "python3")
+        || !require_tool("dnsmasq", "dnsmasq")
+        || !require_tool("snmpd", "snmpd")
+    {
+        return;
+    }
+    let mut pair = Pair::new("pu").unwrap();
+    let dir = std::env::temp_dir().join(format!("pu-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    serve_udp_host(&mut pair, &dir);
+    // The firewall: redis dropped on both families, mysql on IPv4 only.
+    pair.target
+        .nft(&format!(
+            "table inet pu {{\n chain input {{\n type filter hook input priority 0;\n \
+             tcp dport 6379 drop\n ip daddr {} tcp dport 3306 drop\n }}\n}}\n",
+            Pair::TARGET_V4
+        ))
+        .unwrap();
+    let ns = pair.target.name().to_string();
+
+    // Both addresses, taken from the namespace itself (a bare --scan).
+    let started = Instant::now();
+    let (code, v, err) = audit_from_scanner(
+        &pair,
+        &["--netns", &ns, "--scan", "--profile", "mail-server"],
+    );
+    let udp_time = started.elapsed();
+    assert_eq!(code, Some(1), "{v:#}\n{err}");
+    assert_eq!(
+        reaches(&v),
+        reach_set(&[
+            ("bind-mismatch", 53, "tcp", "reachable"),
+            ("bind-mismatch", 53, "udp", "reachable"),
+            ("cleartext-forbidden", 69, "udp", "reachable"),
+            ("not-allowed", 123, "udp", "reachable"),
+            ("cleartext-forbidden", 161, "udp", "reachable"),
+            ("not-allowed", 3306, "tcp", "reachable"),
+            ("not-allowed", 6379, "tcp", "unreachable"),
+            // snmpd's SMUX, on loopback only and not reached: nothing to say about reach.
+            ("not-allowed", 199, "tcp", "none"),
+        ]),
+        "{v:#}"
+    );
+    let by = |port: u64, proto: &str| -> serde_json::Value {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["port"] == port && f["protocol"] == proto)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by(161, "udp")["service"], "snmp");
+    assert_eq!(by(69, "udp")["service"], "tftp");
+    assert_eq!(by(123, "udp")["service"], "ntp");
+    let mysql = by(3306, "tcp");
+    let msg = mysql["message"].as_str().unwrap();
+    assert!(
+        msg.contains("filtered at 198.18.0.2") && msg.contains("reachable at 2001:2::2"),
+        "{msg}"
+    );
+    let redis = by(6379, "tcp")["message"].as_str().unwrap().to_string();
+    assert!(
+        redis.contains("filtered at 198.18.0.2, 2001:2::2") && redis.contains("the firewall holds"),
+        "{redis}"
+    );
+    assert_eq!(v["summary"]["unreachable"], 1, "{:#}", v["summary"]);
+    assert_eq!(v["summary"]["not_checked"], 0, "{:#}", v["summary"]);
+    eprintln!("audit of 2 addresses with UDP: {udp_time:?}");
+
+    // Only the IPv4 address, and only some ports: everything else is not checked, and no
+    // severity is lowered for it.
+    let (_, v4, _) = audit_from_scanner(
+        &pair,
+        &[
+            "--netns",
+            &ns,
+            "--scan",
+            Pair::TARGET_V4,
+            "--scan-ports",
+            "T:3306,6379,U:161",
+            "--profile",
+            "mail-server",
+        ],
+    );
+    assert_eq!(
+        reaches(&v4),
+        reach_set(&[
+            ("bind-mismatch", 53, "tcp", "not-checked"),
+            ("bind-mismatch", 53, "udp", "not-checked"),
+            ("cleartext-forbidden", 69, "udp", "not-checked"),
+            ("not-allowed", 123, "udp", "not-checked"),
+            ("cleartext-forbidden", 161, "udp", "reachable"),
+            ("not-allowed", 3306, "tcp", "not-checked"),
+            ("not-allowed", 6379, "tcp", "not-checked"),
+            ("not-allowed", 199, "tcp", "none"),
+        ]),
+        "{v4:#}"
+    );
+    let (_, inside) = audit(&pair, &["--profile", "mail-server"]);
+    let severity = |v: &serde_json::Value, port: u64| {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["port"] == port && f["rule"] == "not-allowed")
+            .map(|f| f["severity"].clone())
+            .unwrap()
+    };
+    for f in v4["findings"].as_array().unwrap() {
+        if f["reach"] == "not-checked" {
+            assert_eq!(f["reachable"], serde_json::Value::Null, "{f:#}");
+            assert!(
+                !f["message"].as_str().unwrap().contains("firewall holds"),
+                "{f:#}"
+            );
+        }
+    }
+    assert_eq!(severity(&v4, 6379), severity(&inside, 6379));
+    assert_eq!(severity(&v4, 3306), severity(&inside, 3306));
+    // Of the 8 ports listening beyond loopback (25 has no finding), only 161/udp was
+    // measured.
+    assert_eq!(v4["summary"]["not_checked"], 7, "{:#}", v4["summary"]);
+
+    // The scan alone, from the scanner (no inside view): DNS, which the profile keeps on
+    // loopback, answers from outside on both addresses.
+    let targets = format!("{},{}", Pair::TARGET_V4, Pair::TARGET_V6);
+    let (_, remote, _) =
+        audit_from_scanner(&pair, &["--scan", &targets, "--profile", "mail-server"]);
+    for proto in ["tcp", "udp"] {
+        let f: Vec<&serde_json::Value> = remote["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["port"] == 53 && f["protocol"] == proto)
+            .collect();
+        assert_eq!(f.len(), 1, "{remote:#}");
+        assert_eq!(f[0]["rule"], "bind-mismatch");
+        assert!(
+            f[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("reached from outside at 198.18.0.2, 2001:2::2"),
+            "{:#}",
+            f[0]
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 10 item 5: a policy allowing 60000-61000/udp does not make the audit scan a
+/// thousand UDP ports (a quarter of an hour at the ICMP rate limit): it probes a few of
+/// them, says what it left out, and still probes what listens there.
+#[test]
+fn item5_a_large_policy_range_is_bounded_and_the_rest_not_checked() {
+    if !require_root("item5_a_large_policy_range_is_bounded_and_the_rest_not_checked")
+        || !require_tool("python3", "python3")
+    {
+        return;
+    }
+    let mut pair = Pair::new("pr").unwrap();
+    let script = "import socket, time\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         s.bind(('0.0.0.0', 60500))\n\
+         end = time.time() + 120\n\
+         s.settimeout(1)\n\
+         while time.time() < end:\n\
+         \x20   try:\n\
+         \x20       d, p = s.recvfrom(2048); s.sendto(b'ok', p)\n\
+         \x20   except OSError: pass\n";
+    pair.target
+        .spawn("/usr/bin/python3", &["-c", script])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pair
+        .target
+        .exec("ss", &["-Hlnu"])
+        .unwrap_or_default()
+        .contains(":60500 ")
+    {
+        assert!(Instant::now() < deadline, "listener did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let policy = std::env::temp_dir().join(format!("pr-policy-{}.toml", std::process::id()));
+    std::fs::write(
+        &policy,
+        "name = \"range\"\n[[allow]]\nservice = \"60000-61000/udp\"\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (_, v, err) = audit_from_scanner(
+        &pair,
+        &[
+            "--netns",
+            pair.target.name(),
+            "--scan",
+            Pair::TARGET_V4,
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(90), "{took:?}");
+    assert!(
+        err.contains("60016-61000/udp") && err.contains("not checked"),
+        "{err}"
+    );
+    assert!(err.contains("about"), "an estimate before the scan: {err}");
+    // What listens in the range is probed all the same: it answered.
+    assert_eq!(v["summary"]["not_checked"], 0, "{v:#}");
+    assert_eq!(v["summary"]["unreachable"], 0, "{v:#}");
+    let _ = std::fs::remove_file(policy);
 }

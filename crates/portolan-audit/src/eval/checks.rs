@@ -1,6 +1,7 @@
 //! The checks: the baseline's, a policy's, the hygiene checks that apply under any
 //! policy, and the remediations they write.
 
+use std::net::IpAddr;
 use std::path::Path;
 
 use portolan_model::{Evidence, Exposure, Finding, Reach, Remediation, Rule, Severity};
@@ -43,29 +44,29 @@ fn bound_to(s: &Subject<'_>) -> &'static str {
     }
 }
 
-fn reach_note(s: &Subject<'_>) -> &'static str {
-    match (s.reachable, s.listening) {
-        (Some(true), true) => " It is reachable from the scan: nothing holds it back.",
-        (Some(true), false) => "",
-        (Some(false), _) => " It is listening but not reachable from the scan: the firewall holds.",
-        (None, _) => "",
+/// What the outside view measured, as a sentence for a message: reachable (and where),
+/// not reachable (probed on every address it serves: closed or filtered, as measured), or
+/// not checked (and what was not probed). Nothing without a scan.
+fn reach_note(s: &Subject<'_>) -> String {
+    let detail = s.reach_detail.as_deref().unwrap_or_default();
+    match (s.reach, s.listening) {
+        (Some(Reach::Reachable), true) => {
+            format!(" It is reachable from the scan ({detail}): nothing holds it back.")
+        }
+        (Some(Reach::Reachable), false) => String::new(),
+        (Some(Reach::Unreachable), _) => format!(
+            " It is listening but not reachable from the scan ({detail}): the firewall holds."
+        ),
+        (Some(Reach::NotChecked), _) => {
+            format!(" Whether it is reachable was not checked ({detail}).")
+        }
+        (None, _) => String::new(),
     }
 }
 
 fn secure_by_detection(s: &Subject<'_>, k: Option<&Known>) -> bool {
     s.detected
         .is_some_and(|d| d.tls.is_some() || (d.starttls && k.is_none_or(|k| k.starttls)))
-}
-
-/// The older three-valued reach as what the outside view measured.
-fn reach(r: Option<bool>) -> Option<Reach> {
-    r.map(|r| {
-        if r {
-            Reach::Reachable
-        } else {
-            Reach::Unreachable
-        }
-    })
 }
 
 /// The namespace a finding names: the listener's, unless it is the host's.
@@ -107,7 +108,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
         f.netns = netns_of(s);
         f.service.clone_from(&s.service);
         f.process = s.process_label();
-        f.set_reach(reach(s.reachable));
+        f.set_reach(s.reach);
         f.product = s.detected.and_then(|d| d.product.clone());
         f.evidence = evidence;
         self.findings.push(f.seal());
@@ -386,6 +387,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                 self.push(s, Rule::BindMismatch, sev, msg, fix);
             }
         }
+        self.reached_beyond_bind(s, &allowed);
 
         if let (Some(true), Some(src)) =
             (s.reachable, inputs.scan.as_ref().and_then(|sc| sc.source))
@@ -413,6 +415,58 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                 self.push(s, Rule::SourceNotEnforced, Severity::High, msg, fix);
             }
         }
+    }
+
+    /// A service the policy binds to loopback (or to some addresses) that the scan reached
+    /// from outside at an address the bind does not permit: a bind violation seen from
+    /// outside, whatever its socket says (a remote scan has no socket to look at; a
+    /// loopback socket can be forwarded to). A socket already reported for its own
+    /// addresses is not reported twice.
+    fn reached_beyond_bind(&mut self, s: &Subject<'_>, allowed: &[&crate::policy::Allow]) {
+        if s.reach != Some(Reach::Reachable) || allowed.is_empty() {
+            return;
+        }
+        let permitted = |a: IpAddr| allowed.iter().any(|al| al.bind.permits(a));
+        if s.listening && s.addresses.iter().any(|a| !permitted(*a)) {
+            return;
+        }
+        let beyond: Vec<String> = s
+            .reached
+            .iter()
+            .filter(|a| !permitted(**a))
+            .map(ToString::to_string)
+            .collect();
+        if beyond.is_empty() {
+            return;
+        }
+        let binds: Vec<String> = allowed.iter().map(|a| a.bind.to_string()).collect();
+        let msg = format!(
+            "{} is allowed to bind {} only, but it was reached from outside at {}.",
+            s.describe(),
+            binds.join(" or "),
+            beyond.join(", ")
+        );
+        let hint = known(s)
+            .and_then(|k| k.bind_hint)
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+        let fix = if s.listening {
+            format!(
+                "Find what forwards it (`nft list ruleset | grep -w {}`, `sysctl net.ipv4.conf.all.route_localnet`) and remove it; keep the service on {}.",
+                s.port,
+                binds.join(" or ")
+            )
+        } else {
+            format!(
+                "On {}, change its listen address to {}{hint} and restart it, or drop {}/{} at its firewall.",
+                s.host
+                    .map_or_else(|| "the target".to_string(), |h| h.to_string()),
+                binds.join(" or "),
+                s.port,
+                s.protocol
+            )
+        };
+        self.push(s, Rule::BindMismatch, by_reach(Severity::High, s), msg, fix);
     }
 
     /// Checks that apply under any policy: writable executables, ephemeral ports.

@@ -9,8 +9,8 @@ mod checks;
 mod subject;
 
 use portolan_model::{
-    AuditReport, AuditSummary, Counts, Exposure, Finding, PortState, Remediation, Rule, Severity,
-    Suppressed,
+    AuditReport, AuditSummary, Counts, Exposure, Finding, PortState, Reach, Remediation, Rule,
+    Severity, Suppressed,
 };
 use portolan_registry::{Date, Proto};
 
@@ -28,7 +28,8 @@ pub fn evaluate(policy: &Policy, inputs: &Inputs, ctx: &Context<'_>) -> AuditRep
     let suppressed = exceptions(policy, &mut findings, ctx.today);
     findings.extend(expired(policy, ctx.today));
     sort(&mut findings);
-    let summary = summarize(policy, inputs, ctx, &findings, suppressed.len());
+    let mut summary = summarize(policy, inputs, ctx, &findings, suppressed.len());
+    (summary.unreachable, summary.not_checked) = reach_counts(&subjects, inputs);
     AuditReport {
         summary,
         findings,
@@ -182,11 +183,32 @@ fn summarize(
         listeners,
         exposed,
         reachable,
+        unreachable: None,
+        not_checked: None,
         findings: findings.len(),
         severities,
         suppressed,
         next_step: next_step(policy, ctx, &severities),
     }
+}
+
+/// Of the listeners beyond loopback, how many the scan found not reachable and how many
+/// it did not check; `None` when no scan met the inside view.
+fn reach_counts(subjects: &[Subject<'_>], inputs: &Inputs) -> (Option<usize>, Option<usize>) {
+    let met = inputs.listeners.is_some() && inputs.scan.as_ref().is_some_and(|s| s.local);
+    if !met {
+        return (None, None);
+    }
+    let mine = || {
+        subjects
+            .iter()
+            .filter(|s| s.listening && s.netns.is_none() && s.exposed())
+    };
+    let count = |r: Reach| mine().filter(|s| s.reach == Some(r)).count();
+    (
+        Some(count(Reach::Unreachable)),
+        Some(count(Reach::NotChecked)),
+    )
 }
 
 fn next_step(policy: &Policy, ctx: &Context<'_>, severities: &Counts) -> String {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::ops::Deref;
 use std::path::Path;
 
-use portolan_model::{Detection, Exposure, Listener, PortState, Process, ScannedPort};
+use portolan_model::{Detection, Exposure, Listener, PortState, Process, Reach, ScannedPort};
 use portolan_registry::Proto;
 
 use crate::catalog;
@@ -74,8 +74,18 @@ pub(crate) struct Subject<'a> {
     pub netns_label: &'a str,
     /// The namespace, when it is not the one the audit is about.
     pub netns: Option<&'a str>,
-    /// Some(true) reachable, Some(false) scanned and not reachable, None unknown.
+    /// Some(true) reachable, Some(false) scanned and not reachable, None unknown
+    /// (`reach` as a boolean).
     pub reachable: Option<bool>,
+    /// What the outside view measured; `None` when no scan met this subject.
+    pub reach: Option<Reach>,
+    /// What was measured address by address (`filtered at 198.18.0.2; not probed at
+    /// 2001:2::2`), for messages.
+    pub reach_detail: Option<String>,
+    /// The addresses the scan reached it at.
+    pub reached: Vec<std::net::IpAddr>,
+    /// A `[::]` socket of it also serves IPv4 (no IPV6_V6ONLY).
+    pub dual_stack: bool,
     /// What detection recognised (a detection that recognised nothing is left out).
     pub detected: Option<&'a Detection>,
     /// False for a port only the scan saw.
@@ -191,6 +201,10 @@ fn inside<'a>(inputs: &'a Inputs) -> (Vec<Subject<'a>>, HashMap<Key<'a>, usize>)
                 netns_label: &l.netns,
                 netns,
                 reachable: None,
+                reach: None,
+                reach_detail: None,
+                reached: Vec::new(),
+                dual_stack: false,
                 detected: None,
                 listening: true,
                 host: None,
@@ -204,6 +218,8 @@ fn inside<'a>(inputs: &'a Inputs) -> (Vec<Subject<'a>>, HashMap<Key<'a>, usize>)
         s.sockets.push((l.address, l.interface.as_deref()));
         s.owner_unknown |= l.owner_unknown;
         s.exposure = s.exposure.max(l.exposure);
+        // Unknown IPV6_V6ONLY is Linux's default (net.ipv6.bindv6only = 0): both families.
+        s.dual_stack |= l.address.is_unspecified() && l.address.is_ipv6() && l.v6only != Some(true);
         for p in l.processes.iter() {
             if !s.processes.iter().any(|q| q.pid == p.pid) {
                 s.processes.push(Owner::of(l, p));
@@ -214,6 +230,15 @@ fn inside<'a>(inputs: &'a Inputs) -> (Vec<Subject<'a>>, HashMap<Key<'a>, usize>)
         }
     }
     (out, index)
+}
+
+/// True when the port answered: open, or a UDP port that stayed `open|filtered` to the
+/// scanner's payload but answered detection's probes (as nmap promotes it).
+fn answered(r: &ScannedPort) -> bool {
+    r.result.state == PortState::Open
+        || (r.result.proto == Proto::Udp
+            && r.result.state == PortState::OpenFiltered
+            && recognised(r).is_some())
 }
 
 /// What a scan saw of a port, when it recognised something.
@@ -230,37 +255,34 @@ fn outside<'a>(
     inside_view: bool,
 ) {
     let combine = scan.local && inside_view;
-    let mut results: HashMap<(Proto, u16), &'a ScannedPort> = HashMap::new();
-    for r in scan.results() {
-        results.insert((r.result.proto, r.result.port), r);
-    }
     if combine {
-        for s in out.iter_mut().filter(|s| s.netns.is_none() && s.exposed()) {
-            if !scan.covers(s.protocol, s.port) {
-                continue;
-            }
-            match results.get(&(s.protocol, s.port)) {
-                Some(r) if r.result.state == PortState::Open => {
-                    s.detected = recognised(r);
-                    if !scan.from_itself {
-                        s.reachable = Some(true);
-                    }
-                }
-                Some(r) if r.result.state == PortState::OpenFiltered => {}
-                _ if scan.from_itself => {}
-                _ => s.reachable = Some(false),
-            }
+        for s in out.iter_mut().filter(|s| s.netns.is_none()) {
+            measure(s, scan);
         }
     }
-    for r in scan.results().filter(|r| r.result.state == PortState::Open) {
+    let mut seen_only: HashMap<(Proto, u16), usize> = HashMap::new();
+    for r in scan.results().filter(|r| answered(r)) {
         let seen = combine && index.contains_key(&(None, r.result.proto, r.result.port));
         if seen || (combine && scan.from_itself) {
             continue;
         }
+        let host = r.result.host;
+        if let Some(&i) = seen_only.get(&(r.result.proto, r.result.port)) {
+            let s = &mut out[i];
+            if !s.addresses.contains(&host) {
+                s.addresses.push(host);
+                s.reached.push(host);
+            }
+            if s.detected.is_none() {
+                s.detected = recognised(r);
+            }
+            continue;
+        }
+        seen_only.insert((r.result.proto, r.result.port), out.len());
         out.push(Subject {
             protocol: r.result.proto,
             port: r.result.port,
-            addresses: Vec::new(),
+            addresses: vec![host],
             sockets: Vec::new(),
             exposure: Exposure::All,
             processes: Vec::new(),
@@ -269,11 +291,131 @@ fn outside<'a>(
             netns_label: "host",
             netns: None,
             reachable: Some(true),
+            reach: Some(Reach::Reachable),
+            reach_detail: Some(format!("reachable at {host}")),
+            reached: vec![host],
+            dual_stack: false,
             detected: recognised(r),
             listening: false,
-            host: Some(r.result.host),
+            host: Some(host),
         });
     }
+}
+
+/// The addresses a listening subject serves from outside: its own, or for a wildcard
+/// socket the host's addresses of that family (both with a dual-stack `[::]`); the host's
+/// addresses are the scan's probed ones when the audit does not know them. A loopback-only
+/// subject serves none, but is looked for on every address of the host, so that reaching
+/// it from outside is seen.
+pub(crate) fn served(s: &Subject<'_>, scan: &Scan) -> Vec<IpAddr> {
+    let host: Vec<IpAddr> = if scan.host_addresses.is_empty() {
+        scan.report.coverage.addresses()
+    } else {
+        scan.host_addresses.clone()
+    };
+    let host: Vec<IpAddr> = host.into_iter().map(|a| a.to_canonical()).collect();
+    if !s.exposed() {
+        return host;
+    }
+    let mut out: Vec<IpAddr> = Vec::new();
+    for a in &s.addresses {
+        let a = a.to_canonical();
+        let add: Vec<IpAddr> = if a.is_unspecified() {
+            host.iter()
+                .copied()
+                .filter(|h| h.is_ipv4() == a.is_ipv4() || (s.dual_stack && h.is_ipv4()))
+                .collect()
+        } else if a.is_loopback() {
+            Vec::new()
+        } else {
+            vec![a]
+        };
+        for h in add {
+            if !out.contains(&h) {
+                out.push(h);
+            }
+        }
+    }
+    out
+}
+
+/// What the scan measured of a listening subject, address by address: reachable where
+/// any probe was answered open; not reachable only where every address it serves was
+/// probed on this protocol and port and found closed or filtered; else not checked.
+fn measure<'a>(s: &mut Subject<'a>, scan: &'a Scan) {
+    if scan.from_itself {
+        // Through loopback the firewall is never crossed: keep only what detection heard.
+        if let Some(r) = scan
+            .results()
+            .find(|r| r.result.proto == s.protocol && r.result.port == s.port)
+            .filter(|r| answered(r))
+        {
+            s.detected = recognised(r);
+        }
+        if s.exposed() && scan.covers(s.protocol, s.port) {
+            s.reach = Some(Reach::NotChecked);
+            s.reach_detail = Some("the scan ran on this host itself, through loopback".into());
+        }
+        return;
+    }
+    let served = served(s, scan);
+    let mut parts: Vec<(String, Vec<IpAddr>)> = Vec::new();
+    let mut note = |what: &str, a: IpAddr| match parts.iter_mut().find(|(w, _)| w == what) {
+        Some((_, v)) => v.push(a),
+        None => parts.push((what.to_string(), vec![a])),
+    };
+    let (mut open, mut unknown) = (false, false);
+    for &a in &served {
+        if !scan.report.coverage.covers(a, s.protocol, s.port) {
+            if s.exposed() {
+                unknown = true;
+                note("not probed at", a);
+            }
+            continue;
+        }
+        match scan.report.port(a, s.protocol, s.port) {
+            Some(r) if answered(r) => {
+                open = true;
+                s.reached.push(a);
+                if s.detected.is_none() {
+                    s.detected = recognised(r);
+                }
+                note("reachable at", a);
+            }
+            Some(r) if r.result.state == PortState::OpenFiltered => {
+                unknown = true;
+                note("no answer (open|filtered) at", a);
+            }
+            Some(r) if r.result.state == PortState::Closed => note("closed at", a),
+            Some(_) => note("filtered at", a),
+            None => note("not open at", a),
+        }
+    }
+    if !s.exposed() && !open {
+        // Loopback only and not reached: what the scan saw says nothing new.
+        return;
+    }
+    let reach = if open {
+        Reach::Reachable
+    } else if unknown || served.is_empty() {
+        Reach::NotChecked
+    } else {
+        Reach::Unreachable
+    };
+    s.reach = Some(reach);
+    s.reachable = reach.as_bool();
+    s.reach_detail = Some(if parts.is_empty() {
+        "no address it serves was probed".to_string()
+    } else {
+        parts
+            .iter()
+            .map(|(w, v)| {
+                let list: Vec<String> = v.iter().map(ToString::to_string).collect();
+                format!("{w} {}", list.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
 }
 
 /// The name to show: what detection heard (as the audit names it), else the audit's own

@@ -200,6 +200,8 @@ pub fn audit(findings: Vec<Finding>, listeners: usize, exposed: usize) -> AuditR
             listeners: Some(listeners),
             exposed: Some(exposed),
             reachable: Some(8),
+            unreachable: None,
+            not_checked: None,
             findings: findings.len(),
             severities: c,
             suppressed: 1,

@@ -4,7 +4,9 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use portolan_app::audit::{AuditOptions, audit};
+use std::io::IsTerminal;
+
+use portolan_app::audit::{AuditOptions, AuditProgress, audit_with};
 use portolan_app::policy::PolicySource as Source;
 use portolan_audit::{Date, Severity};
 use portolan_report::{audit as table, junit, sarif};
@@ -39,9 +41,16 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         netns: args.netns.clone(),
         scan: args.scan.clone(),
         detect: args.detect,
+        scan_ports: args.scan_ports.clone(),
+        rate: args.rate,
+        timeout: args.timeout,
         today,
     };
-    let done = audit(&opts)?;
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let done = audit_with(&opts, &mut |p| progress(&mut bar, p))?;
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
     for w in &done.warnings {
         eprintln!("portolan: {w}");
     }
@@ -75,6 +84,55 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         Some(t) if report.fails(t) => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// Seconds of estimated scan time from which the estimate is printed.
+const LONG_SCAN: f64 = 5.0;
+
+/// The scan's estimate on stderr before long work, and a progress bar on a TTY.
+fn progress(bar: &mut Option<indicatif::ProgressBar>, p: AuditProgress) {
+    match p {
+        AuditProgress::Estimate {
+            hosts,
+            tcp_ports,
+            udp_ports,
+            seconds,
+        } => {
+            if seconds >= LONG_SCAN {
+                eprintln!(
+                    "portolan: scanning {tcp_ports} TCP and {udp_ports} UDP ports on {hosts} address{}: about {} (UDP goes at the target's ICMP rate limit, about one closed port a second after a burst)",
+                    if hosts == 1 { "" } else { "es" },
+                    human(seconds)
+                );
+            }
+            if std::io::stderr().is_terminal() {
+                let pb = indicatif::ProgressBar::new(1);
+                pb.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} probes, ETA {eta}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                *bar = Some(pb);
+            }
+        }
+        AuditProgress::Scan { done, total } => {
+            if let Some(pb) = bar {
+                pb.set_length(total);
+                pb.set_position(done);
+            }
+        }
+    }
+}
+
+/// `40s`, `3m 20s`.
+fn human(seconds: f64) -> String {
+    let s = seconds.ceil() as u64;
+    if s < 60 {
+        format!("{s}s")
+    } else {
+        format!("{}m {}s", s / 60, s % 60)
+    }
 }
 
 pub(crate) fn parse_date(t: &str) -> anyhow::Result<Date> {

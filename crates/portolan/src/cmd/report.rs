@@ -19,9 +19,10 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         audit: AuditOptions {
             policy: policy_source(&args.source),
             netns: args.netns.clone(),
-            scan: args.scan.clone(),
+            scan: (!args.scan.is_empty()).then(|| args.scan.clone()),
             detect: args.detect,
             today,
+            ..AuditOptions::default()
         },
         from: args.from.clone(),
         command: std::env::args().collect::<Vec<_>>().join(" "),

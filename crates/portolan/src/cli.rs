@@ -224,11 +224,11 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub xml_out: Option<std::path::PathBuf>,
     /// JSON Lines output (same as --format json)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
-    /// Output format
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: crate::out::Format,
+    /// Output format [default: table]
+    #[arg(long, value_enum)]
+    pub format: Option<crate::out::Format>,
 }
 
 /// Parses a duration for every `--timeout`-like flag: `500ms`, `2s`, `1.5s`, `2m`, or a

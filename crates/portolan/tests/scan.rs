@@ -663,3 +663,84 @@ fn syn_backs_off_under_congestion_and_stays_exact() {
     );
     eprintln!("5000 ports through a 5000 SYN/s limit: {:?}", t.elapsed());
 }
+
+#[test]
+fn conflicting_output_flags_are_a_usage_error() {
+    for (args, names) in [
+        (vec!["--json", "--format", "csv"], ["--json", "--format"]),
+        (vec!["-oX", "-", "--json"], ["-oX", "--json"]),
+        (vec!["-oX", "-", "--format", "csv"], ["-oX", "--format"]),
+    ] {
+        let out = Command::new(BIN)
+            .arg("scan")
+            .args(&args)
+            .args(["-p", "1", "127.0.0.1"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        for n in names {
+            assert!(err.contains(n), "{args:?} must name {n}: {err}");
+        }
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn udp_only_scan_reports_no_tcp_mode() {
+    if !ok("udp_only_mode") {
+        return;
+    }
+    let pair = target("ps", &OPEN, None);
+    let out = scan(&pair, &["-sU", "--json", "-Pn", "-p", "53", Pair::TARGET_V4]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["type"] == "summary")
+        .unwrap();
+    assert!(summary["mode"].is_null(), "{text}");
+    assert_eq!(summary["udp"], true, "{text}");
+    let out = scan(&pair, &["-sU", "-Pn", "-p", "53", Pair::TARGET_V4]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap();
+    assert!(last.ends_with("(udp scan)"), "{text}");
+    assert!(!text.contains("syn"), "{text}");
+}
+
+/// User and system CPU time of a child, read from /proc/PID/stat once it has exited (a
+/// zombie keeps its times until it is reaped); the child is then reaped.
+fn child_cpu(mut child: std::process::Child) -> Duration {
+    let tick = 100.0; // USER_HZ on Linux
+    let path = format!("/proc/{}/stat", child.id());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let cpu = loop {
+        let stat = std::fs::read_to_string(&path).unwrap();
+        // The fields after the command name, which is in parentheses.
+        let rest: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        let ticks = |i: usize| rest[i].parse::<f64>().unwrap();
+        if rest[0] == "Z" {
+            break Duration::from_secs_f64((ticks(11) + ticks(12)) / tick);
+        }
+        assert!(Instant::now() < deadline, "the scan did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.wait().unwrap();
+    cpu
+}
+
+#[test]
+fn rate_limited_connect_scan_sleeps_instead_of_spinning() {
+    // `-sT --rate 2 -p 1-10` took 5.7 s of CPU in 4 s: a stale deadline made the wait
+    // zero between two tokens.
+    let t = Instant::now();
+    let child = Command::new(BIN)
+        .args(["scan", "-sT", "-Pn", "--rate", "2", "-p", "1-10", "127.0.0.1"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cpu = child_cpu(child);
+    let wall = t.elapsed();
+    assert!(wall >= Duration::from_secs(3), "the rate was not honoured: {wall:?}");
+    assert!(cpu < Duration::from_millis(500), "{cpu:?} of CPU in {wall:?}");
+}

@@ -744,3 +744,78 @@ fn rate_limited_connect_scan_sleeps_instead_of_spinning() {
     assert!(wall >= Duration::from_secs(3), "the rate was not honoured: {wall:?}");
     assert!(cpu < Duration::from_millis(500), "{cpu:?} of CPU in {wall:?}");
 }
+
+/// A DNS server on UDP 5300 that ignores the scan's empty datagram and answers only
+/// queries (the reply echoes the question with QR set): silent to the scan, heard by
+/// detection.
+const DNS_ONLY: &str = r#"
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("0.0.0.0", 5300))
+print("ready", flush=True)
+while True:
+    data, addr = u.recvfrom(4096)
+    if len(data) >= 12 and data[2] & 0x80 == 0 and data[4:6] == b"\x00\x01":
+        r = bytearray(data); r[2] |= 0x80
+        u.sendto(bytes(r), addr)
+"#;
+
+#[test]
+fn udp_port_that_answers_detection_is_open() {
+    if !ok("udp_detect_open") {
+        return;
+    }
+    let mut pair = target("ps", &OPEN, None);
+    pair.target.spawn("python3", &["-c", DNS_ONLY]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pair
+        .target
+        .exec("ss", &["-Hlun", "sport = :5300"])
+        .unwrap_or_default()
+        .contains("5300")
+    {
+        assert!(Instant::now() < deadline, "the DNS responder did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let base = ["-sU", "-Pn", "-p", "161,5300", "--timeout", "1"];
+    // Without detection the port is silent: open|filtered.
+    let out = scan(&pair, &[&base[..], &["--json", "--all", Pair::TARGET_V4]].concat());
+    let r = results(&out);
+    assert_eq!(r[&(5300, "udp".into())].0, "open|filtered");
+    // With it, the answer makes it open; the silent 161 stays open|filtered.
+    let dir = std::env::temp_dir().join(format!("portolan-udpd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let xml = dir.join("scan.xml");
+    let detect = [&base[..], &["--detect", "--all"]].concat();
+    let out = scan(
+        &pair,
+        &[&detect[..], &["--json", "-oX", xml.to_str().unwrap(), Pair::TARGET_V4]].concat(),
+    );
+    let r = results(&out);
+    assert_eq!(r[&(5300, "udp".into())], ("open".into(), "udp-response".into()));
+    assert_eq!(r[&(161, "udp".into())].0, "open|filtered");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["type"] == "summary")
+        .unwrap();
+    assert_eq!(summary["open"], 1, "{text}");
+    assert_eq!(summary["open_filtered"], 1, "{text}");
+    assert!(out.status.success(), "an open port was found: exit 0");
+    let x = std::fs::read_to_string(&xml).unwrap();
+    assert!(
+        x.contains(r#"<port protocol="udp" portid="5300"><state state="open" reason="udp-response""#),
+        "{x}"
+    );
+    // The table and CSV say the same.
+    let out = scan(&pair, &[&detect[..], &[Pair::TARGET_V4]].concat());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text.lines().find(|l| l.contains("5300/udp")).unwrap();
+    assert!(row.contains(" open ") && row.contains("udp-response"), "{text}");
+    assert!(text.contains("1 open port"), "{text}");
+    let out = scan(&pair, &[&detect[..], &["--format", "csv", Pair::TARGET_V4]].concat());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("198.18.0.2,5300,udp,open,udp-response,"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -213,9 +213,12 @@ pub struct ScanArgs {
     /// Connections in flight in connect mode (default: from the open-file limit)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub concurrency: Option<u32>,
-    /// List every port, whatever its state
+    /// List every port, whatever its state (and every down host)
     #[arg(long)]
     pub all: bool,
+    /// List each host found down (by default a table counts them in one line)
+    #[arg(long)]
+    pub show_down: bool,
     /// Identify what answers on each open port (and UDP open|filtered port): protocol,
     /// product, version, TLS; nmap's -sV
     #[arg(long)]

@@ -819,3 +819,31 @@ fn udp_port_that_answers_detection_is_open() {
     assert!(text.contains("198.18.0.2,5300,udp,open,udp-response,"), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn down_hosts_are_counted_not_listed_and_no_route_says_what_was_measured() {
+    if !ok("down_hosts") {
+        return;
+    }
+    // A /24 printed 253 "down" lines before the table, and a host without a route was
+    // "a broadcast address?".
+    let pair = target("ps", &OPEN, None);
+    // 198.19.0.1 has no route from the scanner: nothing is sent to it.
+    let args = ["-sS", "-p", "22", "198.18.0.0/28", "198.19.0.1"];
+    let out = scan(&pair, &args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains(": down"), "{text}");
+    assert!(!text.contains("broadcast address?"), "{text}");
+    let down = text.lines().find(|l| l.contains("hosts down")).unwrap();
+    assert!(down.starts_with("15 hosts down ("), "{text}");
+    assert!(down.contains("1 no route to it: net-unreach"), "{text}");
+    assert!(text.contains("198.18.0.2  22/tcp"), "{text}");
+    let out = scan(&pair, &[&args[..], &["--show-down"]].concat());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("198.19.0.1: down (no route to it: net-unreach)"),
+        "{text}"
+    );
+    assert_eq!(text.lines().filter(|l| l.contains(": down (")).count(), 15, "{text}");
+    assert!(!text.contains("hosts down"), "{text}");
+}

@@ -197,6 +197,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         Box::new(io::BufWriter::new(io::stdout()))
     };
     let mut stream = Stream::new(format, out::use_color(), args.detect, &mut *out);
+    stream.show_down = args.show_down || args.all;
     let mut io_err: Option<io::Error> = None;
     let report = portolan_app::scan::scan(&req, &mut |e| {
         if io_err.is_none()

@@ -3,7 +3,7 @@
 //! service detection when asked, and return the model's [`ScanReport`].
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portolan_detect::{Detector, Options, Pool, Probe};
@@ -319,10 +319,10 @@ impl<'a> Aggregator<'a> {
     }
 
     fn scanned(&mut self, r: PortResult) -> ScannedPort {
-        let detected = self
-            .detect
-            .as_mut()
-            .and_then(|d| d.get(SocketAddr::new(r.host, r.port), r.proto).cloned());
+        let detected = self.detect.as_mut().and_then(|d| {
+            d.get(portolan_scan::scope::socket_addr(r.host, r.port), r.proto)
+                .cloned()
+        });
         ScannedPort {
             result: r,
             service: self.registry.name_for(r.port, r.proto).map(str::to_string),
@@ -334,7 +334,7 @@ impl<'a> Aggregator<'a> {
         if let Some(d) = self.detect.as_mut()
             && wants_detection(&r)
         {
-            let addr = SocketAddr::new(r.host, r.port);
+            let addr = portolan_scan::scope::socket_addr(r.host, r.port);
             let probe = Probe {
                 addr,
                 proto: r.proto,

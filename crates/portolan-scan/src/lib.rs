@@ -46,6 +46,7 @@ pub mod payload;
 mod rate;
 mod rounds;
 pub mod rtt;
+pub mod scope;
 mod syn;
 #[allow(unsafe_code)]
 mod sys;

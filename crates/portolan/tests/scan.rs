@@ -692,7 +692,10 @@ fn udp_only_scan_reports_no_tcp_mode() {
         return;
     }
     let pair = target("ps", &OPEN, None);
-    let out = scan(&pair, &["-sU", "--json", "-Pn", "-p", "53", Pair::TARGET_V4]);
+    let out = scan(
+        &pair,
+        &["-sU", "--json", "-Pn", "-p", "53", Pair::TARGET_V4],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let summary: serde_json::Value = text
         .lines()
@@ -735,14 +738,29 @@ fn rate_limited_connect_scan_sleeps_instead_of_spinning() {
     // zero between two tokens.
     let t = Instant::now();
     let child = Command::new(BIN)
-        .args(["scan", "-sT", "-Pn", "--rate", "2", "-p", "1-10", "127.0.0.1"])
+        .args([
+            "scan",
+            "-sT",
+            "-Pn",
+            "--rate",
+            "2",
+            "-p",
+            "1-10",
+            "127.0.0.1",
+        ])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let cpu = child_cpu(child);
     let wall = t.elapsed();
-    assert!(wall >= Duration::from_secs(3), "the rate was not honoured: {wall:?}");
-    assert!(cpu < Duration::from_millis(500), "{cpu:?} of CPU in {wall:?}");
+    assert!(
+        wall >= Duration::from_secs(3),
+        "the rate was not honoured: {wall:?}"
+    );
+    assert!(
+        cpu < Duration::from_millis(500),
+        "{cpu:?} of CPU in {wall:?}"
+    );
 }
 
 /// A DNS server on UDP 5300 that ignores the scan's empty datagram and answers only
@@ -779,7 +797,10 @@ fn udp_port_that_answers_detection_is_open() {
     }
     let base = ["-sU", "-Pn", "-p", "161,5300", "--timeout", "1"];
     // Without detection the port is silent: open|filtered.
-    let out = scan(&pair, &[&base[..], &["--json", "--all", Pair::TARGET_V4]].concat());
+    let out = scan(
+        &pair,
+        &[&base[..], &["--json", "--all", Pair::TARGET_V4]].concat(),
+    );
     let r = results(&out);
     assert_eq!(r[&(5300, "udp".into())].0, "open|filtered");
     // With it, the answer makes it open; the silent 161 stays open|filtered.
@@ -789,10 +810,17 @@ fn udp_port_that_answers_detection_is_open() {
     let detect = [&base[..], &["--detect", "--all"]].concat();
     let out = scan(
         &pair,
-        &[&detect[..], &["--json", "-oX", xml.to_str().unwrap(), Pair::TARGET_V4]].concat(),
+        &[
+            &detect[..],
+            &["--json", "-oX", xml.to_str().unwrap(), Pair::TARGET_V4],
+        ]
+        .concat(),
     );
     let r = results(&out);
-    assert_eq!(r[&(5300, "udp".into())], ("open".into(), "udp-response".into()));
+    assert_eq!(
+        r[&(5300, "udp".into())],
+        ("open".into(), "udp-response".into())
+    );
     assert_eq!(r[&(161, "udp".into())].0, "open|filtered");
     let text = String::from_utf8_lossy(&out.stdout);
     let summary: serde_json::Value = text
@@ -805,18 +833,29 @@ fn udp_port_that_answers_detection_is_open() {
     assert!(out.status.success(), "an open port was found: exit 0");
     let x = std::fs::read_to_string(&xml).unwrap();
     assert!(
-        x.contains(r#"<port protocol="udp" portid="5300"><state state="open" reason="udp-response""#),
+        x.contains(
+            r#"<port protocol="udp" portid="5300"><state state="open" reason="udp-response""#
+        ),
         "{x}"
     );
     // The table and CSV say the same.
     let out = scan(&pair, &[&detect[..], &[Pair::TARGET_V4]].concat());
     let text = String::from_utf8_lossy(&out.stdout);
     let row = text.lines().find(|l| l.contains("5300/udp")).unwrap();
-    assert!(row.contains(" open ") && row.contains("udp-response"), "{text}");
+    assert!(
+        row.contains(" open ") && row.contains("udp-response"),
+        "{text}"
+    );
     assert!(text.contains("1 open port"), "{text}");
-    let out = scan(&pair, &[&detect[..], &["--format", "csv", Pair::TARGET_V4]].concat());
+    let out = scan(
+        &pair,
+        &[&detect[..], &["--format", "csv", Pair::TARGET_V4]].concat(),
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("198.18.0.2,5300,udp,open,udp-response,"), "{text}");
+    assert!(
+        text.contains("198.18.0.2,5300,udp,open,udp-response,"),
+        "{text}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -844,6 +883,88 @@ fn down_hosts_are_counted_not_listed_and_no_route_says_what_was_measured() {
         text.contains("198.19.0.1: down (no route to it: net-unreach)"),
         "{text}"
     );
-    assert_eq!(text.lines().filter(|l| l.contains(": down (")).count(), 15, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains(": down (")).count(),
+        15,
+        "{text}"
+    );
     assert!(!text.contains("hosts down"), "{text}");
+}
+
+/// The target's link-local address on its veth, once duplicate address detection is
+/// done (a tentative address cannot be used).
+fn link_local(ns: &Netns) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = ns
+            .exec(
+                "ip",
+                &["-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"],
+            )
+            .unwrap_or_default();
+        if let Some(l) = out.lines().find(|l| !l.contains("tentative")) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let i = f.iter().position(|w| *w == "inet6").unwrap();
+            return f[i + 1].split('/').next().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "no link-local address: {out}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn scoped_link_local_targets_are_scanned() {
+    if !ok("scoped_link_local") {
+        return;
+    }
+    // `scan fe80::1%eth0` was refused, although `detect` takes it.
+    let pair = target("ps", &OPEN, None);
+    let addr = link_local(&pair.target);
+    for scoped in [format!("{addr}%eth0"), format!("[{addr}%eth0]")] {
+        for mode in ["-sT", "-sS"] {
+            let out = scan(&pair, &[mode, "--json", "--all", "-p", "22,23", &scoped]);
+            let r = results(&out);
+            assert_eq!(r[&(22, "tcp".into())].0, "open", "{mode} {scoped}: {out:?}");
+            assert_eq!(r[&(23, "tcp".into())].0, "closed", "{mode} {scoped}");
+        }
+    }
+    let out = scan(
+        &pair,
+        &[
+            "-sU",
+            "--json",
+            "--all",
+            "-Pn",
+            "-p",
+            "53,69",
+            &format!("{addr}%eth0"),
+        ],
+    );
+    let r = results(&out);
+    assert_eq!(
+        r[&(53, "udp".into())],
+        ("open".into(), "udp-response".into())
+    );
+    assert_eq!(r[&(69, "udp".into())].0, "closed");
+    // By interface index too, and a bad scope is a usage error.
+    let index = pair
+        .scanner
+        .exec("cat", &["/sys/class/net/eth0/ifindex"])
+        .unwrap();
+    let out = scan(
+        &pair,
+        &[
+            "-sT",
+            "--json",
+            "-p",
+            "22",
+            &format!("{addr}%{}", index.trim()),
+        ],
+    );
+    assert_eq!(open_set(&out), BTreeSet::from([22]));
+    for bad in [format!("{addr}%nosuch0"), "2001:2::2%eth0".to_string()] {
+        let out = scan(&pair, &["-sT", "-p", "22", &bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(&bad), "{bad}");
+    }
 }

@@ -80,7 +80,9 @@ fn xml_to_stdout(args: &ScanArgs) -> bool {
 fn request(args: &ScanArgs) -> anyhow::Result<ScanRequest> {
     if xml_to_stdout(args) {
         if args.json {
-            bail!("--xml-out - (-oX -) writes XML to standard output: it cannot be used with --json");
+            bail!(
+                "--xml-out - (-oX -) writes XML to standard output: it cannot be used with --json"
+            );
         }
         if let Some(f) = args.format {
             bail!(

@@ -561,6 +561,33 @@ mod tests {
     }
 
     #[test]
+    fn udp_port_that_answers_detection_is_promoted() {
+        let heard = portolan_model::Detection {
+            protocol: Some("dns".into()),
+            ..Default::default()
+        };
+        let silent = portolan_model::Detection::nothing("no reply (open|filtered)");
+        let port = |proto, state, d: &portolan_model::Detection| ScannedPort {
+            result: pr(53, proto, state, Reason::NoResponse),
+            service: None,
+            detected: Some(d.clone()),
+        };
+        let mut p = port(Proto::Udp, PortState::OpenFiltered, &heard);
+        assert!(promote(&mut p));
+        assert_eq!(
+            (p.result.state, p.result.reason),
+            (PortState::Open, Reason::UdpResponse)
+        );
+        for mut p in [
+            port(Proto::Udp, PortState::OpenFiltered, &silent),
+            port(Proto::Udp, PortState::Closed, &heard),
+            port(Proto::Tcp, PortState::Filtered, &heard),
+        ] {
+            assert!(!promote(&mut p));
+        }
+    }
+
+    #[test]
     fn requests_without_ports_or_with_udp_zero_are_refused() {
         let req = ScanRequest {
             ports: Ports::Spec(PortSpec::parse_with("U:53", Registry::embedded()).unwrap()),

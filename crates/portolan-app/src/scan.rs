@@ -3,7 +3,7 @@
 //! service detection when asked, and return the model's [`ScanReport`].
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portolan_detect::{Detector, Options, Pool, Probe};
@@ -187,11 +187,14 @@ pub fn scan(
     let mut agg = Aggregator::new(&targets, req.all);
     agg.detect = detect;
     let scanned = Scanner::new(cfg.clone()).run(&targets, &mut |e| agg.event(e, on))?;
+    let mut summary = scanned.summary;
+    summary.open += agg.promoted;
+    summary.open_filtered = summary.open_filtered.saturating_sub(agg.promoted);
     Ok(ScanReport {
         targets: req.targets.iter().map(|t| t.to_string()).collect(),
         coverage: scanned.coverage,
         hosts: agg.done,
-        summary: scanned.summary,
+        summary,
         tcp_ports: ranges(&cfg.tcp_ports),
         udp_ports: ranges(&cfg.udp_ports),
     })
@@ -231,6 +234,8 @@ pub struct Aggregator<'a> {
     names: &'a TargetSet,
     hosts: BTreeMap<IpAddr, HostAgg>,
     done: Vec<HostResult>,
+    /// UDP ports found `open|filtered` that answered detection, and so became `open`.
+    promoted: u64,
 }
 
 /// Whether detection is worth running on a port in this state.
@@ -248,7 +253,13 @@ impl<'a> Aggregator<'a> {
             names,
             hosts: BTreeMap::new(),
             done: Vec::new(),
+            promoted: 0,
         }
+    }
+
+    /// How many UDP ports detection promoted from `open|filtered` to `open`.
+    pub fn promoted(&self) -> u64 {
+        self.promoted
     }
 
     /// Every host finished (or found down) so far.
@@ -308,10 +319,10 @@ impl<'a> Aggregator<'a> {
     }
 
     fn scanned(&mut self, r: PortResult) -> ScannedPort {
-        let detected = self
-            .detect
-            .as_mut()
-            .and_then(|d| d.get(SocketAddr::new(r.host, r.port), r.proto).cloned());
+        let detected = self.detect.as_mut().and_then(|d| {
+            d.get(portolan_scan::scope::socket_addr(r.host, r.port), r.proto)
+                .cloned()
+        });
         ScannedPort {
             result: r,
             service: self.registry.name_for(r.port, r.proto).map(str::to_string),
@@ -323,7 +334,7 @@ impl<'a> Aggregator<'a> {
         if let Some(d) = self.detect.as_mut()
             && wants_detection(&r)
         {
-            let addr = SocketAddr::new(r.host, r.port);
+            let addr = portolan_scan::scope::socket_addr(r.host, r.port);
             let probe = Probe {
                 addr,
                 proto: r.proto,
@@ -335,12 +346,13 @@ impl<'a> Aggregator<'a> {
         let all = self.all;
         let h = self.hosts.entry(r.host).or_default();
         *h.counts.entry((r.state, r.reason, r.proto)).or_default() += 1;
+        if detecting && wants_detection(&r) {
+            // Shown (or summarised) with its detection at the host's end: an answer
+            // makes a UDP open|filtered port open.
+            h.deferred.push(r);
+            return;
+        }
         if r.state == PortState::Open || all {
-            if detecting {
-                // Shown with its detection at the host's end.
-                h.deferred.push(r);
-                return;
-            }
             let p = self.scanned(r);
             on(ScanEvent::Port(&p));
             self.hosts.entry(r.host).or_default().listed.push(p);
@@ -364,9 +376,29 @@ impl<'a> Aggregator<'a> {
         let mut deferred = std::mem::take(&mut h.deferred);
         deferred.sort_by_key(|r| (r.proto, r.port));
         for r in deferred {
-            let p = self.scanned(r);
-            on(ScanEvent::Port(&p));
-            h.listed.push(p);
+            let mut p = self.scanned(r);
+            if promote(&mut p) {
+                self.promoted += 1;
+                let from = (PortState::OpenFiltered, r.reason, r.proto);
+                if let Some(n) = h.counts.get_mut(&from) {
+                    *n -= 1;
+                    if *n == 0 {
+                        h.counts.remove(&from);
+                    }
+                }
+                *h.counts
+                    .entry((p.result.state, p.result.reason, p.result.proto))
+                    .or_default() += 1;
+            }
+            if p.result.state == PortState::Open || self.all {
+                on(ScanEvent::Port(&p));
+                h.listed.push(p);
+            } else {
+                let held = h.held.entry(p.result.state).or_default();
+                if (held.len() as u64) < LIST_LIMIT + 1 {
+                    held.push(p.result);
+                }
+            }
         }
         let mut per_state: BTreeMap<PortState, u64> = BTreeMap::new();
         for ((s, _, _), n) in &h.counts {
@@ -387,6 +419,18 @@ impl<'a> Aggregator<'a> {
         on(ScanEvent::HostDone(&result));
         self.done.push(result);
     }
+}
+
+/// A UDP port that stayed silent to the scan's probe but whose service answered
+/// detection is open, as nmap has it. Returns true if the port was promoted.
+fn promote(p: &mut ScannedPort) -> bool {
+    let answered = p.detected.as_ref().is_some_and(|d| d.is_identified());
+    if p.result.proto == Proto::Udp && p.result.state == PortState::OpenFiltered && answered {
+        p.result.state = PortState::Open;
+        p.result.reason = Reason::UdpResponse;
+        return true;
+    }
+    false
 }
 
 /// A finished host: its listed ports in port order, and counts of the others.
@@ -514,6 +558,33 @@ mod tests {
         let (shown, hosts) = run(true, ev);
         assert_eq!(shown.len(), 33);
         assert!(hosts[0].not_shown.is_empty());
+    }
+
+    #[test]
+    fn udp_port_that_answers_detection_is_promoted() {
+        let heard = portolan_model::Detection {
+            protocol: Some("dns".into()),
+            ..Default::default()
+        };
+        let silent = portolan_model::Detection::nothing("no reply (open|filtered)");
+        let port = |proto, state, d: &portolan_model::Detection| ScannedPort {
+            result: pr(53, proto, state, Reason::NoResponse),
+            service: None,
+            detected: Some(d.clone()),
+        };
+        let mut p = port(Proto::Udp, PortState::OpenFiltered, &heard);
+        assert!(promote(&mut p));
+        assert_eq!(
+            (p.result.state, p.result.reason),
+            (PortState::Open, Reason::UdpResponse)
+        );
+        for mut p in [
+            port(Proto::Udp, PortState::OpenFiltered, &silent),
+            port(Proto::Udp, PortState::Closed, &heard),
+            port(Proto::Tcp, PortState::Filtered, &heard),
+        ] {
+            assert!(!promote(&mut p));
+        }
     }
 
     #[test]

@@ -25,7 +25,12 @@ pub struct Stream<'w> {
     pub color: bool,
     /// Detection ran: JSON port records carry `detected` (null where nothing was asked).
     pub detect: bool,
+    /// Tables list each down host; otherwise they are counted in one line before the
+    /// summary (as nmap does).
+    pub show_down: bool,
     out: &'w mut dyn io::Write,
+    /// Down hosts not listed, by reason.
+    down: std::collections::BTreeMap<Reason, u64>,
     rows: Option<Table>,
     csv_header: bool,
 }
@@ -81,7 +86,9 @@ impl<'w> Stream<'w> {
             format,
             color,
             detect,
+            show_down: false,
             out,
+            down: std::collections::BTreeMap::new(),
             rows: None,
             csv_header: false,
         }
@@ -106,12 +113,11 @@ impl<'w> Stream<'w> {
                 crate::json::tagged(self.out, "host", &rec)?;
             }
             Format::Table if !up => {
-                let why = if reason == Reason::NetUnreach {
-                    "no route or source address: a broadcast address?"
-                } else {
-                    "no answer to discovery probes"
-                };
-                writeln!(self.out, "{addr}: down ({why})")?;
+                if !self.show_down {
+                    *self.down.entry(reason).or_default() += 1;
+                    return Ok(());
+                }
+                writeln!(self.out, "{addr}: down ({})", down_why(reason))?;
             }
             _ => return Ok(()),
         }
@@ -207,10 +213,39 @@ impl<'w> Stream<'w> {
     pub fn summary(&mut self, s: &ScanSummary) -> io::Result<()> {
         match self.format {
             Format::Json => crate::json::tagged(self.out, "summary", s)?,
-            Format::Table => writeln!(self.out, "{}", summary_line(s))?,
+            Format::Table => {
+                if !self.down.is_empty() {
+                    let n: u64 = self.down.values().sum();
+                    let whys: Vec<String> = self
+                        .down
+                        .iter()
+                        .map(|(r, k)| format!("{k} {}", down_why(*r)))
+                        .collect();
+                    writeln!(
+                        self.out,
+                        "{n} host{} down ({}); --show-down lists them",
+                        if n == 1 { "" } else { "s" },
+                        whys.join(", ")
+                    )?;
+                }
+                writeln!(self.out, "{}", summary_line(s))?
+            }
             Format::Csv => {}
         }
         self.out.flush()
+    }
+}
+
+/// Why a host is down, as it was measured.
+fn down_why(reason: Reason) -> &'static str {
+    match reason {
+        Reason::NetUnreach => "no route to it: net-unreach",
+        Reason::HostUnreach => "no route to it: host-unreach",
+        Reason::AdminProhibited => {
+            "the kernel refused to send to it (permission denied: a broadcast address)"
+        }
+        Reason::NoResponse => "no answer to discovery probes",
+        _ => reason.as_str(),
     }
 }
 

@@ -253,6 +253,11 @@ impl<'a> Worker<'a> {
             if self.inflight == 0 && self.pending.is_empty() {
                 break;
             }
+            if self.inflight == 0 {
+                // Every deadline left belongs to a finished attempt: a past one would make
+                // the wait zero, and the loop spin until the pacer grants a token.
+                self.timeouts.clear();
+            }
             let wait = self.next_wait();
             if self.inflight == 0 {
                 std::thread::sleep(wait.min(Duration::from_millis(5)));

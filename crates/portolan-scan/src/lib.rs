@@ -46,6 +46,7 @@ pub mod payload;
 mod rate;
 mod rounds;
 pub mod rtt;
+pub mod scope;
 mod syn;
 #[allow(unsafe_code)]
 mod sys;
@@ -53,6 +54,7 @@ pub mod target;
 mod top;
 mod udp;
 
+use std::io;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -255,14 +257,20 @@ impl Scanner {
             // The raw and UDP engines need our source address towards each host; a host
             // without one (a broadcast address, no route) is down, not the end of the scan.
             let chunk: Vec<IpAddr> = if cfg.mode == Mode::Syn || !cfg.udp_ports.is_empty() {
-                let (ok, unroutable): (Vec<IpAddr>, Vec<IpAddr>) =
-                    chunk.into_iter().partition(|&a| sys::source_for(a).is_ok());
-                for addr in unroutable {
+                let mut ok = Vec::with_capacity(chunk.len());
+                for addr in chunk {
+                    let reason = match sys::source_for(addr) {
+                        Ok(_) => {
+                            ok.push(addr);
+                            continue;
+                        }
+                        Err(e) => unroutable_reason(&e),
+                    };
                     sink.total -= per_host as u64;
                     (sink.on)(Event::Host {
                         addr,
                         up: false,
-                        reason: Reason::NetUnreach,
+                        reason,
                         rtt: None,
                     });
                 }
@@ -350,5 +358,15 @@ impl Rng {
             let j = (self.next() % (i as u64 + 1)) as usize;
             v.swap(i, j);
         }
+    }
+}
+
+/// What the kernel said when asked for a route and source address towards a host: no
+/// route (ENETUNREACH, EHOSTUNREACH), or a refusal to send (EACCES: a broadcast address).
+fn unroutable_reason(e: &io::Error) -> Reason {
+    match e.raw_os_error() {
+        Some(libc::EHOSTUNREACH) => Reason::HostUnreach,
+        Some(libc::EACCES | libc::EPERM) => Reason::AdminProhibited,
+        _ => Reason::NetUnreach,
     }
 }

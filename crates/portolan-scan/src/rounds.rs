@@ -47,6 +47,8 @@ pub struct Table {
     /// Answers in the current round, and how many of them were ICMP errors.
     pub gained: usize,
     pub gained_icmp: usize,
+    /// ICMP errors from each host so far.
+    pub icmp_by_host: Vec<u32>,
 }
 
 impl Table {
@@ -91,6 +93,7 @@ impl Table {
             retry,
             gained: 0,
             gained_icmp: 0,
+            icmp_by_host: vec![0; hosts.len()],
         })
     }
 
@@ -144,10 +147,11 @@ impl Table {
         self.done[i] = true;
         self.remaining -= 1;
         self.gained += 1;
+        let h = self.host_of(i);
         if icmp {
             self.gained_icmp += 1;
+            self.icmp_by_host[h] += 1;
         }
-        let h = self.host_of(i);
         let tries = self.tries[i];
         let mut rtt = None;
         if tries >= 1 {
@@ -313,6 +317,12 @@ pub fn run(
             crate::sys::poll_read(&fds, (deadline - now).min(Duration::from_millis(20)));
         }
         round += 1;
+        // The first round drained the targets' ICMP token buckets: what is left is sent
+        // at the pace they refill (see `bucket`).
+        if opts.icmp_pacing && round == 1 && t.remaining > 0 && t.gained_icmp >= ICMP_BURST {
+            bucket(t, p, &fds, last_send, sink)?;
+            break;
+        }
         // A round in which ICMP errors still came back while probes went unanswered is
         // the target's ICMP rate limit at work (Linux: a burst of 6, then one a second):
         // it does not count against the retries, and the next round goes out no faster
@@ -345,6 +355,110 @@ pub fn run(
         if !t.done[q] {
             t.finish_silent(q, opts.silent, sink);
         }
+    }
+    Ok(())
+}
+
+/// The refill rate of a target's ICMP error limit, per second: Linux's default
+/// (net.ipv4.icmp_ratelimit and net.ipv6.icmp.ratelimit, 1000 ms).
+const ICMP_REFILL: f64 = 1.0;
+
+/// Sends the probes still unanswered after the first round at the pace each host's ICMP
+/// error limit allows, so that every closed port's port-unreachable comes back.
+///
+/// A host limits its ICMP errors with a token bucket per destination (Linux: a burst of
+/// 6, then one a second). The first round, sent at full speed, drained it: the errors
+/// that came back are its burst. Each host's bucket is modelled here, with that burst and
+/// the refill rate: a probe goes out only when the host holds a token, so a closed port's
+/// error cannot be suppressed. Answers that cost the host no token (a UDP reply, or
+/// silence once the probe's timeout has passed) give it back. A probe that got no answer
+/// although a token was there is silent, or was lost: it gets the retries the loss seen
+/// calls for, at the same pace. The probes of the first round that came after the burst
+/// are not counted as tries: their answer may have been suppressed.
+fn bucket(
+    t: &mut Table,
+    p: &mut dyn Prober,
+    fds: &[RawFd],
+    drained_at: Instant,
+    sink: &mut Sink<'_>,
+) -> Result<(), ScanError> {
+    use std::collections::VecDeque;
+    let io = crate::io_err;
+    let nh = t.hosts.len();
+    let burst: Vec<f64> = t
+        .icmp_by_host
+        .iter()
+        .map(|&k| f64::from(k.max(1)))
+        .collect();
+    let mut tokens = vec![0.0f64; nh];
+    let mut refilled = vec![drained_at; nh];
+    let mut queues: Vec<VecDeque<usize>> = vec![VecDeque::new(); nh];
+    for q in 0..t.done.len() {
+        if !t.done[q] {
+            t.tries[q] = 0;
+            queues[t.host_of(q)].push_back(q);
+        }
+    }
+    // Sent and not yet answered: (deadline, probe, host).
+    let mut inflight: Vec<(Instant, usize, usize)> = Vec::new();
+    let mut batch = [0usize; 1];
+    loop {
+        p.receive(t, sink).map_err(io("receive"))?;
+        let now = Instant::now();
+        // Answered probes leave; timed-out ones too: silence cost the host no token, and
+        // they are tried again if tries are left. (A UDP reply cost no token either, but
+        // is not given back: the pace errs on the slow side only.)
+        let mut k = 0;
+        while k < inflight.len() {
+            let (deadline, q, h) = inflight[k];
+            if t.done[q] {
+                inflight.swap_remove(k);
+            } else if deadline <= now {
+                inflight.swap_remove(k);
+                tokens[h] = (tokens[h] + 1.0).min(burst[h]);
+                if u32::from(t.tries[q]) < t.retry.tries() {
+                    queues[h].push_back(q);
+                }
+            } else {
+                k += 1;
+            }
+        }
+        let mut next = now + Duration::from_millis(50);
+        for h in 0..nh {
+            let dt = now.duration_since(refilled[h]).as_secs_f64();
+            refilled[h] = now;
+            tokens[h] = (tokens[h] + dt * ICMP_REFILL).min(burst[h]);
+            while tokens[h] >= 1.0 {
+                let Some(q) = queues[h].pop_front() else {
+                    break;
+                };
+                if t.done[q] {
+                    continue;
+                }
+                batch[0] = q;
+                if p.send(t, &batch).map_err(io("send"))? == 0 {
+                    queues[h].push_front(q);
+                    break;
+                }
+                tokens[h] -= 1.0;
+                t.tries[q] = t.tries[q].saturating_add(1);
+                t.sent_us[q] = t.now_us();
+                let wait = t.rtt[h].timeout() + Duration::from_millis(50);
+                inflight.push((now + wait, q, h));
+            }
+            if !queues[h].is_empty() {
+                let missing = (1.0 - tokens[h]).max(0.0) / ICMP_REFILL;
+                next = next.min(now + Duration::from_secs_f64(missing));
+            }
+        }
+        if inflight.is_empty() && queues.iter().all(VecDeque::is_empty) {
+            break;
+        }
+        if let Some(d) = inflight.iter().map(|f| f.0).min() {
+            next = next.min(d);
+        }
+        let wait = next.saturating_duration_since(Instant::now());
+        crate::sys::poll_read(fds, wait.max(Duration::from_micros(200)));
     }
     Ok(())
 }

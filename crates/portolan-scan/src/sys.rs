@@ -99,6 +99,7 @@ pub struct RawAddr {
 
 impl RawAddr {
     pub fn new(a: SocketAddr) -> RawAddr {
+        let a = crate::scope::with_scope(a);
         // SAFETY: an all-zero sockaddr_storage is valid.
         let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
         let len = match a {
@@ -229,7 +230,7 @@ pub fn source_for(dst: IpAddr) -> io::Result<IpAddr> {
         (Ipv6Addr::UNSPECIFIED, 0).into()
     };
     let s = UdpSocket::bind(bind)?;
-    s.connect((dst, 9))?;
+    s.connect(crate::scope::socket_addr(dst, 9))?;
     Ok(s.local_addr()?.ip())
 }
 

@@ -32,6 +32,9 @@ pub enum Target {
     Range(IpAddr, IpAddr),
     /// A host name, resolved when the set is built.
     Name(String),
+    /// A link-local IPv6 address on one interface: `fe80::1%eth0` (the interface as
+    /// written, and its index).
+    Scoped(Ipv6Addr, String, u32),
 }
 
 impl std::fmt::Display for Target {
@@ -41,6 +44,7 @@ impl std::fmt::Display for Target {
             Target::Cidr(a, n) => write!(f, "{a}/{n}"),
             Target::Range(a, b) => write!(f, "{a}-{b}"),
             Target::Name(n) => f.write_str(n),
+            Target::Scoped(a, iface, _) => write!(f, "{a}%{iface}"),
         }
     }
 }
@@ -61,6 +65,11 @@ impl Target {
         }
         if let Ok(a) = t.parse::<IpAddr>() {
             return Ok(Target::Addr(a));
+        }
+        if let Some((a, iface)) = t.split_once('%') {
+            let a = a.strip_prefix('[').unwrap_or(a);
+            let iface = iface.strip_suffix(']').unwrap_or(iface);
+            return parse_scoped(a, iface).map_err(bad);
         }
         // Bracketed IPv6 ([2001:2::1]) as URLs write it.
         if let Some(inner) = t.strip_prefix('[').and_then(|s| s.strip_suffix(']'))
@@ -112,6 +121,37 @@ impl Target {
         }
         Err(bad("not an address, CIDR block, range or host name"))
     }
+}
+
+/// `fe80::1` and `eth0` (or an interface index) of `fe80::1%eth0`.
+fn parse_scoped(a: &str, iface: &str) -> Result<Target, &'static str> {
+    let addr: Ipv6Addr = a
+        .parse()
+        .map_err(|_| "a scope (%INTERFACE) follows an IPv6 address")?;
+    if !crate::scope::is_link_local(&addr) {
+        return Err("a scope (%INTERFACE) applies to link-local addresses (fe80::/10) only");
+    }
+    let name_ok = !iface.is_empty()
+        && iface.len() < 16
+        && iface
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'));
+    if !name_ok {
+        return Err("the scope is not an interface name or index");
+    }
+    // A numeric address with a scope: getaddrinfo maps the interface name (or index) to
+    // its index, and asks no name server.
+    let id = (format!("{addr}%{iface}").as_str(), 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut it| it.next())
+        .and_then(|s| match s {
+            std::net::SocketAddr::V6(v) => Some(v.scope_id()),
+            std::net::SocketAddr::V4(_) => None,
+        })
+        .filter(|&id| id != 0)
+        .ok_or("no such network interface")?;
+    Ok(Target::Scoped(addr, iface.to_string(), id))
 }
 
 /// A syntactically valid DNS name: labels of letters, digits, `-` and `_`, not starting or
@@ -195,6 +235,14 @@ impl TargetSet {
         let mut names = Vec::new();
         let mut blocks = Vec::new();
         for t in targets {
+            if let Target::Scoped(a, _, id) = t
+                && !crate::scope::register(*a, *id)
+            {
+                return Err(TargetError::Bad {
+                    token: t.to_string(),
+                    why: "the same link-local address is on another interface too: scan one at a time",
+                });
+            }
             blocks.push(block_of(t, resolve, Some(&mut names))?);
         }
         let mut ex = Vec::new();
@@ -245,6 +293,11 @@ fn block_of(
             v6: a.is_ipv6(),
             first: to_u128(a),
             last: to_u128(a),
+        },
+        Target::Scoped(a, _, _) => Block {
+            v6: true,
+            first: u128::from(a),
+            last: u128::from(a),
         },
         Target::Cidr(a, len) => {
             let bits = if a.is_ipv4() { 32 } else { 128 };
@@ -416,6 +469,29 @@ mod tests {
             TargetSet::build(&t, &[], false),
             Err(TargetError::NoResolve("localhost".into()))
         );
+    }
+
+    #[test]
+    fn scoped_link_local_targets_are_accepted() {
+        let t = Target::parse("fe80::1%lo").unwrap();
+        assert_eq!(
+            t,
+            Target::Scoped("fe80::1".parse().unwrap(), "lo".into(), 1)
+        );
+        assert_eq!(t.to_string(), "fe80::1%lo");
+        assert_eq!(
+            Target::parse("[fe80::1%1]").unwrap().to_string(),
+            "fe80::1%1"
+        );
+        for bad in [
+            "fe80::1%",
+            "fe80::1%nosuch0",
+            "2001:2::1%lo",
+            "198.18.0.1%lo",
+            "fe80::1%a b",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -223,9 +223,12 @@ pub struct ScanArgs {
     /// Connections in flight in connect mode (default: from the open-file limit)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub concurrency: Option<u32>,
-    /// List every port, whatever its state
+    /// List every port, whatever its state (and every down host)
     #[arg(long)]
     pub all: bool,
+    /// List each host found down (by default a table counts them in one line)
+    #[arg(long)]
+    pub show_down: bool,
     /// Identify what answers on each open port (and UDP open|filtered port): protocol,
     /// product, version, TLS; nmap's -sV
     #[arg(long)]
@@ -234,11 +237,11 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub xml_out: Option<std::path::PathBuf>,
     /// JSON Lines output (same as --format json)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
-    /// Output format
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: crate::out::Format,
+    /// Output format [default: table]
+    #[arg(long, value_enum)]
+    pub format: Option<crate::out::Format>,
 }
 
 /// Parses a duration for every `--timeout`-like flag: `500ms`, `2s`, `1.5s`, `2m`, or a

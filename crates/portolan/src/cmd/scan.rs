@@ -72,8 +72,25 @@ fn parse_targets(args: &ScanArgs) -> anyhow::Result<(Vec<Target>, Vec<Target>)> 
     Ok((targets, exclude))
 }
 
+fn xml_to_stdout(args: &ScanArgs) -> bool {
+    args.xml_out.as_ref().is_some_and(|p| p.as_os_str() == "-")
+}
+
 /// The flags as a request.
 fn request(args: &ScanArgs) -> anyhow::Result<ScanRequest> {
+    if xml_to_stdout(args) {
+        if args.json {
+            bail!(
+                "--xml-out - (-oX -) writes XML to standard output: it cannot be used with --json"
+            );
+        }
+        if let Some(f) = args.format {
+            bail!(
+                "--xml-out - (-oX -) writes XML to standard output: it cannot be used with --format {}",
+                format!("{f:?}").to_lowercase()
+            );
+        }
+    }
     if args.mode.contains(&ScanMode::Connect) && args.mode.contains(&ScanMode::Syn) {
         bail!("choose one TCP scan mode: connect (-sT) or syn (-sS)");
     }
@@ -147,13 +164,17 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let req = request(args)?;
     // Checked before anything is written, so that bad input leaves no partial output.
     portolan_app::scan::config(&req)?;
-    let format = match if args.json { Format::Json } else { args.format } {
+    let format = match if args.json {
+        Format::Json
+    } else {
+        args.format.unwrap_or(Format::Table)
+    } {
         Format::Json => ScanFormat::Json,
         Format::Csv => ScanFormat::Csv,
         Format::Table => ScanFormat::Table,
     };
     // `-oX -` is standard output (as in nmap), and then the only thing written there.
-    let xml_stdout = args.xml_out.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    let xml_stdout = xml_to_stdout(args);
     let xml_file: Option<Box<dyn Write>> = match &args.xml_out {
         Some(_) if xml_stdout => Some(Box::new(io::stdout())),
         Some(p) => Some(Box::new(
@@ -178,6 +199,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         Box::new(io::BufWriter::new(io::stdout()))
     };
     let mut stream = Stream::new(format, out::use_color(), args.detect, &mut *out);
+    stream.show_down = args.show_down || args.all;
     let mut io_err: Option<io::Error> = None;
     let report = portolan_app::scan::scan(&req, &mut |e| {
         if io_err.is_none()

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use portolan_model::{Exposure, Listener, Proto, Rule, Severity, Snapshot};
+use portolan_model::{AuditReport, Exposure, Listener, Proto, Rule, Severity, Snapshot};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder, LabelValueEncoder,
@@ -106,6 +106,12 @@ pub fn unexpected_listeners(snapshot: &Snapshot) -> Option<usize> {
     if policy.is_empty() || policy == "baseline" {
         return None;
     }
+    Some(not_allowed_listeners(audit))
+}
+
+/// The distinct listeners (namespace, protocol, port, addresses) of an audit's
+/// `not-allowed` findings about a port.
+pub fn not_allowed_listeners(audit: &AuditReport) -> usize {
     let mut keys: Vec<_> = audit
         .findings
         .iter()
@@ -114,7 +120,7 @@ pub fn unexpected_listeners(snapshot: &Snapshot) -> Option<usize> {
         .collect();
     keys.sort();
     keys.dedup();
-    Some(keys.len())
+    keys.len()
 }
 
 /// The exposition in OpenMetrics text format, `# EOF` included.

@@ -30,14 +30,18 @@ pub const INVENTORY: &str = "inventory";
 /// The `collector` label of the audit.
 pub const AUDIT: &str = "audit";
 
-/// What to collect.
+/// What to collect. The default: the inventory of the current namespace, no audit.
 #[derive(Debug, Clone, Default)]
 pub struct CollectOptions {
-    /// The current namespace, a named one, or all of them.
-    pub netns: NetnsChoice,
+    /// What to list (the default: every listener of the current namespace); its
+    /// `netns` says which namespaces.
+    pub request: Request,
     /// Judge the listeners against this policy or profile (loaded once, by the caller:
-    /// see [`crate::policy::load`]). Without one, no audit runs.
+    /// see [`crate::policy::load`]).
     pub policy: Option<LoadedPolicy>,
+    /// Audit even without a policy (against the built-in baseline). With a policy the
+    /// audit always runs.
+    pub audit: bool,
     /// Judge exceptions' expiry as of this day (default: today, UTC).
     pub today: Option<Date>,
     /// The command line, for the snapshot's run information.
@@ -49,7 +53,7 @@ pub struct CollectOptions {
 pub struct Collected {
     /// The listeners and, when an audit ran, its report.
     pub snapshot: Snapshot,
-    /// One entry per source: `inventory`, and `audit` when a policy was given.
+    /// One entry per source: `inventory`, and `audit` when an audit was asked for.
     pub collectors: Vec<CollectorStatus>,
     /// Listeners the policy does not allow; `None` when no policy was given or the
     /// audit could not run (unknown, not zero).
@@ -89,10 +93,6 @@ pub fn collect(opts: &CollectOptions) -> Collected {
 pub fn collect_with(os: &dyn Os, opts: &CollectOptions) -> Collected {
     let start = Instant::now();
     let started = SystemTime::now();
-    let req = Request {
-        netns: opts.netns.clone(),
-        ..Request::default()
-    };
     let mut snapshot = Snapshot {
         run: RunInfo {
             started: portolan_registry::date::rfc3339(unix_secs(started)),
@@ -103,7 +103,7 @@ pub fn collect_with(os: &dyn Os, opts: &CollectOptions) -> Collected {
         ..Snapshot::default()
     };
     let mut collectors = Vec::new();
-    let inventory = crate::inventory::run_with(os, &req, Registry::embedded());
+    let inventory = crate::inventory::run_with(os, &opts.request, Registry::embedded());
     let listed = match inventory {
         Ok(inv) => {
             collectors.push(CollectorStatus::up(INVENTORY));
@@ -117,10 +117,10 @@ pub fn collect_with(os: &dyn Os, opts: &CollectOptions) -> Collected {
         }
     };
     let mut unexpected = None;
-    if let Some(loaded) = &opts.policy {
+    if opts.audit || opts.policy.is_some() {
         if listed {
             let today = opts.today.unwrap_or_else(Date::today_utc);
-            let netns = match &opts.netns {
+            let netns = match &opts.request.netns {
                 NetnsChoice::Named(n) => Some(n.clone()),
                 _ => None,
             };
@@ -129,8 +129,11 @@ pub fn collect_with(os: &dyn Os, opts: &CollectOptions) -> Collected {
                 scan: None,
                 netns,
             };
-            let report = crate::audit::judge(&inputs, Some(loaded), today);
-            unexpected = Some(metrics::not_allowed_listeners(&report));
+            let report = crate::audit::judge(&inputs, opts.policy.as_ref(), today);
+            // The baseline alone does not say what is allowed.
+            if opts.policy.is_some() {
+                unexpected = Some(metrics::not_allowed_listeners(&report));
+            }
             snapshot.audit = Some(report);
             collectors.push(CollectorStatus::up(AUDIT));
         } else {
@@ -222,9 +225,24 @@ mod tests {
     }
 
     #[test]
+    fn the_baseline_audits_but_says_nothing_of_what_is_allowed() {
+        let opts = CollectOptions {
+            audit: true,
+            ..CollectOptions::default()
+        };
+        let done = collect_with(&FakeOs::sample(), &opts);
+        assert_eq!(done.collectors[1], CollectorStatus::up(AUDIT));
+        assert!(done.snapshot.audit.is_some());
+        assert_eq!(done.unexpected, None);
+    }
+
+    #[test]
     fn a_failing_inventory_is_down_and_takes_the_audit_with_it() {
         let opts = CollectOptions {
-            netns: NetnsChoice::Named("no-such-namespace".into()),
+            request: Request {
+                netns: NetnsChoice::Named("no-such-namespace".into()),
+                ..Request::default()
+            },
             policy: profile("ssh-only"),
             ..CollectOptions::default()
         };

@@ -163,7 +163,10 @@ fn serve_exports_a_listener_the_test_opened_and_stops_on_sigterm() {
         "{body}"
     );
     let (status, index) = get(addr, "/").unwrap();
-    assert!(status == 200 && index.contains("href=\"metrics\""), "{index}");
+    assert!(
+        status == 200 && index.contains("href=\"metrics\""),
+        "{index}"
+    );
     // No probing endpoint: a request cannot make the exporter scan anything.
     assert_eq!(get(addr, "/probe?target=127.0.0.1").unwrap().0, 404);
     let st = serve.terminate();
@@ -285,7 +288,10 @@ fn ls_and_audit_write_the_same_metrics_to_stdout_and_to_a_textfile() {
 
 #[test]
 fn promtool_finds_no_problem_in_ls_format_prometheus() {
-    if !require_tool("promtool_finds_no_problem_in_ls_format_prometheus", "promtool") {
+    if !require_tool(
+        "promtool_finds_no_problem_in_ls_format_prometheus",
+        "promtool",
+    ) {
         return;
     }
     for args in [

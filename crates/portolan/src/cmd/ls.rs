@@ -12,7 +12,11 @@ use crate::cli::{LsArgs, LsFormat, SocketSource};
 use crate::out::{self, Format};
 
 pub fn run(args: &LsArgs) -> anyhow::Result<ExitCode> {
-    let format = match if args.json { LsFormat::Json } else { args.format } {
+    let format = match if args.json {
+        LsFormat::Json
+    } else {
+        args.format
+    } {
         LsFormat::Prometheus => return prometheus(args),
         LsFormat::Table => Format::Table,
         LsFormat::Json => Format::Json,

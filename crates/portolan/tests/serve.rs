@@ -287,6 +287,31 @@ fn ls_and_audit_write_the_same_metrics_to_stdout_and_to_a_textfile() {
 }
 
 #[test]
+fn a_failed_inventory_still_writes_the_textfile_with_its_collector_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("portolan.prom");
+    let out = portolan(&[
+        "ls",
+        "--netns",
+        "portolan-no-such-namespace",
+        "--format",
+        "prometheus",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("portolan-no-such-namespace"), "{err}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("portolan_collector_up{collector=\"inventory\"} 0"),
+        "{text}"
+    );
+    // Nothing was listed: no count of zero listeners.
+    assert!(!text.contains("portolan_listeners"), "{text}");
+}
+
+#[test]
 fn promtool_finds_no_problem_in_ls_format_prometheus() {
     if !require_tool(
         "promtool_finds_no_problem_in_ls_format_prometheus",

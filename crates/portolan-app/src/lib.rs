@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod collect;
 pub mod detect;
 pub mod firewall;
 pub mod host;

@@ -89,6 +89,7 @@ fn rss_only(n: usize) {
             ..Snapshot::default()
         },
         collectors: vec![CollectorStatus::up("inventory")],
+        unexpected: None,
     });
     let config = ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -154,6 +155,7 @@ fn main() {
                 ..Snapshot::default()
             },
             collectors: vec![CollectorStatus::up("inventory")],
+            unexpected: None,
         });
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse().unwrap(),

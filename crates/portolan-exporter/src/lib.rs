@@ -38,6 +38,9 @@ pub struct CollectResult {
     /// One entry per source (`inventory`, `audit`, ...). When every entry is down, the
     /// scrape is answered with a 503.
     pub collectors: Vec<CollectorStatus>,
+    /// The listeners the policy or profile does not allow, when the collector knows
+    /// (it ran an audit against one); `None` takes it from the snapshot's audit.
+    pub unexpected: Option<usize>,
 }
 
 impl CollectResult {

@@ -355,12 +355,15 @@ async fn collect(shared: &Shared) -> Entry {
             let names: Vec<&str> = result.collectors.iter().map(|c| c.name.as_str()).collect();
             return Outcome::Failed(format!("every collector is down ({})", names.join(", ")));
         }
-        let m = Metrics::new(
+        let mut m = Metrics::new(
             result.snapshot,
             result.collectors,
             SystemTime::now(),
             duration,
         );
+        if result.unexpected.is_some() {
+            m.unexpected = result.unexpected;
+        }
         Outcome::Metrics(Bytes::from(metrics::encode_openmetrics(&m)))
     })
     .await

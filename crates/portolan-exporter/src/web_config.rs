@@ -12,6 +12,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use serde::Deserialize;
 
+/// The largest web config file read.
+pub const MAX_WEB_CONFIG_BYTES: u64 = 1 << 20;
+
 /// A web config file that could not be used; every variant names the file and the key.
 #[derive(Debug, thiserror::Error)]
 pub enum WebConfigError {
@@ -115,9 +118,27 @@ impl WebConfig {
     /// Reads and checks `path`. Relative certificate paths are taken from the file's
     /// directory, as the exporter-toolkit does.
     pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
+        use std::io::Read as _;
+        let read = |source| WebConfigError::Read {
             path: path.to_path_buf(),
             source,
+        };
+        // Bounded: a FIFO or a device given by mistake costs at most this much.
+        let mut buf = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_WEB_CONFIG_BYTES + 1).read_to_end(&mut buf))
+            .map_err(read)?;
+        if buf.len() as u64 > MAX_WEB_CONFIG_BYTES {
+            return Err(read(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("larger than {MAX_WEB_CONFIG_BYTES} bytes"),
+            )));
+        }
+        let text = String::from_utf8(buf).map_err(|_| {
+            read(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not valid UTF-8",
+            ))
         })?;
         WebConfig::parse(&text, path)
     }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use portolan_model::{Exposure, Listener, Proto, Rule, Severity, Snapshot};
+use portolan_model::{AuditReport, Exposure, Listener, Proto, Rule, Severity, Snapshot};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder, LabelValueEncoder,
@@ -106,6 +106,12 @@ pub fn unexpected_listeners(snapshot: &Snapshot) -> Option<usize> {
     if policy.is_empty() || policy == "baseline" {
         return None;
     }
+    Some(not_allowed_listeners(audit))
+}
+
+/// The distinct listeners (namespace, protocol, port, addresses) of an audit's
+/// `not-allowed` findings about a port.
+pub fn not_allowed_listeners(audit: &AuditReport) -> usize {
     let mut keys: Vec<_> = audit
         .findings
         .iter()
@@ -114,7 +120,7 @@ pub fn unexpected_listeners(snapshot: &Snapshot) -> Option<usize> {
         .collect();
     keys.sort();
     keys.dedup();
-    Some(keys.len())
+    keys.len()
 }
 
 /// The exposition in OpenMetrics text format, `# EOF` included.
@@ -321,12 +327,16 @@ fn write_families(m: &Metrics, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
     {
         let gauge = MetricType::Gauge;
 
+        // No listener family when the inventory failed: zero would be a count of what
+        // nothing measured.
+        let listed = !m.collectors.iter().any(|c| c.name == "inventory" && !c.up);
+
         // portolan_listener_info: one series per distinct label set.
         // Sorted by reference (8 bytes a listener); the labels are made when compared.
         let mut infos: Vec<&Listener> = m.snapshot.listeners.iter().collect();
         infos.sort_unstable_by(|a, b| Info::cmp(a, b));
         infos.dedup_by(|a, b| Info::cmp(a, b).is_eq());
-        {
+        if listed {
             let mut fam = enc.encode_descriptor(
                 "portolan_listener_info",
                 "A listening socket: namespace, protocol, address, port, exposure, service, owners and unit (always 1)",
@@ -357,7 +367,7 @@ fn write_families(m: &Metrics, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         for l in &m.snapshot.listeners {
             counts[proto_index(l.protocol)][exposure_index(l.exposure)] += 1;
         }
-        {
+        if listed {
             let mut fam = enc.encode_descriptor(
                 "portolan_listeners",
                 "Listening sockets by protocol and exposure",
@@ -545,6 +555,19 @@ mod tests {
             UNIX_EPOCH + Duration::from_millis(1_700_000_000_250),
             Duration::from_millis(12),
         )
+    }
+
+    #[test]
+    fn a_down_inventory_reports_no_listener_count() {
+        let mut m = sample();
+        m.collectors = vec![CollectorStatus::down("inventory", "no such namespace")];
+        let text = encode_text(&m);
+        assert!(!text.contains("portolan_listeners"), "{text}");
+        assert!(!text.contains("portolan_listener_info"), "{text}");
+        assert!(
+            text.contains("portolan_collector_up{collector=\"inventory\"} 0"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -35,6 +35,17 @@ pub enum Command {
     /// `address` (one non-loopback address), `loopback`. Exit status 1 when nothing matches.
     #[command(visible_alias = "list")]
     Ls(LsArgs),
+    /// Serve this host's listeners and audit as Prometheus metrics (an exporter)
+    ///
+    /// `/metrics` answers in OpenMetrics or the Prometheus text format; `/` links to it.
+    /// Collection happens at scrape time, at most once per --min-interval. It never
+    /// scans: there is no probe endpoint. Listens on 127.0.0.1:10191 unless --listen says
+    /// otherwise; beyond loopback, give it a --web-config with TLS or basic auth.
+    /// SIGTERM or SIGINT stops it (exit 0). Metrics and privileges: docs/metrics.md.
+    #[command(
+        after_help = "Examples:\n  portolan serve\n  portolan serve --profile web-server --listen 198.18.0.10:10191 --web-config /etc/portolan/web.yml"
+    )]
+    Serve(ServeArgs),
     /// Scan hosts for open ports: TCP (connect or SYN) and UDP
     ///
     /// Results stream as they are found. Open ports are always listed; a state with more
@@ -321,13 +332,50 @@ pub struct LsArgs {
     pub source: SocketSource,
     /// Output format
     #[arg(long, value_enum, default_value = "table")]
-    pub format: crate::out::Format,
+    pub format: LsFormat,
     /// JSON output (the same as `--format json`)
     #[arg(long)]
     pub json: bool,
+    /// With --format prometheus, write to FILE through a temporary file renamed over it
+    /// (what node_exporter's textfile collector expects)
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// Show the command line of each owner in the table
     #[arg(short, long)]
     pub wide: bool,
+}
+
+/// Arguments of `portolan serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Listen on this address and port
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:10191")]
+    pub listen: std::net::SocketAddr,
+    /// Scrapes within this time of the last collection get its result: 5s, 500ms, 1m
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub min_interval: std::time::Duration,
+    /// TLS, basic auth and headers: the Prometheus exporter-toolkit's YAML file
+    #[arg(long, value_name = "FILE")]
+    pub web_config: Option<PathBuf>,
+    /// Also audit every collection against this policy or profile
+    #[command(flatten)]
+    pub source: PolicySource,
+    /// Export the network namespace NAME (as `ip netns list` names it)
+    #[arg(long, value_name = "NAME", conflicts_with = "all_netns")]
+    pub netns: Option<String>,
+    /// Export every named network namespace and the namespace of every process
+    #[arg(long)]
+    pub all_netns: bool,
+}
+
+/// `portolan ls --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LsFormat {
+    Table,
+    Json,
+    Csv,
+    /// The Prometheus text format (docs/metrics.md), for node_exporter's textfile collector
+    Prometheus,
 }
 
 /// Where `portolan ls` reads sockets from.
@@ -368,6 +416,8 @@ pub enum AuditFormat {
     Sarif,
     /// JUnit XML, for CI systems
     Junit,
+    /// The Prometheus text format (docs/metrics.md), for node_exporter's textfile collector
+    Prometheus,
 }
 
 /// Severities, for --fail-on.
@@ -418,6 +468,10 @@ pub struct AuditArgs {
     /// Same as --format json
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// With --format prometheus, write to FILE through a temporary file renamed over it
+    /// (what node_exporter's textfile collector expects)
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// Exit with status 1 when a finding is at least this severe
     #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = SeverityArg::Low)]
     pub fail_on: SeverityArg,

@@ -65,6 +65,7 @@ impl Collector for Fake {
         CollectResult {
             snapshot,
             collectors: self.collectors.clone(),
+            unexpected: None,
         }
     }
 }

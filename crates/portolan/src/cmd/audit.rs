@@ -36,6 +36,10 @@ pub(crate) fn threshold(a: SeverityArg) -> Option<Severity> {
 
 pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let today = args.today.as_deref().map(parse_date).transpose()?;
+    if args.format == AuditFormat::Prometheus {
+        return prometheus(&args, today);
+    }
+    crate::cmd::serve::output_only_for_prometheus(args.output.as_deref())?;
     let opts = AuditOptions {
         policy: policy_source(&args.source),
         netns: args.netns.clone(),
@@ -78,6 +82,8 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         AuditFormat::Junit => {
             w.write_all(junit::to_junit(&report, fail_on).as_bytes())?;
         }
+        // Written by `prometheus` below, before any audit ran.
+        AuditFormat::Prometheus => {}
     }
     w.flush()?;
     Ok(match fail_on {
@@ -133,6 +139,37 @@ fn human(seconds: f64) -> String {
     } else {
         format!("{}m {}s", s / 60, s % 60)
     }
+}
+
+/// `--format prometheus`: the metrics of `portolan serve` with this policy (the
+/// inventory and the audit of the inside view), on standard output or in the `-o`
+/// textfile; the exit code from `--fail-on`, as for every format.
+fn prometheus(args: &AuditArgs, today: Option<Date>) -> anyhow::Result<ExitCode> {
+    use portolan_app::collect::{CollectOptions, collect};
+    use portolan_app::inventory::{NetnsChoice, Request};
+    if args.scan.is_some() {
+        anyhow::bail!(
+            "--format prometheus exports the inside view only: it cannot be combined with --scan"
+        );
+    }
+    let done = collect(&CollectOptions {
+        request: Request {
+            netns: args
+                .netns
+                .clone()
+                .map_or(NetnsChoice::Current, NetnsChoice::Named),
+            ..Request::default()
+        },
+        policy: portolan_app::policy::load(&policy_source(&args.source))?,
+        audit: true,
+        today,
+        command: crate::cmd::serve::command_line(),
+    });
+    crate::cmd::serve::write_metrics(&done, args.output.as_deref())?;
+    Ok(match (threshold(args.fail_on), &done.snapshot.audit) {
+        (Some(t), Some(report)) if report.fails(t) => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 pub(crate) fn parse_date(t: &str) -> anyhow::Result<Date> {

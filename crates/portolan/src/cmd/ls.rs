@@ -3,19 +3,30 @@
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
+use portolan_app::collect;
 use portolan_app::inventory::{self, NetnsChoice, Request, Source};
 use portolan_registry::Registry;
 use portolan_report::listeners::{self, View};
 
-use crate::cli::{LsArgs, SocketSource};
+use crate::cli::{LsArgs, LsFormat, SocketSource};
 use crate::out::{self, Format};
 
 pub fn run(args: &LsArgs) -> anyhow::Result<ExitCode> {
+    let format = match if args.json {
+        LsFormat::Json
+    } else {
+        args.format
+    } {
+        LsFormat::Prometheus => return prometheus(args),
+        LsFormat::Table => Format::Table,
+        LsFormat::Json => Format::Json,
+        LsFormat::Csv => Format::Csv,
+    };
+    super::serve::output_only_for_prometheus(args.output.as_deref())?;
     let inv = inventory::run(&request(args), Registry::embedded())?;
     for w in &inv.warnings {
         eprintln!("portolan: warning: {w}");
     }
-    let format = if args.json { Format::Json } else { args.format };
     let stdout = io::stdout();
     let mut w = BufWriter::with_capacity(64 * 1024, stdout.lock());
     let view = View {
@@ -33,6 +44,22 @@ pub fn run(args: &LsArgs) -> anyhow::Result<ExitCode> {
         if format == Format::Table {
             eprintln!("portolan: no listening socket matches");
         }
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `--format prometheus`: the inventory's metrics (the same as `portolan serve`'s, with
+/// this command's filters), on standard output or in the `-o` textfile.
+fn prometheus(args: &LsArgs) -> anyhow::Result<ExitCode> {
+    let done = collect::collect(&collect::CollectOptions {
+        request: request(args),
+        command: super::serve::command_line(),
+        ..collect::CollectOptions::default()
+    });
+    super::serve::write_metrics(&done, args.output.as_deref())?;
+    Ok(if done.snapshot.listeners.is_empty() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -19,6 +19,7 @@ mod explain;
 mod lookup;
 pub mod scan;
 mod search;
+mod serve;
 mod services;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -92,5 +93,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Scan(args) => scan::run(&args),
         Command::Ls(args) => ls::run(&args),
+        Command::Serve(args) => serve::run(&args),
     }
 }

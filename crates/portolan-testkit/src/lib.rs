@@ -281,11 +281,28 @@ impl Testbed {
         // SAFETY: flock on a descriptor this function owns; it blocks until the lock is free.
         let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
         assert_eq!(rc, 0, "flock: {}", io::Error::last_os_error());
+        let script = root.join(format!("tests/{name}/run.sh"));
+        // Holding the lock, any bed left in the temporary directory belongs to a run that
+        // was killed before it could stop its daemons: stop them, or they keep the ports
+        // and postfix's spool.
+        let prefix = format!("portolan-{name}-");
+        if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = Command::new("bash")
+                        .arg(&script)
+                        .arg("stop")
+                        .arg(e.path())
+                        .status();
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
         let dir = std::env::temp_dir().join(format!("portolan-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let tb = Testbed {
             dir,
-            script: root.join(format!("tests/{name}/run.sh")),
+            script,
             _lock: lock,
         };
         let out = Command::new("bash")

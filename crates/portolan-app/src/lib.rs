@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod detect;
 pub mod firewall;
+pub mod history;
 pub mod host;
 pub mod inventory;
 pub mod policy;

@@ -97,10 +97,12 @@ pub enum Rule {
     SourceNotEnforced,
     ReachableWithoutListener,
     ExceptionExpired,
+    /// A listener that is not in the accepted baseline (`audit --since baseline`).
+    NewSinceBaseline,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 13] = [
+    pub const ALL: [Rule; 14] = [
         Rule::CleartextExposed,
         Rule::LocalServiceExposed,
         Rule::UnknownServiceExposed,
@@ -114,6 +116,7 @@ impl Rule {
         Rule::SourceNotEnforced,
         Rule::ReachableWithoutListener,
         Rule::ExceptionExpired,
+        Rule::NewSinceBaseline,
     ];
 
     /// The stable id used in every output.
@@ -132,6 +135,7 @@ impl Rule {
             Rule::SourceNotEnforced => "source-not-enforced",
             Rule::ReachableWithoutListener => "reachable-without-listener",
             Rule::ExceptionExpired => "exception-expired",
+            Rule::NewSinceBaseline => "new-since-baseline",
         }
     }
 
@@ -165,6 +169,7 @@ impl Rule {
                 "A port is reachable from outside but nothing on this host listens on it"
             }
             Rule::ExceptionExpired => "A policy exception has passed its expiry date",
+            Rule::NewSinceBaseline => "A listener is not in the accepted baseline",
         }
     }
 
@@ -178,7 +183,7 @@ impl Rule {
             }
             Rule::UnknownServiceExposed | Rule::RequiredUnreachable => Severity::Medium,
             Rule::ReachableWithoutListener => Severity::Medium,
-            Rule::EphemeralPort | Rule::ExceptionExpired => Severity::Low,
+            Rule::EphemeralPort | Rule::ExceptionExpired | Rule::NewSinceBaseline => Severity::Low,
         }
     }
 }

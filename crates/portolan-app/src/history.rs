@@ -76,6 +76,11 @@ pub fn open(flag: Option<&Path>) -> Result<Store> {
     Ok(Store::open(&path)?)
 }
 
+/// Where the database is: `flag`, else the default place.
+pub fn db_path(flag: Option<&Path>) -> Option<PathBuf> {
+    portolan_store::default_db_path(flag)
+}
+
 /// [`open`], but only a database that exists: reading commands create nothing.
 pub fn open_existing(flag: Option<&Path>) -> Result<Store> {
     let path = portolan_store::default_db_path(flag).ok_or(HistoryError::NoDbPath)?;

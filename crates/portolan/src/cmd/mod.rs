@@ -1,6 +1,11 @@
 //! One module per command; each turns parsed arguments into output and an exit code.
 
 mod audit;
+mod baseline;
+mod diff;
+mod history;
+mod record;
+mod watch;
 mod firewall;
 mod ls;
 mod policy;
@@ -90,5 +95,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Scan(args) => scan::run(&args),
         Command::Ls(args) => ls::run(&args),
+        Command::Record(args) => record::run(&args),
+        Command::History(args) => history::run(&args),
+        Command::Diff(args) => diff::run(&args),
+        Command::Watch(args) => watch::run(&args),
+        Command::Baseline { command } => baseline::run(&command),
     }
 }

@@ -533,6 +533,8 @@ pub enum WatchEvent<'a> {
     Change(&'a Change),
     /// Something the user should know (each text once).
     Warning(&'a str),
+    /// The starting state was taken: changes from now on are reported.
+    Started { listeners: usize },
 }
 
 /// Takes an inventory every interval and calls `on` once per change (after `min_age`
@@ -569,6 +571,10 @@ pub fn watch(
         Ok(inv.listeners)
     };
     let mut reported = take(&mut warned, on)?;
+    on(WatchEvent::Started {
+        listeners: reported.len(),
+    })
+    .map_err(io_stop)?;
     let mut pending: HashMap<Subject, (Instant, ChangeKind)> = HashMap::new();
     let mut next = Instant::now() + opts.interval;
     loop {

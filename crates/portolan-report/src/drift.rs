@@ -98,9 +98,13 @@ pub fn diff_table(w: &mut dyn Write, diff: &Diff, color: bool) -> io::Result<()>
         if c.noise {
             label.push_str(" (noise)");
         }
+        let mut what_of = subject(&c.subject);
+        if let (Subject::Finding { .. }, Some(p), Some(proto)) = (&c.subject, c.port, c.protocol) {
+            what_of.push_str(&format!(" {p}/{proto}"));
+        }
         t.row([
             label,
-            terminal(&subject(&c.subject)).into_owned(),
+            terminal(&what_of).into_owned(),
             terminal(&what(c)).into_owned(),
         ]);
     }

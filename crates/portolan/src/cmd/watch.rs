@@ -38,6 +38,13 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<ExitCode> {
             eprintln!("portolan: warning: {w}");
             Ok(())
         }
+        WatchEvent::Started { listeners } => {
+            eprintln!(
+                "portolan: watching {listeners} listening sockets every {:?}",
+                args.interval
+            );
+            Ok(())
+        }
         WatchEvent::Change(c) => {
             let mut line = Vec::new();
             drift::event(&mut line, c)?;

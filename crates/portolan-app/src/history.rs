@@ -255,8 +255,8 @@ pub fn read_point_file(path: &Path) -> Result<Snapshot> {
             })
         }
         Some(b'{') => {
-            let value: serde_json::Value = serde_json::from_slice(&buf)
-                .map_err(|e| bad(format!("not valid JSON: {e}")))?;
+            let value: serde_json::Value =
+                serde_json::from_slice(&buf).map_err(|e| bad(format!("not valid JSON: {e}")))?;
             let has = |k: &str| value.get(k).is_some();
             let what = if has("run") {
                 "snapshot"
@@ -557,8 +557,8 @@ pub fn watch(
     let mut take = |warned: &mut HashSet<String>,
                     on: &mut dyn FnMut(WatchEvent<'_>) -> std::io::Result<()>|
      -> Result<Vec<Listener>> {
-        let inv = crate::inventory::run(&req, Registry::embedded())
-            .map_err(HistoryError::Inventory)?;
+        let inv =
+            crate::inventory::run(&req, Registry::embedded()).map_err(HistoryError::Inventory)?;
         for w in &inv.warnings {
             if warned.insert(w.clone()) {
                 on(WatchEvent::Warning(w)).map_err(io_stop)?;
@@ -593,9 +593,7 @@ pub fn watch(
             let due = match opts.min_age {
                 None => true,
                 Some(age) => {
-                    let e = pending
-                        .entry(c.subject.clone())
-                        .or_insert((now, c.change));
+                    let e = pending.entry(c.subject.clone()).or_insert((now, c.change));
                     if e.1 != c.change {
                         *e = (now, c.change);
                     }
@@ -758,7 +756,10 @@ mod tests {
         let p = dir.join("x.json");
         std::fs::write(&p, "{\"hello\": 1}").unwrap();
         let e = read_point_file(&p).unwrap_err().to_string();
-        assert!(e.contains("x.json") && e.contains("not portolan JSON"), "{e}");
+        assert!(
+            e.contains("x.json") && e.contains("not portolan JSON"),
+            "{e}"
+        );
         std::fs::write(&p, "[]").unwrap();
         assert!(read_point_file(&p).unwrap().listeners.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();

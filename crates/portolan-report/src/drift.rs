@@ -75,12 +75,7 @@ pub fn what(c: &Change) -> String {
 
 /// A diff as a table: one row per change, then a count.
 pub fn diff_table(w: &mut dyn Write, diff: &Diff, color: bool) -> io::Result<()> {
-    writeln!(
-        w,
-        "From {} to {}",
-        terminal(&diff.from),
-        terminal(&diff.to)
-    )?;
+    writeln!(w, "From {} to {}", terminal(&diff.from), terminal(&diff.to))?;
     if diff.changes.is_empty() {
         return writeln!(w, "No difference.");
     }
@@ -256,6 +251,10 @@ mod tests {
     fn an_empty_diff_says_so() {
         let mut buf = Vec::new();
         diff_table(&mut buf, &Diff::default(), false).unwrap();
-        assert!(String::from_utf8(buf).unwrap().ends_with("No difference.\n"));
+        assert!(
+            String::from_utf8(buf)
+                .unwrap()
+                .ends_with("No difference.\n")
+        );
     }
 }

@@ -83,7 +83,10 @@ fn python_listener(ns: &Netns, port: u16) -> (Proc, f64) {
         if let Ok(t) = std::fs::read_to_string(&ready) {
             return (p, t.trim().parse().unwrap());
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "python did not listen");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "python did not listen"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -92,7 +95,8 @@ fn python_listener(ns: &Netns, port: u16) -> (Proc, f64) {
 fn other_listener(ns: &Netns, port: u16) -> Proc {
     let mut cmd = if which("socat").is_some() {
         let mut c = ns.command("socat");
-        c.arg(format!("TCP4-LISTEN:{port},reuseaddr,fork")).arg("SYSTEM:true");
+        c.arg(format!("TCP4-LISTEN:{port},reuseaddr,fork"))
+            .arg("SYSTEM:true");
         c
     } else {
         let mut c = ns.command("perl");
@@ -114,7 +118,10 @@ fn other_listener(ns: &Netns, port: u16) -> Proc {
     let p = Proc(child);
     let start = Instant::now();
     while !listening(ns, port) {
-        assert!(start.elapsed() < Duration::from_secs(20), "no listener on {port}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no listener on {port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     p
@@ -130,19 +137,16 @@ fn listening(ns: &Netns, port: u16) -> bool {
 fn wait_closed(ns: &Netns, port: u16) {
     let start = Instant::now();
     while listening(ns, port) {
-        assert!(start.elapsed() < Duration::from_secs(20), "{port} still open");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{port} still open"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 fn record(db: &Path, ns: &Netns) {
-    let out = portolan(&[
-        "record",
-        "--db",
-        db.to_str().unwrap(),
-        "--netns",
-        ns.name(),
-    ]);
+    let out = portolan(&["record", "--db", db.to_str().unwrap(), "--netns", ns.name()]);
     assert!(out.status.success(), "record: {}", text(&out.stderr));
     let id = text(&out.stdout);
     assert!(id.trim().parse::<u64>().is_ok(), "record printed {id}");
@@ -223,10 +227,21 @@ fn diff_shows_added_restarted_owner_changed_and_removed() {
     // A point that does not exist: exit 2, named.
     let out = portolan(&["diff", "77", "--db", db.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("run 77"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("run 77"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // The timeline of the port that changed hands: two intervals.
-    let out = portolan(&["history", "--db", db.to_str().unwrap(), "--port", "8003", "--json"]);
+    let out = portolan(&[
+        "history",
+        "--db",
+        db.to_str().unwrap(),
+        "--port",
+        "8003",
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let spans: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(spans.as_array().unwrap().len(), 2, "{spans}");
@@ -307,7 +322,10 @@ fn watch_prints_a_new_listener_within_interval_plus_200ms() {
         if let Some(s) = watch.0.try_wait().unwrap() {
             break s;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "watch did not stop");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "watch did not stop"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0));
@@ -348,7 +366,11 @@ fn diff_of_an_nmap_file_with_itself_is_no_difference() {
     std::fs::write(&cut, &body[..body.len() / 2]).unwrap();
     let out = portolan(&["diff", x, cut.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("cut.xml"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cut.xml"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // Imported, it diffs the same way against the file.
     let db = tmp("h.db");
@@ -374,7 +396,10 @@ fn a_corrupt_database_exits_2_and_is_left_untouched() {
         let out = portolan(&a);
         assert_eq!(out.status.code(), Some(2), "{a:?}");
         let err = text(&out.stderr);
-        assert!(err.contains("corrupt.db") && err.contains("untouched"), "{err}");
+        assert!(
+            err.contains("corrupt.db") && err.contains("untouched"),
+            "{err}"
+        );
         assert_eq!(std::fs::read(&db).unwrap(), junk, "{a:?} changed the file");
     }
     for ext in ["-wal", "-shm"] {

@@ -3,12 +3,12 @@
 mod audit;
 mod baseline;
 mod diff;
-mod history;
-mod record;
-mod watch;
 mod firewall;
+mod history;
 mod ls;
 mod policy;
+mod record;
+mod watch;
 
 use std::io::Write;
 use std::process::ExitCode;

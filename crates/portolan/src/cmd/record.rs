@@ -53,8 +53,15 @@ fn store(db: Option<&Path>, snap: &Snapshot) -> anyhow::Result<i64> {
 }
 
 /// `ls --record`: stores the listeners; the run id goes to stderr.
-pub fn listeners(db: Option<&Path>, listeners: &[Listener], warnings: &[String]) -> anyhow::Result<()> {
-    let id = store(db, &history::of_listeners(&command_line(), listeners, warnings))?;
+pub fn listeners(
+    db: Option<&Path>,
+    listeners: &[Listener],
+    warnings: &[String],
+) -> anyhow::Result<()> {
+    let id = store(
+        db,
+        &history::of_listeners(&command_line(), listeners, warnings),
+    )?;
     eprintln!("portolan: recorded run {id}");
     Ok(())
 }

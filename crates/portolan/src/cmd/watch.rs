@@ -85,14 +85,16 @@ fn stop_on_signals() -> anyhow::Result<mpsc::Receiver<()>> {
             };
             rt.block_on(async move {
                 use tokio::signal::unix::{SignalKind, signal};
-                let (mut term, mut int) =
-                    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-                        (Ok(t), Ok(i)) => (t, i),
-                        (Err(e), _) | (_, Err(e)) => {
-                            let _ = ready_tx.send(Err(e));
-                            return;
-                        }
-                    };
+                let (mut term, mut int) = match (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) {
+                    (Ok(t), Ok(i)) => (t, i),
+                    (Err(e), _) | (_, Err(e)) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
                 let _ = ready_tx.send(Ok(()));
                 tokio::select! {
                     _ = term.recv() => {}

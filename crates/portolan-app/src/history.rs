@@ -307,14 +307,14 @@ pub struct DiffRequest {
 
 enum Side {
     Run(Point),
-    File(PathBuf, Snapshot),
+    File(PathBuf, Box<Snapshot>),
 }
 
 fn side(text: &str) -> Result<Side> {
     Ok(match Point::parse(text).map_err(StoreError::from)? {
         Point::File(path) => {
             let snap = read_point_file(&path)?;
-            Side::File(path, snap)
+            Side::File(path, Box::new(snap))
         }
         p => Side::Run(p),
     })
@@ -362,7 +362,7 @@ pub fn diff(req: &DiffRequest) -> Result<Diff> {
         (a, b) => {
             let load = |s: Side| -> Result<(String, Snapshot)> {
                 match s {
-                    Side::File(p, snap) => Ok((label_of(&p), snap)),
+                    Side::File(p, snap) => Ok((label_of(&p), *snap)),
                     Side::Run(p) => {
                         let id = store.resolve(&p)?;
                         let snap = store.snapshot(id)?;
@@ -720,7 +720,16 @@ mod tests {
         let mut report = AuditReport {
             findings: vec![],
             suppressed: vec![],
-            summary: Default::default(),
+            summary: portolan_model::AuditSummary {
+                policy: "baseline".into(),
+                listeners: Some(3),
+                exposed: Some(2),
+                reachable: None,
+                findings: 0,
+                severities: Default::default(),
+                suppressed: 0,
+                next_step: String::new(),
+            },
         };
         let mut lo = l(9000);
         lo.exposure = Exposure::Loopback;

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod collect;
 pub mod detect;
 pub mod firewall;
+pub mod history;
 pub mod host;
 pub mod inventory;
 pub mod policy;

@@ -98,10 +98,12 @@ pub enum Rule {
     ReachableWithoutListener,
     ExceptionExpired,
     UnknownOwnerExposed,
+    /// A listener that is not in the accepted baseline (`audit --since baseline`).
+    NewSinceBaseline,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 14] = [
+    pub const ALL: [Rule; 15] = [
         Rule::CleartextExposed,
         Rule::LocalServiceExposed,
         Rule::UnknownServiceExposed,
@@ -116,6 +118,7 @@ impl Rule {
         Rule::ReachableWithoutListener,
         Rule::ExceptionExpired,
         Rule::UnknownOwnerExposed,
+        Rule::NewSinceBaseline,
     ];
 
     /// The stable id used in every output.
@@ -135,6 +138,7 @@ impl Rule {
             Rule::ReachableWithoutListener => "reachable-without-listener",
             Rule::ExceptionExpired => "exception-expired",
             Rule::UnknownOwnerExposed => "unknown-owner-exposed",
+            Rule::NewSinceBaseline => "new-since-baseline",
         }
     }
 
@@ -171,6 +175,7 @@ impl Rule {
             Rule::UnknownOwnerExposed => {
                 "A listener on the network has no owner the inventory could see"
             }
+            Rule::NewSinceBaseline => "A listener is not in the accepted baseline",
         }
     }
 
@@ -185,7 +190,7 @@ impl Rule {
             Rule::UnknownServiceExposed | Rule::RequiredUnreachable => Severity::Medium,
             Rule::UnknownOwnerExposed => Severity::Medium,
             Rule::ReachableWithoutListener => Severity::Medium,
-            Rule::EphemeralPort | Rule::ExceptionExpired => Severity::Low,
+            Rule::EphemeralPort | Rule::ExceptionExpired | Rule::NewSinceBaseline => Severity::Low,
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod csv;
 pub mod detect;
+pub mod drift;
 pub mod html;
 pub mod json;
 pub mod junit;

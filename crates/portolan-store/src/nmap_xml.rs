@@ -420,13 +420,10 @@ fn finish(
                 p.result.host = addr;
             }
             scan.report.hosts.push(HostResult {
-                host: addr,
-                state,
-                reason: h.reason.unwrap_or(Reason::UserSet),
                 rtt: h.rtt,
                 ports,
                 not_shown: h.extra,
-                ..HostResult::new(addr, state, Reason::UserSet)
+                ..HostResult::new(addr, state, h.reason.unwrap_or(Reason::UserSet))
             });
         }
         _ => {}

@@ -155,6 +155,32 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Take a snapshot of this host (inventory and audit, a scan when asked) and store it
+    ///
+    /// Prints the run id. The history database is --db FILE, else $PORTOLAN_DB, else
+    /// /var/lib/portolan/history.db as root and $XDG_STATE_HOME/portolan/history.db
+    /// otherwise (docs/store.md).
+    Record(RecordArgs),
+    /// The runs of the history, or the timeline of one port or process
+    History(HistoryArgs),
+    /// What changed between two points of history (runs, times, or files)
+    ///
+    /// A point is a run id, last, baseline, yesterday, a time (2026-11-30T12:00), a
+    /// duration ago (2h ago), or a file: portolan JSON (ls --json, audit --json, a
+    /// snapshot) or nmap XML, so `portolan diff a.xml b.xml` needs no database. FROM
+    /// defaults to the run before TO, TO to the latest run.
+    /// Exit status: 0 no difference, 1 a difference, 2 an error.
+    Diff(DiffArgs),
+    /// Report listening-socket changes as they happen, one JSON line per change
+    ///
+    /// Takes an inventory every --interval and prints each change (added, removed,
+    /// changed, restarted) as one JSON line. Stops cleanly on SIGINT or SIGTERM (exit 0).
+    Watch(WatchArgs),
+    /// Accept the approved state (a run) as the baseline, or show it
+    Baseline {
+        #[command(subcommand)]
+        command: BaselineCommand,
+    },
     /// Print shell completions for portolan
     Completions {
         /// The shell to complete for
@@ -253,6 +279,8 @@ pub struct ScanArgs {
     /// Output format [default: table]
     #[arg(long, value_enum)]
     pub format: Option<crate::out::Format>,
+    #[command(flatten)]
+    pub history: RecordFlags,
 }
 
 /// Parses a duration for every `--timeout`-like flag: `500ms`, `2s`, `1.5s`, `2m`, or a
@@ -343,6 +371,179 @@ pub struct LsArgs {
     /// Show the command line of each owner in the table
     #[arg(short, long)]
     pub wide: bool,
+    /// Also store the listeners in the history database (the whole inside view: no
+    /// filters)
+    #[arg(long, conflicts_with_all = ["tcp", "udp", "ipv4", "ipv6", "port", "process", "exposed", "all", "all_netns"])]
+    pub record: bool,
+    /// The history database, for --record
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+}
+
+/// `--record` and `--db` of `ls`, `scan` and `audit`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RecordFlags {
+    /// Also store what this command found in the history database
+    #[arg(long)]
+    pub record: bool,
+    /// The history database (default: $PORTOLAN_DB, else /var/lib/portolan/history.db as
+    /// root, else $XDG_STATE_HOME/portolan/history.db)
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    /// The history database (default: $PORTOLAN_DB, else /var/lib/portolan/history.db as
+    /// root, else $XDG_STATE_HOME/portolan/history.db)
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// Store an nmap XML file (nmap -oX) instead of a snapshot of this host
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["scan", "netns", "policy", "profile"])]
+    pub import: Option<PathBuf>,
+    /// Also scan TARGET from here (the outside view)
+    #[arg(long, value_name = "TARGET")]
+    pub scan: Option<String>,
+    /// With --scan, detect the service behind each open port
+    #[arg(long, requires = "scan")]
+    pub detect: bool,
+    /// Take the snapshot of this network namespace (a name from `ip netns list`)
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
+    #[command(flatten)]
+    pub source: PolicySource,
+    /// Print the run as JSON: {"run": ID, "started": ...}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct HistoryArgs {
+    #[command(subcommand)]
+    pub command: Option<HistoryCommand>,
+    /// The history database
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// The timeline of this port (8080, or 53/udp)
+    #[arg(long, value_name = "PORT[/PROTO]")]
+    pub port: Option<String>,
+    /// The timeline of this process name (`*` globs)
+    #[arg(long, value_name = "NAME")]
+    pub process: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Delete the runs older than --keep (the baseline and the latest run stay)
+    Prune {
+        /// How much history to keep: 90d, 12w, 36h
+        #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+        keep: std::time::Duration,
+        /// The history database
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
+        /// Print what was removed as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `--min-age`, `--keep`: 30s, 15m, 2h, 90d, 1h30m, or milliseconds (500ms).
+pub fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    if s.trim().ends_with("ms") {
+        return parse_duration(s);
+    }
+    portolan_app::history::parse_duration(s).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct NoiseArgs {
+    /// Also show changes marked as noise (ephemeral-range listeners, connected UDP
+    /// sockets)
+    #[arg(long)]
+    pub show_noise: bool,
+    /// Count a change only once it has held this long (30s, 5m, 2h)
+    #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+    pub min_age: Option<std::time::Duration>,
+    /// Leave out changes matching PAT: a port or range (8080, 6000-6063/tcp), a protocol
+    /// (/udp), or a process name (`chrom*`); repeatable
+    #[arg(long, value_name = "PAT")]
+    pub ignore: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The earlier point (default: the run before TO)
+    #[arg(value_name = "FROM")]
+    pub from: Option<String>,
+    /// The later point (default: the latest run)
+    #[arg(value_name = "TO")]
+    pub to: Option<String>,
+    /// The history database
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// One JSON document: from, to, changes
+    #[arg(long, conflicts_with = "jsonl")]
+    pub json: bool,
+    /// JSON Lines: one change per line
+    #[arg(long)]
+    pub jsonl: bool,
+    #[command(flatten)]
+    pub noise: NoiseArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// How often to take an inventory: 1s, 500ms, 2m
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
+    /// Run CMD (with sh -c) for each change, the change's JSON on its stdin; one at a
+    /// time, waited for (at most --exec-timeout); a failure is reported, not fatal
+    #[arg(long, value_name = "CMD")]
+    pub exec: Option<String>,
+    /// The longest --exec may run before it is killed
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, requires = "exec")]
+    pub exec_timeout: std::time::Duration,
+    /// Also store every snapshot in the history database
+    #[arg(long)]
+    pub record: bool,
+    /// The history database
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// Watch this network namespace (a name from `ip netns list`)
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
+    #[command(flatten)]
+    pub noise: NoiseArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Mark a run (default: the latest) as the approved state
+    Accept {
+        /// A run id, last, or a time (2026-11-30T12:00, yesterday)
+        #[arg(value_name = "RUN")]
+        run: Option<String>,
+        /// The history database
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the baseline run and its listeners
+    Show {
+        /// The history database
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
+        /// Print JSON: the run and its snapshot
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Arguments of `portolan serve`.
@@ -478,6 +679,12 @@ pub struct AuditArgs {
     /// Judge exceptions' expiry as of this date (YYYY-MM-DD) instead of today
     #[arg(long, value_name = "DATE", hide = true)]
     pub today: Option<String>,
+    /// Add a `new-since-baseline` finding for each listener not in this point of history
+    /// (`baseline`, a run id, a time)
+    #[arg(long, value_name = "POINT")]
+    pub since: Option<String>,
+    #[command(flatten)]
+    pub history: RecordFlags,
 }
 
 #[derive(Debug, Subcommand)]

@@ -58,7 +58,15 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     for w in &done.warnings {
         eprintln!("portolan: {w}");
     }
-    let report = done.report;
+    let mut report = done.report;
+    if let Some(point) = &args.since {
+        portolan_app::history::audit_since(
+            &mut report,
+            point,
+            args.history.db.as_deref(),
+            args.netns.as_deref(),
+        )?;
+    }
     let format = if args.json {
         AuditFormat::Json
     } else {
@@ -86,6 +94,9 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         AuditFormat::Prometheus => {}
     }
     w.flush()?;
+    if args.history.record {
+        crate::cmd::record::audit(args.history.db.as_deref(), args.netns.as_deref(), &report)?;
+    }
     Ok(match fail_on {
         Some(t) if report.fails(t) => ExitCode::from(1),
         _ => ExitCode::SUCCESS,

@@ -40,6 +40,9 @@ pub fn run(args: &LsArgs) -> anyhow::Result<ExitCode> {
         Format::Table => listeners::table(&mut w, &inv.listeners, &view)?,
     }
     w.flush()?;
+    if args.record {
+        crate::cmd::record::listeners(args.db.as_deref(), &inv.listeners, &inv.warnings)?;
+    }
     Ok(if inv.listeners.is_empty() {
         if format == Format::Table {
             eprintln!("portolan: no listening socket matches");

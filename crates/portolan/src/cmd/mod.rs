@@ -1,10 +1,15 @@
 //! One module per command; each turns parsed arguments into output and an exit code.
 
 mod audit;
+mod baseline;
+mod diff;
 mod firewall;
+mod history;
 mod ls;
 mod policy;
+mod record;
 mod report;
+mod watch;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -94,5 +99,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan::run(&args),
         Command::Ls(args) => ls::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Record(args) => record::run(&args),
+        Command::History(args) => history::run(&args),
+        Command::Diff(args) => diff::run(&args),
+        Command::Watch(args) => watch::run(&args),
+        Command::Baseline { command } => baseline::run(&command),
     }
 }

@@ -228,6 +228,9 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         xml::write(&mut w, &report, &meta).context("writing the XML report")?;
         w.flush().context("writing the XML report")?;
     }
+    if args.history.record {
+        crate::cmd::record::scan(args.history.db.as_deref(), &report)?;
+    }
     Ok(if report.summary.open > 0 {
         ExitCode::SUCCESS
     } else {

@@ -559,11 +559,13 @@ pub fn watch(
         ..portolan_inventory::Options::default()
     };
     let mut warned: HashSet<String> = HashSet::new();
+    let os = WatchOs::default();
     let mut take = |warned: &mut HashSet<String>,
                     on: &mut dyn FnMut(WatchEvent<'_>) -> std::io::Result<()>|
      -> Result<Vec<Listener>> {
-        let inv =
-            crate::inventory::run(&req, Registry::embedded()).map_err(HistoryError::Inventory)?;
+        os.tick();
+        let inv = crate::inventory::run_with(&os, &req, Registry::embedded())
+            .map_err(HistoryError::Inventory)?;
         for w in &inv.warnings {
             if warned.insert(w.clone()) {
                 on(WatchEvent::Warning(w)).map_err(io_stop)?;
@@ -580,6 +582,7 @@ pub fn watch(
         listeners: reported.len(),
     })
     .map_err(io_stop)?;
+    let mut last = reported.clone();
     let mut pending: HashMap<Subject, (Instant, ChangeKind)> = HashMap::new();
     let mut next = Instant::now() + opts.interval;
     loop {
@@ -590,6 +593,12 @@ pub fn watch(
         }
         next = (next + opts.interval).max(Instant::now());
         let current = take(&mut warned, on)?;
+        // Nothing moved since the last inventory and nothing waits for --min-age: the
+        // diff would say what it said then.
+        if current == last && pending.is_empty() {
+            continue;
+        }
+        last.clone_from(&current);
         let now = Instant::now();
         let d = diff_snapshots(&inside(&reported), &inside(&current), &opts.diff);
         let mut held = HashSet::new();
@@ -620,6 +629,98 @@ pub fn watch(
         if opts.min_age.is_none() {
             reported = current;
         }
+    }
+}
+
+/// How many inventories `watch` takes before it walks `/proc/*/fd` and reads the
+/// `.socket` units again although the socket inodes did not change (an owner that
+/// forked and exited, a socket-activated service restarted on the same socket).
+const REFRESH_TICKS: u32 = 10;
+
+/// Owner walks by (inode set, handles); an inventory may ask more than once per tick.
+type OwnerCache = Vec<(
+    portolan_inventory::InodeSet,
+    bool,
+    portolan_inventory::OwnerScan,
+)>;
+
+/// The live system for `watch`: one `LiveOs` for the whole run (its user names are read
+/// once), the owners walk reused while the set of socket inodes is the same (for up to
+/// [`REFRESH_TICKS`] inventories), and the `.socket` units read as often.
+#[derive(Default)]
+struct WatchOs {
+    live: portolan_inventory::LiveOs,
+    tick: std::cell::Cell<u32>,
+    owners: std::cell::RefCell<OwnerCache>,
+    units: std::cell::RefCell<Option<Vec<portolan_inventory::SocketUnitListen>>>,
+}
+
+impl WatchOs {
+    fn tick(&self) {
+        let t = self.tick.get().wrapping_add(1);
+        self.tick.set(t);
+        if t % REFRESH_TICKS == 0 {
+            self.owners.borrow_mut().clear();
+            self.units.borrow_mut().take();
+        }
+    }
+}
+
+impl portolan_inventory::Os for WatchOs {
+    fn namespaces(
+        &self,
+        choice: &portolan_inventory::NetnsChoice,
+    ) -> Result<Vec<portolan_inventory::NetnsInfo>, portolan_inventory::Error> {
+        self.live.namespaces(choice)
+    }
+
+    fn sockets(
+        &self,
+        ns: &portolan_inventory::NetnsInfo,
+        query: &portolan_inventory::SocketQuery,
+    ) -> Result<portolan_inventory::SocketTable, portolan_inventory::Error> {
+        self.live.sockets(ns, query)
+    }
+
+    fn owners(
+        &self,
+        inodes: &portolan_inventory::InodeSet,
+        handles: bool,
+    ) -> portolan_inventory::OwnerScan {
+        if let Some((_, _, scan)) = self
+            .owners
+            .borrow()
+            .iter()
+            .find(|(set, h, _)| set == inodes && *h == handles)
+        {
+            return scan.clone();
+        }
+        let scan = self.live.owners(inodes, handles);
+        let mut cache = self.owners.borrow_mut();
+        if cache.len() >= 4 {
+            cache.remove(0);
+        }
+        cache.push((inodes.clone(), handles, scan.clone()));
+        scan
+    }
+
+    fn socket_units(&self) -> Vec<portolan_inventory::SocketUnitListen> {
+        self.units
+            .borrow_mut()
+            .get_or_insert_with(|| self.live.socket_units())
+            .clone()
+    }
+
+    fn user_name(&self, uid: u32) -> Option<String> {
+        self.live.user_name(uid)
+    }
+
+    fn socket_options(
+        &self,
+        pid: u32,
+        fd: i32,
+    ) -> Option<(Option<bool>, Option<std::sync::Arc<str>>)> {
+        self.live.socket_options(pid, fd)
     }
 }
 

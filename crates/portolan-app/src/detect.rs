@@ -34,13 +34,13 @@ pub enum DetectError {
 /// One target as the user wrote it: a host (a name or an address, IPv6 without its
 /// brackets and with its `%zone` if any), a port and a transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub struct DetectTarget {
     pub host: String,
     pub port: u16,
     pub proto: Proto,
 }
 
-impl Target {
+impl DetectTarget {
     /// The name to send in TLS SNI and HTTP Host: the host, when it is a name and not an
     /// address.
     pub fn server_name(&self) -> Option<&str> {
@@ -51,7 +51,7 @@ impl Target {
 
 /// Parses `HOST:PORT`, `[V6]:PORT` (also `[fe80::1%eth0]:PORT`), with an optional
 /// `/tcp` or `/udp`. The port is one number from 1 to 65535.
-pub fn parse_target(s: &str) -> Result<Target, DetectError> {
+pub fn parse_target(s: &str) -> Result<DetectTarget, DetectError> {
     let bad = |reason: String| DetectError::Target {
         target: s.to_string(),
         reason,
@@ -83,7 +83,7 @@ pub fn parse_target(s: &str) -> Result<Target, DetectError> {
         .ok()
         .filter(|p| *p != 0)
         .ok_or_else(|| bad(format!("invalid port '{port}' (1-65535)")))?;
-    Ok(Target {
+    Ok(DetectTarget {
         host: host.to_string(),
         port,
         proto,
@@ -92,7 +92,7 @@ pub fn parse_target(s: &str) -> Result<Target, DetectError> {
 
 /// The address a target names: an address as it is, a name through the system's
 /// resolver (the first address it gives).
-pub fn resolve(t: &Target) -> Result<SocketAddr, DetectError> {
+pub fn resolve(t: &DetectTarget) -> Result<SocketAddr, DetectError> {
     if let Ok(ip) = t.host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, t.port));
     }

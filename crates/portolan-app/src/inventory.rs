@@ -19,7 +19,7 @@ use portolan_registry::Registry;
 pub use portolan_inventory::Options as Request;
 /// What an inventory found: the listeners (most exposed first), warnings for the user,
 /// and whether some table came from `/proc/net`.
-pub use portolan_inventory::{Error, Inventory, NetnsChoice, Source};
+pub use portolan_inventory::{Error, Inventory, NetnsChoice, SocketSource};
 
 /// Takes the inventory of the live system; services are named from `registry`.
 pub fn run(req: &Request, registry: &Registry) -> Result<Inventory, Error> {

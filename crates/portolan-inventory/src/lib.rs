@@ -2,7 +2,7 @@
 //!
 //! Sockets come from the kernel's netlink `sock_diag` interface (one dump per protocol
 //! and family), or from `/proc/net/{tcp,tcp6,udp,udp6}` when netlink is unavailable or
-//! [`Source::Proc`] asks for it. Owners come from one walk of `/proc/*/fd`. Network
+//! [`SocketSource::Proc`] asks for it. Owners come from one walk of `/proc/*/fd`. Network
 //! namespaces are read by entering them on a short-lived thread.
 //!
 //! The operating system sits behind the [`Os`] trait: [`Inventory::collect`] uses the live
@@ -126,7 +126,7 @@ pub struct RawSocket {
 /// Where socket lists come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Source {
+pub enum SocketSource {
     /// Netlink `sock_diag`, falling back to `/proc/net` for a table netlink cannot dump.
     #[default]
     Auto,
@@ -169,7 +169,7 @@ pub struct SocketQuery {
     pub ipv6: bool,
     /// Include connected UDP sockets.
     pub all: bool,
-    pub source: Source,
+    pub source: SocketSource,
 }
 
 /// The sockets of one namespace and where they came from.
@@ -266,7 +266,7 @@ pub struct Options {
     pub exposed: bool,
     /// Also connected UDP sockets.
     pub all: bool,
-    pub source: Source,
+    pub source: SocketSource,
     pub netns: NetnsChoice,
 }
 
@@ -281,7 +281,7 @@ impl Default for Options {
             process: None,
             exposed: false,
             all: false,
-            source: Source::Auto,
+            source: SocketSource::Auto,
             netns: NetnsChoice::Current,
         }
     }

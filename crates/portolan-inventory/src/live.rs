@@ -10,7 +10,7 @@ use portolan_registry::Proto;
 use crate::diag::{self, DiagSocket};
 use crate::{
     Error, Family, InodeSet, NetnsChoice, NetnsInfo, Os, OwnerScan, RawSocket, SocketQuery,
-    SocketTable, SocketUnitListen, Source, netns, owners, procnet,
+    SocketSource, SocketTable, SocketUnitListen, netns, owners, procnet,
 };
 
 /// The real system: netlink, `/proc`, `/run/netns`, `/etc/passwd`, systemd unit files.
@@ -75,12 +75,12 @@ pub fn read_sockets(q: &SocketQuery) -> Result<SocketTable, Error> {
         }
     }
     let mut sock = match q.source {
-        Source::Proc => None,
-        Source::Netlink => Some(DiagSocket::open().map_err(|source| Error::Netlink {
+        SocketSource::Proc => None,
+        SocketSource::Netlink => Some(DiagSocket::open().map_err(|source| Error::Netlink {
             op: "socket",
             source,
         })?),
-        Source::Auto => DiagSocket::open().ok(),
+        SocketSource::Auto => DiagSocket::open().ok(),
     };
     for (proto, family) in wanted {
         let Some(s) = sock.as_mut() else {
@@ -99,7 +99,7 @@ pub fn read_sockets(q: &SocketQuery) -> Result<SocketTable, Error> {
             // IPv6 disabled: nothing to list.
             Err(Error::Netlink { source, .. })
                 if family == Family::V6 && source.raw_os_error() == Some(libc::EAFNOSUPPORT) => {}
-            Err(e) if q.source == Source::Auto => {
+            Err(e) if q.source == SocketSource::Auto => {
                 // This table cannot be dumped (udp_diag not loaded, say): use /proc.
                 let _ = e;
                 table.sockets.truncate(before);

@@ -4,7 +4,7 @@ use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
 use portolan_app::collect;
-use portolan_app::inventory::{self, NetnsChoice, Request, Source};
+use portolan_app::inventory::{self, NetnsChoice, Request};
 use portolan_registry::Registry;
 use portolan_report::listeners::{self, View};
 
@@ -86,9 +86,9 @@ fn request(args: &LsArgs) -> Request {
         exposed: args.exposed,
         all: args.all,
         source: match args.source {
-            SocketSource::Auto => Source::Auto,
-            SocketSource::Netlink => Source::Netlink,
-            SocketSource::Proc => Source::Proc,
+            SocketSource::Auto => inventory::SocketSource::Auto,
+            SocketSource::Netlink => inventory::SocketSource::Netlink,
+            SocketSource::Proc => inventory::SocketSource::Proc,
         },
         netns: if args.all_netns {
             NetnsChoice::All

@@ -920,6 +920,9 @@ fn scoped_link_local_targets_are_scanned() {
     // `scan fe80::1%eth0` was refused, although `detect` takes it.
     let pair = target("ps", &OPEN, None);
     let addr = link_local(&pair.target);
+    // The scanner sends from its own link-local address: wait until it has left DAD's
+    // tentative state too, or the first probes go nowhere.
+    link_local(&pair.scanner);
     for scoped in [format!("{addr}%eth0"), format!("[{addr}%eth0]")] {
         for mode in ["-sT", "-sS"] {
             let out = scan(&pair, &[mode, "--json", "--all", "-p", "22,23", &scoped]);

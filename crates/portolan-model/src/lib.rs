@@ -19,6 +19,7 @@ mod coverage;
 mod detection;
 mod drift;
 mod finding;
+mod history;
 mod listener;
 mod net;
 mod process;
@@ -34,6 +35,7 @@ pub use finding::{
     AuditReport, AuditSummary, Counts, Evidence, Finding, Reach, Remediation, Rule, Severity,
     Suppressed,
 };
+pub use history::{RunId, RunSummary, Span, SpanState};
 pub use listener::{Listener, ListenerKey, Owners, SocketState, owner_set};
 pub use net::{Endpoint, Exposure, Family, canonical, fmt_endpoint};
 pub use portolan_registry::{Category, PortRange, Proto};

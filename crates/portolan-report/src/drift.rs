@@ -3,8 +3,7 @@
 
 use std::io::{self, Write};
 
-use portolan_model::{Change, ChangeKind, Diff, Listener, Subject};
-use portolan_store::{RunSummary, Span, SpanState};
+use portolan_model::{Change, ChangeKind, Diff, Listener, RunSummary, Span, SpanState, Subject};
 
 use crate::json;
 use crate::table::Table;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
+pub use portolan_model::{RunId, RunSummary, Span, SpanState};
 use portolan_model::{
     AuditReport, AuditSummary, Diff, Finding, Listener, ListenerKey, Proto, RunInfo, ScanReport,
     ScannedPort, Snapshot, Subject, Suppressed,
@@ -21,9 +22,6 @@ use crate::noise::{DiffOptions, glob_match};
 use crate::point::Point;
 use crate::schema::{MIGRATIONS, SCHEMA_VERSION};
 
-/// A run's id: its rank in recording order.
-pub type RunId = i64;
-
 /// How long a writer waits for another one before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -36,52 +34,12 @@ fn bit(kind: i64) -> i64 {
     1 << kind
 }
 
-/// One run, as `history` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunSummary {
-    pub id: RunId,
-    /// RFC 3339 in UTC.
-    pub started: String,
-    pub host: String,
-    pub command: String,
-    pub version: String,
-    /// What the run observed: the inside view, a scan, an audit.
-    pub listeners: bool,
-    pub scan: bool,
-    pub audit: bool,
-    pub baseline: bool,
-}
-
 /// What a timeline asks for: a port (and protocol), or a process name (`*` globs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TimelineQuery {
     pub port: Option<u16>,
     pub protocol: Option<Proto>,
     pub process: Option<String>,
-}
-
-/// A subject's state while it held, as a timeline shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind", content = "value")]
-pub enum SpanState {
-    Listeners(Vec<Listener>),
-    Port(ScannedPort),
-    Finding(Finding),
-}
-
-/// One interval: a subject with one set of attributes, from its first to its last run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Span {
-    pub subject: Subject,
-    pub first_seen: RunSummary,
-    /// The last run that saw it with these attributes; the latest run while it holds.
-    pub last_seen: Option<RunSummary>,
-    /// The run at which it stopped holding, when it did.
-    pub ended: Option<RunId>,
-    /// True when it stopped because the subject was gone (not because its attributes
-    /// changed).
-    pub closed: bool,
-    pub state: SpanState,
 }
 
 /// What a prune removed.

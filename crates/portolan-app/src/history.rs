@@ -349,14 +349,12 @@ pub fn diff(req: &DiffRequest) -> Result<Diff> {
                 Side::Run(p) => store.resolve(p)?,
                 Side::File(..) => store.resolve(&Point::Last)?,
             };
-            let runs = store.runs()?;
-            let before = runs.iter().rev().find(|r| r.id < to_id);
-            match before {
-                Some(r) => Side::Run(Point::Run(r.id)),
+            match run_before(&store, to_id)? {
+                Some(id) => Side::Run(Point::Run(id)),
                 None => {
                     return Err(HistoryError::TooFewRuns {
                         path: store.path().to_path_buf(),
-                        runs: runs.len(),
+                        runs: store.runs()?.len(),
                     });
                 }
             }
@@ -369,9 +367,8 @@ pub fn diff(req: &DiffRequest) -> Result<Diff> {
                 match s {
                     Side::File(p, snap) => Ok((label_of(&p), *snap)),
                     Side::Run(p) => {
-                        let id = store.resolve(&p)?;
-                        let snap = store.snapshot(id)?;
-                        Ok((format!("run {id} ({})", snap.run.started), snap))
+                        let (id, snap) = point_snapshot(&store, &p)?;
+                        Ok((run_label(id, &snap), snap))
                     }
                 }
             };
@@ -383,6 +380,22 @@ pub fn diff(req: &DiffRequest) -> Result<Diff> {
             Ok(d)
         }
     }
+}
+
+/// The run recorded just before run `id`, if there is one.
+pub fn run_before(store: &Store, id: RunId) -> Result<Option<RunId>> {
+    Ok(store.runs()?.iter().rev().map(|r| r.id).find(|&r| r < id))
+}
+
+/// The run a point names, and its snapshot.
+pub fn point_snapshot(store: &Store, point: &Point) -> Result<(RunId, Snapshot)> {
+    let id = store.resolve(point)?;
+    Ok((id, store.snapshot(id)?))
+}
+
+/// How a diff names a stored run: `run 12 (2026-11-30T12:00:00Z)`.
+pub fn run_label(id: RunId, snap: &Snapshot) -> String {
+    format!("run {id} ({})", snap.run.started)
 }
 
 /// The diff options with this host's ephemeral port range.

@@ -1,7 +1,9 @@
 //! `report`: everything the HTML report shows, as one [`ReportInput`]. Either the audit
 //! of this host taken now (as `audit` takes it, with the policy's text and the firewall
 //! ruleset it generates), or what other portolan commands wrote (`--from`): the JSON of
-//! `ls`, `scan`, `audit` and `diff`.
+//! `ls`, `scan`, `audit` and `diff`. From the history store (`portolan record`), the
+//! report of a stored run with the drift from the run before it (`--run`), or the audit
+//! now with the drift since a point (`--since`).
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -14,13 +16,14 @@ use portolan_audit::profiles;
 use portolan_firewall::Format;
 use portolan_model::{
     AuditReport, Coverage, Diff, HostResult, HostState, Listener, Reason, RunInfo, ScanReport,
-    ScanSummary, ScannedPort,
+    ScanSummary, ScannedPort, Snapshot,
 };
-use portolan_report::html::{PolicyInfo, ReportInput};
+use portolan_report::html::{HistoryKind, HistoryRef, PolicyInfo, ReportInput};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::audit::{AuditError, AuditOptions, gather, judge};
+use crate::history::{self, HistoryError, Point, StoreError};
 use crate::policy::{LoadedPolicy, PolicyError, PolicySource, parse, read_policy_file};
 
 /// The largest `--from` file portolan reads.
@@ -30,13 +33,29 @@ pub const MAX_FROM_FILES: usize = 64;
 /// The most bytes all `--from` files of one report hold together.
 pub const MAX_FROM_TOTAL: u64 = 256 << 20;
 
+/// What a report takes from the history store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryChoice {
+    /// `--run POINT`: the stored run a point names (`12`, `last`, `baseline`, a time)
+    /// instead of an audit now, with the drift from the run recorded before it.
+    Run(String),
+    /// `--since POINT`: the drift from the point (a run of the database, or a file) to
+    /// what the report holds now.
+    Since(String),
+}
+
 /// What to report on.
 #[derive(Debug, Clone, Default)]
 pub struct ReportOptions {
-    /// The audit to take now; ignored when `from` names files.
+    /// The audit to take now; ignored when `from` names files or `history` is a run.
     pub audit: AuditOptions,
     /// Build the report from these files instead of auditing this host.
     pub from: Vec<PathBuf>,
+    /// A stored run to report on, or a point to show the drift since.
+    pub history: Option<HistoryChoice>,
+    /// The history database (`--db`; default: `record`'s, see
+    /// `portolan_store::default_db_path`). It is only read: a missing one is an error.
+    pub db: Option<PathBuf>,
     /// The command line, for the provenance.
     pub command: String,
     /// portolan's version.
@@ -52,6 +71,10 @@ pub enum ReportError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error("--since: the report already holds a diff (from {path})")]
+    SinceWithDiff { path: String },
     #[error("--from takes at most {limit} files, not {count}")]
     TooManyFiles { count: usize, limit: usize },
     #[error("the --from files hold more than {limit} bytes together ({path} is past it)")]
@@ -93,6 +116,12 @@ pub enum ReportError {
     },
 }
 
+impl From<StoreError> for ReportError {
+    fn from(e: StoreError) -> Self {
+        ReportError::History(HistoryError::Store(e))
+    }
+}
+
 /// What one `--from` file held.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FromFile {
@@ -117,11 +146,130 @@ pub fn build(opts: &ReportOptions) -> Result<ReportInput, ReportError> {
         command: opts.command.clone(),
         version: opts.version.clone(),
     };
-    if opts.from.is_empty() {
-        live(opts, run)
-    } else {
-        from_files(&opts.from, run)
+    match &opts.history {
+        Some(HistoryChoice::Run(point)) => stored_run(point, opts.db.as_deref(), run),
+        Some(HistoryChoice::Since(point)) => {
+            let mut input = if opts.from.is_empty() {
+                live(opts, run)?
+            } else {
+                from_files(&opts.from, run)?
+            };
+            if let Some(d) = &input.diff {
+                return Err(ReportError::SinceWithDiff {
+                    path: d.from.clone(),
+                });
+            }
+            since(&mut input, point, opts.db.as_deref())?;
+            Ok(input)
+        }
+        None if opts.from.is_empty() => live(opts, run),
+        None => from_files(&opts.from, run),
     }
+}
+
+fn parse_point(text: &str) -> Result<Point, HistoryError> {
+    Point::parse(text).map_err(|e| HistoryError::Store(StoreError::from(e)))
+}
+
+/// The report of the run `point` names, as it was recorded, with the drift from the run
+/// recorded before it. `made` is this report's own making; the report's `run` is the
+/// stored run's.
+pub fn stored_run(
+    point: &str,
+    db: Option<&Path>,
+    made: RunInfo,
+) -> Result<ReportInput, ReportError> {
+    let p = parse_point(point)?;
+    let store = history::open_existing(db)?;
+    let (id, snap) = history::point_snapshot(&store, &p)?;
+    let summary = store.run(id)?;
+    let db_name = store.path().display().to_string();
+    let mut warnings = snap.warnings.clone();
+    let diff = match history::run_before(&store, id)? {
+        Some(prev) => {
+            Some(store.diff(&Point::Run(prev), &Point::Run(id), &history::diff_options())?)
+        }
+        None => {
+            warnings.push(format!(
+                "run {id} is the first run in {db_name}: there is no earlier run to show the drift from"
+            ));
+            None
+        }
+    };
+    let Snapshot {
+        run,
+        listeners,
+        audit,
+        scan,
+        ..
+    } = snap;
+    let policy = PolicyInfo {
+        name: audit
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |a| a.summary.policy.clone()),
+        text: None,
+    };
+    Ok(ReportInput {
+        run,
+        policy,
+        ruleset: None,
+        listeners: summary.listeners.then_some(listeners),
+        audit,
+        scans: scan.into_iter().collect(),
+        diff,
+        ephemeral: None,
+        warnings,
+        history: Some(HistoryRef {
+            kind: HistoryKind::Run,
+            point: point.to_string(),
+            run: Some(id),
+            db: Some(db_name),
+            made: Some(made),
+        }),
+    })
+}
+
+/// Adds to `input` the drift from `point` (a run of the database `db`, or a file of
+/// portolan JSON or nmap XML) to what `input` holds.
+pub fn since(input: &mut ReportInput, point: &str, db: Option<&Path>) -> Result<(), ReportError> {
+    let p = parse_point(point)?;
+    let (label, then, run, db_name) = match p {
+        Point::File(path) => {
+            let snap = history::read_point_file(&path)?;
+            (path.display().to_string(), snap, None, None)
+        }
+        p => {
+            let store = history::open_existing(db)?;
+            let (id, snap) = history::point_snapshot(&store, &p)?;
+            let db_name = store.path().display().to_string();
+            (history::run_label(id, &snap), snap, Some(id), Some(db_name))
+        }
+    };
+    let now = Snapshot {
+        run: input.run.clone(),
+        listeners: input.listeners.clone().unwrap_or_default(),
+        audit: input.audit.clone(),
+        scan: input.scans.first().cloned(),
+        warnings: Vec::new(),
+    };
+    if input.scans.len() > 1 {
+        input.warnings.push(format!(
+            "--since {point}: the drift compares the first of the report's {} scans only",
+            input.scans.len()
+        ));
+    }
+    let mut diff = history::diff_snapshots(&then, &now, &history::diff_options());
+    diff.from = label;
+    diff.to = format!("now ({})", input.run.started);
+    input.diff = Some(diff);
+    input.history = Some(HistoryRef {
+        kind: HistoryKind::Since,
+        point: point.to_string(),
+        run,
+        db: db_name,
+        made: None,
+    });
+    Ok(())
 }
 
 fn now_secs() -> i64 {
@@ -150,6 +298,7 @@ fn live(opts: &ReportOptions, run: RunInfo) -> Result<ReportInput, ReportError> 
         diff: None,
         ephemeral: Some(crate::host::ephemeral_range()),
         warnings,
+        history: None,
     })
 }
 

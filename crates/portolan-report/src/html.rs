@@ -16,7 +16,7 @@ mod page;
 
 use std::io;
 
-use portolan_model::{AuditReport, Diff, Listener, PortRange, RunInfo, ScanReport};
+use portolan_model::{AuditReport, Diff, Listener, PortRange, RunId, RunInfo, ScanReport};
 use serde::{Deserialize, Serialize};
 
 pub use chart::Layout;
@@ -31,6 +31,34 @@ pub struct PolicyInfo {
     /// The policy's text, when it came from a file (or the built-in text).
     #[serde(default)]
     pub text: Option<String>,
+}
+
+/// How a report used the history store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryKind {
+    /// `--run`: the report shows a stored run, and the drift from the run before it.
+    Run,
+    /// `--since`: the report shows the audit taken now, and the drift since a point.
+    Since,
+}
+
+/// Where a report's history came from (`portolan report --run` or `--since`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryRef {
+    pub kind: HistoryKind,
+    /// The point as the user gave it (`12`, `last`, `baseline`, `2h ago`, a file).
+    pub point: String,
+    /// The run the point resolved to; `None` for a file.
+    #[serde(default)]
+    pub run: Option<RunId>,
+    /// The history database; `None` when the point was a file.
+    #[serde(default)]
+    pub db: Option<String>,
+    /// With `--run`, the report's own making (this command, now): the report's `run`
+    /// is then the stored run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub made: Option<RunInfo>,
 }
 
 /// Everything one report shows. Every field is optional data: a section with nothing to
@@ -59,6 +87,9 @@ pub struct ReportInput {
     /// Things the operation could not do, said in the summary.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Where `diff` came from, when it came from the history store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryRef>,
 }
 
 /// Why a report could not be written or read back.

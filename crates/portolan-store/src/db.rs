@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
-pub use portolan_model::{RunId, RunSummary, Span, SpanState};
 use portolan_model::{
     AuditReport, AuditSummary, Diff, Finding, Listener, ListenerKey, Proto, RunInfo, ScanReport,
     ScannedPort, Snapshot, Subject, Suppressed,
 };
+pub use portolan_model::{RunId, RunSummary, Span, SpanState};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 

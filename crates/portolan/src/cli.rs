@@ -71,8 +71,10 @@ pub enum Command {
     /// them) and writes the summary, the findings with their remediation, the chart of
     /// the port space, the listeners and scanned ports, the policy and the firewall
     /// ruleset it generates, with the data embedded. With --from, the report is made from
-    /// what `ls`, `scan`, `audit` or `diff` wrote as JSON instead. The file loads nothing
-    /// from anywhere (docs/report.md).
+    /// what `ls`, `scan`, `audit` or `diff` wrote as JSON instead. With --since POINT it
+    /// also shows the drift since that point of history; with --run ID it shows a run
+    /// recorded by `portolan record` and the drift from the run before it. The file loads
+    /// nothing from anywhere (docs/report.md).
     #[command(after_help = REPORT_EXAMPLES)]
     Report(ReportArgs),
     /// Show the built-in policy profiles, write a starting policy, or check a policy file
@@ -721,10 +723,14 @@ const REPORT_EXAMPLES: &str = "Examples:
   portolan report -o report.html
   portolan report --profile web-server --netns web --scan 198.18.0.2 --detect -o report.html
   portolan report --from ls.json --from scan.jsonl --from audit.json -o report.html
+  portolan report --since last -o report.html
+  portolan report --since '1d ago' --db /var/lib/portolan/history.db -o report.html
+  portolan report --run 12 -o run12.html
 
 Exit status: 0 written, 1 a finding at least as severe as --fail-on, 2 usage or input error.";
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("history").args(["since", "run"])))]
 pub struct ReportArgs {
     /// Write the report to FILE (through a temporary file, renamed when complete)
     /// instead of standard output
@@ -746,6 +752,20 @@ pub struct ReportArgs {
     /// `scan` (JSON Lines), `audit` or `diff`, told apart by their content (repeatable)
     #[arg(long, value_name = "FILE", conflicts_with_all = ["policy", "profile", "netns", "scan"])]
     pub from: Vec<std::path::PathBuf>,
+    /// Also show the drift since POINT: a run id, `last`, `baseline`, `yesterday`, a time
+    /// (2026-12-01T10:00, RFC 3339), a duration ago (`2h ago`), or a file (portolan JSON,
+    /// nmap XML)
+    #[arg(long, value_name = "POINT", conflicts_with_all = ["from", "run"])]
+    pub since: Option<String>,
+    /// Report on a run of the history instead of auditing now: its listeners, scan and
+    /// findings as recorded, with the drift from the run before it (ID: a run id, `last`,
+    /// `baseline`, a time)
+    #[arg(long, value_name = "ID", conflicts_with_all = ["policy", "profile", "netns", "scan", "from"])]
+    pub run: Option<String>,
+    /// The history database for --since and --run, only read (default: $PORTOLAN_DB, else
+    /// /var/lib/portolan/history.db as root, else $XDG_STATE_HOME/portolan/history.db)
+    #[arg(long, value_name = "FILE", requires = "history")]
+    pub db: Option<std::path::PathBuf>,
     /// Exit with status 1 when a finding is at least this severe (the report is written
     /// either way)
     #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = SeverityArg::Never)]

@@ -6,8 +6,9 @@
 //! unit) and dynamic (49152-65535) 25% (about 74 per unit). A thin strip under the axis
 //! shows the regions at their true proportions. The kernel's ephemeral range is hatched.
 //!
-//! Marks sit in lanes: findings, scanned ports (open, open|filtered), and the listeners by
-//! exposure (all addresses, one address, loopback). Marks closer than one mark's width in
+//! Marks sit in lanes: findings, scanned ports (open, open|filtered), the listeners by
+//! exposure (all addresses, one address, loopback), and, in a report with drift, what
+//! changed (a glyph per change class: + − ~ ↻ ↺). Marks closer than one mark's width in
 //! a lane are one mark that lists them all; so the chart holds at most a few hundred marks
 //! whatever the number of ports. Each mark is focusable and has a `<title>` with the
 //! port, service, process and finding.
@@ -15,7 +16,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use portolan_model::{Exposure, Finding, Listener, PortState, Severity, SocketState};
+use portolan_model::{
+    Change, ChangeKind, Exposure, Finding, Listener, PortState, Severity, SocketState, Subject,
+};
 
 use super::ReportInput;
 use super::escape::bounded;
@@ -72,16 +75,28 @@ enum Lane {
     All,
     Address,
     Loopback,
+    /// Only in a report with drift.
+    Drift,
 }
 
 impl Lane {
-    const ALL: [Lane; 5] = [
+    const ALL: [Lane; 6] = [
         Lane::Finding,
         Lane::Scan,
         Lane::All,
         Lane::Address,
         Lane::Loopback,
+        Lane::Drift,
     ];
+
+    /// The lanes `input` draws: the drift lane only when it has a diff.
+    fn drawn(input: &ReportInput) -> &'static [Lane] {
+        if input.diff.is_some() {
+            &Lane::ALL
+        } else {
+            &Lane::ALL[..5]
+        }
+    }
 
     fn label(self) -> &'static str {
         match self {
@@ -90,6 +105,7 @@ impl Lane {
             Lane::All => "all addresses",
             Lane::Address => "one address",
             Lane::Loopback => "loopback only",
+            Lane::Drift => "drift",
         }
     }
 
@@ -188,6 +204,45 @@ fn severity_class(s: Severity) -> (&'static str, u8) {
     }
 }
 
+/// A change as a drift mark's entry: its class, what it is about, and what differs.
+fn drift_entry(c: &Change) -> Entry {
+    let (class, rank) = match c.change {
+        ChangeKind::Removed => ("d-removed", 5),
+        ChangeKind::Changed => ("d-changed", 4),
+        ChangeKind::Added => ("d-added", 3),
+        ChangeKind::Reopened => ("d-reopened", 2),
+        ChangeKind::Restarted => ("d-restarted", 1),
+    };
+    let what = match &c.subject {
+        Subject::Listener(k) => format!("listener {k}"),
+        Subject::Port { host, .. } => format!("scanned port on {host}"),
+        Subject::Finding { rule, .. } => format!("finding {rule}"),
+    };
+    let mut text = format!("{} ", c.change.as_str().to_uppercase());
+    if let (Some(p), Some(proto)) = (c.port, c.protocol) {
+        let _ = write!(text, "{p}/{proto} ");
+    }
+    text.push_str(&what);
+    let detail = crate::drift::what(c);
+    if !detail.is_empty() {
+        let _ = write!(text, ": {detail}");
+    }
+    if c.noise {
+        text.push_str(" (noise)");
+    }
+    Entry { class, rank, text }
+}
+
+fn drift_glyph(class: &str) -> &'static str {
+    match class {
+        "d-removed" => "−",
+        "d-changed" => "~",
+        "d-added" => "+",
+        "d-reopened" => "↺",
+        _ => "↻",
+    }
+}
+
 /// The chart's marks, by lane and bin.
 fn marks(input: &ReportInput) -> BTreeMap<(Lane, u32), Mark> {
     let mut out: BTreeMap<(Lane, u32), Mark> = BTreeMap::new();
@@ -242,6 +297,11 @@ fn marks(input: &ReportInput) -> BTreeMap<(Lane, u32), Mark> {
             }
         }
     }
+    for c in input.diff.iter().flat_map(|d| &d.changes) {
+        if let Some(port) = c.port {
+            add(Lane::Drift, port, drift_entry(c));
+        }
+    }
     for f in input.audit.iter().flat_map(|a| &a.findings) {
         let Some(port) = f.port else { continue };
         let mut text = format!("{} ", f.port_label());
@@ -262,7 +322,8 @@ fn marks(input: &ReportInput) -> BTreeMap<(Lane, u32), Mark> {
 /// [`bounded`], the report's escaping.
 pub(crate) fn svg(input: &ReportInput) -> String {
     let marks = marks(input);
-    let lanes_h = Layout::LANE * Lane::ALL.len() as f64;
+    let lanes = Lane::drawn(input);
+    let lanes_h = Layout::LANE * lanes.len() as f64;
     let axis_y = Layout::TOP + lanes_h;
     let height = axis_y + 78.0;
     let mut s = String::with_capacity(16 * 1024);
@@ -272,7 +333,11 @@ pub(crate) fn svg(input: &ReportInput) -> String {
         w = Layout::WIDTH
     );
     s.push_str(r#"<title id="chart-title">The port space of this report: every listening or open port, and every finding</title>"#);
-    s.push_str(r#"<desc id="chart-desc">Ports 0 to 65535 from left to right in IANA's three regions, each at its own scale; lanes from top to bottom: findings, scanned open ports, listeners on all addresses, on one address, on loopback only.</desc>"#);
+    s.push_str(r#"<desc id="chart-desc">Ports 0 to 65535 from left to right in IANA's three regions, each at its own scale; lanes from top to bottom: findings, scanned open ports, listeners on all addresses, on one address, on loopback only"#);
+    if input.diff.is_some() {
+        s.push_str(", and what changed since the earlier point");
+    }
+    s.push_str(".</desc>");
     s.push_str(r#"<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect class="hatch" width="2.5" height="6"/></pattern></defs>"#);
 
     // Regions, as columns behind the lanes, with their names above.
@@ -309,7 +374,7 @@ pub(crate) fn svg(input: &ReportInput) -> String {
         );
     }
     // Lanes.
-    for lane in Lane::ALL {
+    for &lane in lanes {
         let y = lane.y();
         let _ = write!(
             s,
@@ -386,6 +451,7 @@ pub(crate) fn svg(input: &ReportInput) -> String {
         let kind = match lane {
             Lane::Finding => "finding",
             Lane::Scan => "scan",
+            Lane::Drift => "drift",
             _ => "listener",
         };
         let ports = if m.first == m.last {
@@ -430,6 +496,15 @@ pub(crate) fn svg(input: &ReportInput) -> String {
                     r#"<rect x="{:.1}" y="{:.1}" width="10" height="10"/>"#,
                     x - 5.0,
                     y - 5.0
+                );
+            }
+            Lane::Drift => {
+                // The glyph says the class; the ring is what hover and focus outline.
+                let _ = write!(
+                    s,
+                    r#"<circle cx="{x:.1}" cy="{y:.1}" r="6.5" fill="none"/><text class="glyph" x="{x:.1}" y="{ty:.1}" text-anchor="middle" font-size="13" font-weight="700">{g}</text>"#,
+                    ty = y + 4.5,
+                    g = drift_glyph(best.class)
                 );
             }
             _ => {

@@ -10,10 +10,10 @@ use portolan_model::{
 };
 use sha2::{Digest, Sha256};
 
-use super::ReportInput;
 use super::chart;
 use super::data::{DATA_ID, Embedded};
 use super::escape::{bounded, escape as e};
+use super::{HistoryKind, HistoryRef, ReportInput};
 
 const STYLE: &str = include_str!("style.css");
 const SCRIPT: &str = include_str!("script.js");
@@ -267,7 +267,7 @@ fn summary(o: &mut String, input: &ReportInput) {
                 if n > 0 {
                     let _ = write!(
                         o,
-                        "<li class=\"ch ch-{k}\"><span aria-hidden=\"true\">{g}</span> {n} {k}</li>",
+                        "<li class=\"ch ch-{k}\" data-change=\"{k}\"><span aria-hidden=\"true\">{g}</span> <b class=\"n\">{n}</b> {k}</li>",
                         g = change_glyph(k)
                     );
                 }
@@ -479,11 +479,24 @@ fn chart_section(o: &mut String, input: &ReportInput) {
         ("m-all m-udp", "dot", "ring: UDP (bound, unconnected)"),
         ("eph", "hatch", "the kernel's ephemeral range"),
     ];
-    for (class, shape, label) in items {
+    let drift = [(
+        "m-drift",
+        "glyph",
+        "drift: + added, − removed, ~ changed, ↻ restarted, ↺ reopened",
+    )];
+    let drift = if input.diff.is_some() {
+        &drift[..]
+    } else {
+        &[]
+    };
+    for &(class, shape, label) in items.iter().chain(drift) {
         let svg = match shape {
             "tri" => "<path d=\"M7 1L13 12L1 12Z\"/>",
             "sq" => "<rect x=\"2\" y=\"2\" width=\"10\" height=\"10\"/>",
             "hatch" => "<rect class=\"eph\" x=\"1\" y=\"1\" width=\"12\" height=\"12\"/>",
+            "glyph" => {
+                "<text x=\"7\" y=\"12\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"700\" fill=\"currentColor\">±</text>"
+            }
             _ => "<circle cx=\"7\" cy=\"7\" r=\"5\"/>",
         };
         let _ = write!(
@@ -743,6 +756,16 @@ fn drift(o: &mut String, input: &ReportInput) {
         o.push_str("<p class=\"none\">Nothing changed.</p></details>\n");
         return;
     }
+    o.push_str("<ul class=\"changes\" id=\"drift-counts\" aria-label=\"Changes by class\">");
+    for k in ChangeKind::ALL {
+        let n = d.changes.iter().filter(|c| c.change == k).count();
+        let _ = write!(
+            o,
+            "<li class=\"ch ch-{k}\" data-change=\"{k}\"><span aria-hidden=\"true\">{g}</span> <b class=\"n\">{n}</b> {k}</li>",
+            g = change_glyph(k)
+        );
+    }
+    o.push_str("</ul>\n");
     o.push_str("<div class=\"scroll\"><table id=\"drift-table\" class=\"data sortable\"><thead><tr><th data-sort=\"text\">Change</th><th data-sort=\"text\">What</th><th data-sort=\"num\">Port</th><th>Details</th><th data-sort=\"text\">Seen</th></tr></thead><tbody>\n");
     for c in &d.changes {
         let _ = write!(
@@ -834,5 +857,39 @@ fn provenance(o: &mut String, input: &ReportInput, data: &Embedded) {
         data.encoding,
         data.text.len()
     );
+    if let Some(h) = &input.history {
+        history_rows(o, h);
+    }
     o.push_str("<p class=\"muted small\">The report's whole data is embedded in it as JSON; docs/report.md shows how to read it back.</p></details>\n");
+}
+
+/// Where the drift came from, and (with `--run`) who made this report of a stored run.
+fn history_rows(o: &mut String, h: &HistoryRef) {
+    let flag = match h.kind {
+        HistoryKind::Run => "--run",
+        HistoryKind::Since => "--since",
+    };
+    let _ = write!(
+        o,
+        "<dl class=\"prov\" id=\"history\"><dt>history</dt><dd><code>{flag} {}</code>",
+        bounded(&h.point, CELL_MAX)
+    );
+    if let Some(r) = h.run {
+        let _ = write!(o, ": run {r}");
+    }
+    if let Some(db) = &h.db {
+        let _ = write!(o, " of <code>{}</code>", bounded(db, CELL_MAX));
+    }
+    o.push_str("</dd>");
+    if let Some(m) = &h.made {
+        let _ = write!(
+            o,
+            "<dt>this report</dt><dd><code>{}</code> · portolan {} · {} · {}</dd>",
+            e(&m.command),
+            e(&m.version),
+            e(&m.started),
+            e(&m.host)
+        );
+    }
+    o.push_str("</dl>");
 }

@@ -612,6 +612,7 @@ pub fn sample() -> ReportInput {
             "2 processes' descriptors were unreadable; their sockets show the owner as unknown"
                 .into(),
         ],
+        history: None,
     }
 }
 

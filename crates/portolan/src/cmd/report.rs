@@ -1,13 +1,14 @@
 //! `portolan report`: flags to [`portolan_app::report::build`], the page through
 //! `portolan_report::html`, written to standard output or, through a temporary file, to
-//! `-o FILE`; the exit code from `--fail-on`.
+//! `-o FILE`; the exit code from `--fail-on`. `--run` and `--since` read the history
+//! database (`--db`).
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use portolan_app::audit::AuditOptions;
-use portolan_app::report::{ReportOptions, build};
+use portolan_app::report::{HistoryChoice, ReportOptions, build};
 use portolan_report::html;
 
 use super::audit::{parse_date, policy_source, threshold};
@@ -25,6 +26,12 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
             ..AuditOptions::default()
         },
         from: args.from.clone(),
+        history: match (&args.run, &args.since) {
+            (Some(id), _) => Some(HistoryChoice::Run(id.clone())),
+            (None, Some(point)) => Some(HistoryChoice::Since(point.clone())),
+            (None, None) => None,
+        },
+        db: args.db.clone(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         version: env!("CARGO_PKG_VERSION").to_string(),
         ssh_connection: std::env::var("SSH_CONNECTION").ok(),

@@ -214,3 +214,109 @@ fn an_empty_report_says_what_it_lacks() {
     // Without a scan it never claims anything about reachability.
     assert!(!page.contains("not reachable"));
 }
+
+/// A sample as `report --run 42` makes it: the stored run, with where it came from.
+fn with_history() -> html::ReportInput {
+    let mut input = sample();
+    input.history = Some(html::HistoryRef {
+        kind: html::HistoryKind::Run,
+        point: "42".into(),
+        run: Some(42),
+        db: Some("/var/lib/portolan/history.db".into()),
+        made: Some(portolan_model::RunInfo {
+            started: "2026-12-02T08:00:00Z".into(),
+            host: "admin1.example.test".into(),
+            command: "portolan report --run 42 -o run42.html".into(),
+            version: "0.1.0".into(),
+        }),
+    });
+    input
+}
+
+/// The parts of a page the drift makes: the summary card, the drift section, the drift
+/// lane's marks and the history in the provenance.
+fn drift_parts(page: &str) -> String {
+    let s = structure(page);
+    let mut out = Vec::new();
+    let card = s.find("<h3>Since the last run</h3>").unwrap();
+    out.push(&s[card..card + s[card..].find("</div>").unwrap()]);
+    let sec = s.find("<details class=\"section\" id=\"drift\"").unwrap();
+    out.push(&s[sec..sec + s[sec..].find("</details>").unwrap()]);
+    let mut rest = &s[..];
+    while let Some(at) = rest.find("<g class=\"mark d-") {
+        let end = at + rest[at..].find("</g>").unwrap() + 4;
+        out.push(&rest[at..end]);
+        rest = &rest[end..];
+    }
+    let prov = s.find("<dl class=\"prov\" id=\"history\">").unwrap();
+    out.push(&s[prov..prov + s[prov..].find("</dl>").unwrap()]);
+    out.join("\n----\n")
+}
+
+#[test]
+fn golden_structure_of_the_drift() {
+    insta::assert_snapshot!("html_drift", drift_parts(&render(&with_history())));
+}
+
+#[test]
+fn drift_is_counted_by_class_marked_on_the_map_and_reads_back() {
+    let input = with_history();
+    let page = render(&input);
+    let d = input.diff.as_ref().unwrap();
+    for k in portolan_model::ChangeKind::ALL {
+        let n = d.changes.iter().filter(|c| c.change == k).count();
+        let li = format!(
+            "<li class=\"ch ch-{k}\" data-change=\"{k}\"><span aria-hidden=\"true\">{}</span> <b class=\"n\">{n}</b> {k}</li>",
+            match k {
+                portolan_model::ChangeKind::Added => "+",
+                portolan_model::ChangeKind::Removed => "−",
+                portolan_model::ChangeKind::Changed => "~",
+                portolan_model::ChangeKind::Restarted => "↻",
+                portolan_model::ChangeKind::Reopened => "↺",
+            }
+        );
+        // Once in the summary card, once in the drift section.
+        assert_eq!(page.matches(&li).count(), 2, "{k}: {li}");
+    }
+    // Every change on a port has a drift mark; marks closer than a mark's width merge.
+    let marked: usize = page
+        .match_indices("data-kind=\"drift\" data-n=\"")
+        .map(|(i, m)| {
+            let rest = &page[i + m.len()..];
+            rest[..rest.find('"').unwrap()].parse::<usize>().unwrap()
+        })
+        .sum();
+    assert_eq!(marked, d.changes.iter().filter(|c| c.port.is_some()).count());
+    assert!(page.contains("<text class=\"lane-name\" x=\"110\" y=\"159\" text-anchor=\"end\">drift</text>"));
+    let back = read_back(&page).unwrap();
+    assert_eq!(back.input, input);
+    let v: serde_json::Value = serde_json::from_str(element(
+        &page,
+        "<script type=\"application/json\"",
+        "</script>",
+    ))
+    .unwrap();
+    assert_eq!(v["report"]["history"]["kind"], "run");
+    assert_eq!(v["report"]["history"]["run"], 42);
+    assert_eq!(v["report"]["diff"]["changes"][0]["change"], "added");
+}
+
+#[test]
+fn a_report_without_drift_has_no_drift_lane_legend_or_history() {
+    let mut input = sample();
+    input.diff = None;
+    let page = render(&input);
+    for absent in [
+        "data-kind=\"drift\"",
+        "m-drift",
+        ">drift</text>",
+        "id=\"drift-counts\"",
+        "id=\"history\"",
+        "what changed since",
+        "\"history\"",
+    ] {
+        assert!(!page.contains(absent), "{absent}");
+    }
+    // Five lanes: the axis sits under the loopback lane.
+    assert!(page.contains("<line class=\"axis\" x1=\"118\" x2=\"990\" y1=\"144\" y2=\"144\"/>"));
+}

@@ -6,6 +6,10 @@
 //! server on a loopback port; then it attaches to one page. Every call waits at most
 //! [`Browser::timeout`]; every event the page sends is kept, so a test can check what
 //! was requested, logged, thrown or opened.
+//!
+//! The set-up every report test shares is here too: [`Browser::for_test`] (skip off CI
+//! when `chromium` is missing, launch, enable the domains), [`screenshot_dir`],
+//! [`Browser::count`] and [`Browser::assert_clean`].
 #![forbid(unsafe_code)]
 
 use std::io::{self, BufRead, BufReader};
@@ -38,7 +42,63 @@ fn err(msg: impl Into<String>) -> io::Error {
     io::Error::other(msg.into())
 }
 
+/// Where screenshots and the pages they show are kept: `target/report-screenshots/`,
+/// beside `tmpdir` (a test's `env!("CARGO_TARGET_TMPDIR")`, which is `target/tmp`).
+pub fn screenshot_dir(tmpdir: &str) -> PathBuf {
+    let tmp = Path::new(tmpdir);
+    let dir = tmp.parent().unwrap_or(tmp).join("report-screenshots");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
+}
+
 impl Browser {
+    /// The browser for test `test`, with [`Browser::enable`] done; `None` (the test is
+    /// skipped) when `chromium` is not installed, which fails the test on CI.
+    pub fn for_test(test: &str) -> Option<Browser> {
+        if !portolan_testkit::require_tool(test, "chromium") {
+            return None;
+        }
+        let mut b = Browser::launch().expect("start headless chromium");
+        b.enable().expect("enable the DevTools domains");
+        Some(b)
+    }
+
+    /// Evaluates `expr`, which must give a count.
+    pub fn count(&mut self, expr: &str) -> u64 {
+        let v = self
+            .eval(expr)
+            .unwrap_or_else(|e| panic!("evaluating `{expr}`: {e}"));
+        v.as_u64()
+            .unwrap_or_else(|| panic!("`{expr}` is not a count: {v}"))
+    }
+
+    /// The sum of `data-n` over the report chart's marks of `kind` (`listener`, `scan`,
+    /// `finding`, `drift`): how many entries they hold, merged or not.
+    pub fn chart_marks(&mut self, kind: &str) -> u64 {
+        self.count(&format!(
+            "[...document.querySelectorAll('#chart .mark[data-kind={kind}]')].reduce((s, m) => s + Number(m.dataset.n), 0)"
+        ))
+    }
+
+    /// Checks what a page that must be self-contained and quiet did: it requested
+    /// nothing but `url` (the file itself), logged no error (CSP violations included),
+    /// and opened no dialog. Panics otherwise.
+    pub fn assert_clean(&self, url: &str) {
+        let requests = self.requests();
+        assert!(
+            !requests.is_empty(),
+            "the request log is empty: Network events are not arriving"
+        );
+        for r in &requests {
+            assert_eq!(r, url, "the page requested {r}");
+        }
+        assert_eq!(self.errors(), Vec::<String>::new(), "console errors");
+        assert!(
+            self.events_named("Page.javascriptDialogOpening").is_empty(),
+            "a JavaScript dialog opened"
+        );
+    }
+
     /// Starts `chromium` and attaches to a blank page.
     pub fn launch() -> io::Result<Browser> {
         Browser::launch_with("chromium")

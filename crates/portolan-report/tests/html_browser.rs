@@ -8,16 +8,10 @@ use std::path::PathBuf;
 use html_common::*;
 use portolan_browser_test::Browser;
 use portolan_report::html::{self, ReportInput};
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn out_dir() -> PathBuf {
-    // CARGO_TARGET_TMPDIR is target/tmp; the screenshots sit beside it.
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("report-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    portolan_browser_test::screenshot_dir(env!("CARGO_TARGET_TMPDIR"))
 }
 
 fn write(name: &str, input: &ReportInput) -> PathBuf {
@@ -27,50 +21,12 @@ fn write(name: &str, input: &ReportInput) -> PathBuf {
     path
 }
 
-fn browser(test: &str) -> Option<Browser> {
-    if !portolan_testkit::require_tool(test, "chromium") {
-        return None;
-    }
-    let mut b = Browser::launch().expect("start headless chromium");
-    b.enable().unwrap();
-    Some(b)
-}
-
-fn n(v: Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
-}
-
-/// Nothing but the file itself was requested, nothing was logged as an error, and no
-/// dialog opened.
-fn assert_clean(b: &Browser, url: &str) {
-    let requests = b.requests();
-    assert!(
-        !requests.is_empty(),
-        "the request log is empty: Network events are not arriving"
-    );
-    for r in &requests {
-        assert_eq!(r, url, "the page requested {r}");
-    }
-    assert_eq!(b.errors(), Vec::<String>::new(), "console errors");
-    assert!(
-        b.events_named("Page.javascriptDialogOpening").is_empty(),
-        "a JavaScript dialog opened"
-    );
-}
-
 const VISIBLE_FINDINGS: &str = "[...document.querySelectorAll('#finding-list .finding')].filter(e => e.offsetParent !== null).length";
 const VISIBLE_LISTENERS: &str = "[...document.querySelectorAll('#listener-table tbody tr')].filter(e => e.offsetParent !== null).length";
 
-fn mark_sum(b: &mut Browser, kind: &str) -> u64 {
-    n(b.eval(&format!(
-        "[...document.querySelectorAll('#chart .mark[data-kind={kind}]')].reduce((s, m) => s + Number(m.dataset.n), 0)"
-    ))
-    .unwrap())
-}
-
 #[test]
 fn browser_shows_counts_filters_and_requests_nothing() {
-    let Some(mut b) = browser("browser_shows_counts_filters_and_requests_nothing") else {
+    let Some(mut b) = Browser::for_test("browser_shows_counts_filters_and_requests_nothing") else {
         return;
     };
     let input = sample();
@@ -100,15 +56,12 @@ fn browser_shows_counts_filters_and_requests_nothing() {
         let q = format!(
             "document.querySelectorAll('#finding-list .finding[data-severity={s}]').length"
         );
-        assert_eq!(n(b.eval(&q).unwrap()), want as u64, "{s} findings");
+        assert_eq!(b.count(&q), want as u64, "{s} findings");
         let q = format!("document.querySelector('.sev-count[data-severity={s}] .n').textContent");
         assert_eq!(b.eval(&q).unwrap(), want.to_string(), "{s} in the summary");
     }
     let listeners = input.listeners.as_ref().unwrap();
-    assert_eq!(
-        n(b.eval(VISIBLE_LISTENERS).unwrap()),
-        listeners.len() as u64
-    );
+    assert_eq!(b.count(VISIBLE_LISTENERS), listeners.len() as u64);
     let beyond = listeners
         .iter()
         .filter(|l| l.exposure != portolan_model::Exposure::Loopback)
@@ -120,13 +73,13 @@ fn browser_shows_counts_filters_and_requests_nothing() {
     );
 
     // The chart: a mark for every listener, open port and finding on a port.
-    assert_eq!(mark_sum(&mut b, "listener"), listeners.len() as u64);
+    assert_eq!(b.chart_marks("listener"), listeners.len() as u64);
     let open = input.scans[0].hosts[0]
         .ports
         .iter()
         .filter(|p| p.result.state.may_be_open())
         .count();
-    assert_eq!(mark_sum(&mut b, "scan"), open as u64);
+    assert_eq!(b.chart_marks("scan"), open as u64);
     let on_ports = input
         .audit
         .as_ref()
@@ -135,12 +88,9 @@ fn browser_shows_counts_filters_and_requests_nothing() {
         .iter()
         .filter(|f| f.port.is_some())
         .count();
-    assert_eq!(mark_sum(&mut b, "finding"), on_ports as u64);
+    assert_eq!(b.chart_marks("finding"), on_ports as u64);
     assert!(
-        n(
-            b.eval("document.querySelectorAll('#chart .mark[tabindex=\"0\"] > title').length")
-                .unwrap()
-        ) > 10
+        b.count("document.querySelectorAll('#chart .mark[tabindex=\"0\"] > title').length") > 10
     );
     // Focusing a mark shows what it holds.
     b.eval("document.querySelector('#chart .mark[data-kind=finding]').focus()")
@@ -158,13 +108,13 @@ fn browser_shows_counts_filters_and_requests_nothing() {
     // Filter the findings to one severity, then back to all.
     b.eval("document.querySelector('.sev-filter[data-severity=high]').click()")
         .unwrap();
-    assert_eq!(n(b.eval(VISIBLE_FINDINGS).unwrap()), 2);
+    assert_eq!(b.count(VISIBLE_FINDINGS), 2);
     b.eval("document.querySelector('.sev-filter[data-severity=critical]').click()")
         .unwrap();
-    assert_eq!(n(b.eval(VISIBLE_FINDINGS).unwrap()), 1);
+    assert_eq!(b.count(VISIBLE_FINDINGS), 1);
     b.eval("document.querySelector('.sev-filter[data-severity=\"\"]').click()")
         .unwrap();
-    assert_eq!(n(b.eval(VISIBLE_FINDINGS).unwrap()), 6);
+    assert_eq!(b.count(VISIBLE_FINDINGS), 6);
     // Filter the listeners by text and by exposure.
     let filter = |q: &str, x: &str| {
         format!(
@@ -173,10 +123,10 @@ fn browser_shows_counts_filters_and_requests_nothing() {
         )
     };
     b.eval(&filter("sshd", "")).unwrap();
-    assert_eq!(n(b.eval(VISIBLE_LISTENERS).unwrap()), 2);
+    assert_eq!(b.count(VISIBLE_LISTENERS), 2);
     b.eval(&filter("", "loopback")).unwrap();
     let lo = listeners.len() - beyond;
-    assert_eq!(n(b.eval(VISIBLE_LISTENERS).unwrap()), lo as u64);
+    assert_eq!(b.count(VISIBLE_LISTENERS), lo as u64);
     b.eval(&filter("", "")).unwrap();
     // Sort by port, descending on the second click.
     b.eval("document.querySelectorAll('#listener-table th')[2].click()")
@@ -195,12 +145,8 @@ fn browser_shows_counts_filters_and_requests_nothing() {
     );
     // The copy buttons are there with JavaScript, next to the commands.
     assert_eq!(
-        n(b.eval(
-            "[...document.querySelectorAll('.fix button.copy')].filter(e => !e.hidden).length"
-        )
-        .unwrap()),
-        n(b.eval("document.querySelectorAll('.fix pre code').length")
-            .unwrap())
+        b.count("[...document.querySelectorAll('.fix button.copy')].filter(e => !e.hidden).length"),
+        b.count("document.querySelectorAll('.fix pre code').length")
     );
 
     // The policy starts folded on screen...
@@ -224,12 +170,14 @@ fn browser_shows_counts_filters_and_requests_nothing() {
     );
     b.screenshot(&out_dir().join("report-print.png"), 900, 6000)
         .unwrap();
-    assert_clean(&b, &url);
+    b.assert_clean(&url);
 }
 
 #[test]
 fn browser_without_javascript_has_every_finding_and_listener() {
-    let Some(mut b) = browser("browser_without_javascript_has_every_finding_and_listener") else {
+    let Some(mut b) =
+        Browser::for_test("browser_without_javascript_has_every_finding_and_listener")
+    else {
         return;
     };
     b.call(
@@ -246,27 +194,21 @@ fn browser_without_javascript_has_every_finding_and_listener() {
         "the page's script ran"
     );
     let total = input.audit.as_ref().unwrap().findings.len() as u64;
-    assert_eq!(n(b.eval(VISIBLE_FINDINGS).unwrap()), total);
+    assert_eq!(b.count(VISIBLE_FINDINGS), total);
     assert_eq!(
-        n(b.eval(VISIBLE_LISTENERS).unwrap()),
+        b.count(VISIBLE_LISTENERS),
         input.listeners.as_ref().unwrap().len() as u64
     );
     assert_eq!(
-        n(
-            b.eval("document.querySelectorAll('#scans tbody tr').length")
-                .unwrap()
-        ),
+        b.count("document.querySelectorAll('#scans tbody tr').length"),
         input.scans[0].hosts[0].ports.len() as u64
     );
     assert_eq!(
-        n(
-            b.eval("document.querySelectorAll('#drift tbody tr').length")
-                .unwrap()
-        ),
+        b.count("document.querySelectorAll('#drift tbody tr').length"),
         6
     );
     // Controls that need the script stay hidden; the commands stay selectable text.
-    assert_eq!(n(b.eval("[...document.querySelectorAll('[data-js-only]')].filter(e => e.offsetParent !== null).length").unwrap()), 0);
+    assert_eq!(b.count("[...document.querySelectorAll('[data-js-only]')].filter(e => e.offsetParent !== null).length"), 0);
     assert!(
         b.eval("document.querySelector('.fix pre code').textContent")
             .unwrap()
@@ -276,12 +218,13 @@ fn browser_without_javascript_has_every_finding_and_listener() {
     );
     b.screenshot(&out_dir().join("report-nojs.png"), 1280, 1600)
         .unwrap();
-    assert_clean(&b, &url);
+    b.assert_clean(&url);
 }
 
 #[test]
 fn browser_hostile_peer_shows_as_text_and_runs_nothing() {
-    let Some(mut b) = browser("browser_hostile_peer_shows_as_text_and_runs_nothing") else {
+    let Some(mut b) = Browser::for_test("browser_hostile_peer_shows_as_text_and_runs_nothing")
+    else {
         return;
     };
     let input = hostile();
@@ -289,13 +232,10 @@ fn browser_hostile_peer_shows_as_text_and_runs_nothing() {
     assert_eq!(b.eval("document.documentElement.dataset.js").unwrap(), "on");
     // No element the payloads would have made, no handler attribute anywhere.
     assert_eq!(
-        n(
-            b.eval("document.querySelectorAll('img, iframe, object, embed').length")
-                .unwrap()
-        ),
+        b.count("document.querySelectorAll('img, iframe, object, embed').length"),
         0
     );
-    assert_eq!(n(b.eval("document.scripts.length").unwrap()), 2);
+    assert_eq!(b.count("document.scripts.length"), 2);
     assert_eq!(
         b.eval("[...document.querySelectorAll('*')].some(e => [...e.attributes].some(a => a.name.startsWith('on')))").unwrap(),
         false
@@ -334,7 +274,7 @@ fn browser_hostile_peer_shows_as_text_and_runs_nothing() {
     );
     b.screenshot(&out_dir().join("hostile.png"), 1280, 2400)
         .unwrap();
-    assert_clean(&b, &url);
+    b.assert_clean(&url);
     // The dialog check can fail: a real alert is seen.
     b.eval("setTimeout(() => alert('control'), 0); 1").unwrap();
     let d = b.wait_event("Page.javascriptDialogOpening").unwrap();
@@ -345,7 +285,8 @@ fn browser_hostile_peer_shows_as_text_and_runs_nothing() {
 
 #[test]
 fn browser_renders_ten_thousand_listeners_in_under_a_second() {
-    let Some(mut b) = browser("browser_renders_ten_thousand_listeners_in_under_a_second") else {
+    let Some(mut b) = Browser::for_test("browser_renders_ten_thousand_listeners_in_under_a_second")
+    else {
         return;
     };
     let path = write("many", &many(10_000));
@@ -375,10 +316,7 @@ fn browser_renders_ten_thousand_listeners_in_under_a_second() {
     );
     // Every row is in the page; the long table starts folded.
     assert_eq!(
-        n(
-            b.eval("document.querySelectorAll('#listener-table tbody tr').length")
-                .unwrap()
-        ),
+        b.count("document.querySelectorAll('#listener-table tbody tr').length"),
         10_000
     );
     assert_eq!(
@@ -387,22 +325,20 @@ fn browser_renders_ten_thousand_listeners_in_under_a_second() {
         false
     );
     // The chart stays small: marks merge.
-    let marks = n(b
-        .eval("document.querySelectorAll('#chart .mark').length")
-        .unwrap());
+    let marks = b.count("document.querySelectorAll('#chart .mark').length");
     assert!(marks < 400, "{marks} marks");
-    assert_eq!(mark_sum(&mut b, "listener"), 10_000);
+    assert_eq!(b.chart_marks("listener"), 10_000);
     // Filtering opens the table.
     b.eval("(() => { const t = document.querySelector('.row-filter[data-table=listener-table]'); t.value = '29999'; t.dispatchEvent(new Event('input')); })()").unwrap();
-    assert_eq!(n(b.eval(VISIBLE_LISTENERS).unwrap()), 1);
+    assert_eq!(b.count(VISIBLE_LISTENERS), 1);
     b.eval("(() => { const t = document.querySelector('.row-filter[data-table=listener-table]'); t.value = ''; t.dispatchEvent(new Event('input')); })()").unwrap();
-    assert_eq!(n(b.eval(VISIBLE_LISTENERS).unwrap()), 10_000);
-    assert_clean(&b, &url);
+    assert_eq!(b.count(VISIBLE_LISTENERS), 10_000);
+    b.assert_clean(&url);
 }
 
 #[test]
 fn browser_blocks_a_script_the_policy_does_not_hash() {
-    let Some(mut b) = browser("browser_blocks_a_script_the_policy_does_not_hash") else {
+    let Some(mut b) = Browser::for_test("browser_blocks_a_script_the_policy_does_not_hash") else {
         return;
     };
     // The control for the checks above: a report whose script was altered after the

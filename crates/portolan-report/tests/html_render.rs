@@ -286,8 +286,13 @@ fn drift_is_counted_by_class_marked_on_the_map_and_reads_back() {
             rest[..rest.find('"').unwrap()].parse::<usize>().unwrap()
         })
         .sum();
-    assert_eq!(marked, d.changes.iter().filter(|c| c.port.is_some()).count());
-    assert!(page.contains("<text class=\"lane-name\" x=\"110\" y=\"159\" text-anchor=\"end\">drift</text>"));
+    assert_eq!(
+        marked,
+        d.changes.iter().filter(|c| c.port.is_some()).count()
+    );
+    assert!(page.contains(
+        "<text class=\"lane-name\" x=\"110\" y=\"159\" text-anchor=\"end\">drift</text>"
+    ));
     let back = read_back(&page).unwrap();
     assert_eq!(back.input, input);
     let v: serde_json::Value = serde_json::from_str(element(

@@ -77,13 +77,7 @@ fn serve(ns: &mut Netns, specs: &[&str]) {
 }
 
 fn out_dir() -> PathBuf {
-    // CARGO_TARGET_TMPDIR is target/tmp; the screenshots sit beside it.
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("report-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    portolan_browser_test::screenshot_dir(env!("CARGO_TARGET_TMPDIR"))
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -369,31 +363,10 @@ fn bad_from_input_exits_2_naming_the_file_and_line() {
 }
 
 fn browser(test: &str) -> Option<Browser> {
-    if !ready(test) || !require_tool(test, "chromium") {
+    if !ready(test) {
         return None;
     }
-    let mut b = Browser::launch().expect("start headless chromium");
-    b.enable().unwrap();
-    Some(b)
-}
-
-fn n(v: Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
-}
-
-/// Nothing but the file itself was requested, nothing was logged as an error, and no
-/// dialog opened.
-fn assert_clean(b: &Browser, url: &str) {
-    let requests = b.requests();
-    assert!(!requests.is_empty(), "the request log is empty");
-    for r in &requests {
-        assert_eq!(r, url, "the page requested {r}");
-    }
-    assert_eq!(b.errors(), Vec::<String>::new(), "console errors");
-    assert!(
-        b.events_named("Page.javascriptDialogOpening").is_empty(),
-        "a JavaScript dialog opened"
-    );
+    Browser::for_test(test)
 }
 
 #[test]
@@ -422,16 +395,13 @@ fn browser_shows_a_namespace_report_made_by_the_cli() {
         let q = format!(
             "document.querySelectorAll('#finding-list .finding[data-severity={s}]').length"
         );
-        assert_eq!(n(b.eval(&q).unwrap()), want, "{s} findings");
+        assert_eq!(b.count(&q), want, "{s} findings");
         let q = format!("document.querySelector('.sev-count[data-severity={s}] .n').textContent");
         assert_eq!(b.eval(&q).unwrap(), want.to_string(), "{s} in the summary");
     }
     let listeners = audit["summary"]["listeners"].as_u64().unwrap();
     assert_eq!(
-        n(
-            b.eval("document.querySelectorAll('#listener-table tbody tr').length")
-                .unwrap()
-        ),
+        b.count("document.querySelectorAll('#listener-table tbody tr').length"),
         listeners
     );
     assert_eq!(
@@ -439,13 +409,11 @@ fn browser_shows_a_namespace_report_made_by_the_cli() {
             .unwrap(),
         audit["summary"]["exposed"].as_u64().unwrap().to_string()
     );
-    let marks = n(b
-        .eval("[...document.querySelectorAll('#chart .mark[data-kind=listener]')].reduce((s, m) => s + Number(m.dataset.n), 0)")
-        .unwrap());
+    let marks = b.chart_marks("listener");
     assert_eq!(marks, listeners);
     b.screenshot(&out_dir().join("cli-netns.png"), 1280, 3000)
         .unwrap();
-    assert_clean(&b, &url);
+    b.assert_clean(&url);
 }
 
 #[test]
@@ -488,13 +456,10 @@ fn browser_hostile_peer_scanned_by_the_cli_shows_as_text_and_runs_nothing() {
     let url = b.open(&file).unwrap();
     assert_eq!(b.eval("document.documentElement.dataset.js").unwrap(), "on");
     assert_eq!(
-        n(
-            b.eval("document.querySelectorAll('img, iframe, object, embed').length")
-                .unwrap()
-        ),
+        b.count("document.querySelectorAll('img, iframe, object, embed').length"),
         0
     );
-    assert_eq!(n(b.eval("document.scripts.length").unwrap()), 2);
+    assert_eq!(b.count("document.scripts.length"), 2);
     assert_eq!(
         b.eval("[...document.querySelectorAll('*')].some(e => [...e.attributes].some(a => a.name.startsWith('on')))").unwrap(),
         false
@@ -506,7 +471,7 @@ fn browser_hostile_peer_scanned_by_the_cli_shows_as_text_and_runs_nothing() {
     assert!(banner.contains(SCRIPT) && banner.contains(IMG), "{banner}");
     b.screenshot(&out_dir().join("cli-hostile.png"), 1280, 2400)
         .unwrap();
-    assert_clean(&b, &url);
+    b.assert_clean(&url);
     // The dialog check can fail: a real alert is seen.
     b.eval("setTimeout(() => alert('control'), 0); 1").unwrap();
     let d = b.wait_event("Page.javascriptDialogOpening").unwrap();

@@ -479,3 +479,441 @@ fn browser_hostile_peer_scanned_by_the_cli_shows_as_text_and_runs_nothing() {
     b.call("Page.handleJavaScriptDialog", json!({"accept": true}))
         .unwrap();
 }
+
+/// A python3 (or `python`, another copy of it) listener on 0.0.0.0:`port` in `ns`,
+/// killed when dropped.
+struct Listening(std::process::Child);
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn listens(ns: &Netns, port: u16) -> bool {
+    ns.exec("ss", &["-Hltn"])
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.contains(&format!(":{port} ")))
+}
+
+fn wait_for(ns: &Netns, port: u16, up: bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while listens(ns, port) != up {
+        assert!(Instant::now() < deadline, "port {port} never went up={up}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn listen(ns: &Netns, python: &Path, port: u16) -> Listening {
+    let code = format!(
+        "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',{port}))\ns.listen()\ntime.sleep(600)\n"
+    );
+    let child = ns
+        .command(python.to_str().unwrap())
+        .args(["-c", &code])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let l = Listening(child);
+    wait_for(ns, port, true);
+    l
+}
+
+fn stop(ns: &Netns, l: Listening, port: u16) {
+    drop(l);
+    wait_for(ns, port, false);
+}
+
+/// Two runs of `ns` recorded in `db`: between them 8004 was added, 8002 removed and
+/// 8003 taken over by another executable; 8001 held. Returns the listeners still up.
+fn two_runs(ns: &Netns, dir: &Path, db: &Path) -> Vec<Listening> {
+    let python = Path::new("/usr/bin/python3");
+    let other = dir.join("python-other");
+    std::fs::copy(python, &other).unwrap();
+    let kept = listen(ns, python, 8001);
+    let removed = listen(ns, python, 8002);
+    let taken = listen(ns, python, 8003);
+    let record = |ns: &Netns| {
+        let out = portolan(&["record", "--db", db.to_str().unwrap(), "--netns", ns.name()]);
+        assert_eq!(out.status.code(), Some(0));
+    };
+    record(ns);
+    let added = listen(ns, python, 8004);
+    stop(ns, removed, 8002);
+    stop(ns, taken, 8003);
+    let taker = listen(ns, &other, 8003);
+    record(ns);
+    vec![kept, added, taker]
+}
+
+/// (change, port) of the listener changes in a diff.
+fn listener_changes(d: &portolan_model::Diff) -> BTreeSet<(String, u16)> {
+    d.changes
+        .iter()
+        .filter(|c| matches!(c.subject, portolan_model::Subject::Listener(_)))
+        .map(|c| (c.change.to_string(), c.port.unwrap()))
+        .collect()
+}
+
+fn want_listener_changes() -> BTreeSet<(String, u16)> {
+    BTreeSet::from([
+        ("added".into(), 8004),
+        ("changed".into(), 8003),
+        ("removed".into(), 8002),
+    ])
+}
+
+/// `portolan diff FROM TO --json`: the oracle for the report's drift.
+fn diff_json(db: &Path, from: &str, to: &str) -> portolan_model::Diff {
+    let out = portolan(&["diff", from, to, "--db", db.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "the runs differ");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// How many changes of each class, as the report counts them.
+fn by_class(d: &portolan_model::Diff) -> Vec<(String, usize)> {
+    portolan_model::ChangeKind::ALL
+        .iter()
+        .map(|k| {
+            (
+                k.to_string(),
+                d.changes.iter().filter(|c| c.change == *k).count(),
+            )
+        })
+        .collect()
+}
+
+/// The `<b class="n">` of each class in the drift section, read from the HTML text.
+fn html_counts(page: &str) -> Vec<(String, usize)> {
+    let sec = &page[page.find("id=\"drift-counts\"").expect("drift counts")..];
+    let sec = &sec[..sec.find("</ul>").unwrap()];
+    portolan_model::ChangeKind::ALL
+        .iter()
+        .map(|k| {
+            let at = sec.find(&format!("data-change=\"{k}\"")).unwrap();
+            let rest = &sec[at..];
+            let n = &rest[rest.find("<b class=\"n\">").unwrap() + 13..];
+            (k.to_string(), n[..n.find('<').unwrap()].parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn report_run_and_since_show_the_drift_of_the_history() {
+    if !ready("report_run_and_since_show_the_drift_of_the_history") {
+        return;
+    }
+    let ns = Netns::new("prdr").unwrap();
+    let dir = scratch("drift");
+    let db = dir.join("history.db");
+    let d = db.to_str().unwrap();
+    let _up = two_runs(&ns, &dir, &db);
+    let oracle = diff_json(&db, "1", "2");
+    assert_eq!(listener_changes(&oracle), want_listener_changes());
+
+    // --run 2: run 2 as recorded, with the drift from run 1.
+    let file = dir.join("run2.html");
+    let out = portolan(&[
+        "report",
+        "--run",
+        "2",
+        "--db",
+        d,
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = std::fs::read_to_string(&file).unwrap();
+    let input = html::read_back(&page).unwrap().input;
+    assert_eq!(input.diff.as_ref(), Some(&oracle));
+    assert_eq!(html_counts(&page), by_class(&oracle));
+    assert!(
+        input.run.command.contains(" record "),
+        "{}",
+        input.run.command
+    );
+    let ports: BTreeSet<u16> = input
+        .listeners
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|l| l.port)
+        .collect();
+    assert_eq!(ports, BTreeSet::from([8001, 8003, 8004]));
+    assert!(input.audit.is_some());
+    let h = input.history.as_ref().unwrap();
+    assert_eq!(
+        (h.kind, h.run, h.db.as_deref()),
+        (html::HistoryKind::Run, Some(2), Some(d))
+    );
+    assert!(h.made.as_ref().unwrap().command.contains("report --run 2"));
+    assert!(input.ephemeral.is_none() && input.ruleset.is_none());
+
+    // --run 1: the first run has nothing to compare with; it says so.
+    let out = portolan(&[
+        "report",
+        "--run",
+        "1",
+        "--db",
+        d,
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let input = read_report(&file);
+    assert!(input.diff.is_none());
+    let ports: BTreeSet<u16> = input
+        .listeners
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|l| l.port)
+        .collect();
+    assert_eq!(ports, BTreeSet::from([8001, 8002, 8003]));
+    assert!(
+        input
+            .warnings
+            .iter()
+            .any(|w| w.contains("run 1 is the first run")),
+        "{:?}",
+        input.warnings
+    );
+
+    // --since 1: the audit now, and what changed since run 1 (what diff 1 2 says, as
+    // nothing moved after run 2).
+    for point in ["1", "#1"] {
+        let out = portolan(&[
+            "report",
+            "--netns",
+            ns.name(),
+            "--since",
+            point,
+            "--db",
+            d,
+            "--today",
+            TODAY,
+            "-o",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+        let page = std::fs::read_to_string(&file).unwrap();
+        let input = html::read_back(&page).unwrap().input;
+        let diff = input.diff.as_ref().unwrap();
+        assert_eq!(listener_changes(diff), want_listener_changes());
+        assert_eq!(html_counts(&page), by_class(diff));
+        assert!(diff.from.starts_with("run 1 ("), "{}", diff.from);
+        assert!(diff.to.starts_with("now ("), "{}", diff.to);
+        let ports: BTreeSet<u16> = input
+            .listeners
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|l| l.port)
+            .collect();
+        assert_eq!(ports, BTreeSet::from([8001, 8003, 8004]));
+        let h = input.history.as_ref().unwrap();
+        assert_eq!((h.kind, h.run), (html::HistoryKind::Since, Some(1)));
+        assert!(input.ephemeral.is_some(), "measured now");
+    }
+    // --since last: nothing changed since run 2.
+    let out = portolan(&[
+        "report",
+        "--netns",
+        ns.name(),
+        "--since",
+        "last",
+        "--db",
+        d,
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let input = read_report(&file);
+    assert_eq!(
+        listener_changes(input.diff.as_ref().unwrap()),
+        BTreeSet::new()
+    );
+    // Without --run or --since nothing of the history is in the report.
+    let out = portolan(&["report", "--netns", ns.name(), "-o", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let input = read_report(&file);
+    assert!(input.diff.is_none() && input.history.is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn no_side_files(db: &Path) {
+    for ext in ["-wal", "-shm", "-journal"] {
+        let side = format!("{}{ext}", db.display());
+        assert!(!Path::new(&side).exists(), "{side} was created");
+    }
+}
+
+#[test]
+fn report_history_errors_exit_2_naming_the_file_and_run() {
+    let dir = scratch("history-errors");
+    let out_file = dir.join("out.html");
+    let o = out_file.to_str().unwrap();
+    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
+
+    // A missing database is not created.
+    let missing = dir.join("missing.db");
+    let m = missing.to_str().unwrap();
+    for args in [["--run", "1"], ["--since", "last"]] {
+        let out = portolan(&["report", args[0], args[1], "--db", m, "-o", o]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&out).contains(&format!("no history database at {m}")),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!missing.exists(), "{args:?} created the database");
+        no_side_files(&missing);
+    }
+    // A corrupt one is left as it was.
+    let corrupt = dir.join("corrupt.db");
+    let junk: Vec<u8> = (0..8192u32).map(|i| (i * 7 + 3) as u8).collect();
+    std::fs::write(&corrupt, &junk).unwrap();
+    let c = corrupt.to_str().unwrap();
+    for args in [["--run", "1"], ["--since", "last"]] {
+        let out = portolan(&["report", args[0], args[1], "--db", c, "-o", o]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains(c) && err.contains("untouched"), "{err}");
+        assert_eq!(std::fs::read(&corrupt).unwrap(), junk);
+        no_side_files(&corrupt);
+    }
+    // A database with no run in it.
+    let empty = dir.join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let e = empty.to_str().unwrap();
+    let out = portolan(&["report", "--since", "last", "--db", e, "-o", o]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!("no run recorded yet in {e}")),
+        "{}",
+        stderr(&out)
+    );
+    let out = portolan(&["report", "--run", "1", "--db", e, "-o", o]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!("run 1 is not in {e}")),
+        "{}",
+        stderr(&out)
+    );
+    // A run that is not there, in a database that has one.
+    let db = dir.join("one.db");
+    let d = db.to_str().unwrap();
+    let out = portolan(&["record", "--db", d]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = portolan(&["report", "--run", "77", "--db", d, "-o", o]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!("run 77 is not in {d}")),
+        "{}",
+        stderr(&out)
+    );
+    let out = portolan(&["report", "--since", "1999-01-01T00:00", "--db", d, "-o", o]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no run at or before"),
+        "{}",
+        stderr(&out)
+    );
+    // A point that does not parse, and flags that do not go together.
+    let out = portolan(&["report", "--since", "soon", "--db", d, "-o", o]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid point 'soon'"),
+        "{}",
+        stderr(&out)
+    );
+    for args in [
+        vec!["--db", d],
+        vec!["--run", "1", "--since", "1"],
+        vec!["--run", "1", "--profile", "web"],
+        vec!["--run", "1", "--netns", "x"],
+    ] {
+        let mut a = vec!["report"];
+        a.extend(&args);
+        a.extend(["-o", o]);
+        assert_eq!(portolan(&a).status.code(), Some(2), "{args:?}");
+    }
+    assert!(!out_file.exists(), "no report is written on an error");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn browser_shows_the_drift_of_a_recorded_run() {
+    let Some(mut b) = browser("browser_shows_the_drift_of_a_recorded_run") else {
+        return;
+    };
+    let ns = Netns::new("prbd").unwrap();
+    let dir = scratch("drift-browser");
+    let db = dir.join("history.db");
+    let _up = two_runs(&ns, &dir, &db);
+    let oracle = diff_json(&db, "1", "2");
+    let file = out_dir().join("cli-drift.html");
+    let out = portolan(&[
+        "report",
+        "--run",
+        "2",
+        "--db",
+        db.to_str().unwrap(),
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    b.call("Performance.enable", json!({})).unwrap();
+    let url = b.open(&file).unwrap();
+    assert_eq!(b.eval("document.documentElement.dataset.js").unwrap(), "on");
+    for (k, want) in by_class(&oracle) {
+        let q = format!("document.querySelector('#drift-counts [data-change={k}] .n').textContent");
+        assert_eq!(
+            b.eval(&q).unwrap(),
+            want.to_string(),
+            "{k} in the drift section"
+        );
+        let q =
+            format!("document.querySelectorAll('#drift-table tbody tr[data-change={k}]').length");
+        assert_eq!(b.count(&q), want as u64, "{k} rows");
+        if want > 0 {
+            let q =
+                format!("document.querySelector('.summary .ch[data-change={k}] .n').textContent");
+            assert_eq!(b.eval(&q).unwrap(), want.to_string(), "{k} in the summary");
+        }
+    }
+    let on_ports = oracle.changes.iter().filter(|c| c.port.is_some()).count();
+    assert_eq!(b.chart_marks("drift"), on_ports as u64);
+    // Focusing the removed listener's mark says what it was.
+    b.eval("document.querySelector('#chart .mark.d-removed').focus()")
+        .unwrap();
+    let info = b
+        .eval("document.getElementById('mark-info').textContent")
+        .unwrap();
+    assert!(
+        info.as_str().unwrap().contains("REMOVED 8002/tcp listener"),
+        "{info}"
+    );
+    let metrics = b.call("Performance.getMetrics", json!({})).unwrap();
+    let cpu = metrics["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "ThreadTime")
+        .and_then(|m| m["value"].as_f64())
+        .expect("ThreadTime metric");
+    eprintln!(
+        "report --run 2 with {} changes: {} bytes; main thread CPU {:.0} ms",
+        oracle.changes.len(),
+        std::fs::metadata(&file).unwrap().len(),
+        cpu * 1e3
+    );
+    b.screenshot(&out_dir().join("cli-drift.png"), 1280, 3000)
+        .unwrap();
+    b.assert_clean(&url);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -749,6 +749,131 @@ mod tests {
         assert!(e.starts_with("x.json:2: a second JSON value"), "{e}");
     }
 
+    fn store_with_two_runs(name: &str) -> (PathBuf, PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("portolan-report-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("h.db");
+        let mut store = history::Store::open(&db).unwrap();
+        let l = |port| Listener::new(Proto::Tcp, "0.0.0.0".parse().unwrap(), port);
+        let mut snap = Snapshot::default();
+        snap.run.started = "2026-12-01T10:00:00Z".into();
+        snap.run.command = "portolan record".into();
+        snap.listeners = vec![l(22), l(8080)];
+        store.record(&snap).unwrap();
+        snap.run.started = "2026-12-01T11:00:00Z".into();
+        snap.listeners = vec![l(22), l(9090)];
+        store.record(&snap).unwrap();
+        (dir, db)
+    }
+
+    fn changes(d: &Diff) -> Vec<(String, u16)> {
+        d.changes
+            .iter()
+            .map(|c| (c.change.to_string(), c.port.unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn a_stored_run_comes_with_the_drift_from_the_run_before() {
+        let (dir, db) = store_with_two_runs("run");
+        let made = RunInfo {
+            command: "portolan report --run 2".into(),
+            ..RunInfo::default()
+        };
+        let input = stored_run("2", Some(&db), made.clone()).unwrap();
+        assert_eq!(input.run.started, "2026-12-01T11:00:00Z");
+        let ports: Vec<u16> = input
+            .listeners
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|l| l.port)
+            .collect();
+        assert_eq!(ports, [22, 9090]);
+        let d = input.diff.as_ref().unwrap();
+        assert_eq!(
+            changes(d),
+            [("removed".into(), 8080), ("added".into(), 9090)]
+        );
+        assert_eq!(d.from, "run 1 (2026-12-01T10:00:00Z)");
+        let h = input.history.as_ref().unwrap();
+        assert_eq!(
+            (h.kind, h.run, h.made.as_ref()),
+            (HistoryKind::Run, Some(2), Some(&made))
+        );
+        assert_eq!(h.db.as_deref(), Some(db.to_str().unwrap()));
+        // `last` names the same run; the first run has no drift and says so.
+        assert_eq!(
+            stored_run("last", Some(&db), made.clone()).unwrap().diff,
+            input.diff
+        );
+        let first = stored_run("1", Some(&db), made.clone()).unwrap();
+        assert!(first.diff.is_none());
+        assert!(
+            first.warnings[0].contains("run 1 is the first run"),
+            "{:?}",
+            first.warnings
+        );
+        let e = stored_run("3", Some(&db), made.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("run 3 is not in") && e.contains("h.db"), "{e}");
+        let e = stored_run("x.json", Some(&db), made)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.json is a file"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn since_compares_a_point_with_what_the_report_holds() {
+        let (dir, db) = store_with_two_runs("since");
+        let l = |port| Listener::new(Proto::Tcp, "0.0.0.0".parse().unwrap(), port);
+        let mut input = ReportInput {
+            run: RunInfo {
+                started: "2026-12-01T12:00:00Z".into(),
+                ..RunInfo::default()
+            },
+            listeners: Some(vec![l(22), l(9090), l(443)]),
+            ..ReportInput::default()
+        };
+        since(&mut input, "1", Some(&db)).unwrap();
+        let d = input.diff.as_ref().unwrap();
+        assert_eq!(
+            changes(d),
+            [
+                ("added".into(), 443),
+                ("removed".into(), 8080),
+                ("added".into(), 9090)
+            ]
+        );
+        assert_eq!(d.to, "now (2026-12-01T12:00:00Z)");
+        assert_eq!(input.history.as_ref().unwrap().run, Some(1));
+        // A time resolves to the last run at or before it.
+        since(&mut input, "2026-12-01T11:30:00Z", Some(&db)).unwrap();
+        assert_eq!(
+            changes(input.diff.as_ref().unwrap()),
+            [("added".into(), 443)]
+        );
+        // A file point needs no database.
+        let f = dir.join("then.json");
+        std::fs::write(&f, r#"[]"#).unwrap();
+        since(&mut input, f.to_str().unwrap(), Some(&dir.join("none.db"))).unwrap();
+        assert_eq!(input.diff.as_ref().unwrap().changes.len(), 3);
+        assert_eq!(input.history.as_ref().unwrap().db, None);
+        let e = since(&mut input, "1", Some(&dir.join("none.db")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no history database at") && e.contains("none.db"),
+            "{e}"
+        );
+        assert!(!dir.join("none.db").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_report_holds_one_audit() {
         let dir = std::env::temp_dir().join(format!("portolan-from-{}", std::process::id()));

@@ -47,6 +47,8 @@ pub enum HistoryError {
     NoDbPath,
     #[error("no history database at {} (take a snapshot first: portolan record)", .0.display())]
     NoDb(PathBuf),
+    #[error("{} is empty: nothing was recorded in it (take a snapshot first: portolan record)", .0.display())]
+    EmptyDb(PathBuf),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -81,11 +83,14 @@ pub fn db_path(flag: Option<&Path>) -> Option<PathBuf> {
     portolan_store::default_db_path(flag)
 }
 
-/// [`open`], but only a database that exists: reading commands create nothing.
+/// [`open`], but only a database that exists: reading commands create nothing (an
+/// empty file, which [`Store::open`] would make a database of, is an error too).
 pub fn open_existing(flag: Option<&Path>) -> Result<Store> {
     let path = portolan_store::default_db_path(flag).ok_or(HistoryError::NoDbPath)?;
-    if !path.exists() {
-        return Err(HistoryError::NoDb(path));
+    match std::fs::metadata(&path) {
+        Err(_) => return Err(HistoryError::NoDb(path)),
+        Ok(m) if m.is_file() && m.len() == 0 => return Err(HistoryError::EmptyDb(path)),
+        Ok(_) => {}
     }
     Ok(Store::open(&path)?)
 }

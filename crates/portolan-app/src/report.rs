@@ -820,10 +820,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("run 3 is not in") && e.contains("h.db"), "{e}");
-        let e = stored_run("x.json", Some(&db), made)
+        let e = stored_run("x.json", Some(&db), made.clone())
             .unwrap_err()
             .to_string();
         assert!(e.contains("x.json is a file"), "{e}");
+        // A database with no run in it.
+        let none = dir.join("none.db");
+        drop(history::Store::open(&none).unwrap());
+        let e = stored_run("last", Some(&none), made.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no run recorded yet in") && e.contains("none.db"),
+            "{e}"
+        );
+        let e = stored_run("1", Some(&none), made).unwrap_err().to_string();
+        assert!(
+            e.contains("run 1 is not in") && e.contains("none.db"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

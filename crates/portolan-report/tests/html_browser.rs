@@ -362,3 +362,99 @@ fn browser_blocks_a_script_the_policy_does_not_hash() {
         "no CSP violation reported: {errors}"
     );
 }
+
+/// 10,000 listeners, and a drift of `changes` changes: half of them listeners added,
+/// the rest listeners removed and restarted.
+fn many_with_drift(changes: usize) -> ReportInput {
+    use portolan_model::{Change, ChangeKind, Diff, FieldChange, Subject};
+    let mut input = many(10_000);
+    let ls = input.listeners.clone().unwrap();
+    let changes = (0..changes)
+        .map(|i| {
+            let l = &ls[i * 7 % ls.len()];
+            let (change, fields) = match i % 4 {
+                0 | 1 => (ChangeKind::Added, vec![]),
+                2 => (ChangeKind::Removed, vec![]),
+                _ => (
+                    ChangeKind::Restarted,
+                    vec![FieldChange {
+                        field: "pid".into(),
+                        before: Some("6999".into()),
+                        after: Some("7000".into()),
+                    }],
+                ),
+            };
+            Change {
+                change,
+                subject: Subject::Listener(l.key()),
+                protocol: Some(l.protocol),
+                port: Some(l.port),
+                fields,
+                listener: Some(l.clone()),
+                at: Some("2026-12-01T19:40:00Z".into()),
+                noise: false,
+            }
+        })
+        .collect();
+    input.diff = Some(Diff {
+        from: "run 41 (2026-11-30T19:40:00Z)".into(),
+        to: "run 42 (2026-12-01T19:40:00Z)".into(),
+        changes,
+    });
+    input
+}
+
+#[test]
+fn browser_renders_ten_thousand_listeners_with_two_thousand_changes() {
+    let Some(mut b) =
+        Browser::for_test("browser_renders_ten_thousand_listeners_with_two_thousand_changes")
+    else {
+        return;
+    };
+    let input = many_with_drift(2_000);
+    let path = write("many-drift", &input);
+    let size = std::fs::metadata(&path).unwrap().len();
+    b.call("Performance.enable", json!({})).unwrap();
+    let url = b.open(&path).unwrap();
+    let metrics = b.call("Performance.getMetrics", json!({})).unwrap();
+    let cpu = metrics["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "ThreadTime")
+        .and_then(|m| m["value"].as_f64())
+        .expect("ThreadTime metric");
+    eprintln!(
+        "10k listeners, 2k changes: {size} bytes; main thread CPU {:.0} ms",
+        cpu * 1e3
+    );
+    assert!(size < 3 * 1024 * 1024, "{size} bytes");
+    assert!(cpu < 1.0, "the browser spent {cpu} s of CPU");
+    let d = input.diff.as_ref().unwrap();
+    for k in portolan_model::ChangeKind::ALL {
+        let want = d.changes.iter().filter(|c| c.change == k).count();
+        let q = format!("document.querySelector('#drift-counts [data-change={k}] .n').textContent");
+        assert_eq!(b.eval(&q).unwrap(), want.to_string(), "{k}");
+        let q =
+            format!("document.querySelectorAll('#drift-table tbody tr[data-change={k}]').length");
+        assert_eq!(b.count(&q), want as u64, "{k} rows");
+    }
+    assert_eq!(b.chart_marks("drift"), 2_000);
+    // The long drift table starts folded, and filtering opens it.
+    assert_eq!(
+        b.eval("document.querySelector('#drift details.rows').open")
+            .unwrap(),
+        false
+    );
+    let port = d.changes[2].port.unwrap();
+    b.eval(&format!("(() => {{ const t = document.querySelector('.row-filter[data-table=drift-table]'); t.value = ':{port} '; t.dispatchEvent(new Event('input')); }})()")).unwrap();
+    assert_eq!(
+        b.eval("document.querySelector('#drift details.rows').open")
+            .unwrap(),
+        true
+    );
+    let shown = b.count("[...document.querySelectorAll('#drift-table tbody tr')].filter(e => e.offsetParent !== null).length");
+    let want = d.changes.iter().filter(|c| c.port == Some(port)).count() as u64;
+    assert_eq!(shown, want);
+    b.assert_clean(&url);
+}

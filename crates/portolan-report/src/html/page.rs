@@ -766,6 +766,8 @@ fn drift(o: &mut String, input: &ReportInput) {
         );
     }
     o.push_str("</ul>\n");
+    table_tools(o, "drift-table", "changes", false);
+    let fold = fold_start(o, d.changes.len(), "changes");
     o.push_str("<div class=\"scroll\"><table id=\"drift-table\" class=\"data sortable\"><thead><tr><th data-sort=\"text\">Change</th><th data-sort=\"text\">What</th><th data-sort=\"num\">Port</th><th>Details</th><th data-sort=\"text\">Seen</th></tr></thead><tbody>\n");
     for c in &d.changes {
         let _ = write!(
@@ -811,7 +813,9 @@ fn drift(o: &mut String, input: &ReportInput) {
             bounded(c.at.as_deref().unwrap_or(""), 64)
         );
     }
-    o.push_str("</tbody></table></div>\n</details>\n");
+    o.push_str("</tbody></table></div>");
+    fold_end(o, fold);
+    o.push_str("\n</details>\n");
 }
 
 fn policy(o: &mut String, input: &ReportInput) {

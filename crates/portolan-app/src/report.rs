@@ -149,6 +149,8 @@ pub fn build(opts: &ReportOptions) -> Result<ReportInput, ReportError> {
     match &opts.history {
         Some(HistoryChoice::Run(point)) => stored_run(point, opts.db.as_deref(), run),
         Some(HistoryChoice::Since(point)) => {
+            // The point first: a bad point or database fails before the audit runs.
+            let then = since_point(point, opts.db.as_deref())?;
             let mut input = if opts.from.is_empty() {
                 live(opts, run)?
             } else {
@@ -159,7 +161,7 @@ pub fn build(opts: &ReportOptions) -> Result<ReportInput, ReportError> {
                     path: d.from.clone(),
                 });
             }
-            since(&mut input, point, opts.db.as_deref())?;
+            add_drift(&mut input, then);
             Ok(input)
         }
         None if opts.from.is_empty() => live(opts, run),
@@ -229,11 +231,24 @@ pub fn stored_run(
     })
 }
 
-/// Adds to `input` the drift from `point` (a run of the database `db`, or a file of
-/// portolan JSON or nmap XML) to what `input` holds.
-pub fn since(input: &mut ReportInput, point: &str, db: Option<&Path>) -> Result<(), ReportError> {
+/// The snapshot a `--since` point names, with how the drift labels it.
+#[derive(Debug, Clone)]
+pub struct SincePoint {
+    /// The point as given.
+    pub point: String,
+    /// `run 12 (TIME)`, or the file's path.
+    pub label: String,
+    pub snapshot: Snapshot,
+    /// The run and the database, for a point of the database.
+    pub run: Option<history::RunId>,
+    pub db: Option<String>,
+}
+
+/// Reads the snapshot at `point`: a run of the database `db`, or a file of portolan JSON
+/// or nmap XML (no database needed).
+pub fn since_point(point: &str, db: Option<&Path>) -> Result<SincePoint, ReportError> {
     let p = parse_point(point)?;
-    let (label, then, run, db_name) = match p {
+    let (label, snapshot, run, db) = match p {
         Point::File(path) => {
             let snap = history::read_point_file(&path)?;
             (path.display().to_string(), snap, None, None)
@@ -245,6 +260,31 @@ pub fn since(input: &mut ReportInput, point: &str, db: Option<&Path>) -> Result<
             (history::run_label(id, &snap), snap, Some(id), Some(db_name))
         }
     };
+    Ok(SincePoint {
+        point: point.to_string(),
+        label,
+        snapshot,
+        run,
+        db,
+    })
+}
+
+/// Adds to `input` the drift from `point` (see [`since_point`]) to what `input` holds.
+pub fn since(input: &mut ReportInput, point: &str, db: Option<&Path>) -> Result<(), ReportError> {
+    add_drift(input, since_point(point, db)?);
+    Ok(())
+}
+
+/// Adds to `input` the drift from `then` to what `input` holds: its listeners, its
+/// audit and its first scan.
+pub fn add_drift(input: &mut ReportInput, then: SincePoint) {
+    let SincePoint {
+        point,
+        label,
+        snapshot: then,
+        run,
+        db,
+    } = then;
     let now = Snapshot {
         run: input.run.clone(),
         listeners: input.listeners.clone().unwrap_or_default(),
@@ -264,12 +304,11 @@ pub fn since(input: &mut ReportInput, point: &str, db: Option<&Path>) -> Result<
     input.diff = Some(diff);
     input.history = Some(HistoryRef {
         kind: HistoryKind::Since,
-        point: point.to_string(),
+        point,
         run,
-        db: db_name,
+        db,
         made: None,
     });
-    Ok(())
 }
 
 fn now_secs() -> i64 {

@@ -552,7 +552,8 @@ impl Default for WatchOptions {
 /// What `watch` tells its caller.
 #[derive(Debug)]
 pub enum WatchEvent<'a> {
-    /// A change, with `at` set to when it was reported.
+    /// A change, with `at` set to when the inventory that saw it began (with `min_age`,
+    /// when it was reported).
     Change(&'a Change),
     /// Something the user should know (each text once).
     Warning(&'a str),
@@ -580,8 +581,9 @@ pub fn watch(
     let os = WatchOs::default();
     let mut take = |warned: &mut HashSet<String>,
                     on: &mut dyn FnMut(WatchEvent<'_>) -> std::io::Result<()>|
-     -> Result<Vec<Listener>> {
+     -> Result<(Vec<Listener>, String)> {
         os.tick();
+        let taken = now_text();
         let inv = crate::inventory::run_with(&os, &req, Registry::embedded())
             .map_err(HistoryError::Inventory)?;
         for w in &inv.warnings {
@@ -590,12 +592,13 @@ pub fn watch(
             }
         }
         if let Some(store) = store.as_mut() {
-            let snap = of_listeners(&opts.command, &inv.listeners, &[]);
+            let mut snap = of_listeners(&opts.command, &inv.listeners, &[]);
+            snap.run.started.clone_from(&taken);
             store.record(&snap)?;
         }
-        Ok(inv.listeners)
+        Ok((inv.listeners, taken))
     };
-    let mut reported = take(&mut warned, on)?;
+    let (mut reported, _) = take(&mut warned, on)?;
     on(WatchEvent::Started {
         listeners: reported.len(),
     })
@@ -610,7 +613,7 @@ pub fn watch(
             _ => return Ok(()),
         }
         next = (next + opts.interval).max(Instant::now());
-        let current = take(&mut warned, on)?;
+        let (current, taken) = take(&mut warned, on)?;
         // Nothing moved since the last inventory and nothing waits for --min-age: the
         // diff would say what it said then.
         if current == last && pending.is_empty() {
@@ -640,7 +643,11 @@ pub fn watch(
                 reported.retain(|l| &l.key() != key);
                 reported.extend(current.iter().filter(|l| &l.key() == key).cloned());
             }
-            c.at = Some(now_text());
+            // The inventory that saw it; with --min-age, when it had held that long.
+            c.at = Some(match opts.min_age {
+                None => taken.clone(),
+                Some(_) => now_text(),
+            });
             on(WatchEvent::Change(&c)).map_err(io_stop)?;
         }
         pending.retain(|s, _| held.contains(s));

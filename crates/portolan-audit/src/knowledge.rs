@@ -4,6 +4,7 @@
 //! module adds only the audit's judgement (`Kind`), a few remediation words and the
 //! policy's group names.
 
+use portolan_model::Severity;
 use portolan_registry::{Notes, PortRange, Proto};
 
 /// How the audit judges a service that is reachable from the network.
@@ -20,6 +21,59 @@ pub enum Kind {
     Obsolete,
     /// A database, cache or admin API that normally listens on loopback only.
     LocalOnly,
+}
+
+/// The risk class of a service: what whoever reaches it gets. It sets the base severity
+/// of every finding about the service, under the baseline, a policy or a profile alike
+/// (see `docs/rules.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Risk {
+    /// Anything else: a service offered on purpose (http, smtp, ssh, SMB, NFS), an
+    /// unknown port or owner.
+    Other,
+    /// An obsolete inetd small service (echo, chargen): a reflector for attacks on others.
+    Obsolete,
+    /// Cleartext that can upgrade to TLS (ftp, pop3, imap, ldap).
+    CleartextStarttls,
+    /// Cleartext logins or data with no upgrade (snmp v1/v2c, tftp, rsync, vnc, netbios).
+    Cleartext,
+    /// Data that normally stays on the host: databases, key-value stores, caches, brokers,
+    /// cluster stores and admin APIs.
+    LocalData,
+    /// Remote login or display in cleartext (telnet, rsh, rlogin, rexec, X11).
+    RemoteShell,
+    /// An API that makes whoever reaches it root on the host (Docker's, without TLS).
+    RootApi,
+}
+
+impl Risk {
+    /// The severity of a finding about a service of this class on all interfaces, before
+    /// exposure and reach move it.
+    pub fn base(self) -> Severity {
+        match self {
+            Risk::RemoteShell | Risk::RootApi => Severity::Critical,
+            Risk::LocalData | Risk::Cleartext => Severity::High,
+            Risk::CleartextStarttls | Risk::Obsolete | Risk::Other => Severity::Medium,
+        }
+    }
+
+    /// True when a password is what protects it, so detection's seeing it serve an
+    /// anonymous client (SNMP answering `public`, redis without a password) makes it worse.
+    pub fn guarded_by_credentials(self) -> bool {
+        !matches!(self, Risk::Other | Risk::Obsolete)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Risk::Other => "other",
+            Risk::Obsolete => "obsolete",
+            Risk::CleartextStarttls => "cleartext-starttls",
+            Risk::Cleartext => "cleartext",
+            Risk::LocalData => "local-data",
+            Risk::RemoteShell => "remote-shell",
+            Risk::RootApi => "root-api",
+        }
+    }
 }
 
 /// One service the audit knows.
@@ -203,6 +257,19 @@ impl Known {
         std::iter::once(self.name).chain(self.aliases.iter().copied())
     }
 
+    /// The service's risk class, from its judgement.
+    pub fn risk(&self) -> Risk {
+        match self.kind {
+            Kind::RemoteShell => Risk::RemoteShell,
+            Kind::LocalOnly if self.name == "docker" => Risk::RootApi,
+            Kind::LocalOnly => Risk::LocalData,
+            Kind::Cleartext if self.starttls => Risk::CleartextStarttls,
+            Kind::Cleartext => Risk::Cleartext,
+            Kind::Obsolete => Risk::Obsolete,
+            Kind::Normal => Risk::Other,
+        }
+    }
+
     /// True for services the baseline reports when they are reachable from the network.
     pub fn is_insecure(&self) -> bool {
         matches!(
@@ -256,6 +323,31 @@ mod tests {
         // The name people know, where IANA's is another's.
         assert_eq!(by_port(9200, Proto::Tcp).unwrap().name, "elasticsearch");
         assert_eq!(by_name("telnet").unwrap().kind, Kind::RemoteShell);
+    }
+
+    #[test]
+    fn risk_classes() {
+        let risk = |n: &str| by_name(n).unwrap().risk();
+        for n in ["telnet", "rsh", "rlogin", "rexec", "x11"] {
+            assert_eq!(risk(n), Risk::RemoteShell, "{n}");
+        }
+        assert_eq!(risk("docker"), Risk::RootApi);
+        for n in ["redis", "memcached", "mysql", "postgresql", "mongodb", "etcd"] {
+            assert_eq!(risk(n), Risk::LocalData, "{n}");
+        }
+        for n in ["snmp", "tftp", "rsync", "vnc"] {
+            assert_eq!(risk(n), Risk::Cleartext, "{n}");
+        }
+        for n in ["ftp", "pop3", "imap", "ldap"] {
+            assert_eq!(risk(n), Risk::CleartextStarttls, "{n}");
+        }
+        assert_eq!(risk("chargen"), Risk::Obsolete);
+        for n in ["http", "smtp", "ssh", "https", "domain"] {
+            assert_eq!(risk(n), Risk::Other, "{n}");
+        }
+        assert_eq!(Risk::RemoteShell.base(), Severity::Critical);
+        assert_eq!(Risk::LocalData.base(), Severity::High);
+        assert_eq!(Risk::Other.base(), Severity::Medium);
     }
 
     #[test]

@@ -180,9 +180,10 @@ fn baseline_on_a_messy_host() {
         set(&r),
         vec![
             (Rule::CleartextExposed, "23/tcp".into(), Critical),
-            (Rule::CleartextExposed, "7/tcp".into(), High),
             (Rule::LocalServiceExposed, "6379/tcp".into(), High),
             (Rule::WritableExecutable, "47123/tcp".into(), High),
+            // An obsolete inetd service is a reflector for attacks on others: medium.
+            (Rule::CleartextExposed, "7/tcp".into(), Medium),
             (Rule::CleartextExposed, "143/tcp".into(), Medium),
             (Rule::WritableExecutable, "8125/tcp".into(), Medium),
             (Rule::UnknownServiceExposed, "47123/tcp".into(), Medium),
@@ -210,7 +211,7 @@ fn baseline_on_a_messy_host() {
             .contains("`apt-get purge openbsd-inetd`")
     );
     assert_eq!(telnet.evidence[0].package.as_deref(), Some("openbsd-inetd"));
-    let redis = &r.findings[2];
+    let redis = &r.findings[1];
     assert_eq!(redis.address.as_deref(), Some("0.0.0.0, ::"));
     assert!(
         redis.remediation.text.contains("bind 127.0.0.1 -::1"),
@@ -395,10 +396,12 @@ fn mail_server_profile_inside_view() {
     assert_eq!(
         set(&r),
         vec![
-            (Rule::CleartextForbidden, "21/tcp".into(), High),
-            (Rule::BindMismatch, "53/tcp".into(), High),
-            (Rule::BindMismatch, "53/udp".into(), High),
-            (Rule::NotAllowed, "80/tcp".into(), High),
+            // The severity model: ftp can upgrade to TLS, dns and http are "other" (medium
+            // on all interfaces, no scan).
+            (Rule::CleartextForbidden, "21/tcp".into(), Medium),
+            (Rule::BindMismatch, "53/tcp".into(), Medium),
+            (Rule::BindMismatch, "53/udp".into(), Medium),
+            (Rule::NotAllowed, "80/tcp".into(), Medium),
             (Rule::NotAllowed, "8891/tcp".into(), Low),
         ]
     );
@@ -509,12 +512,15 @@ fn inside_and_outside_views_combined() {
     assert_eq!(
         set(&r),
         vec![
-            (Rule::BindMismatch, "53/tcp".into(), Critical),
-            (Rule::NotAllowed, "9999/tcp".into(), Critical),
-            (Rule::BindMismatch, "53/udp".into(), High),
-            (Rule::CleartextForbidden, "21/tcp".into(), Medium),
-            (Rule::NotAllowed, "80/tcp".into(), Medium),
+            // Reached: medium "other" services one step worse (high, never critical).
+            (Rule::BindMismatch, "53/tcp".into(), High),
+            (Rule::NotAllowed, "9999/tcp".into(), High),
+            // UDP was not scanned: not checked, unchanged.
+            (Rule::BindMismatch, "53/udp".into(), Medium),
             (Rule::ReachableWithoutListener, "9999/tcp".into(), Medium),
+            // Probed and filtered: one step milder.
+            (Rule::CleartextForbidden, "21/tcp".into(), Low),
+            (Rule::NotAllowed, "80/tcp".into(), Low),
             (Rule::NotAllowed, "8891/tcp".into(), Low),
         ]
     );
@@ -636,7 +642,7 @@ fn exceptions_hold_back_until_they_expire() {
     assert_eq!(
         set(&r),
         vec![
-            (Rule::NotAllowed, "9000/tcp".into(), High),
+            (Rule::NotAllowed, "9000/tcp".into(), Medium),
             (Rule::ExceptionExpired, String::new(), Low),
             (Rule::NotAllowed, "40000/tcp".into(), Low),
         ]
@@ -766,14 +772,15 @@ fn detection_decides_starttls() {
         ))
         .is_empty()
     );
-    // No STARTTLS: forbidden cleartext, made worse by being reachable.
+    // No STARTTLS offered: plain cleartext (high); reached, but reach alone never makes
+    // a finding critical.
     let r = evaluate(&app_policy(), &with(Some(imap(false))), &ctx(&h, None));
     let f = r
         .findings
         .iter()
         .find(|f| f.rule == Rule::CleartextForbidden)
         .unwrap();
-    assert_eq!(f.severity, Critical);
+    assert_eq!(f.severity, High);
     assert_eq!(f.product.as_deref(), Some("Dovecot imapd"));
     assert!(f.remediation.text.contains("STARTTLS"), "{}", f.remediation);
     // No detection: an informational note that the audit cannot tell.
@@ -829,7 +836,7 @@ fn loopback_and_namespaces() {
         netns: None,
     };
     let r = evaluate(&ws, &inputs, &ctx(&h, None));
-    assert_eq!(set(&r), vec![(Rule::NotAllowed, "8080/tcp".into(), High)]);
+    assert_eq!(set(&r), vec![(Rule::NotAllowed, "8080/tcp".into(), Medium)]);
     assert!(
         r.findings[0].message.contains("netns container1"),
         "{}",
@@ -861,7 +868,7 @@ fn a_scan_from_the_host_itself_says_nothing_about_the_firewall() {
     };
     let r = evaluate(&policy, &inputs, &ctx(&h, None));
     // Through loopback every port answers: no "reachable", no "filtered", no raise.
-    assert_eq!(set(&r), vec![(Rule::NotAllowed, "80/tcp".into(), High)]);
+    assert_eq!(set(&r), vec![(Rule::NotAllowed, "80/tcp".into(), Medium)]);
     assert_eq!(r.findings[0].reachable, None);
     assert_eq!(r.summary.reachable, None);
 }

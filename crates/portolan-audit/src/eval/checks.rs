@@ -7,6 +7,7 @@ use std::path::Path;
 use portolan_model::{Evidence, Exposure, Finding, Reach, Remediation, Rule, Severity};
 use portolan_registry::Proto;
 
+use super::severity::{known, risk, severity};
 use super::subject::Subject;
 use crate::input::{Context, Inputs};
 use crate::knowledge::{self, Kind, Known};
@@ -16,23 +17,6 @@ pub(super) struct Evaluator<'p, 'c> {
     policy: &'p Policy,
     ctx: &'p Context<'c>,
     pub findings: Vec<Finding>,
-}
-
-/// The audit's knowledge of a subject: by what detection saw it speak, else by port.
-fn known(s: &Subject<'_>) -> Option<&'static Known> {
-    s.detected
-        .and_then(|d| d.protocol.as_deref())
-        .and_then(knowledge::by_name)
-        .or_else(|| knowledge::by_port(s.port, s.protocol))
-}
-
-/// Raises or lowers a severity by what the scan saw.
-fn by_reach(sev: Severity, s: &Subject<'_>) -> Severity {
-    match s.reachable {
-        Some(true) => sev.raise(),
-        Some(false) => sev.lower(),
-        None => sev,
-    }
 }
 
 /// Where an exposed subject listens, in words.
@@ -125,11 +109,6 @@ impl<'p, 'c> Evaluator<'p, 'c> {
             .is_some_and(|d| d.cleartext && d.tls.is_none() && !d.starttls);
         match k {
             Some(k) if k.is_insecure() && !secure_by_detection(s, Some(k)) => {
-                let base = match k.kind {
-                    Kind::RemoteShell => Severity::Critical,
-                    Kind::Cleartext if k.starttls => Severity::Medium,
-                    _ => Severity::High,
-                };
                 let what = match k.kind {
                     Kind::RemoteShell => {
                         "is remote access without encryption: passwords and keystrokes cross the network in clear"
@@ -154,14 +133,9 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                     fix = format!("Use {i} instead. {fix}");
                 }
                 fix.push_str(&self.firewall_fix(s));
-                self.push(s, Rule::CleartextExposed, by_reach(base, s), msg, fix);
+                self.push(s, Rule::CleartextExposed, severity(s, risk(s)), msg, fix);
             }
             Some(k) if k.kind == Kind::LocalOnly => {
-                let base = if k.name == "docker" {
-                    Severity::Critical
-                } else {
-                    Severity::High
-                };
                 let msg = format!(
                     "{} normally stays on the host, but it listens on {}.{}",
                     s.describe(),
@@ -181,7 +155,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                     None => "Bind it to 127.0.0.1 and ::1 only.".into(),
                 };
                 fix.push_str(" If other hosts must reach it, allow only them at the firewall (a policy with `from = [...]`, then `portolan firewall`).");
-                self.push(s, Rule::LocalServiceExposed, by_reach(base, s), msg, fix);
+                self.push(s, Rule::LocalServiceExposed, severity(s, risk(s)), msg, fix);
             }
             Some(_) => {}
             None if detected_cleartext => {
@@ -191,13 +165,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                     reach_note(s)
                 );
                 let fix = self.stop(s) + &self.firewall_fix(s);
-                self.push(
-                    s,
-                    Rule::CleartextExposed,
-                    by_reach(Severity::High, s),
-                    msg,
-                    fix,
-                );
+                self.push(s, Rule::CleartextExposed, severity(s, risk(s)), msg, fix);
             }
             None if s.service.is_none() => {
                 let msg = format!(
@@ -213,7 +181,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                 self.push(
                     s,
                     Rule::UnknownServiceExposed,
-                    by_reach(Severity::Medium, s),
+                    severity(s, risk(s)),
                     msg,
                     fix,
                 );
@@ -247,7 +215,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
         self.push(
             s,
             Rule::UnknownOwnerExposed,
-            by_reach(Severity::Medium, s),
+            severity(s, risk(s)),
             msg,
             fix,
         );
@@ -283,11 +251,6 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                 return;
             }
             if !secure {
-                let base = if k.is_some_and(|k| k.kind == Kind::RemoteShell) {
-                    Severity::Critical
-                } else {
-                    Severity::High
-                };
                 let msg = format!(
                     "{} is {} in cleartext, which the policy forbids.{}",
                     s.describe(),
@@ -304,7 +267,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                     fix.push_str(&self.stop(s));
                     fix.push_str(&self.firewall_fix(s));
                 }
-                self.push(s, Rule::CleartextForbidden, by_reach(base, s), msg, fix);
+                self.push(s, Rule::CleartextForbidden, severity(s, risk(s)), msg, fix);
                 return;
             }
         }
@@ -319,22 +282,16 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                 _ if s.service.is_none() => " No registry knows this port.",
                 _ => "",
             };
-            let (sev, msg) = if !s.exposed() {
-                (
-                    Severity::Low,
-                    format!(
+            let msg = if !s.exposed() {
+                format!(
                         "{} is not in the policy; it listens on loopback only, so only this host can reach it.{why}",
-                        s.describe()
-                    ),
+                    s.describe()
                 )
             } else {
-                (
-                    by_reach(Severity::High, s),
-                    format!(
-                        "{} is not in the policy.{why}{}",
-                        s.describe(),
-                        reach_note(s)
-                    ),
+                format!(
+                    "{} is not in the policy.{why}{}",
+                    s.describe(),
+                    reach_note(s)
                 )
             };
             let mut fix = self.stop(s);
@@ -345,7 +302,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                 ));
             }
             fix.push_str(" If the host needs it, add it to the policy with an [[allow]] entry.");
-            self.push(s, Rule::NotAllowed, sev, msg, fix);
+            self.push(s, Rule::NotAllowed, severity(s, risk(s)), msg, fix);
             return;
         }
 
@@ -379,12 +336,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                     binds.join(" or "),
                     self.restart_hint(s)
                 );
-                let sev = if s.exposed() {
-                    by_reach(Severity::High, s)
-                } else {
-                    Severity::Low
-                };
-                self.push(s, Rule::BindMismatch, sev, msg, fix);
+                self.push(s, Rule::BindMismatch, severity(s, risk(s)), msg, fix);
             }
         }
         self.reached_beyond_bind(s, &allowed);
@@ -412,7 +364,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                     s.protocol,
                     from.join(", ")
                 );
-                self.push(s, Rule::SourceNotEnforced, Severity::High, msg, fix);
+                self.push(s, Rule::SourceNotEnforced, severity(s, risk(s)), msg, fix);
             }
         }
     }
@@ -466,7 +418,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                 s.protocol
             )
         };
-        self.push(s, Rule::BindMismatch, by_reach(Severity::High, s), msg, fix);
+        self.push(s, Rule::BindMismatch, severity(s, risk(s)), msg, fix);
     }
 
     /// Checks that apply under any policy: writable executables, ephemeral ports.

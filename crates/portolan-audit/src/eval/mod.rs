@@ -6,6 +6,7 @@
 //! [`exceptions`] (and report the [`expired`] ones), [`sort`], and [`summarize`].
 
 mod checks;
+mod severity;
 mod subject;
 
 use portolan_model::{

@@ -1,0 +1,64 @@
+//! The one severity model: a base from the service's risk class, moved by what
+//! detection measured, by where the service listens, and by what the scan measured.
+//! Every rule about a listening service (under the baseline, a policy or a profile) takes
+//! its severity from [`severity`]; `docs/rules.md` has the table.
+
+use portolan_model::{Exposure, Reach, Severity};
+
+use super::subject::Subject;
+use crate::knowledge::{self, Known, Risk};
+
+/// The audit's knowledge of a subject: by what detection saw it speak, else by port.
+pub(super) fn known(s: &Subject<'_>) -> Option<&'static Known> {
+    s.detected
+        .and_then(|d| d.protocol.as_deref())
+        .and_then(knowledge::by_name)
+        .or_else(|| knowledge::by_port(s.port, s.protocol))
+}
+
+/// The subject's risk class: its service's, except that detection's measurements refine
+/// it. A STARTTLS-capable protocol that detection heard offer no upgrade is plain
+/// cleartext; an unknown service that detection heard speak cleartext is cleartext.
+pub(super) fn risk(s: &Subject<'_>) -> Risk {
+    let plain = s
+        .detected
+        .is_some_and(|d| d.is_identified() && d.cleartext && d.tls.is_none() && !d.starttls);
+    match known(s).map(Known::risk) {
+        Some(Risk::CleartextStarttls) if plain => Risk::Cleartext,
+        Some(r) => r,
+        None if plain => Risk::Cleartext,
+        None => Risk::Other,
+    }
+}
+
+/// The severity of a finding about the subject, a service of class `risk`:
+///
+/// 1. the class's base (critical, high or medium);
+/// 2. one step worse when detection saw it serve an anonymous client and a password is
+///    what should protect it;
+/// 3. exposure: all interfaces as is; one address one step milder; loopback only (and
+///    not reached from outside) low;
+/// 4. reach: reached by the scan one step worse, but never into critical unless step 2
+///    left it there; probed on every address it serves and not reached one step milder;
+///    not checked (or no scan) unchanged.
+pub(super) fn severity(s: &Subject<'_>, risk: Risk) -> Severity {
+    let mut base = risk.base();
+    if risk.guarded_by_credentials()
+        && s.detected.is_some_and(|d| d.unauthenticated == Some(true))
+    {
+        base = base.raise();
+    }
+    let reached = s.reach == Some(Reach::Reachable);
+    if !s.exposed() && !reached {
+        return Severity::Low;
+    }
+    let mut sev = base;
+    if s.exposure == Exposure::Address {
+        sev = sev.lower();
+    }
+    match s.reach {
+        Some(Reach::Reachable) => sev.raise().min(base.max(Severity::High)),
+        Some(Reach::Unreachable) => sev.lower(),
+        Some(Reach::NotChecked) | None => sev,
+    }
+}

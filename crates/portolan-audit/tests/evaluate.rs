@@ -512,11 +512,11 @@ fn inside_and_outside_views_combined() {
     assert_eq!(
         set(&r),
         vec![
-            // Reached: medium "other" services one step worse (high, never critical).
-            (Rule::BindMismatch, "53/tcp".into(), High),
-            (Rule::NotAllowed, "9999/tcp".into(), High),
+            // Reached: "other" services at their base (reach confirms it).
+            (Rule::BindMismatch, "53/tcp".into(), Medium),
             // UDP was not scanned: not checked, unchanged.
             (Rule::BindMismatch, "53/udp".into(), Medium),
+            (Rule::NotAllowed, "9999/tcp".into(), Medium),
             (Rule::ReachableWithoutListener, "9999/tcp".into(), Medium),
             // Probed and filtered: one step milder.
             (Rule::CleartextForbidden, "21/tcp".into(), Low),
@@ -696,7 +696,7 @@ fn required_services_and_sources() {
     assert_eq!(
         set(&r),
         vec![
-            (Rule::SourceNotEnforced, "22/tcp".into(), High),
+            (Rule::SourceNotEnforced, "22/tcp".into(), Medium),
             (Rule::RequiredMissing, "5432/tcp".into(), High),
             (Rule::ExceptionExpired, String::new(), Low),
             (Rule::RequiredUnreachable, "443/tcp".into(), Medium),
@@ -1109,4 +1109,168 @@ fn unknown_owner_exposed_is_reported_under_the_baseline() {
         found[1].message
     );
     assert!(found.iter().all(|f| f.severity == Medium));
+}
+
+/// Issue 10, item 6: one severity model. Telnet on all interfaces is critical whichever
+/// rule fires (the baseline's `cleartext-exposed`, an empty policy's `not-allowed`, the
+/// mail-server profile's `cleartext-forbidden`), and moves the same way with exposure and
+/// with what a scan measured.
+#[test]
+fn item6_same_severity_under_baseline_policy_and_profile() {
+    let h = host();
+    let inetd = proc_(
+        812,
+        "inetd",
+        "/usr/sbin/inetd",
+        Some("inetd.service"),
+        false,
+    );
+    let empty = Policy::parse("name = \"empty\"\n", "empty.toml", Registry::embedded()).unwrap();
+    let mail = profiles::load("mail-server", Registry::embedded()).unwrap();
+    let policies = [
+        (Policy::baseline(), Rule::CleartextExposed),
+        (empty, Rule::NotAllowed),
+        (mail, Rule::CleartextForbidden),
+    ];
+    let ports = [(Proto::Tcp, 1, 65535)];
+    let cases: Vec<(&str, &str, Option<Scan>, Severity)> = vec![
+        ("all interfaces, no scan", "0.0.0.0", None, Critical),
+        (
+            "all interfaces, reached",
+            "0.0.0.0",
+            Some(scan_of("this-host", true, &[(Proto::Tcp, 23)], &ports)),
+            Critical,
+        ),
+        (
+            "all interfaces, probed and not reached",
+            "0.0.0.0",
+            Some(scan_of("this-host", true, &[], &ports)),
+            High,
+        ),
+        (
+            "all interfaces, port not probed",
+            "0.0.0.0",
+            Some(scan_of("this-host", true, &[], &[(Proto::Tcp, 1, 22)])),
+            Critical,
+        ),
+        ("one address, no scan", "198.18.0.1", None, High),
+        (
+            "one address, reached",
+            "198.18.0.1",
+            Some(scan_of("this-host", true, &[(Proto::Tcp, 23)], &ports)),
+            Critical,
+        ),
+    ];
+    for (what, addr, scan, want) in cases {
+        for (policy, rule) in &policies {
+            let inputs = Inputs {
+                listeners: Some(vec![tcp(addr, 23, Some(inetd.clone()))]),
+                scan: scan.clone(),
+                netns: None,
+            };
+            let r = evaluate(policy, &inputs, &ctx(&h, None));
+            let telnet: Vec<_> = set(&r)
+                .into_iter()
+                .filter(|f| f.1 == "23/tcp")
+                .collect();
+            assert_eq!(
+                telnet,
+                vec![(*rule, "23/tcp".to_string(), want)],
+                "telnet on {what} under {}",
+                policy.name
+            );
+        }
+    }
+    // Loopback only: low under a policy (the baseline says nothing about loopback).
+    for (policy, _) in &policies[1..] {
+        let inputs = Inputs {
+            listeners: Some(vec![tcp("127.0.0.1", 23, Some(inetd.clone()))]),
+            scan: None,
+            netns: None,
+        };
+        let r = evaluate(policy, &inputs, &ctx(&h, None));
+        let sev: Vec<Severity> = r
+            .findings
+            .iter()
+            .filter(|f| f.port == Some(23))
+            .map(|f| f.severity)
+            .collect();
+        assert_eq!(sev, vec![Low], "loopback telnet under {}", policy.name);
+    }
+    // A database: high under the baseline and an empty policy alike.
+    let rules = [Rule::LocalServiceExposed, Rule::NotAllowed];
+    for ((policy, _), rule) in policies[..2].iter().zip(rules) {
+        let inputs = Inputs {
+            listeners: Some(vec![tcp("0.0.0.0", 3306, None)]),
+            scan: None,
+            netns: None,
+        };
+        let r = evaluate(policy, &inputs, &ctx(&h, None));
+        assert_eq!(
+            set(&r),
+            vec![(rule, "3306/tcp".to_string(), High)],
+            "{}",
+            policy.name
+        );
+    }
+}
+
+/// Issue 10, item 6: ten findings of a mail-server audit, every port reached by the scan,
+/// are ranked by the service's risk: telnet on all interfaces above http on a mail
+/// server, redis that answered without a password above a database that asks for one.
+#[test]
+fn item6_findings_are_ranked() {
+    let h = host();
+    let policy = profiles::load("mail-server", Registry::embedded()).unwrap();
+    let tcp_ports = [23, 21, 80, 3306, 6379, 873, 19, 8080, 9999];
+    let mut listeners: Vec<Listener> = tcp_ports
+        .iter()
+        .map(|&p| tcp("0.0.0.0", p, None))
+        .collect();
+    listeners.push(l(Proto::Udp, "0.0.0.0", 161, None));
+    let mut open: Vec<(Proto, u16)> = tcp_ports.iter().map(|&p| (Proto::Tcp, p)).collect();
+    open.push((Proto::Udp, 161));
+    let mut scan = scan_of(
+        "this-host",
+        true,
+        &open,
+        &[(Proto::Tcp, 1, 65535), (Proto::Udp, 161, 161)],
+    );
+    let redis = tcp_ports.iter().position(|&p| p == 6379).unwrap();
+    result(&mut scan, redis).detected = Some(Detected {
+        protocol: Some("redis".into()),
+        cleartext: true,
+        unauthenticated: Some(true),
+        ..Detected::default()
+    });
+    let inputs = Inputs {
+        listeners: Some(listeners),
+        scan: Some(scan),
+        netns: None,
+    };
+    let r = evaluate(&policy, &inputs, &ctx(&h, Some("--profile mail-server")));
+    let ranked: Vec<(String, Severity)> = r
+        .findings
+        .iter()
+        .filter(|f| f.rule != Rule::RequiredMissing)
+        .map(|f| (f.port_label(), f.severity))
+        .collect();
+    assert_eq!(
+        ranked,
+        vec![
+            // A cleartext remote shell; a key-value store that served an anonymous client.
+            ("23/tcp".to_string(), Critical),
+            ("6379/tcp".to_string(), Critical),
+            // SNMP v1/v2c and rsync in cleartext, a database.
+            ("161/udp".to_string(), High),
+            ("873/tcp".to_string(), High),
+            ("3306/tcp".to_string(), High),
+            // chargen, ftp (can upgrade to TLS), http, a proxy, an unknown port.
+            ("19/tcp".to_string(), Medium),
+            ("21/tcp".to_string(), Medium),
+            ("80/tcp".to_string(), Medium),
+            ("8080/tcp".to_string(), Medium),
+            ("9999/tcp".to_string(), Medium),
+        ]
+    );
 }

@@ -33,32 +33,31 @@ pub(super) fn risk(s: &Subject<'_>) -> Risk {
 
 /// The severity of a finding about the subject, a service of class `risk`:
 ///
-/// 1. the class's base (critical, high or medium);
+/// 1. the class's base (critical, high or medium): what it is worth on all interfaces,
+///    assumed reachable, since nothing lowers a severity on what was not measured;
 /// 2. one step worse when detection saw it serve an anonymous client and a password is
 ///    what should protect it;
-/// 3. exposure: all interfaces as is; one address one step milder; loopback only (and
-///    not reached from outside) low;
-/// 4. reach: reached by the scan one step worse, but never into critical unless step 2
-///    left it there; probed on every address it serves and not reached one step milder;
-///    not checked (or no scan) unchanged.
+/// 3. exposure: all interfaces as is; one address one step milder, unless the scan
+///    reached it; loopback only, unless the scan reached it from outside, low;
+/// 4. reach: reached by the scan confirms the base (it is never worse than assumed);
+///    probed on every address it serves and not reached one step milder; not checked,
+///    or no scan, unchanged.
 pub(super) fn severity(s: &Subject<'_>, risk: Risk) -> Severity {
-    let mut base = risk.base();
+    let mut sev = risk.base();
     if risk.guarded_by_credentials()
         && s.detected.is_some_and(|d| d.unauthenticated == Some(true))
     {
-        base = base.raise();
+        sev = sev.raise();
     }
     let reached = s.reach == Some(Reach::Reachable);
-    if !s.exposed() && !reached {
-        return Severity::Low;
+    match s.exposure {
+        _ if reached => {}
+        Exposure::Loopback => return Severity::Low,
+        Exposure::Address => sev = sev.lower(),
+        Exposure::All => {}
     }
-    let mut sev = base;
-    if s.exposure == Exposure::Address {
+    if s.reach == Some(Reach::Unreachable) {
         sev = sev.lower();
     }
-    match s.reach {
-        Some(Reach::Reachable) => sev.raise().min(base.max(Severity::High)),
-        Some(Reach::Unreachable) => sev.lower(),
-        Some(Reach::NotChecked) | None => sev,
-    }
+    sev
 }

@@ -332,10 +332,21 @@ mod tests {
             assert_eq!(risk(n), Risk::RemoteShell, "{n}");
         }
         assert_eq!(risk("docker"), Risk::RootApi);
-        for n in ["redis", "memcached", "mysql", "postgresql", "mongodb", "etcd"] {
+        for n in [
+            "redis",
+            "memcached",
+            "mysql",
+            "postgresql",
+            "mongodb",
+            "etcd",
+            "elasticsearch",
+            "epmd",
+            "ssdp",
+            "docker-s",
+        ] {
             assert_eq!(risk(n), Risk::LocalData, "{n}");
         }
-        for n in ["snmp", "tftp", "rsync", "vnc"] {
+        for n in ["snmp", "tftp", "rsync", "vnc", "amqp", "mqtt"] {
             assert_eq!(risk(n), Risk::Cleartext, "{n}");
         }
         for n in ["ftp", "pop3", "imap", "ldap"] {

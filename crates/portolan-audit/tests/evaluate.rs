@@ -1274,3 +1274,108 @@ fn item6_findings_are_ranked() {
         ]
     );
 }
+
+/// Issue 10, item 9: a process the policy wants off one port but that also serves a port
+/// the policy allows. The remediation says that stopping it stops the allowed service
+/// too, and offers the bind fix and the firewall first, the stop (`systemctl`, `kill`)
+/// last.
+#[test]
+fn item9_stop_is_last_when_the_process_also_serves_allowed_ports() {
+    let h = host();
+    let nginx = proc_(
+        123,
+        "nginx",
+        "/usr/sbin/nginx",
+        Some("nginx.service"),
+        false,
+    );
+    let mut stray = Process::new(124, "python3");
+    stray.exe = Some("/usr/bin/python3".into());
+    stray.cmdline = "python3 -m http.server 8000".into();
+    let stray = Some(Owner(stray, false));
+    let mut web = Process::new(125, "web");
+    web.exe = Some("/opt/web/bin/web".into());
+    let web = Some(Owner(web, false));
+    let inputs = Inputs {
+        listeners: Some(vec![
+            tcp("0.0.0.0", 443, Some(nginx.clone())),
+            tcp("0.0.0.0", 8081, Some(nginx)),
+            tcp("0.0.0.0", 8000, stray),
+            // One process without a unit serving an allowed and a forbidden port.
+            tcp("0.0.0.0", 22, web.clone()),
+            tcp("0.0.0.0", 23, web),
+        ]),
+        scan: None,
+        netns: None,
+    };
+    let r = evaluate(&app_policy(), &inputs, &ctx(&h, Some("--policy app.toml")));
+    let at = |port: u16| {
+        r.findings
+            .iter()
+            .find(|f| f.port == Some(port))
+            .unwrap_or_else(|| panic!("{port}: {:#?}", r.findings))
+    };
+    let first_index = |f: &portolan_audit::Finding, prefix: &str| {
+        f.remediation
+            .commands
+            .iter()
+            .position(|c| c.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in {:#?}", f.remediation))
+    };
+
+    let f = at(8081);
+    assert_eq!(f.rule, Rule::NotAllowed);
+    let text = &f.remediation.text;
+    assert!(
+        text.starts_with(
+            "pid 123 (nginx) also serves 443/tcp, which the policy allows: stopping it stops that too."
+        ),
+        "{text}"
+    );
+    let bind = text.find("stop listening on 8081/tcp").expect(text);
+    let stop = text.find("systemctl disable --now nginx.service").expect(text);
+    assert!(bind < stop, "{text}");
+    assert!(
+        first_index(f, "portolan firewall") < first_index(f, "systemctl disable"),
+        "{:#?}",
+        f.remediation
+    );
+    assert_eq!(
+        f.remediation.commands.last().map(String::as_str),
+        Some("systemctl disable --now nginx.service"),
+        "{:#?}",
+        f.remediation
+    );
+
+    // Forbidden cleartext from a process without a unit: `kill` comes last.
+    let f = at(23);
+    assert_eq!(f.rule, Rule::CleartextForbidden);
+    let text = &f.remediation.text;
+    assert!(
+        text.contains(
+            "pid 125 (web) also serves 22/tcp, which the policy allows: stopping it stops that too."
+        ),
+        "{text}"
+    );
+    assert!(
+        first_index(f, "portolan firewall") < first_index(f, "kill 125"),
+        "{:#?}",
+        f.remediation
+    );
+    assert!(
+        text.find("stop listening on 23/tcp").unwrap() < text.find("`kill 125`").unwrap(),
+        "{text}"
+    );
+
+    // A process that serves nothing the policy allows: stopping it is the fix.
+    let f = at(8000);
+    assert!(!f.remediation.text.contains("also serves"), "{}", f.remediation);
+    assert!(
+        first_index(f, "kill 124") < first_index(f, "portolan firewall"),
+        "{:#?}",
+        f.remediation
+    );
+
+    // The allowed port itself is no finding.
+    assert!(r.findings.iter().all(|f| f.port != Some(443)));
+}

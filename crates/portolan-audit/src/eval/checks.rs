@@ -1,6 +1,7 @@
 //! The checks: the baseline's, a policy's, the hygiene checks that apply under any
 //! policy, and the remediations they write.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -16,6 +17,10 @@ use crate::policy::Policy;
 pub(super) struct Evaluator<'p, 'c> {
     policy: &'p Policy,
     ctx: &'p Context<'c>,
+    /// What each owner serves, for remediations that stop it: the ports of each pid and
+    /// of each systemd unit (a unit's stop stops all its processes).
+    by_pid: HashMap<u32, Vec<(Proto, u16)>>,
+    by_unit: HashMap<String, Vec<(Proto, u16)>>,
     pub findings: Vec<Finding>,
 }
 
@@ -59,12 +64,96 @@ fn netns_of(s: &Subject<'_>) -> Option<String> {
 }
 
 impl<'p, 'c> Evaluator<'p, 'c> {
-    pub fn new(policy: &'p Policy, ctx: &'p Context<'c>) -> Self {
+    pub fn new(policy: &'p Policy, ctx: &'p Context<'c>, subjects: &[Subject<'_>]) -> Self {
+        let mut by_pid: HashMap<u32, Vec<(Proto, u16)>> = HashMap::new();
+        let mut by_unit: HashMap<String, Vec<(Proto, u16)>> = HashMap::new();
+        for s in subjects.iter().filter(|s| s.listening) {
+            let key = (s.protocol, s.port);
+            // systemd holds socket-activated sockets for others: stopping one socket unit
+            // stops nothing else, so systemd serves nothing here.
+            for p in s.processes.iter().filter(|p| !p.socket_activated && !p.is_systemd()) {
+                let ports = by_pid.entry(p.pid).or_default();
+                if !ports.contains(&key) {
+                    ports.push(key);
+                }
+                if let Some(u) = p.unit {
+                    let ports = by_unit.entry(u.to_string()).or_default();
+                    if !ports.contains(&key) {
+                        ports.push(key);
+                    }
+                }
+            }
+        }
         Evaluator {
             policy,
             ctx,
+            by_pid,
+            by_unit,
             findings: Vec::new(),
         }
+    }
+
+    /// When stopping the subject's owners would stop ports the policy allows: the
+    /// sentence that says so (`pid 123 (nginx) also serves 443/tcp, which the policy
+    /// allows: stopping it stops that too.`). `None` under the baseline, or when nothing
+    /// allowed would go down with it.
+    fn also_serves(&self, s: &Subject<'_>) -> Option<String> {
+        if self.policy.baseline || !s.listening {
+            return None;
+        }
+        let mut parts: Vec<String> = Vec::new();
+        for p in s.processes.iter().filter(|p| !p.socket_activated && !p.is_systemd()) {
+            let mut ports: Vec<(Proto, u16)> = Vec::new();
+            let unit = p.unit.and_then(|u| self.by_unit.get(u));
+            for &(proto, port) in self.by_pid.get(&p.pid).into_iter().chain(unit).flatten() {
+                let other = (proto, port) != (s.protocol, s.port);
+                if other
+                    && self.policy.allows(proto, port).next().is_some()
+                    && !ports.contains(&(proto, port))
+                {
+                    ports.push((proto, port));
+                }
+            }
+            if ports.is_empty() {
+                continue;
+            }
+            ports.sort();
+            let list: Vec<String> = ports.iter().map(|(pr, po)| format!("{po}/{pr}")).collect();
+            let who = format!("pid {} ({})", p.pid, p.name);
+            let that = if list.len() == 1 { "that" } else { "those" };
+            parts.push(format!(
+                "{who} also serves {}, which the policy allows: stopping it stops {that} too.",
+                and_list(&list)
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+
+    /// The remediation for a service the policy does not want on this port, when its
+    /// owner also serves what the policy allows: stop listening on this port (the bind
+    /// fix), or drop it at the firewall, and stop the owner only last.
+    fn keep_the_rest(&self, s: &Subject<'_>, shared: &str) -> String {
+        let arg = self.ctx.policy_arg.as_deref().unwrap_or("--policy FILE");
+        let hint = known(s)
+            .and_then(|k| k.bind_hint)
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+        let mut out = format!(
+            "{shared} So first make it stop listening on {}/{}: remove that listen directive (or port) from its configuration, or bind it to the addresses the allowed services need{hint}, then restart it{}.",
+            s.port,
+            s.protocol,
+            self.restart_hint(s)
+        );
+        if s.exposed() {
+            out.push_str(&format!(
+                " Or drop {}/{} at the firewall: `portolan firewall {arg}` allows only the policy's services.",
+                s.port, s.protocol
+            ));
+        }
+        // Not the package: removing it removes the allowed services too.
+        out.push_str(" Last resort, once nothing else needs it: ");
+        out.push_str(&self.stop_with(s, false));
+        out
     }
 
     fn push(
@@ -263,6 +352,8 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                 }
                 if f.starttls && !allowed.is_empty() {
                     fix.push_str("Offer STARTTLS and refuse authentication before it. ");
+                } else if let Some(shared) = self.also_serves(s) {
+                    fix.push_str(&self.keep_the_rest(s, &shared));
                 } else {
                     fix.push_str(&self.stop(s));
                     fix.push_str(&self.firewall_fix(s));
@@ -294,13 +385,19 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                     reach_note(s)
                 )
             };
-            let mut fix = self.stop(s);
-            if s.exposed() {
-                fix.push_str(&format!(
-                    " Until then, drop it at the firewall: `portolan firewall {}` allows only the policy's services.",
-                    self.ctx.policy_arg.as_deref().unwrap_or("--policy FILE")
-                ));
-            }
+            let mut fix = match self.also_serves(s) {
+                Some(shared) => self.keep_the_rest(s, &shared),
+                None => {
+                    let mut fix = self.stop(s);
+                    if s.exposed() {
+                        fix.push_str(&format!(
+                            " Until then, drop it at the firewall: `portolan firewall {}` allows only the policy's services.",
+                            self.ctx.policy_arg.as_deref().unwrap_or("--policy FILE")
+                        ));
+                    }
+                    fix
+                }
+            };
             fix.push_str(" If the host needs it, add it to the policy with an [[allow]] entry.");
             self.push(s, Rule::NotAllowed, severity(s, risk(s)), msg, fix);
             return;
@@ -560,6 +657,12 @@ impl<'p, 'c> Evaluator<'p, 'c> {
     /// How to stop the service for good: the systemd unit (or its .socket), the process,
     /// the package.
     fn stop(&self, s: &Subject<'_>) -> String {
+        self.stop_with(s, true)
+    }
+
+    /// [`stop`](Self::stop), with or without removing the package (which would remove
+    /// whatever else the package serves).
+    fn stop_with(&self, s: &Subject<'_>, packages: bool) -> String {
         if !s.listening {
             return format!(
                 "Stop the service on {} or block {}/{} at its firewall.",
@@ -636,7 +739,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
             ));
         }
         let mut pkgs: Vec<(String, String)> = Vec::new();
-        for p in &s.processes {
+        for p in s.processes.iter().filter(|_| packages) {
             // The package of an interpreter is not the service: removing python3 would
             // not remove the script, and would break the system.
             if let Some(exe) = p.exe.filter(|e| !is_interpreter(e)) {
@@ -675,6 +778,15 @@ impl<'p, 'c> Evaluator<'p, 'c> {
             " If it must keep running, drop it at the firewall: `nft add table inet filter && nft add chain inet filter input '{{ type filter hook input priority filter; }}' && nft insert rule inet filter input {proto} dport {} drop` (or write a policy and let `portolan firewall` allow only what it names).",
             s.port
         )
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 

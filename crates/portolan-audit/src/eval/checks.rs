@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use portolan_model::{Evidence, Exposure, Finding, Reach, Remediation, Rule, Severity};
 use portolan_registry::Proto;
 
 use super::severity::{known, risk, severity};
-use super::subject::Subject;
+use super::subject::{Owner, Subject};
+use crate::script;
 use crate::input::{Context, Inputs};
 use crate::knowledge::{self, Kind, Known};
 use crate::policy::Policy;
@@ -538,22 +539,29 @@ impl<'p, 'c> Evaluator<'p, 'c> {
             return;
         }
         for p in &s.processes {
-            let Some(exe) = p.exe else {
-                continue;
-            };
-            let Some(why) = exe_risk(exe).or_else(|| self.ctx.host.exe_risk(exe)) else {
+            let found = p
+                .exe
+                .and_then(|exe| {
+                    let why = self.ctx.host.exe_risk(exe).or_else(|| exe_risk(exe))?;
+                    Some(Writable {
+                        what: format!("running from {}: {why}", exe.display()),
+                        fix: "install the program under a root-owned path such as /usr/local/bin and run it from there".into(),
+                    })
+                })
+                .or_else(|| self.interpreted(p));
+            let Some(w) = found else {
                 continue;
             };
             let msg = format!(
-                "{} is held by {} (pid {}) running from {}: {why}. Whoever can write there can replace what answers on this port.",
+                "{} is held by {} (pid {}) {}. Whoever can write there can replace what answers on this port.",
                 s.socket_label(),
                 p.name,
                 p.pid,
-                exe.display()
+                w.what
             );
             let fix = format!(
-                "Find out what started it (`systemctl status {}`, `ps -o ppid=,lstart=,args= -p {}`). If it is not yours, treat the host as compromised. If it is, install the program under a root-owned path such as /usr/local/bin and run it from there.",
-                p.pid, p.pid
+                "Find out what started it (`systemctl status {}`, `ps -o ppid=,lstart=,args= -p {}`). If it is not yours, treat the host as compromised. If it is, {}.",
+                p.pid, p.pid, w.fix
             );
             let sev = if s.exposed() {
                 Severity::High
@@ -580,6 +588,71 @@ impl<'p, 'c> Evaluator<'p, 'c> {
             };
             self.push(s, Rule::EphemeralPort, sev, msg, fix);
         }
+    }
+
+    /// The code an interpreter runs, when others can change it: the script, archive,
+    /// classpath or document root on its command line (and every directory above it),
+    /// or, for python, the directory it imports modules from first.
+    fn interpreted(&self, p: &Owner<'_>) -> Option<Writable> {
+        let host = self.ctx.host;
+        let read = host.argv(p.pid);
+        let unread = read.is_none();
+        let (argv, live) = match read {
+            Some(a) if same_command(&a, &p.cmdline) => (a, true),
+            _ => (p.cmdline.split(' ').map(str::to_string).collect(), false),
+        };
+        let exe = p.exe.and_then(Path::to_str);
+        let launch = script::launch(exe, &argv)?;
+        // The working directory is the process's only while its command line is the one
+        // the inventory saw (a fake host has no command line to compare).
+        let cwd = host.cwd(p.pid).filter(|_| live || unread);
+        let resolve = |f: &str| -> Option<PathBuf> {
+            let path = Path::new(f);
+            if path.is_absolute() {
+                Some(normalize(path))
+            } else {
+                cwd.as_deref().map(|c| normalize(&c.join(path)))
+            }
+        };
+        let name = launch.interpreter.name();
+        let mut scripts: Vec<PathBuf> = Vec::new();
+        for (role, f) in &launch.files {
+            let Some(path) = resolve(f) else {
+                continue;
+            };
+            if let Some(why) = host.exe_risk(&path).or_else(|| exe_risk(&path)) {
+                let what = role.as_str();
+                return Some(Writable {
+                    what: format!("running {name} on {what} {}: {why}", path.display()),
+                    fix: format!(
+                        "install {what} under a root-owned path that others cannot write (such as /usr/local/lib or /opt) and run it from there"
+                    ),
+                });
+            }
+            if *role == script::Role::Script {
+                scripts.push(path);
+            }
+        }
+        let (dir, which) = if launch.imports_from_script_dir {
+            let dir = scripts.first()?.parent()?.to_path_buf();
+            (dir, "the script's directory".to_string())
+        } else if launch.imports_from_cwd {
+            let why = launch.no_file.as_deref().unwrap_or("runs no script");
+            (cwd?, format!("its working directory, as it {why}"))
+        } else {
+            return None;
+        };
+        if !host.others_can_create_in(&dir) {
+            return None;
+        }
+        Some(Writable {
+            what: format!(
+                "running python, which imports modules first from {} ({which}): {} is world-writable, and the sticky bit does not keep others from adding a module there",
+                dir.display(),
+                dir.display()
+            ),
+            fix: "run it from a directory others cannot write (systemd's `WorkingDirectory=`), or start python with -I (or -P) so that it does not import from there".into(),
+        })
     }
 
     pub fn required(&mut self, subjects: &[Subject<'_>], inputs: &Inputs) {
@@ -779,6 +852,35 @@ impl<'p, 'c> Evaluator<'p, 'c> {
             s.port
         )
     }
+}
+
+/// Why an owner's code can be changed by others, and the fix.
+struct Writable {
+    what: String,
+    fix: String,
+}
+
+/// True when a process's arguments are the command line the inventory saw (which keeps
+/// only the first 4096 bytes).
+fn same_command(argv: &[String], cmdline: &str) -> bool {
+    let joined = argv.join(" ");
+    joined == cmdline || (cmdline.len() >= 4000 && joined.starts_with(cmdline))
+}
+
+/// A path without `.` and with `..` applied, as written (no file system access).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// `a`, `a and b`, `a, b and c`.

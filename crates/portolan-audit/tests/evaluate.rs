@@ -1379,3 +1379,143 @@ fn item9_stop_is_last_when_the_process_also_serves_allowed_ports() {
     // The allowed port itself is no finding.
     assert!(r.findings.iter().all(|f| f.port != Some(443)));
 }
+
+/// A host with world-writable directories (some with the sticky bit), and the command
+/// lines and working directories of its processes.
+#[derive(Default)]
+struct ScriptHost {
+    /// (directory, sticky)
+    writable: Vec<(&'static str, bool)>,
+    argv: HashMap<u32, Vec<String>>,
+    cwd: HashMap<u32, PathBuf>,
+}
+
+impl Host for ScriptHost {
+    fn exe_risk(&self, exe: &Path) -> Option<String> {
+        // As the live host: a world-writable directory on the path, without the sticky bit.
+        exe.ancestors().skip(1).find_map(|d| {
+            self.writable
+                .iter()
+                .find(|(w, sticky)| Path::new(w) == d && !sticky)
+                .map(|(w, _)| format!("{w} is world-writable"))
+        })
+    }
+    fn package_of(&self, _exe: &Path) -> Option<String> {
+        None
+    }
+    fn argv(&self, pid: u32) -> Option<Vec<String>> {
+        self.argv.get(&pid).cloned()
+    }
+    fn cwd(&self, pid: u32) -> Option<PathBuf> {
+        self.cwd.get(&pid).cloned()
+    }
+    fn others_can_create_in(&self, dir: &Path) -> bool {
+        self.writable.iter().any(|(w, _)| Path::new(w) == dir)
+    }
+}
+
+/// Issue 10, item 8: `writable-executable` judges the code an interpreter runs, not only
+/// the interpreter's binary: the script (resolved against the working directory), a jar,
+/// and the directory python imports from first. Code given with `-c` has no file.
+#[test]
+fn item8_writable_executable_judges_interpreted_code() {
+    let mut host = ScriptHost {
+        writable: vec![("/srv/drop", false), ("/srv/shared", true)],
+        ..ScriptHost::default()
+    };
+    // (pid, exe, cmdline, cwd, live argv when it differs from the cmdline split)
+    let cases: &[(u32, &str, &str, &str)] = &[
+        (10, "/usr/bin/python3.11", "/usr/bin/python3 /srv/drop/x/evil.py 4444", "/"),
+        (11, "/usr/bin/python3.11", "python3 -u ./evil.py", "/srv/drop"),
+        (12, "/usr/bin/python3.11", "python3 -u -m http.server 8000", "/srv/drop"),
+        (13, "/usr/bin/python3.11", "python3 -c import_this", "/srv/drop/.."),
+        (14, "/usr/lib/jvm/java-17/bin/java", "java -Xmx1g -jar /srv/drop/app.jar", "/"),
+        (15, "/usr/bin/perl", "perl -w /usr/share/app/srv.pl", "/srv/drop"),
+        (16, "/usr/bin/bash", "bash -c exec_nc", "/srv/drop"),
+        (17, "/usr/bin/python3.11", "python3 /srv/shared/app.py", "/"),
+        (18, "/usr/bin/python3.11", "python3 -I /srv/shared/app.py", "/"),
+        (19, "/usr/bin/node", "node --inspect srv.js", "/srv/drop"),
+        (20, "/usr/bin/python3.11", "python3 srv.py", "/srv/drop"),
+    ];
+    let mut listeners = Vec::new();
+    for (i, &(pid, exe, cmd, cwd)) in cases.iter().enumerate() {
+        let mut p = Process::new(pid, "interp");
+        p.exe = Some(exe.into());
+        p.cmdline = cmd.into();
+        host.cwd.insert(pid, cwd.into());
+        listeners.push(tcp("0.0.0.0", 4440 + i as u16, Some(Owner(p, false))));
+    }
+    // pid 20's pid was reused since the inventory: its live command line is another
+    // one, so neither it nor its working directory is trusted.
+    host.argv.insert(20, vec!["python3".into(), "other.py".into()]);
+    // pid 11's live arguments agree with the inventory.
+    host.argv
+        .insert(11, vec!["python3".into(), "-u".into(), "./evil.py".into()]);
+    let inputs = Inputs {
+        listeners: Some(listeners),
+        scan: None,
+        netns: None,
+    };
+    let c = Context {
+        today: Date::new(2026, 11, 27).unwrap(),
+        ephemeral: PortRange::new(32768, 60999).unwrap(),
+        catalog: Registry::embedded(),
+        host: &host,
+        policy_arg: None,
+    };
+    let r = evaluate(&Policy::baseline(), &inputs, &c);
+    let writable: HashMap<u16, &str> = r
+        .findings
+        .iter()
+        .filter(|f| f.rule == Rule::WritableExecutable)
+        .map(|f| (f.port.unwrap(), f.message.as_str()))
+        .collect();
+    let at = |pid: u32| writable.get(&(4440 + (pid - 10) as u16)).copied();
+    let want = |pid: u32, parts: &[&str]| {
+        let m = at(pid).unwrap_or_else(|| panic!("pid {pid}: no finding in {writable:#?}"));
+        for p in parts {
+            assert!(m.contains(p), "pid {pid}: {m}");
+        }
+    };
+    want(
+        10,
+        &[
+            "running python on the script /srv/drop/x/evil.py",
+            "/srv/drop is world-writable",
+        ],
+    );
+    want(11, &["the script /srv/drop/evil.py", "/srv/drop is world-writable"]);
+    want(
+        12,
+        &[
+            "imports modules first from /srv/drop",
+            "its working directory, as it runs the module http.server (-m)",
+        ],
+    );
+    want(14, &["running java on the archive /srv/drop/app.jar"]);
+    want(
+        17,
+        &[
+            "imports modules first from /srv/shared (the script's directory)",
+            "the sticky bit does not keep others from adding a module there",
+        ],
+    );
+    // Nothing to judge: -c code run from /srv (its working directory, not writable); a
+    // perl script from /usr/share; a shell's -c; python -I, which leaves the script's
+    // sticky directory off its path; a process whose pid was reused.
+    for pid in [13, 15, 16, 18, 20] {
+        assert_eq!(at(pid), None, "pid {pid}");
+    }
+    want(19, &["running node on the script /srv/drop/srv.js"]);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.rule == Rule::WritableExecutable && f.port == Some(4440))
+        .unwrap();
+    assert_eq!(f.severity, High);
+    assert!(
+        f.remediation.text.contains("install the script under a root-owned path"),
+        "{}",
+        f.remediation
+    );
+}

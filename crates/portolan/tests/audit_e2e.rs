@@ -777,3 +777,97 @@ fn item5_a_large_policy_range_is_bounded_and_the_rest_not_checked() {
     assert_eq!(v["summary"]["unreachable"], 0, "{v:#}");
     let _ = std::fs::remove_file(policy);
 }
+
+/// A python3 process listening on 4444, started as `python3 evil.py` from a
+/// world-writable directory; killed (and the directory removed) when dropped.
+struct Evil {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Evil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Issue 10, item 8, for real: `/usr/bin/python3 evil.py`, run from a world-writable
+/// directory and listening on 4444, is a `writable-executable` finding that names the
+/// script (resolved against the process's working directory) and why.
+#[test]
+fn item8_a_real_python_script_in_a_world_writable_directory() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    if !require_root("item8_a_real_python_script_in_a_world_writable_directory")
+        || !require_tool("python3", "python3")
+    {
+        return;
+    }
+    let ns = portolan_testkit::Netns::new("pa8").unwrap();
+    let dir = std::env::temp_dir().join(format!("pa-item8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("evil.py"),
+        "import socket, time\n\
+         s = socket.socket()\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('0.0.0.0', 4444)); s.listen(4)\n\
+         print('ready', flush=True)\n\
+         time.sleep(120)\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let child = ns
+        .command("/usr/bin/python3")
+        .arg("evil.py")
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut evil = Evil {
+        child,
+        dir: dir.clone(),
+    };
+    let mut line = String::new();
+    std::io::BufReader::new(evil.child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_portolan"))
+        .args(["audit", "--json", "--today", "2026-11-27"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let found: Vec<&serde_json::Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["port"] == 4444 && f["rule"] == "writable-executable")
+        .collect();
+    assert_eq!(found.len(), 1, "{v:#}");
+    let f = found[0];
+    let msg = f["message"].as_str().unwrap();
+    let d = dir.display();
+    assert!(
+        msg.contains(&format!("running python on the script {d}/evil.py: {d} is world-writable")),
+        "{msg}"
+    );
+    assert_eq!(f["severity"], "high", "{f:#}");
+    // The interpreter is the executable; the script is what was judged.
+    assert!(
+        f["evidence"][0]["exe"]
+            .as_str()
+            .unwrap()
+            .starts_with("/usr/bin/python3"),
+        "{f:#}"
+    );
+    drop(evil);
+    assert!(!dir.exists());
+}

@@ -344,8 +344,13 @@ fn java(args: &[String], out: &mut Launch) {
                 i += 1;
             }
             "-m" | "--module" => break,
-            "--add-modules" | "--add-opens" | "--add-exports" | "--add-reads"
-            | "--patch-module" | "--limit-modules" | "--upgrade-module-path" => i += 1,
+            "--add-modules"
+            | "--add-opens"
+            | "--add-exports"
+            | "--add-reads"
+            | "--patch-module"
+            | "--limit-modules"
+            | "--upgrade-module-path" => i += 1,
             _ if a.starts_with("--class-path=") || a.starts_with("--module-path=") => {
                 let v = a.split_once('=').map_or("", |(_, v)| v);
                 path_list(v, Role::Classpath, out);
@@ -408,17 +413,21 @@ mod tests {
         assert_eq!(files("node --require x --inspect server.js"), ["server.js"]);
         assert_eq!(files("bash -e -o pipefail ./run.sh"), ["./run.sh"]);
         assert_eq!(files("sh -- -odd.sh"), ["-odd.sh"]);
-        assert_eq!(files("php -d display_errors=1 -f /srv/w.php"), ["/srv/w.php"]);
+        assert_eq!(
+            files("php -d display_errors=1 -f /srv/w.php"),
+            ["/srv/w.php"]
+        );
         assert_eq!(files("php -S 0.0.0.0:8000 -t /tmp/www"), ["/tmp/www"]);
         assert_eq!(files("php -S 0.0.0.0:8000"), ["."]);
         assert_eq!(files("lua -l socket srv.lua"), ["srv.lua"]);
-        assert_eq!(files("java -Xmx1g -Dx=y -jar /opt/app/app.jar --port 8080"), [
-            "/opt/app/app.jar"
-        ]);
-        assert_eq!(files("java -cp /opt/a/lib/*:classes Main"), [
-            "/opt/a/lib",
-            "classes"
-        ]);
+        assert_eq!(
+            files("java -Xmx1g -Dx=y -jar /opt/app/app.jar --port 8080"),
+            ["/opt/app/app.jar"]
+        );
+        assert_eq!(
+            files("java -cp /opt/a/lib/*:classes Main"),
+            ["/opt/a/lib", "classes"]
+        );
         assert_eq!(files("java --class-path=/x/a.jar Main"), ["/x/a.jar"]);
         assert_eq!(run("java -jar a.jar").files[0].0, Role::Archive);
     }

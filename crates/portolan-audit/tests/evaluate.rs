@@ -1169,10 +1169,7 @@ fn item6_same_severity_under_baseline_policy_and_profile() {
                 netns: None,
             };
             let r = evaluate(policy, &inputs, &ctx(&h, None));
-            let telnet: Vec<_> = set(&r)
-                .into_iter()
-                .filter(|f| f.1 == "23/tcp")
-                .collect();
+            let telnet: Vec<_> = set(&r).into_iter().filter(|f| f.1 == "23/tcp").collect();
             assert_eq!(
                 telnet,
                 vec![(*rule, "23/tcp".to_string(), want)],
@@ -1223,10 +1220,7 @@ fn item6_findings_are_ranked() {
     let h = host();
     let policy = profiles::load("mail-server", Registry::embedded()).unwrap();
     let tcp_ports = [23, 21, 80, 3306, 6379, 873, 19, 8080, 9999];
-    let mut listeners: Vec<Listener> = tcp_ports
-        .iter()
-        .map(|&p| tcp("0.0.0.0", p, None))
-        .collect();
+    let mut listeners: Vec<Listener> = tcp_ports.iter().map(|&p| tcp("0.0.0.0", p, None)).collect();
     listeners.push(l(Proto::Udp, "0.0.0.0", 161, None));
     let mut open: Vec<(Proto, u16)> = tcp_ports.iter().map(|&p| (Proto::Tcp, p)).collect();
     open.push((Proto::Udp, 161));
@@ -1333,7 +1327,9 @@ fn item9_stop_is_last_when_the_process_also_serves_allowed_ports() {
         "{text}"
     );
     let bind = text.find("stop listening on 8081/tcp").expect(text);
-    let stop = text.find("systemctl disable --now nginx.service").expect(text);
+    let stop = text
+        .find("systemctl disable --now nginx.service")
+        .expect(text);
     assert!(bind < stop, "{text}");
     assert!(
         first_index(f, "portolan firewall") < first_index(f, "systemctl disable"),
@@ -1369,7 +1365,11 @@ fn item9_stop_is_last_when_the_process_also_serves_allowed_ports() {
 
     // A process that serves nothing the policy allows: stopping it is the fix.
     let f = at(8000);
-    assert!(!f.remediation.text.contains("also serves"), "{}", f.remediation);
+    assert!(
+        !f.remediation.text.contains("also serves"),
+        "{}",
+        f.remediation
+    );
     assert!(
         first_index(f, "kill 124") < first_index(f, "portolan firewall"),
         "{:#?}",
@@ -1425,15 +1425,50 @@ fn item8_writable_executable_judges_interpreted_code() {
     };
     // (pid, exe, cmdline, cwd, live argv when it differs from the cmdline split)
     let cases: &[(u32, &str, &str, &str)] = &[
-        (10, "/usr/bin/python3.11", "/usr/bin/python3 /srv/drop/x/evil.py 4444", "/"),
-        (11, "/usr/bin/python3.11", "python3 -u ./evil.py", "/srv/drop"),
-        (12, "/usr/bin/python3.11", "python3 -u -m http.server 8000", "/srv/drop"),
-        (13, "/usr/bin/python3.11", "python3 -c import_this", "/srv/drop/.."),
-        (14, "/usr/lib/jvm/java-17/bin/java", "java -Xmx1g -jar /srv/drop/app.jar", "/"),
-        (15, "/usr/bin/perl", "perl -w /usr/share/app/srv.pl", "/srv/drop"),
+        (
+            10,
+            "/usr/bin/python3.11",
+            "/usr/bin/python3 /srv/drop/x/evil.py 4444",
+            "/",
+        ),
+        (
+            11,
+            "/usr/bin/python3.11",
+            "python3 -u ./evil.py",
+            "/srv/drop",
+        ),
+        (
+            12,
+            "/usr/bin/python3.11",
+            "python3 -u -m http.server 8000",
+            "/srv/drop",
+        ),
+        (
+            13,
+            "/usr/bin/python3.11",
+            "python3 -c import_this",
+            "/srv/drop/..",
+        ),
+        (
+            14,
+            "/usr/lib/jvm/java-17/bin/java",
+            "java -Xmx1g -jar /srv/drop/app.jar",
+            "/",
+        ),
+        (
+            15,
+            "/usr/bin/perl",
+            "perl -w /usr/share/app/srv.pl",
+            "/srv/drop",
+        ),
         (16, "/usr/bin/bash", "bash -c exec_nc", "/srv/drop"),
         (17, "/usr/bin/python3.11", "python3 /srv/shared/app.py", "/"),
-        (18, "/usr/bin/python3.11", "python3 -I /srv/shared/app.py", "/"),
+        (
+            18,
+            "/usr/bin/python3.11",
+            "python3 -I /srv/shared/app.py",
+            "/",
+        ),
         (19, "/usr/bin/node", "node --inspect srv.js", "/srv/drop"),
         (20, "/usr/bin/python3.11", "python3 srv.py", "/srv/drop"),
     ];
@@ -1447,7 +1482,8 @@ fn item8_writable_executable_judges_interpreted_code() {
     }
     // pid 20's pid was reused since the inventory: its live command line is another
     // one, so neither it nor its working directory is trusted.
-    host.argv.insert(20, vec!["python3".into(), "other.py".into()]);
+    host.argv
+        .insert(20, vec!["python3".into(), "other.py".into()]);
     // pid 11's live arguments agree with the inventory.
     host.argv
         .insert(11, vec!["python3".into(), "-u".into(), "./evil.py".into()]);
@@ -1484,7 +1520,13 @@ fn item8_writable_executable_judges_interpreted_code() {
             "/srv/drop is world-writable",
         ],
     );
-    want(11, &["the script /srv/drop/evil.py", "/srv/drop is world-writable"]);
+    want(
+        11,
+        &[
+            "the script /srv/drop/evil.py",
+            "/srv/drop is world-writable",
+        ],
+    );
     want(
         12,
         &[
@@ -1514,7 +1556,9 @@ fn item8_writable_executable_judges_interpreted_code() {
         .unwrap();
     assert_eq!(f.severity, High);
     assert!(
-        f.remediation.text.contains("install the script under a root-owned path"),
+        f.remediation
+            .text
+            .contains("install the script under a root-owned path"),
         "{}",
         f.remediation
     );

@@ -856,7 +856,9 @@ fn item8_a_real_python_script_in_a_world_writable_directory() {
     let msg = f["message"].as_str().unwrap();
     let d = dir.display();
     assert!(
-        msg.contains(&format!("running python on the script {d}/evil.py: {d} is world-writable")),
+        msg.contains(&format!(
+            "running python on the script {d}/evil.py: {d} is world-writable"
+        )),
         "{msg}"
     );
     assert_eq!(f["severity"], "high", "{f:#}");

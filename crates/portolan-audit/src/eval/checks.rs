@@ -10,16 +10,16 @@ use portolan_registry::Proto;
 
 use super::severity::{known, risk, severity};
 use super::subject::{Owner, Subject};
-use crate::script;
 use crate::input::{Context, Inputs};
 use crate::knowledge::{self, Kind, Known};
 use crate::policy::Policy;
+use crate::script;
 
 pub(super) struct Evaluator<'p, 'c> {
     policy: &'p Policy,
     ctx: &'p Context<'c>,
-    /// What each owner serves, for remediations that stop it: the ports of each pid and
-    /// of each systemd unit (a unit's stop stops all its processes).
+    /// What each owner serves that the policy allows, for remediations that stop it: the
+    /// ports of each pid and of each systemd unit (a unit's stop stops all its processes).
     by_pid: HashMap<u32, Vec<(Proto, u16)>>,
     by_unit: HashMap<String, Vec<(Proto, u16)>>,
     pub findings: Vec<Finding>,
@@ -68,22 +68,27 @@ impl<'p, 'c> Evaluator<'p, 'c> {
     pub fn new(policy: &'p Policy, ctx: &'p Context<'c>, subjects: &[Subject<'_>]) -> Self {
         let mut by_pid: HashMap<u32, Vec<(Proto, u16)>> = HashMap::new();
         let mut by_unit: HashMap<String, Vec<(Proto, u16)>> = HashMap::new();
-        for s in subjects.iter().filter(|s| s.listening) {
+        let allowed = |s: &&Subject<'_>| {
+            !policy.baseline && s.listening && policy.allows(s.protocol, s.port).next().is_some()
+        };
+        for s in subjects.iter().filter(allowed) {
             let key = (s.protocol, s.port);
             // systemd holds socket-activated sockets for others: stopping one socket unit
             // stops nothing else, so systemd serves nothing here.
-            for p in s.processes.iter().filter(|p| !p.socket_activated && !p.is_systemd()) {
-                let ports = by_pid.entry(p.pid).or_default();
-                if !ports.contains(&key) {
-                    ports.push(key);
-                }
+            for p in s
+                .processes
+                .iter()
+                .filter(|p| !p.socket_activated && !p.is_systemd())
+            {
+                by_pid.entry(p.pid).or_default().push(key);
                 if let Some(u) = p.unit {
-                    let ports = by_unit.entry(u.to_string()).or_default();
-                    if !ports.contains(&key) {
-                        ports.push(key);
-                    }
+                    by_unit.entry(u.to_string()).or_default().push(key);
                 }
             }
+        }
+        for ports in by_pid.values_mut().chain(by_unit.values_mut()) {
+            ports.sort_unstable();
+            ports.dedup();
         }
         Evaluator {
             policy,
@@ -103,23 +108,35 @@ impl<'p, 'c> Evaluator<'p, 'c> {
             return None;
         }
         let mut parts: Vec<String> = Vec::new();
-        for p in s.processes.iter().filter(|p| !p.socket_activated && !p.is_systemd()) {
-            let mut ports: Vec<(Proto, u16)> = Vec::new();
+        for p in s
+            .processes
+            .iter()
+            .filter(|p| !p.socket_activated && !p.is_systemd())
+        {
             let unit = p.unit.and_then(|u| self.by_unit.get(u));
-            for &(proto, port) in self.by_pid.get(&p.pid).into_iter().chain(unit).flatten() {
-                let other = (proto, port) != (s.protocol, s.port);
-                if other
-                    && self.policy.allows(proto, port).next().is_some()
-                    && !ports.contains(&(proto, port))
-                {
-                    ports.push((proto, port));
-                }
-            }
+            let mut ports: Vec<(Proto, u16)> = self
+                .by_pid
+                .get(&p.pid)
+                .into_iter()
+                .chain(unit)
+                .flatten()
+                .copied()
+                .filter(|&k| k != (s.protocol, s.port))
+                .collect();
+            ports.sort_unstable();
+            ports.dedup();
             if ports.is_empty() {
                 continue;
             }
-            ports.sort();
-            let list: Vec<String> = ports.iter().map(|(pr, po)| format!("{po}/{pr}")).collect();
+            const SHOWN: usize = 5;
+            let mut list: Vec<String> = ports
+                .iter()
+                .take(SHOWN)
+                .map(|(pr, po)| format!("{po}/{pr}"))
+                .collect();
+            if ports.len() > SHOWN {
+                list.push(format!("{} more", ports.len() - SHOWN));
+            }
             let who = format!("pid {} ({})", p.pid, p.name);
             let that = if list.len() == 1 { "that" } else { "those" };
             parts.push(format!(
@@ -302,13 +319,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
             ss_command(s),
             self.firewall_fix(s)
         );
-        self.push(
-            s,
-            Rule::UnknownOwnerExposed,
-            severity(s, risk(s)),
-            msg,
-            fix,
-        );
+        self.push(s, Rule::UnknownOwnerExposed, severity(s, risk(s)), msg, fix);
     }
 
     /// Judgement against a policy.
@@ -376,7 +387,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
             };
             let msg = if !s.exposed() {
                 format!(
-                        "{} is not in the policy; it listens on loopback only, so only this host can reach it.{why}",
+                    "{} is not in the policy; it listens on loopback only, so only this host can reach it.{why}",
                     s.describe()
                 )
             } else {

@@ -44,8 +44,7 @@ pub(super) fn risk(s: &Subject<'_>) -> Risk {
 ///    or no scan, unchanged.
 pub(super) fn severity(s: &Subject<'_>, risk: Risk) -> Severity {
     let mut sev = risk.base();
-    if risk.guarded_by_credentials()
-        && s.detected.is_some_and(|d| d.unauthenticated == Some(true))
+    if risk.guarded_by_credentials() && s.detected.is_some_and(|d| d.unauthenticated == Some(true))
     {
         sev = sev.raise();
     }

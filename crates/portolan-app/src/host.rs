@@ -74,6 +74,10 @@ impl Host for LiveHost {
         std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
     }
 
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
     fn others_can_create_in(&self, dir: &Path) -> bool {
         std::fs::metadata(dir).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o002 != 0)
     }

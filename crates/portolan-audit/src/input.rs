@@ -100,6 +100,11 @@ pub trait Host {
     fn cwd(&self, _pid: u32) -> Option<PathBuf> {
         None
     }
+    /// True when a path exists (a command line's words are only judged as files when
+    /// they are files).
+    fn exists(&self, _path: &Path) -> bool {
+        true
+    }
     /// True when others than root and the owner can add files to a directory: it is
     /// world-writable, with or without the sticky bit (which only keeps others from
     /// deleting or renaming what is there, not from creating new files).

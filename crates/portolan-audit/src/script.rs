@@ -184,13 +184,17 @@ fn syntax(i: Interpreter) -> Syntax {
     }
 }
 
+/// The interpreter a process is: by its executable, else by its program name (`argv[0]`).
+pub fn interpreter(exe: Option<&str>, argv0: Option<&str>) -> Option<Interpreter> {
+    exe.and_then(Interpreter::of)
+        .or_else(|| argv0.and_then(Interpreter::of))
+}
+
 /// Reads an interpreter's command line. `exe` is the running executable (else `argv[0]`
 /// is used); `argv[0]` is the program name and is skipped. `None` when the executable is
 /// no interpreter the audit knows.
 pub fn launch(exe: Option<&str>, argv: &[String]) -> Option<Launch> {
-    let interpreter = exe
-        .and_then(Interpreter::of)
-        .or_else(|| argv.first().and_then(|a| Interpreter::of(a)))?;
+    let interpreter = interpreter(exe, argv.first().map(String::as_str))?;
     let args = argv.get(1..).unwrap_or_default();
     let mut out = Launch {
         interpreter,

@@ -1388,6 +1388,7 @@ struct ScriptHost {
     writable: Vec<(&'static str, bool)>,
     argv: HashMap<u32, Vec<String>>,
     cwd: HashMap<u32, PathBuf>,
+    missing: Vec<&'static str>,
 }
 
 impl Host for ScriptHost {
@@ -1412,6 +1413,9 @@ impl Host for ScriptHost {
     fn others_can_create_in(&self, dir: &Path) -> bool {
         self.writable.iter().any(|(w, _)| Path::new(w) == dir)
     }
+    fn exists(&self, path: &Path) -> bool {
+        !self.missing.iter().any(|m| Path::new(m) == path)
+    }
 }
 
 /// Issue 10, item 8: `writable-executable` judges the code an interpreter runs, not only
@@ -1421,6 +1425,7 @@ impl Host for ScriptHost {
 fn item8_writable_executable_judges_interpreted_code() {
     let mut host = ScriptHost {
         writable: vec![("/srv/drop", false), ("/srv/shared", true)],
+        missing: vec!["/srv/drop/worker"],
         ..ScriptHost::default()
     };
     // (pid, exe, cmdline, cwd, live argv when it differs from the cmdline split)
@@ -1471,6 +1476,13 @@ fn item8_writable_executable_judges_interpreted_code() {
         ),
         (19, "/usr/bin/node", "node --inspect srv.js", "/srv/drop"),
         (20, "/usr/bin/python3.11", "python3 srv.py", "/srv/drop"),
+        // A process that rewrote its command line: no such file.
+        (
+            21,
+            "/usr/bin/python3.11",
+            "gunicorn: worker [app]",
+            "/srv/drop",
+        ),
     ];
     let mut listeners = Vec::new();
     for (i, &(pid, exe, cmd, cwd)) in cases.iter().enumerate() {
@@ -1544,8 +1556,9 @@ fn item8_writable_executable_judges_interpreted_code() {
     );
     // Nothing to judge: -c code run from /srv (its working directory, not writable); a
     // perl script from /usr/share; a shell's -c; python -I, which leaves the script's
-    // sticky directory off its path; a process whose pid was reused.
-    for pid in [13, 15, 16, 18, 20] {
+    // sticky directory off its path; a process whose pid was reused; a command line that
+    // names no file.
+    for pid in [13, 15, 16, 18, 20, 21] {
         assert_eq!(at(pid), None, "pid {pid}");
     }
     want(19, &["running node on the script /srv/drop/srv.js"]);

@@ -606,13 +606,14 @@ impl<'p, 'c> Evaluator<'p, 'c> {
     /// or, for python, the directory it imports modules from first.
     fn interpreted(&self, p: &Owner<'_>) -> Option<Writable> {
         let host = self.ctx.host;
+        let exe = p.exe.and_then(Path::to_str);
+        script::interpreter(exe, p.cmdline.split(' ').next())?;
         let read = host.argv(p.pid);
         let unread = read.is_none();
         let (argv, live) = match read {
             Some(a) if same_command(&a, &p.cmdline) => (a, true),
             _ => (p.cmdline.split(' ').map(str::to_string).collect(), false),
         };
-        let exe = p.exe.and_then(Path::to_str);
         let launch = script::launch(exe, &argv)?;
         // The working directory is the process's only while its command line is the one
         // the inventory saw (a fake host has no command line to compare).
@@ -628,7 +629,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
         let name = launch.interpreter.name();
         let mut scripts: Vec<PathBuf> = Vec::new();
         for (role, f) in &launch.files {
-            let Some(path) = resolve(f) else {
+            let Some(path) = resolve(f).filter(|p| host.exists(p)) else {
                 continue;
             };
             if let Some(why) = host.exe_risk(&path).or_else(|| exe_risk(&path)) {

@@ -228,7 +228,36 @@ pub fn by_name(name: &str) -> Option<&'static Known> {
 
 /// The (non-group) entry that uses a port.
 pub fn by_port(port: u16, proto: Proto) -> Option<&'static Known> {
-    all().find(|s| !s.group && s.covers(port, proto))
+    // TCP and UDP through an index of every port (one lookup per listener), other
+    // protocols through the table.
+    let slot = match proto {
+        Proto::Tcp => 0,
+        Proto::Udp => 1,
+        _ => return all().find(|s| !s.group && s.covers(port, proto)),
+    };
+    static INDEX: std::sync::OnceLock<Vec<u16>> = std::sync::OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        // 0: none; else the table's index plus one. The first entry that covers a port
+        // wins, as in a scan of the table.
+        let mut index = vec![0u16; 2 * 65536];
+        for (i, k) in table().iter().enumerate().rev().filter(|(_, k)| !k.group) {
+            for &(p, a, b) in k.ports {
+                let slot = match p {
+                    Proto::Tcp => 0,
+                    Proto::Udp => 1,
+                    _ => continue,
+                };
+                for port in a..=b {
+                    index[slot * 65536 + port as usize] = i as u16 + 1;
+                }
+            }
+        }
+        index
+    });
+    match index[slot * 65536 + port as usize] {
+        0 => None,
+        i => table().get(i as usize - 1),
+    }
 }
 
 /// Every entry, in the registry's order, then the groups.
@@ -359,6 +388,20 @@ mod tests {
         assert_eq!(Risk::RemoteShell.base(), Severity::Critical);
         assert_eq!(Risk::LocalData.base(), Severity::High);
         assert_eq!(Risk::Other.base(), Severity::Medium);
+    }
+
+    #[test]
+    fn the_port_index_agrees_with_the_table() {
+        for proto in [Proto::Tcp, Proto::Udp] {
+            for port in 0..=u16::MAX {
+                let scan = all().find(|s| !s.group && s.covers(port, proto));
+                assert_eq!(
+                    by_port(port, proto).map(|k| k.name),
+                    scan.map(|k| k.name),
+                    "{port}/{proto}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1576,3 +1576,48 @@ fn item8_writable_executable_judges_interpreted_code() {
         f.remediation
     );
 }
+
+/// Issue 10, item 6: SNMP is a cleartext service (high); an agent that answered
+/// detection's request with the default community `public` is critical, under the
+/// baseline and a profile alike.
+#[test]
+fn item6_snmp_answering_the_public_community_is_critical() {
+    let h = host();
+    let mail = profiles::load("mail-server", Registry::embedded()).unwrap();
+    for (detected, want) in [
+        (None, High),
+        (
+            Some(Detected {
+                protocol: Some("snmp".into()),
+                product: Some("Net-SNMP".into()),
+                cleartext: true,
+                evidence: "sysDescr: Linux".into(),
+                ..Detected::default()
+            }),
+            Critical,
+        ),
+    ] {
+        let mut scan = scan_of(
+            "this-host",
+            true,
+            &[(Proto::Udp, 161)],
+            &[(Proto::Udp, 161, 161)],
+        );
+        result(&mut scan, 0).detected = detected;
+        for policy in [&Policy::baseline(), &mail] {
+            let inputs = Inputs {
+                listeners: Some(vec![l(Proto::Udp, "0.0.0.0", 161, None)]),
+                scan: Some(scan.clone()),
+                netns: None,
+            };
+            let r = evaluate(policy, &inputs, &ctx(&h, None));
+            let sev: Vec<Severity> = r
+                .findings
+                .iter()
+                .filter(|f| f.port == Some(161))
+                .map(|f| f.severity)
+                .collect();
+            assert_eq!(sev, vec![want], "{}: {:#?}", policy.name, r.findings);
+        }
+    }
+}

@@ -31,6 +31,17 @@ pub(super) fn risk(s: &Subject<'_>) -> Risk {
     }
 }
 
+/// True when detection measured that the service serves an anonymous client: it said so
+/// (`unauthenticated`), or an SNMP agent answered detection's request, which carries the
+/// default community `public` (an agent drops a request whose community it does not
+/// accept).
+fn anonymous(s: &Subject<'_>) -> bool {
+    s.detected.is_some_and(|d| {
+        d.unauthenticated == Some(true)
+            || (d.unauthenticated.is_none() && d.protocol.as_deref() == Some("snmp"))
+    })
+}
+
 /// The severity of a finding about the subject, a service of class `risk`:
 ///
 /// 1. the class's base (critical, high or medium): what it is worth on all interfaces,
@@ -44,8 +55,7 @@ pub(super) fn risk(s: &Subject<'_>) -> Risk {
 ///    or no scan, unchanged.
 pub(super) fn severity(s: &Subject<'_>, risk: Risk) -> Severity {
     let mut sev = risk.base();
-    if risk.guarded_by_credentials() && s.detected.is_some_and(|d| d.unauthenticated == Some(true))
-    {
+    if risk.guarded_by_credentials() && anonymous(s) {
         sev = sev.raise();
     }
     let reached = s.reach == Some(Reach::Reachable);

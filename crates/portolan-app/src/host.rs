@@ -51,6 +51,37 @@ impl Host for LiveHost {
         None
     }
 
+    fn argv(&self, pid: u32) -> Option<Vec<String>> {
+        use std::io::Read;
+        // The first 4096 bytes, as the inventory reads them (a command line can be
+        // megabytes long).
+        let mut buf = Vec::new();
+        std::fs::File::open(format!("/proc/{pid}/cmdline"))
+            .ok()?
+            .take(4096)
+            .read_to_end(&mut buf)
+            .ok()?;
+        Some(
+            String::from_utf8_lossy(&buf)
+                .split('\0')
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect(),
+        )
+    }
+
+    fn cwd(&self, pid: u32) -> Option<PathBuf> {
+        std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn others_can_create_in(&self, dir: &Path) -> bool {
+        std::fs::metadata(dir).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o002 != 0)
+    }
+
     fn package_of(&self, exe: &Path) -> Option<String> {
         let mut cache = self.packages.lock().ok()?;
         if let Some(hit) = cache.get(exe) {
@@ -199,8 +230,16 @@ mod tests {
         // The sticky bit (as on /tmp) keeps others from replacing the file.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
         assert_eq!(host.exe_risk(&exe), None);
+        // ... but not from adding files next to it.
+        assert!(host.others_can_create_in(&dir));
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o666)).unwrap();
         assert!(host.exe_risk(&exe).is_some());
+        assert!(!host.others_can_create_in(&exe));
+        // This process: its arguments and working directory.
+        let me = std::process::id();
+        let argv = host.argv(me).unwrap();
+        assert_eq!(argv, std::env::args().collect::<Vec<_>>());
+        assert_eq!(host.cwd(me).unwrap(), std::env::current_dir().unwrap());
         let _ = std::fs::remove_dir_all(dir);
     }
 }

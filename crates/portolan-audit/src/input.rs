@@ -2,7 +2,7 @@
 //! and their owners) and the outside view (a model scan report, and where it ran from).
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use portolan_model::{Listener, Process, ScanReport, ScannedPort};
 use portolan_registry::{PortRange, Proto};
@@ -89,6 +89,28 @@ pub trait Host {
     fn exe_risk(&self, exe: &Path) -> Option<String>;
     /// The package that owns a file (`dpkg -S`).
     fn package_of(&self, exe: &Path) -> Option<String>;
+    /// The arguments of a running process (`/proc/PID/cmdline`, split at its NUL bytes);
+    /// `None` when unknown. The audit uses them only while they still match the command
+    /// line the inventory saw; else it splits that at its spaces.
+    fn argv(&self, _pid: u32) -> Option<Vec<String>> {
+        None
+    }
+    /// The working directory of a running process (`/proc/PID/cwd`), to resolve the
+    /// relative paths on its command line.
+    fn cwd(&self, _pid: u32) -> Option<PathBuf> {
+        None
+    }
+    /// True when a path exists (a command line's words are only judged as files when
+    /// they are files).
+    fn exists(&self, _path: &Path) -> bool {
+        true
+    }
+    /// True when others than root and the owner can add files to a directory: it is
+    /// world-writable, with or without the sticky bit (which only keeps others from
+    /// deleting or renaming what is there, not from creating new files).
+    fn others_can_create_in(&self, _dir: &Path) -> bool {
+        false
+    }
 }
 
 /// A host that knows nothing: no writable paths, no packages.

@@ -4,6 +4,7 @@
 //! module adds only the audit's judgement (`Kind`), a few remediation words and the
 //! policy's group names.
 
+use portolan_model::Severity;
 use portolan_registry::{Notes, PortRange, Proto};
 
 /// How the audit judges a service that is reachable from the network.
@@ -20,6 +21,59 @@ pub enum Kind {
     Obsolete,
     /// A database, cache or admin API that normally listens on loopback only.
     LocalOnly,
+}
+
+/// The risk class of a service: what whoever reaches it gets. It sets the base severity
+/// of every finding about the service, under the baseline, a policy or a profile alike
+/// (see `docs/rules.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Risk {
+    /// Anything else: a service offered on purpose (http, smtp, ssh, SMB, NFS), an
+    /// unknown port or owner.
+    Other,
+    /// An obsolete inetd small service (echo, chargen): a reflector for attacks on others.
+    Obsolete,
+    /// Cleartext that can upgrade to TLS (ftp, pop3, imap, ldap).
+    CleartextStarttls,
+    /// Cleartext logins or data with no upgrade (snmp v1/v2c, tftp, rsync, vnc, netbios).
+    Cleartext,
+    /// Data that normally stays on the host: databases, key-value stores, caches, brokers,
+    /// cluster stores and admin APIs.
+    LocalData,
+    /// Remote login or display in cleartext (telnet, rsh, rlogin, rexec, X11).
+    RemoteShell,
+    /// An API that makes whoever reaches it root on the host (Docker's, without TLS).
+    RootApi,
+}
+
+impl Risk {
+    /// The severity of a finding about a service of this class on all interfaces, before
+    /// exposure and reach move it.
+    pub fn base(self) -> Severity {
+        match self {
+            Risk::RemoteShell | Risk::RootApi => Severity::Critical,
+            Risk::LocalData | Risk::Cleartext => Severity::High,
+            Risk::CleartextStarttls | Risk::Obsolete | Risk::Other => Severity::Medium,
+        }
+    }
+
+    /// True when a password is what protects it, so detection's seeing it serve an
+    /// anonymous client (SNMP answering `public`, redis without a password) makes it worse.
+    pub fn guarded_by_credentials(self) -> bool {
+        !matches!(self, Risk::Other | Risk::Obsolete)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Risk::Other => "other",
+            Risk::Obsolete => "obsolete",
+            Risk::CleartextStarttls => "cleartext-starttls",
+            Risk::Cleartext => "cleartext",
+            Risk::LocalData => "local-data",
+            Risk::RemoteShell => "remote-shell",
+            Risk::RootApi => "root-api",
+        }
+    }
 }
 
 /// One service the audit knows.
@@ -174,7 +228,36 @@ pub fn by_name(name: &str) -> Option<&'static Known> {
 
 /// The (non-group) entry that uses a port.
 pub fn by_port(port: u16, proto: Proto) -> Option<&'static Known> {
-    all().find(|s| !s.group && s.covers(port, proto))
+    // TCP and UDP through an index of every port (one lookup per listener), other
+    // protocols through the table.
+    let slot = match proto {
+        Proto::Tcp => 0,
+        Proto::Udp => 1,
+        _ => return all().find(|s| !s.group && s.covers(port, proto)),
+    };
+    static INDEX: std::sync::OnceLock<Vec<u16>> = std::sync::OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        // 0: none; else the table's index plus one. The first entry that covers a port
+        // wins, as in a scan of the table.
+        let mut index = vec![0u16; 2 * 65536];
+        for (i, k) in table().iter().enumerate().rev().filter(|(_, k)| !k.group) {
+            for &(p, a, b) in k.ports {
+                let slot = match p {
+                    Proto::Tcp => 0,
+                    Proto::Udp => 1,
+                    _ => continue,
+                };
+                for port in a..=b {
+                    index[slot * 65536 + port as usize] = i as u16 + 1;
+                }
+            }
+        }
+        index
+    });
+    match index[slot * 65536 + port as usize] {
+        0 => None,
+        i => table().get(i as usize - 1),
+    }
 }
 
 /// Every entry, in the registry's order, then the groups.
@@ -201,6 +284,19 @@ impl Known {
     /// Every name and alias.
     pub fn names(&self) -> impl Iterator<Item = &'static str> {
         std::iter::once(self.name).chain(self.aliases.iter().copied())
+    }
+
+    /// The service's risk class, from its judgement.
+    pub fn risk(&self) -> Risk {
+        match self.kind {
+            Kind::RemoteShell => Risk::RemoteShell,
+            Kind::LocalOnly if self.name == "docker" => Risk::RootApi,
+            Kind::LocalOnly => Risk::LocalData,
+            Kind::Cleartext if self.starttls => Risk::CleartextStarttls,
+            Kind::Cleartext => Risk::Cleartext,
+            Kind::Obsolete => Risk::Obsolete,
+            Kind::Normal => Risk::Other,
+        }
     }
 
     /// True for services the baseline reports when they are reachable from the network.
@@ -256,6 +352,56 @@ mod tests {
         // The name people know, where IANA's is another's.
         assert_eq!(by_port(9200, Proto::Tcp).unwrap().name, "elasticsearch");
         assert_eq!(by_name("telnet").unwrap().kind, Kind::RemoteShell);
+    }
+
+    #[test]
+    fn risk_classes() {
+        let risk = |n: &str| by_name(n).unwrap().risk();
+        for n in ["telnet", "rsh", "rlogin", "rexec", "x11"] {
+            assert_eq!(risk(n), Risk::RemoteShell, "{n}");
+        }
+        assert_eq!(risk("docker"), Risk::RootApi);
+        for n in [
+            "redis",
+            "memcached",
+            "mysql",
+            "postgresql",
+            "mongodb",
+            "etcd",
+            "elasticsearch",
+            "epmd",
+            "ssdp",
+            "docker-s",
+        ] {
+            assert_eq!(risk(n), Risk::LocalData, "{n}");
+        }
+        for n in ["snmp", "tftp", "rsync", "vnc", "amqp", "mqtt"] {
+            assert_eq!(risk(n), Risk::Cleartext, "{n}");
+        }
+        for n in ["ftp", "pop3", "imap", "ldap"] {
+            assert_eq!(risk(n), Risk::CleartextStarttls, "{n}");
+        }
+        assert_eq!(risk("chargen"), Risk::Obsolete);
+        for n in ["http", "smtp", "ssh", "https", "domain"] {
+            assert_eq!(risk(n), Risk::Other, "{n}");
+        }
+        assert_eq!(Risk::RemoteShell.base(), Severity::Critical);
+        assert_eq!(Risk::LocalData.base(), Severity::High);
+        assert_eq!(Risk::Other.base(), Severity::Medium);
+    }
+
+    #[test]
+    fn the_port_index_agrees_with_the_table() {
+        for proto in [Proto::Tcp, Proto::Udp] {
+            for port in 0..=u16::MAX {
+                let scan = all().find(|s| !s.group && s.covers(port, proto));
+                assert_eq!(
+                    by_port(port, proto).map(|k| k.name),
+                    scan.map(|k| k.name),
+                    "{port}/{proto}"
+                );
+            }
+        }
     }
 
     #[test]

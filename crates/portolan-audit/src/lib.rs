@@ -18,6 +18,7 @@ pub mod knowledge;
 pub mod net;
 pub mod policy;
 pub mod profiles;
+pub mod script;
 mod suggest;
 
 pub use catalog::Catalog;

@@ -180,9 +180,10 @@ fn baseline_on_a_messy_host() {
         set(&r),
         vec![
             (Rule::CleartextExposed, "23/tcp".into(), Critical),
-            (Rule::CleartextExposed, "7/tcp".into(), High),
             (Rule::LocalServiceExposed, "6379/tcp".into(), High),
             (Rule::WritableExecutable, "47123/tcp".into(), High),
+            // An obsolete inetd service is a reflector for attacks on others: medium.
+            (Rule::CleartextExposed, "7/tcp".into(), Medium),
             (Rule::CleartextExposed, "143/tcp".into(), Medium),
             (Rule::WritableExecutable, "8125/tcp".into(), Medium),
             (Rule::UnknownServiceExposed, "47123/tcp".into(), Medium),
@@ -210,7 +211,7 @@ fn baseline_on_a_messy_host() {
             .contains("`apt-get purge openbsd-inetd`")
     );
     assert_eq!(telnet.evidence[0].package.as_deref(), Some("openbsd-inetd"));
-    let redis = &r.findings[2];
+    let redis = &r.findings[1];
     assert_eq!(redis.address.as_deref(), Some("0.0.0.0, ::"));
     assert!(
         redis.remediation.text.contains("bind 127.0.0.1 -::1"),
@@ -395,10 +396,12 @@ fn mail_server_profile_inside_view() {
     assert_eq!(
         set(&r),
         vec![
-            (Rule::CleartextForbidden, "21/tcp".into(), High),
-            (Rule::BindMismatch, "53/tcp".into(), High),
-            (Rule::BindMismatch, "53/udp".into(), High),
-            (Rule::NotAllowed, "80/tcp".into(), High),
+            // The severity model: ftp can upgrade to TLS, dns and http are "other" (medium
+            // on all interfaces, no scan).
+            (Rule::CleartextForbidden, "21/tcp".into(), Medium),
+            (Rule::BindMismatch, "53/tcp".into(), Medium),
+            (Rule::BindMismatch, "53/udp".into(), Medium),
+            (Rule::NotAllowed, "80/tcp".into(), Medium),
             (Rule::NotAllowed, "8891/tcp".into(), Low),
         ]
     );
@@ -509,12 +512,15 @@ fn inside_and_outside_views_combined() {
     assert_eq!(
         set(&r),
         vec![
-            (Rule::BindMismatch, "53/tcp".into(), Critical),
-            (Rule::NotAllowed, "9999/tcp".into(), Critical),
-            (Rule::BindMismatch, "53/udp".into(), High),
-            (Rule::CleartextForbidden, "21/tcp".into(), Medium),
-            (Rule::NotAllowed, "80/tcp".into(), Medium),
+            // Reached: "other" services at their base (reach confirms it).
+            (Rule::BindMismatch, "53/tcp".into(), Medium),
+            // UDP was not scanned: not checked, unchanged.
+            (Rule::BindMismatch, "53/udp".into(), Medium),
+            (Rule::NotAllowed, "9999/tcp".into(), Medium),
             (Rule::ReachableWithoutListener, "9999/tcp".into(), Medium),
+            // Probed and filtered: one step milder.
+            (Rule::CleartextForbidden, "21/tcp".into(), Low),
+            (Rule::NotAllowed, "80/tcp".into(), Low),
             (Rule::NotAllowed, "8891/tcp".into(), Low),
         ]
     );
@@ -636,7 +642,7 @@ fn exceptions_hold_back_until_they_expire() {
     assert_eq!(
         set(&r),
         vec![
-            (Rule::NotAllowed, "9000/tcp".into(), High),
+            (Rule::NotAllowed, "9000/tcp".into(), Medium),
             (Rule::ExceptionExpired, String::new(), Low),
             (Rule::NotAllowed, "40000/tcp".into(), Low),
         ]
@@ -690,7 +696,7 @@ fn required_services_and_sources() {
     assert_eq!(
         set(&r),
         vec![
-            (Rule::SourceNotEnforced, "22/tcp".into(), High),
+            (Rule::SourceNotEnforced, "22/tcp".into(), Medium),
             (Rule::RequiredMissing, "5432/tcp".into(), High),
             (Rule::ExceptionExpired, String::new(), Low),
             (Rule::RequiredUnreachable, "443/tcp".into(), Medium),
@@ -766,14 +772,15 @@ fn detection_decides_starttls() {
         ))
         .is_empty()
     );
-    // No STARTTLS: forbidden cleartext, made worse by being reachable.
+    // No STARTTLS offered: plain cleartext (high); reached, but reach alone never makes
+    // a finding critical.
     let r = evaluate(&app_policy(), &with(Some(imap(false))), &ctx(&h, None));
     let f = r
         .findings
         .iter()
         .find(|f| f.rule == Rule::CleartextForbidden)
         .unwrap();
-    assert_eq!(f.severity, Critical);
+    assert_eq!(f.severity, High);
     assert_eq!(f.product.as_deref(), Some("Dovecot imapd"));
     assert!(f.remediation.text.contains("STARTTLS"), "{}", f.remediation);
     // No detection: an informational note that the audit cannot tell.
@@ -829,7 +836,7 @@ fn loopback_and_namespaces() {
         netns: None,
     };
     let r = evaluate(&ws, &inputs, &ctx(&h, None));
-    assert_eq!(set(&r), vec![(Rule::NotAllowed, "8080/tcp".into(), High)]);
+    assert_eq!(set(&r), vec![(Rule::NotAllowed, "8080/tcp".into(), Medium)]);
     assert!(
         r.findings[0].message.contains("netns container1"),
         "{}",
@@ -861,7 +868,7 @@ fn a_scan_from_the_host_itself_says_nothing_about_the_firewall() {
     };
     let r = evaluate(&policy, &inputs, &ctx(&h, None));
     // Through loopback every port answers: no "reachable", no "filtered", no raise.
-    assert_eq!(set(&r), vec![(Rule::NotAllowed, "80/tcp".into(), High)]);
+    assert_eq!(set(&r), vec![(Rule::NotAllowed, "80/tcp".into(), Medium)]);
     assert_eq!(r.findings[0].reachable, None);
     assert_eq!(r.summary.reachable, None);
 }
@@ -1102,4 +1109,515 @@ fn unknown_owner_exposed_is_reported_under_the_baseline() {
         found[1].message
     );
     assert!(found.iter().all(|f| f.severity == Medium));
+}
+
+/// Issue 10, item 6: one severity model. Telnet on all interfaces is critical whichever
+/// rule fires (the baseline's `cleartext-exposed`, an empty policy's `not-allowed`, the
+/// mail-server profile's `cleartext-forbidden`), and moves the same way with exposure and
+/// with what a scan measured.
+#[test]
+fn item6_same_severity_under_baseline_policy_and_profile() {
+    let h = host();
+    let inetd = proc_(
+        812,
+        "inetd",
+        "/usr/sbin/inetd",
+        Some("inetd.service"),
+        false,
+    );
+    let empty = Policy::parse("name = \"empty\"\n", "empty.toml", Registry::embedded()).unwrap();
+    let mail = profiles::load("mail-server", Registry::embedded()).unwrap();
+    let policies = [
+        (Policy::baseline(), Rule::CleartextExposed),
+        (empty, Rule::NotAllowed),
+        (mail, Rule::CleartextForbidden),
+    ];
+    let ports = [(Proto::Tcp, 1, 65535)];
+    let cases: Vec<(&str, &str, Option<Scan>, Severity)> = vec![
+        ("all interfaces, no scan", "0.0.0.0", None, Critical),
+        (
+            "all interfaces, reached",
+            "0.0.0.0",
+            Some(scan_of("this-host", true, &[(Proto::Tcp, 23)], &ports)),
+            Critical,
+        ),
+        (
+            "all interfaces, probed and not reached",
+            "0.0.0.0",
+            Some(scan_of("this-host", true, &[], &ports)),
+            High,
+        ),
+        (
+            "all interfaces, port not probed",
+            "0.0.0.0",
+            Some(scan_of("this-host", true, &[], &[(Proto::Tcp, 1, 22)])),
+            Critical,
+        ),
+        ("one address, no scan", "198.18.0.1", None, High),
+        (
+            "one address, reached",
+            "198.18.0.1",
+            Some(scan_of("this-host", true, &[(Proto::Tcp, 23)], &ports)),
+            Critical,
+        ),
+    ];
+    for (what, addr, scan, want) in cases {
+        for (policy, rule) in &policies {
+            let inputs = Inputs {
+                listeners: Some(vec![tcp(addr, 23, Some(inetd.clone()))]),
+                scan: scan.clone(),
+                netns: None,
+            };
+            let r = evaluate(policy, &inputs, &ctx(&h, None));
+            let telnet: Vec<_> = set(&r).into_iter().filter(|f| f.1 == "23/tcp").collect();
+            assert_eq!(
+                telnet,
+                vec![(*rule, "23/tcp".to_string(), want)],
+                "telnet on {what} under {}",
+                policy.name
+            );
+        }
+    }
+    // Loopback only: low under a policy (the baseline says nothing about loopback).
+    for (policy, _) in &policies[1..] {
+        let inputs = Inputs {
+            listeners: Some(vec![tcp("127.0.0.1", 23, Some(inetd.clone()))]),
+            scan: None,
+            netns: None,
+        };
+        let r = evaluate(policy, &inputs, &ctx(&h, None));
+        let sev: Vec<Severity> = r
+            .findings
+            .iter()
+            .filter(|f| f.port == Some(23))
+            .map(|f| f.severity)
+            .collect();
+        assert_eq!(sev, vec![Low], "loopback telnet under {}", policy.name);
+    }
+    // A database: high under the baseline and an empty policy alike.
+    let rules = [Rule::LocalServiceExposed, Rule::NotAllowed];
+    for ((policy, _), rule) in policies[..2].iter().zip(rules) {
+        let inputs = Inputs {
+            listeners: Some(vec![tcp("0.0.0.0", 3306, None)]),
+            scan: None,
+            netns: None,
+        };
+        let r = evaluate(policy, &inputs, &ctx(&h, None));
+        assert_eq!(
+            set(&r),
+            vec![(rule, "3306/tcp".to_string(), High)],
+            "{}",
+            policy.name
+        );
+    }
+}
+
+/// Issue 10, item 6: ten findings of a mail-server audit, every port reached by the scan,
+/// are ranked by the service's risk: telnet on all interfaces above http on a mail
+/// server, redis that answered without a password above a database that asks for one.
+#[test]
+fn item6_findings_are_ranked() {
+    let h = host();
+    let policy = profiles::load("mail-server", Registry::embedded()).unwrap();
+    let tcp_ports = [23, 21, 80, 3306, 6379, 873, 19, 8080, 9999];
+    let mut listeners: Vec<Listener> = tcp_ports.iter().map(|&p| tcp("0.0.0.0", p, None)).collect();
+    listeners.push(l(Proto::Udp, "0.0.0.0", 161, None));
+    let mut open: Vec<(Proto, u16)> = tcp_ports.iter().map(|&p| (Proto::Tcp, p)).collect();
+    open.push((Proto::Udp, 161));
+    let mut scan = scan_of(
+        "this-host",
+        true,
+        &open,
+        &[(Proto::Tcp, 1, 65535), (Proto::Udp, 161, 161)],
+    );
+    let redis = tcp_ports.iter().position(|&p| p == 6379).unwrap();
+    result(&mut scan, redis).detected = Some(Detected {
+        protocol: Some("redis".into()),
+        cleartext: true,
+        unauthenticated: Some(true),
+        ..Detected::default()
+    });
+    let inputs = Inputs {
+        listeners: Some(listeners),
+        scan: Some(scan),
+        netns: None,
+    };
+    let r = evaluate(&policy, &inputs, &ctx(&h, Some("--profile mail-server")));
+    let ranked: Vec<(String, Severity)> = r
+        .findings
+        .iter()
+        .filter(|f| f.rule != Rule::RequiredMissing)
+        .map(|f| (f.port_label(), f.severity))
+        .collect();
+    assert_eq!(
+        ranked,
+        vec![
+            // A cleartext remote shell; a key-value store that served an anonymous client.
+            ("23/tcp".to_string(), Critical),
+            ("6379/tcp".to_string(), Critical),
+            // SNMP v1/v2c and rsync in cleartext, a database.
+            ("161/udp".to_string(), High),
+            ("873/tcp".to_string(), High),
+            ("3306/tcp".to_string(), High),
+            // chargen, ftp (can upgrade to TLS), http, a proxy, an unknown port.
+            ("19/tcp".to_string(), Medium),
+            ("21/tcp".to_string(), Medium),
+            ("80/tcp".to_string(), Medium),
+            ("8080/tcp".to_string(), Medium),
+            ("9999/tcp".to_string(), Medium),
+        ]
+    );
+}
+
+/// Issue 10, item 9: a process the policy wants off one port but that also serves a port
+/// the policy allows. The remediation says that stopping it stops the allowed service
+/// too, and offers the bind fix and the firewall first, the stop (`systemctl`, `kill`)
+/// last.
+#[test]
+fn item9_stop_is_last_when_the_process_also_serves_allowed_ports() {
+    let h = host();
+    let nginx = proc_(
+        123,
+        "nginx",
+        "/usr/sbin/nginx",
+        Some("nginx.service"),
+        false,
+    );
+    let mut stray = Process::new(124, "python3");
+    stray.exe = Some("/usr/bin/python3".into());
+    stray.cmdline = "python3 -m http.server 8000".into();
+    let stray = Some(Owner(stray, false));
+    let mut web = Process::new(125, "web");
+    web.exe = Some("/opt/web/bin/web".into());
+    let web = Some(Owner(web, false));
+    let inputs = Inputs {
+        listeners: Some(vec![
+            tcp("0.0.0.0", 443, Some(nginx.clone())),
+            tcp("0.0.0.0", 8081, Some(nginx)),
+            tcp("0.0.0.0", 8000, stray),
+            // One process without a unit serving an allowed and a forbidden port.
+            tcp("0.0.0.0", 22, web.clone()),
+            tcp("0.0.0.0", 23, web),
+        ]),
+        scan: None,
+        netns: None,
+    };
+    let r = evaluate(&app_policy(), &inputs, &ctx(&h, Some("--policy app.toml")));
+    let at = |port: u16| {
+        r.findings
+            .iter()
+            .find(|f| f.port == Some(port))
+            .unwrap_or_else(|| panic!("{port}: {:#?}", r.findings))
+    };
+    let first_index = |f: &portolan_audit::Finding, prefix: &str| {
+        f.remediation
+            .commands
+            .iter()
+            .position(|c| c.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in {:#?}", f.remediation))
+    };
+
+    let f = at(8081);
+    assert_eq!(f.rule, Rule::NotAllowed);
+    let text = &f.remediation.text;
+    assert!(
+        text.starts_with(
+            "pid 123 (nginx) also serves 443/tcp, which the policy allows: stopping it stops that too."
+        ),
+        "{text}"
+    );
+    let bind = text.find("stop listening on 8081/tcp").expect(text);
+    let stop = text
+        .find("systemctl disable --now nginx.service")
+        .expect(text);
+    assert!(bind < stop, "{text}");
+    assert!(
+        first_index(f, "portolan firewall") < first_index(f, "systemctl disable"),
+        "{:#?}",
+        f.remediation
+    );
+    assert_eq!(
+        f.remediation.commands.last().map(String::as_str),
+        Some("systemctl disable --now nginx.service"),
+        "{:#?}",
+        f.remediation
+    );
+
+    // Forbidden cleartext from a process without a unit: `kill` comes last.
+    let f = at(23);
+    assert_eq!(f.rule, Rule::CleartextForbidden);
+    let text = &f.remediation.text;
+    assert!(
+        text.contains(
+            "pid 125 (web) also serves 22/tcp, which the policy allows: stopping it stops that too."
+        ),
+        "{text}"
+    );
+    assert!(
+        first_index(f, "portolan firewall") < first_index(f, "kill 125"),
+        "{:#?}",
+        f.remediation
+    );
+    assert!(
+        text.find("stop listening on 23/tcp").unwrap() < text.find("`kill 125`").unwrap(),
+        "{text}"
+    );
+
+    // A process that serves nothing the policy allows: stopping it is the fix.
+    let f = at(8000);
+    assert!(
+        !f.remediation.text.contains("also serves"),
+        "{}",
+        f.remediation
+    );
+    assert!(
+        first_index(f, "kill 124") < first_index(f, "portolan firewall"),
+        "{:#?}",
+        f.remediation
+    );
+
+    // The allowed port itself is no finding.
+    assert!(r.findings.iter().all(|f| f.port != Some(443)));
+}
+
+/// A host with world-writable directories (some with the sticky bit), and the command
+/// lines and working directories of its processes.
+#[derive(Default)]
+struct ScriptHost {
+    /// (directory, sticky)
+    writable: Vec<(&'static str, bool)>,
+    argv: HashMap<u32, Vec<String>>,
+    cwd: HashMap<u32, PathBuf>,
+    missing: Vec<&'static str>,
+}
+
+impl Host for ScriptHost {
+    fn exe_risk(&self, exe: &Path) -> Option<String> {
+        // As the live host: a world-writable directory on the path, without the sticky bit.
+        exe.ancestors().skip(1).find_map(|d| {
+            self.writable
+                .iter()
+                .find(|(w, sticky)| Path::new(w) == d && !sticky)
+                .map(|(w, _)| format!("{w} is world-writable"))
+        })
+    }
+    fn package_of(&self, _exe: &Path) -> Option<String> {
+        None
+    }
+    fn argv(&self, pid: u32) -> Option<Vec<String>> {
+        self.argv.get(&pid).cloned()
+    }
+    fn cwd(&self, pid: u32) -> Option<PathBuf> {
+        self.cwd.get(&pid).cloned()
+    }
+    fn others_can_create_in(&self, dir: &Path) -> bool {
+        self.writable.iter().any(|(w, _)| Path::new(w) == dir)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        !self.missing.iter().any(|m| Path::new(m) == path)
+    }
+}
+
+/// Issue 10, item 8: `writable-executable` judges the code an interpreter runs, not only
+/// the interpreter's binary: the script (resolved against the working directory), a jar,
+/// and the directory python imports from first. Code given with `-c` has no file.
+#[test]
+fn item8_writable_executable_judges_interpreted_code() {
+    let mut host = ScriptHost {
+        writable: vec![("/srv/drop", false), ("/srv/shared", true)],
+        missing: vec!["/srv/drop/worker"],
+        ..ScriptHost::default()
+    };
+    // (pid, exe, cmdline, cwd, live argv when it differs from the cmdline split)
+    let cases: &[(u32, &str, &str, &str)] = &[
+        (
+            10,
+            "/usr/bin/python3.11",
+            "/usr/bin/python3 /srv/drop/x/evil.py 4444",
+            "/",
+        ),
+        (
+            11,
+            "/usr/bin/python3.11",
+            "python3 -u ./evil.py",
+            "/srv/drop",
+        ),
+        (
+            12,
+            "/usr/bin/python3.11",
+            "python3 -u -m http.server 8000",
+            "/srv/drop",
+        ),
+        (
+            13,
+            "/usr/bin/python3.11",
+            "python3 -c import_this",
+            "/srv/drop/..",
+        ),
+        (
+            14,
+            "/usr/lib/jvm/java-17/bin/java",
+            "java -Xmx1g -jar /srv/drop/app.jar",
+            "/",
+        ),
+        (
+            15,
+            "/usr/bin/perl",
+            "perl -w /usr/share/app/srv.pl",
+            "/srv/drop",
+        ),
+        (16, "/usr/bin/bash", "bash -c exec_nc", "/srv/drop"),
+        (17, "/usr/bin/python3.11", "python3 /srv/shared/app.py", "/"),
+        (
+            18,
+            "/usr/bin/python3.11",
+            "python3 -I /srv/shared/app.py",
+            "/",
+        ),
+        (19, "/usr/bin/node", "node --inspect srv.js", "/srv/drop"),
+        (20, "/usr/bin/python3.11", "python3 srv.py", "/srv/drop"),
+        // A process that rewrote its command line: no such file.
+        (
+            21,
+            "/usr/bin/python3.11",
+            "gunicorn: worker [app]",
+            "/srv/drop",
+        ),
+    ];
+    let mut listeners = Vec::new();
+    for (i, &(pid, exe, cmd, cwd)) in cases.iter().enumerate() {
+        let mut p = Process::new(pid, "interp");
+        p.exe = Some(exe.into());
+        p.cmdline = cmd.into();
+        host.cwd.insert(pid, cwd.into());
+        listeners.push(tcp("0.0.0.0", 4440 + i as u16, Some(Owner(p, false))));
+    }
+    // pid 20's pid was reused since the inventory: its live command line is another
+    // one, so neither it nor its working directory is trusted.
+    host.argv
+        .insert(20, vec!["python3".into(), "other.py".into()]);
+    // pid 11's live arguments agree with the inventory.
+    host.argv
+        .insert(11, vec!["python3".into(), "-u".into(), "./evil.py".into()]);
+    let inputs = Inputs {
+        listeners: Some(listeners),
+        scan: None,
+        netns: None,
+    };
+    let c = Context {
+        today: Date::new(2026, 11, 27).unwrap(),
+        ephemeral: PortRange::new(32768, 60999).unwrap(),
+        catalog: Registry::embedded(),
+        host: &host,
+        policy_arg: None,
+    };
+    let r = evaluate(&Policy::baseline(), &inputs, &c);
+    let writable: HashMap<u16, &str> = r
+        .findings
+        .iter()
+        .filter(|f| f.rule == Rule::WritableExecutable)
+        .map(|f| (f.port.unwrap(), f.message.as_str()))
+        .collect();
+    let at = |pid: u32| writable.get(&(4440 + (pid - 10) as u16)).copied();
+    let want = |pid: u32, parts: &[&str]| {
+        let m = at(pid).unwrap_or_else(|| panic!("pid {pid}: no finding in {writable:#?}"));
+        for p in parts {
+            assert!(m.contains(p), "pid {pid}: {m}");
+        }
+    };
+    want(
+        10,
+        &[
+            "running python on the script /srv/drop/x/evil.py",
+            "/srv/drop is world-writable",
+        ],
+    );
+    want(
+        11,
+        &[
+            "the script /srv/drop/evil.py",
+            "/srv/drop is world-writable",
+        ],
+    );
+    want(
+        12,
+        &[
+            "imports modules first from /srv/drop",
+            "its working directory, as it runs the module http.server (-m)",
+        ],
+    );
+    want(14, &["running java on the archive /srv/drop/app.jar"]);
+    want(
+        17,
+        &[
+            "imports modules first from /srv/shared (the script's directory)",
+            "the sticky bit does not keep others from adding a module there",
+        ],
+    );
+    // Nothing to judge: -c code run from /srv (its working directory, not writable); a
+    // perl script from /usr/share; a shell's -c; python -I, which leaves the script's
+    // sticky directory off its path; a process whose pid was reused; a command line that
+    // names no file.
+    for pid in [13, 15, 16, 18, 20, 21] {
+        assert_eq!(at(pid), None, "pid {pid}");
+    }
+    want(19, &["running node on the script /srv/drop/srv.js"]);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.rule == Rule::WritableExecutable && f.port == Some(4440))
+        .unwrap();
+    assert_eq!(f.severity, High);
+    assert!(
+        f.remediation
+            .text
+            .contains("install the script under a root-owned path"),
+        "{}",
+        f.remediation
+    );
+}
+
+/// Issue 10, item 6: SNMP is a cleartext service (high); an agent that answered
+/// detection's request with the default community `public` is critical, under the
+/// baseline and a profile alike.
+#[test]
+fn item6_snmp_answering_the_public_community_is_critical() {
+    let h = host();
+    let mail = profiles::load("mail-server", Registry::embedded()).unwrap();
+    for (detected, want) in [
+        (None, High),
+        (
+            Some(Detected {
+                protocol: Some("snmp".into()),
+                product: Some("Net-SNMP".into()),
+                cleartext: true,
+                evidence: "sysDescr: Linux".into(),
+                ..Detected::default()
+            }),
+            Critical,
+        ),
+    ] {
+        let mut scan = scan_of(
+            "this-host",
+            true,
+            &[(Proto::Udp, 161)],
+            &[(Proto::Udp, 161, 161)],
+        );
+        result(&mut scan, 0).detected = detected;
+        for policy in [&Policy::baseline(), &mail] {
+            let inputs = Inputs {
+                listeners: Some(vec![l(Proto::Udp, "0.0.0.0", 161, None)]),
+                scan: Some(scan.clone()),
+                netns: None,
+            };
+            let r = evaluate(policy, &inputs, &ctx(&h, None));
+            let sev: Vec<Severity> = r
+                .findings
+                .iter()
+                .filter(|f| f.port == Some(161))
+                .map(|f| f.severity)
+                .collect();
+            assert_eq!(sev, vec![want], "{}: {:#?}", policy.name, r.findings);
+        }
+    }
 }

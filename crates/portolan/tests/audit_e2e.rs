@@ -186,11 +186,12 @@ fn audit_and_enforce_a_mail_server() {
     assert_eq!(
         findings(&v),
         set(&[
+            // The one severity model (docs/rules.md): the same as under the baseline.
             ("critical", "cleartext-forbidden", 23),
-            ("high", "cleartext-forbidden", 21),
-            ("high", "cleartext-forbidden", 110),
-            ("high", "bind-mismatch", 53),
-            ("high", "not-allowed", 80),
+            ("medium", "cleartext-forbidden", 21),
+            ("medium", "cleartext-forbidden", 110),
+            ("medium", "bind-mismatch", 53),
+            ("medium", "not-allowed", 80),
             ("high", "not-allowed", 6379),
         ]),
         "{v:#}"
@@ -260,10 +261,10 @@ fn audit_and_enforce_a_mail_server() {
         findings(&v),
         set(&[
             ("high", "cleartext-forbidden", 23),
-            ("medium", "cleartext-forbidden", 21),
-            ("medium", "cleartext-forbidden", 110),
-            ("medium", "bind-mismatch", 53),
-            ("medium", "not-allowed", 80),
+            ("low", "cleartext-forbidden", 21),
+            ("low", "cleartext-forbidden", 110),
+            ("low", "bind-mismatch", 53),
+            ("low", "not-allowed", 80),
             ("medium", "not-allowed", 6379),
         ]),
         "{v:#}"
@@ -426,7 +427,8 @@ fn real_daemons_inside_and_outside_with_detection() {
     assert_eq!(imap[0]["product"], "Dovecot imapd");
     // DNS may only listen on loopback; dnsmasq listens on the network, and is reached.
     assert_eq!(at(53, "tcp")[0]["rule"], "bind-mismatch");
-    assert_eq!(at(53, "tcp")[0]["severity"], "critical");
+    // DNS is of the "other" risk class: medium, confirmed by the reach.
+    assert_eq!(at(53, "tcp")[0]["severity"], "medium");
     // Everything the scan reached over TCP says so.
     for f in all.iter().filter(|f| f["protocol"] == "tcp") {
         assert_eq!(f["reachable"], true, "{f:#}");
@@ -774,4 +776,100 @@ fn item5_a_large_policy_range_is_bounded_and_the_rest_not_checked() {
     assert_eq!(v["summary"]["not_checked"], 0, "{v:#}");
     assert_eq!(v["summary"]["unreachable"], 0, "{v:#}");
     let _ = std::fs::remove_file(policy);
+}
+
+/// A python3 process listening on 4444, started as `python3 evil.py` from a
+/// world-writable directory; killed (and the directory removed) when dropped.
+struct Evil {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Evil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Issue 10, item 8, for real: `/usr/bin/python3 evil.py`, run from a world-writable
+/// directory and listening on 4444, is a `writable-executable` finding that names the
+/// script (resolved against the process's working directory) and why.
+#[test]
+fn item8_a_real_python_script_in_a_world_writable_directory() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    if !require_root("item8_a_real_python_script_in_a_world_writable_directory")
+        || !require_tool("python3", "python3")
+    {
+        return;
+    }
+    let ns = portolan_testkit::Netns::new("pa8").unwrap();
+    let dir = std::env::temp_dir().join(format!("pa-item8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("evil.py"),
+        "import socket, time\n\
+         s = socket.socket()\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('0.0.0.0', 4444)); s.listen(4)\n\
+         print('ready', flush=True)\n\
+         time.sleep(120)\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let child = ns
+        .command("/usr/bin/python3")
+        .arg("evil.py")
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut evil = Evil {
+        child,
+        dir: dir.clone(),
+    };
+    let mut line = String::new();
+    std::io::BufReader::new(evil.child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_portolan"))
+        .args(["audit", "--json", "--today", "2026-11-27"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let found: Vec<&serde_json::Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["port"] == 4444 && f["rule"] == "writable-executable")
+        .collect();
+    assert_eq!(found.len(), 1, "{v:#}");
+    let f = found[0];
+    let msg = f["message"].as_str().unwrap();
+    let d = dir.display();
+    assert!(
+        msg.contains(&format!(
+            "running python on the script {d}/evil.py: {d} is world-writable"
+        )),
+        "{msg}"
+    );
+    assert_eq!(f["severity"], "high", "{f:#}");
+    // The interpreter is the executable; the script is what was judged.
+    assert!(
+        f["evidence"][0]["exe"]
+            .as_str()
+            .unwrap()
+            .starts_with("/usr/bin/python3"),
+        "{f:#}"
+    );
+    drop(evil);
+    assert!(!dir.exists());
 }

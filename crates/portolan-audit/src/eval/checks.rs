@@ -1,38 +1,28 @@
 //! The checks: the baseline's, a policy's, the hygiene checks that apply under any
 //! policy, and the remediations they write.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use portolan_model::{Evidence, Exposure, Finding, Reach, Remediation, Rule, Severity};
 use portolan_registry::Proto;
 
-use super::subject::Subject;
+use super::severity::{known, risk, severity};
+use super::subject::{Owner, Subject};
 use crate::input::{Context, Inputs};
 use crate::knowledge::{self, Kind, Known};
 use crate::policy::Policy;
+use crate::script;
 
 pub(super) struct Evaluator<'p, 'c> {
     policy: &'p Policy,
     ctx: &'p Context<'c>,
+    /// What each owner serves that the policy allows, for remediations that stop it: the
+    /// ports of each pid and of each systemd unit (a unit's stop stops all its processes).
+    by_pid: HashMap<u32, Vec<(Proto, u16)>>,
+    by_unit: HashMap<String, Vec<(Proto, u16)>>,
     pub findings: Vec<Finding>,
-}
-
-/// The audit's knowledge of a subject: by what detection saw it speak, else by port.
-fn known(s: &Subject<'_>) -> Option<&'static Known> {
-    s.detected
-        .and_then(|d| d.protocol.as_deref())
-        .and_then(knowledge::by_name)
-        .or_else(|| knowledge::by_port(s.port, s.protocol))
-}
-
-/// Raises or lowers a severity by what the scan saw.
-fn by_reach(sev: Severity, s: &Subject<'_>) -> Severity {
-    match s.reachable {
-        Some(true) => sev.raise(),
-        Some(false) => sev.lower(),
-        None => sev,
-    }
 }
 
 /// Where an exposed subject listens, in words.
@@ -75,12 +65,113 @@ fn netns_of(s: &Subject<'_>) -> Option<String> {
 }
 
 impl<'p, 'c> Evaluator<'p, 'c> {
-    pub fn new(policy: &'p Policy, ctx: &'p Context<'c>) -> Self {
+    pub fn new(policy: &'p Policy, ctx: &'p Context<'c>, subjects: &[Subject<'_>]) -> Self {
+        let mut by_pid: HashMap<u32, Vec<(Proto, u16)>> = HashMap::new();
+        let mut by_unit: HashMap<String, Vec<(Proto, u16)>> = HashMap::new();
+        let allowed = |s: &&Subject<'_>| {
+            !policy.baseline && s.listening && policy.allows(s.protocol, s.port).next().is_some()
+        };
+        for s in subjects.iter().filter(allowed) {
+            let key = (s.protocol, s.port);
+            // systemd holds socket-activated sockets for others: stopping one socket unit
+            // stops nothing else, so systemd serves nothing here.
+            for p in s
+                .processes
+                .iter()
+                .filter(|p| !p.socket_activated && !p.is_systemd())
+            {
+                by_pid.entry(p.pid).or_default().push(key);
+                if let Some(u) = p.unit {
+                    by_unit.entry(u.to_string()).or_default().push(key);
+                }
+            }
+        }
+        for ports in by_pid.values_mut().chain(by_unit.values_mut()) {
+            ports.sort_unstable();
+            ports.dedup();
+        }
         Evaluator {
             policy,
             ctx,
+            by_pid,
+            by_unit,
             findings: Vec::new(),
         }
+    }
+
+    /// When stopping the subject's owners would stop ports the policy allows: the
+    /// sentence that says so (`pid 123 (nginx) also serves 443/tcp, which the policy
+    /// allows: stopping it stops that too.`). `None` under the baseline, or when nothing
+    /// allowed would go down with it.
+    fn also_serves(&self, s: &Subject<'_>) -> Option<String> {
+        if self.policy.baseline || !s.listening {
+            return None;
+        }
+        let mut parts: Vec<String> = Vec::new();
+        for p in s
+            .processes
+            .iter()
+            .filter(|p| !p.socket_activated && !p.is_systemd())
+        {
+            let unit = p.unit.and_then(|u| self.by_unit.get(u));
+            let mut ports: Vec<(Proto, u16)> = self
+                .by_pid
+                .get(&p.pid)
+                .into_iter()
+                .chain(unit)
+                .flatten()
+                .copied()
+                .filter(|&k| k != (s.protocol, s.port))
+                .collect();
+            ports.sort_unstable();
+            ports.dedup();
+            if ports.is_empty() {
+                continue;
+            }
+            const SHOWN: usize = 5;
+            let mut list: Vec<String> = ports
+                .iter()
+                .take(SHOWN)
+                .map(|(pr, po)| format!("{po}/{pr}"))
+                .collect();
+            if ports.len() > SHOWN {
+                list.push(format!("{} more", ports.len() - SHOWN));
+            }
+            let who = format!("pid {} ({})", p.pid, p.name);
+            let that = if list.len() == 1 { "that" } else { "those" };
+            parts.push(format!(
+                "{who} also serves {}, which the policy allows: stopping it stops {that} too.",
+                and_list(&list)
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+
+    /// The remediation for a service the policy does not want on this port, when its
+    /// owner also serves what the policy allows: stop listening on this port (the bind
+    /// fix), or drop it at the firewall, and stop the owner only last.
+    fn keep_the_rest(&self, s: &Subject<'_>, shared: &str) -> String {
+        let arg = self.ctx.policy_arg.as_deref().unwrap_or("--policy FILE");
+        let hint = known(s)
+            .and_then(|k| k.bind_hint)
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+        let mut out = format!(
+            "{shared} So first make it stop listening on {}/{}: remove that listen directive (or port) from its configuration, or bind it to the addresses the allowed services need{hint}, then restart it{}.",
+            s.port,
+            s.protocol,
+            self.restart_hint(s)
+        );
+        if s.exposed() {
+            out.push_str(&format!(
+                " Or drop {}/{} at the firewall: `portolan firewall {arg}` allows only the policy's services.",
+                s.port, s.protocol
+            ));
+        }
+        // Not the package: removing it removes the allowed services too.
+        out.push_str(" Last resort, once nothing else needs it: ");
+        out.push_str(&self.stop_with(s, false));
+        out
     }
 
     fn push(
@@ -125,11 +216,6 @@ impl<'p, 'c> Evaluator<'p, 'c> {
             .is_some_and(|d| d.cleartext && d.tls.is_none() && !d.starttls);
         match k {
             Some(k) if k.is_insecure() && !secure_by_detection(s, Some(k)) => {
-                let base = match k.kind {
-                    Kind::RemoteShell => Severity::Critical,
-                    Kind::Cleartext if k.starttls => Severity::Medium,
-                    _ => Severity::High,
-                };
                 let what = match k.kind {
                     Kind::RemoteShell => {
                         "is remote access without encryption: passwords and keystrokes cross the network in clear"
@@ -154,14 +240,9 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                     fix = format!("Use {i} instead. {fix}");
                 }
                 fix.push_str(&self.firewall_fix(s));
-                self.push(s, Rule::CleartextExposed, by_reach(base, s), msg, fix);
+                self.push(s, Rule::CleartextExposed, severity(s, risk(s)), msg, fix);
             }
             Some(k) if k.kind == Kind::LocalOnly => {
-                let base = if k.name == "docker" {
-                    Severity::Critical
-                } else {
-                    Severity::High
-                };
                 let msg = format!(
                     "{} normally stays on the host, but it listens on {}.{}",
                     s.describe(),
@@ -181,7 +262,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                     None => "Bind it to 127.0.0.1 and ::1 only.".into(),
                 };
                 fix.push_str(" If other hosts must reach it, allow only them at the firewall (a policy with `from = [...]`, then `portolan firewall`).");
-                self.push(s, Rule::LocalServiceExposed, by_reach(base, s), msg, fix);
+                self.push(s, Rule::LocalServiceExposed, severity(s, risk(s)), msg, fix);
             }
             Some(_) => {}
             None if detected_cleartext => {
@@ -191,13 +272,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                     reach_note(s)
                 );
                 let fix = self.stop(s) + &self.firewall_fix(s);
-                self.push(
-                    s,
-                    Rule::CleartextExposed,
-                    by_reach(Severity::High, s),
-                    msg,
-                    fix,
-                );
+                self.push(s, Rule::CleartextExposed, severity(s, risk(s)), msg, fix);
             }
             None if s.service.is_none() => {
                 let msg = format!(
@@ -213,7 +288,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                 self.push(
                     s,
                     Rule::UnknownServiceExposed,
-                    by_reach(Severity::Medium, s),
+                    severity(s, risk(s)),
                     msg,
                     fix,
                 );
@@ -244,13 +319,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
             ss_command(s),
             self.firewall_fix(s)
         );
-        self.push(
-            s,
-            Rule::UnknownOwnerExposed,
-            by_reach(Severity::Medium, s),
-            msg,
-            fix,
-        );
+        self.push(s, Rule::UnknownOwnerExposed, severity(s, risk(s)), msg, fix);
     }
 
     /// Judgement against a policy.
@@ -283,11 +352,6 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                 return;
             }
             if !secure {
-                let base = if k.is_some_and(|k| k.kind == Kind::RemoteShell) {
-                    Severity::Critical
-                } else {
-                    Severity::High
-                };
                 let msg = format!(
                     "{} is {} in cleartext, which the policy forbids.{}",
                     s.describe(),
@@ -300,11 +364,13 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                 }
                 if f.starttls && !allowed.is_empty() {
                     fix.push_str("Offer STARTTLS and refuse authentication before it. ");
+                } else if let Some(shared) = self.also_serves(s) {
+                    fix.push_str(&self.keep_the_rest(s, &shared));
                 } else {
                     fix.push_str(&self.stop(s));
                     fix.push_str(&self.firewall_fix(s));
                 }
-                self.push(s, Rule::CleartextForbidden, by_reach(base, s), msg, fix);
+                self.push(s, Rule::CleartextForbidden, severity(s, risk(s)), msg, fix);
                 return;
             }
         }
@@ -319,33 +385,33 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                 _ if s.service.is_none() => " No registry knows this port.",
                 _ => "",
             };
-            let (sev, msg) = if !s.exposed() {
-                (
-                    Severity::Low,
-                    format!(
-                        "{} is not in the policy; it listens on loopback only, so only this host can reach it.{why}",
-                        s.describe()
-                    ),
+            let msg = if !s.exposed() {
+                format!(
+                    "{} is not in the policy; it listens on loopback only, so only this host can reach it.{why}",
+                    s.describe()
                 )
             } else {
-                (
-                    by_reach(Severity::High, s),
-                    format!(
-                        "{} is not in the policy.{why}{}",
-                        s.describe(),
-                        reach_note(s)
-                    ),
+                format!(
+                    "{} is not in the policy.{why}{}",
+                    s.describe(),
+                    reach_note(s)
                 )
             };
-            let mut fix = self.stop(s);
-            if s.exposed() {
-                fix.push_str(&format!(
-                    " Until then, drop it at the firewall: `portolan firewall {}` allows only the policy's services.",
-                    self.ctx.policy_arg.as_deref().unwrap_or("--policy FILE")
-                ));
-            }
+            let mut fix = match self.also_serves(s) {
+                Some(shared) => self.keep_the_rest(s, &shared),
+                None => {
+                    let mut fix = self.stop(s);
+                    if s.exposed() {
+                        fix.push_str(&format!(
+                            " Until then, drop it at the firewall: `portolan firewall {}` allows only the policy's services.",
+                            self.ctx.policy_arg.as_deref().unwrap_or("--policy FILE")
+                        ));
+                    }
+                    fix
+                }
+            };
             fix.push_str(" If the host needs it, add it to the policy with an [[allow]] entry.");
-            self.push(s, Rule::NotAllowed, sev, msg, fix);
+            self.push(s, Rule::NotAllowed, severity(s, risk(s)), msg, fix);
             return;
         }
 
@@ -379,12 +445,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                     binds.join(" or "),
                     self.restart_hint(s)
                 );
-                let sev = if s.exposed() {
-                    by_reach(Severity::High, s)
-                } else {
-                    Severity::Low
-                };
-                self.push(s, Rule::BindMismatch, sev, msg, fix);
+                self.push(s, Rule::BindMismatch, severity(s, risk(s)), msg, fix);
             }
         }
         self.reached_beyond_bind(s, &allowed);
@@ -412,7 +473,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                     s.protocol,
                     from.join(", ")
                 );
-                self.push(s, Rule::SourceNotEnforced, Severity::High, msg, fix);
+                self.push(s, Rule::SourceNotEnforced, severity(s, risk(s)), msg, fix);
             }
         }
     }
@@ -466,7 +527,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
                 s.protocol
             )
         };
-        self.push(s, Rule::BindMismatch, by_reach(Severity::High, s), msg, fix);
+        self.push(s, Rule::BindMismatch, severity(s, risk(s)), msg, fix);
     }
 
     /// Checks that apply under any policy: writable executables, ephemeral ports.
@@ -489,22 +550,29 @@ impl<'p, 'c> Evaluator<'p, 'c> {
             return;
         }
         for p in &s.processes {
-            let Some(exe) = p.exe else {
-                continue;
-            };
-            let Some(why) = exe_risk(exe).or_else(|| self.ctx.host.exe_risk(exe)) else {
+            let found = p
+                .exe
+                .and_then(|exe| {
+                    let why = self.ctx.host.exe_risk(exe).or_else(|| exe_risk(exe))?;
+                    Some(Writable {
+                        what: format!("running from {}: {why}", exe.display()),
+                        fix: "install the program under a root-owned path such as /usr/local/bin and run it from there".into(),
+                    })
+                })
+                .or_else(|| self.interpreted(p));
+            let Some(w) = found else {
                 continue;
             };
             let msg = format!(
-                "{} is held by {} (pid {}) running from {}: {why}. Whoever can write there can replace what answers on this port.",
+                "{} is held by {} (pid {}) {}. Whoever can write there can replace what answers on this port.",
                 s.socket_label(),
                 p.name,
                 p.pid,
-                exe.display()
+                w.what
             );
             let fix = format!(
-                "Find out what started it (`systemctl status {}`, `ps -o ppid=,lstart=,args= -p {}`). If it is not yours, treat the host as compromised. If it is, install the program under a root-owned path such as /usr/local/bin and run it from there.",
-                p.pid, p.pid
+                "Find out what started it (`systemctl status {}`, `ps -o ppid=,lstart=,args= -p {}`). If it is not yours, treat the host as compromised. If it is, {}.",
+                p.pid, p.pid, w.fix
             );
             let sev = if s.exposed() {
                 Severity::High
@@ -531,6 +599,72 @@ impl<'p, 'c> Evaluator<'p, 'c> {
             };
             self.push(s, Rule::EphemeralPort, sev, msg, fix);
         }
+    }
+
+    /// The code an interpreter runs, when others can change it: the script, archive,
+    /// classpath or document root on its command line (and every directory above it),
+    /// or, for python, the directory it imports modules from first.
+    fn interpreted(&self, p: &Owner<'_>) -> Option<Writable> {
+        let host = self.ctx.host;
+        let exe = p.exe.and_then(Path::to_str);
+        script::interpreter(exe, p.cmdline.split(' ').next())?;
+        let read = host.argv(p.pid);
+        let unread = read.is_none();
+        let (argv, live) = match read {
+            Some(a) if same_command(&a, &p.cmdline) => (a, true),
+            _ => (p.cmdline.split(' ').map(str::to_string).collect(), false),
+        };
+        let launch = script::launch(exe, &argv)?;
+        // The working directory is the process's only while its command line is the one
+        // the inventory saw (a fake host has no command line to compare).
+        let cwd = host.cwd(p.pid).filter(|_| live || unread);
+        let resolve = |f: &str| -> Option<PathBuf> {
+            let path = Path::new(f);
+            if path.is_absolute() {
+                Some(normalize(path))
+            } else {
+                cwd.as_deref().map(|c| normalize(&c.join(path)))
+            }
+        };
+        let name = launch.interpreter.name();
+        let mut scripts: Vec<PathBuf> = Vec::new();
+        for (role, f) in &launch.files {
+            let Some(path) = resolve(f).filter(|p| host.exists(p)) else {
+                continue;
+            };
+            if let Some(why) = host.exe_risk(&path).or_else(|| exe_risk(&path)) {
+                let what = role.as_str();
+                return Some(Writable {
+                    what: format!("running {name} on {what} {}: {why}", path.display()),
+                    fix: format!(
+                        "install {what} under a root-owned path that others cannot write (such as /usr/local/lib or /opt) and run it from there"
+                    ),
+                });
+            }
+            if *role == script::Role::Script {
+                scripts.push(path);
+            }
+        }
+        let (dir, which) = if launch.imports_from_script_dir {
+            let dir = scripts.first()?.parent()?.to_path_buf();
+            (dir, "the script's directory".to_string())
+        } else if launch.imports_from_cwd {
+            let why = launch.no_file.as_deref().unwrap_or("runs no script");
+            (cwd?, format!("its working directory, as it {why}"))
+        } else {
+            return None;
+        };
+        if !host.others_can_create_in(&dir) {
+            return None;
+        }
+        Some(Writable {
+            what: format!(
+                "running python, which imports modules first from {} ({which}): {} is world-writable, and the sticky bit does not keep others from adding a module there",
+                dir.display(),
+                dir.display()
+            ),
+            fix: "run it from a directory others cannot write (systemd's `WorkingDirectory=`), or start python with -I (or -P) so that it does not import from there".into(),
+        })
     }
 
     pub fn required(&mut self, subjects: &[Subject<'_>], inputs: &Inputs) {
@@ -608,6 +742,12 @@ impl<'p, 'c> Evaluator<'p, 'c> {
     /// How to stop the service for good: the systemd unit (or its .socket), the process,
     /// the package.
     fn stop(&self, s: &Subject<'_>) -> String {
+        self.stop_with(s, true)
+    }
+
+    /// [`stop`](Self::stop), with or without removing the package (which would remove
+    /// whatever else the package serves).
+    fn stop_with(&self, s: &Subject<'_>, packages: bool) -> String {
         if !s.listening {
             return format!(
                 "Stop the service on {} or block {}/{} at its firewall.",
@@ -684,7 +824,7 @@ impl<'p, 'c> Evaluator<'p, 'c> {
             ));
         }
         let mut pkgs: Vec<(String, String)> = Vec::new();
-        for p in &s.processes {
+        for p in s.processes.iter().filter(|_| packages) {
             // The package of an interpreter is not the service: removing python3 would
             // not remove the script, and would break the system.
             if let Some(exe) = p.exe.filter(|e| !is_interpreter(e)) {
@@ -723,6 +863,44 @@ impl<'p, 'c> Evaluator<'p, 'c> {
             " If it must keep running, drop it at the firewall: `nft add table inet filter && nft add chain inet filter input '{{ type filter hook input priority filter; }}' && nft insert rule inet filter input {proto} dport {} drop` (or write a policy and let `portolan firewall` allow only what it names).",
             s.port
         )
+    }
+}
+
+/// Why an owner's code can be changed by others, and the fix.
+struct Writable {
+    what: String,
+    fix: String,
+}
+
+/// True when a process's arguments are the command line the inventory saw (which keeps
+/// only the first 4096 bytes).
+fn same_command(argv: &[String], cmdline: &str) -> bool {
+    let joined = argv.join(" ");
+    joined == cmdline || (cmdline.len() >= 4000 && joined.starts_with(cmdline))
+}
+
+/// A path without `.` and with `..` applied, as written (no file system access).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`exceptions`] (and report the [`expired`] ones), [`sort`], and [`summarize`].
 
 mod checks;
+mod severity;
 mod subject;
 
 use portolan_model::{
@@ -44,7 +45,7 @@ fn judge(
     inputs: &Inputs,
     ctx: &Context<'_>,
 ) -> Vec<Finding> {
-    let mut ev = Evaluator::new(policy, ctx);
+    let mut ev = Evaluator::new(policy, ctx, subjects);
     for s in subjects {
         // An unnamed UDP socket on an ephemeral port is a client's (a resolver, DHCP,
         // NTP), given its port by the kernel: not a service to judge.

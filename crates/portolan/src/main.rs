@@ -23,7 +23,7 @@ fn report(err: &anyhow::Error) -> ExitCode {
     if out::is_broken_pipe(err) {
         return ExitCode::SUCCESS;
     }
-    eprintln!("portolan: error: {}", message(err));
+    eprintln!("portolan: error: {}", out::terminal_lines(&message(err)));
     ExitCode::from(2)
 }
 

@@ -57,3 +57,13 @@ pub enum Format {
     Json,
     Csv,
 }
+
+/// A message for stderr that may quote input (a file's bytes, a peer's banner): each line
+/// with its control characters escaped and cut at 2000 characters, so junk cannot drive
+/// the terminal or flood it. Line breaks between lines stay.
+pub fn terminal_lines(msg: &str) -> String {
+    msg.split('\n')
+        .map(|l| portolan_report::text::terminal_bounded(l, 2000))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

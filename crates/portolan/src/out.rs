@@ -6,15 +6,40 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
+/// The kinds of the io errors in the chain, seen through serde_json's wrapping of its
+/// writer's error, and through `io::Error::other(json_error)` (whose `source()` skips
+/// the wrapped error itself).
+fn io_kinds(err: &anyhow::Error) -> impl Iterator<Item = io::ErrorKind> + '_ {
+    err.chain().filter_map(|e| {
+        let json = |j: &serde_json::Error| j.io_error_kind();
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            match io.get_ref().and_then(|i| i.downcast_ref::<serde_json::Error>()) {
+                Some(j) => json(j),
+                None => Some(io.kind()),
+            }
+        } else {
+            e.downcast_ref::<serde_json::Error>().and_then(json)
+        }
+    })
+}
+
 /// True when the error chain holds a broken pipe (the reader went away, as with `| head`).
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        e.downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-            // serde_json wraps the io error of its writer in its own type.
-            || e.downcast_ref::<serde_json::Error>()
-                .is_some_and(|e| e.io_error_kind() == Some(io::ErrorKind::BrokenPipe))
-    })
+    io_kinds(err).any(|k| k == io::ErrorKind::BrokenPipe)
+}
+
+/// True when the error is an io error with no context of its own whose kind only a
+/// write has (a full disk, as with `> /dev/full`): the output could not be written.
+pub fn is_bare_write_error(err: &anyhow::Error) -> bool {
+    err.chain().count() == 1
+        && io_kinds(err).any(|k| {
+            matches!(
+                k,
+                io::ErrorKind::StorageFull
+                    | io::ErrorKind::WriteZero
+                    | io::ErrorKind::QuotaExceeded
+            )
+        })
 }
 
 /// Reads a whole input (a file, a FIFO, stdin) of at most `limit` bytes as text; `label`

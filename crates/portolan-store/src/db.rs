@@ -286,6 +286,9 @@ impl Store {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| corrupt(e.to_string()))?;
+        if version < 0 {
+            return Err(corrupt(format!("schema version {version} is negative")));
+        }
         if version > SCHEMA_VERSION {
             return Err(Error::NewerSchema {
                 path,

@@ -433,6 +433,25 @@ fn newer_schema_is_refused_and_untouched() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
+#[test]
+fn negative_schema_version_is_corrupt_not_skipped_migrations() {
+    let t = tempfile::tempdir().unwrap();
+    let path = t.path().join("h.db");
+    Store::open(&path)
+        .unwrap()
+        .record(&snap(0, many(3)))
+        .unwrap();
+    {
+        let c = rusqlite_conn(&path);
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE; PRAGMA user_version = -1;").unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let e = Store::open(&path).unwrap_err();
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    assert!(e.to_string().contains("schema version -1"), "{e}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
 fn rusqlite_conn(p: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(p).unwrap()
 }

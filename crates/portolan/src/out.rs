@@ -68,10 +68,19 @@ pub fn read_text_file(path: &Path, what: &str, limit: u64) -> anyhow::Result<Str
     read_text(file, &label, limit)
 }
 
-/// Whether to colour stdout: only on a terminal, and never when `NO_COLOR` is set.
+/// Whether to colour stdout: only on a terminal, never when `NO_COLOR` is set, and not
+/// on a terminal that says it is `dumb`.
 #[allow(dead_code)]
 pub fn use_color() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
+    color_allowed(
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::env::var_os("TERM").as_deref(),
+    ) && io::stdout().is_terminal()
+}
+
+/// The environment's part of [`use_color`].
+fn color_allowed(no_color: Option<&std::ffi::OsStr>, term: Option<&std::ffi::OsStr>) -> bool {
+    no_color.is_none_or(|v| v.is_empty()) && term.is_none_or(|t| t != "dumb")
 }
 
 /// The output formats most commands offer with `--format`; `--json` is the same as
@@ -91,4 +100,28 @@ pub fn terminal_lines(msg: &str) -> String {
         .map(|l| portolan_report::text::terminal_bounded(l, 2000))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn term_dumb_gets_no_colour() {
+        assert!(color_allowed(None, Some(OsStr::new("xterm-256color"))));
+        assert!(color_allowed(Some(OsStr::new("")), None));
+        assert!(!color_allowed(None, Some(OsStr::new("dumb"))));
+        assert!(!color_allowed(Some(OsStr::new("1")), Some(OsStr::new("xterm"))));
+        // Junk in either is no reason to fail, nor to colour.
+        assert!(!color_allowed(Some(OsStr::new("\x1b[31m")), None));
+        assert!(color_allowed(None, Some(OsStr::new("\x1b]0;x\x07"))));
+    }
+
+    #[test]
+    fn errors_quoting_input_escape_control_characters() {
+        assert_eq!(terminal_lines("ok\nline two"), "ok\nline two");
+        assert_eq!(terminal_lines("bad <\x1b[2J>"), "bad <\\x1b[2J>");
+        assert_eq!(terminal_lines(&"x".repeat(5000)).chars().count(), 2001);
+    }
 }

@@ -405,9 +405,10 @@ fn empty_nft_program_is_an_error_not_a_panic() {
     assert!(matches!(e, apply::ApplyError::NoProgram), "{e}");
     assert!(e.to_string().contains("no nft command"), "{e}");
     let dir = tempdir();
-    let e = apply::Timer::start(&nft, &dir.join("rollback.nft"), Duration::from_secs(1))
-        .err()
-        .expect("no timer without a program");
+    let Err(e) = apply::Timer::start(&nft, &dir.join("rollback.nft"), Duration::from_secs(1))
+    else {
+        panic!("no timer without a program");
+    };
     assert!(matches!(e, apply::ApplyError::NoProgram), "{e}");
     let _ = std::fs::remove_dir_all(dir);
 }

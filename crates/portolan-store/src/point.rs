@@ -153,7 +153,9 @@ mod tests {
     fn a_duration_over_the_bound_says_so_not_that_the_unit_is_missing() {
         let e = parse_duration("99999w").unwrap_err().to_string();
         assert!(e.contains("longer than 100 years"), "{e}");
-        let e = parse_duration("99999999999999999999w").unwrap_err().to_string();
+        let e = parse_duration("99999999999999999999w")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("expected a number and a unit"), "{e}");
     }
 

@@ -253,7 +253,10 @@ impl Netns {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        panic!("{addr}:{port} did not open within {limit:?} (from {})", self.name);
+        panic!(
+            "{addr}:{port} did not open within {limit:?} (from {})",
+            self.name
+        );
     }
 
     /// The command that runs `nft` inside this namespace, as a program and its

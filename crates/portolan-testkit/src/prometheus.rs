@@ -67,7 +67,12 @@ pub fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
 
 /// Polls `path` until `ok` accepts a 200's body, for at most `limit`; panics with the
 /// last answer when it never does.
-pub fn wait_for(addr: SocketAddr, path: &str, limit: Duration, ok: impl Fn(&str) -> bool) -> String {
+pub fn wait_for(
+    addr: SocketAddr,
+    path: &str,
+    limit: Duration,
+    ok: impl Fn(&str) -> bool,
+) -> String {
     let start = Instant::now();
     let mut last = String::from("(no answer)");
     while start.elapsed() < limit {
@@ -106,7 +111,10 @@ impl Prometheus {
         let daemon = Daemon(
             Command::new("prometheus")
                 .arg(format!("--config.file={}", conf.display()))
-                .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("data").display()
+                ))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
@@ -124,6 +132,11 @@ impl Prometheus {
     /// Polls the instant query `promql` (URL-encoded) until `ok` accepts the answer's
     /// body, for at most `limit`.
     pub fn query_until(&self, promql: &str, limit: Duration, ok: impl Fn(&str) -> bool) -> String {
-        wait_for(self.addr, &format!("/api/v1/query?query={promql}"), limit, ok)
+        wait_for(
+            self.addr,
+            &format!("/api/v1/query?query={promql}"),
+            limit,
+            ok,
+        )
     }
 }

@@ -13,7 +13,10 @@ fn io_kinds(err: &anyhow::Error) -> impl Iterator<Item = io::ErrorKind> + '_ {
     err.chain().filter_map(|e| {
         let json = |j: &serde_json::Error| j.io_error_kind();
         if let Some(io) = e.downcast_ref::<io::Error>() {
-            match io.get_ref().and_then(|i| i.downcast_ref::<serde_json::Error>()) {
+            match io
+                .get_ref()
+                .and_then(|i| i.downcast_ref::<serde_json::Error>())
+            {
                 Some(j) => json(j),
                 None => Some(io.kind()),
             }
@@ -112,7 +115,10 @@ mod tests {
         assert!(color_allowed(None, Some(OsStr::new("xterm-256color"))));
         assert!(color_allowed(Some(OsStr::new("")), None));
         assert!(!color_allowed(None, Some(OsStr::new("dumb"))));
-        assert!(!color_allowed(Some(OsStr::new("1")), Some(OsStr::new("xterm"))));
+        assert!(!color_allowed(
+            Some(OsStr::new("1")),
+            Some(OsStr::new("xterm"))
+        ));
         // Junk in either is no reason to fail, nor to colour.
         assert!(!color_allowed(Some(OsStr::new("\x1b[31m")), None));
         assert!(color_allowed(None, Some(OsStr::new("\x1b]0;x\x07"))));

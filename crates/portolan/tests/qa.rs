@@ -559,7 +559,10 @@ fn huge_sparse_input_files_are_refused_by_their_size() {
         let out = run_capped(args);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(p) && err.contains("larger than"), "{args:?}: {err}");
+        assert!(
+            err.contains(p) && err.contains("larger than"),
+            "{args:?}: {err}"
+        );
     }
     let _ = std::fs::remove_file(path);
 }

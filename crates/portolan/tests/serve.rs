@@ -333,9 +333,7 @@ fn a_real_prometheus_scrapes_portolan_serve() {
     let (mut serve, addr) = start_serve(&["--min-interval", "1s"]);
     let dir = tempfile::tempdir().unwrap();
     let prom = Prometheus::start(dir.path(), addr).unwrap();
-    let q = format!(
-        "portolan_listener_info%7Baddress%3D%22127.0.0.1%22%2Cport%3D%22{port}%22%7D"
-    );
+    let q = format!("portolan_listener_info%7Baddress%3D%22127.0.0.1%22%2Cport%3D%22{port}%22%7D");
     let body = prom.query_until(&q, Duration::from_secs(60), |b| {
         b.contains(&format!("\"port\":\"{port}\""))
     });

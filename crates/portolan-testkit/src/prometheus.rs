@@ -87,7 +87,7 @@ pub fn wait_for(
     panic!("{path} on {addr} not as expected within {limit:?}; last answer: {last}");
 }
 
-/// `prometheus` on a free loopback port, scraping one target every second, its data and
+/// `prometheus` on a free loopback port, scraping one target every 5 s, its data and
 /// log in a directory of the test's; killed on drop.
 #[derive(Debug)]
 pub struct Prometheus {
@@ -96,14 +96,17 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    /// Writes `dir/prometheus.yml` (job `portolan`, the one `target`), starts
+    /// Writes `dir/prometheus.yml` (job `portolan`, the one `target`, scraped every 5 s
+    /// with a 5 s timeout: a 1 s interval also capped the timeout at 1 s, and a debug
+    /// build's collection on a loaded machine takes longer, so no scrape ever landed),
+    /// starts
     /// Prometheus and waits (at most 60 s) until it says it is ready.
     pub fn start(dir: &Path, target: SocketAddr) -> io::Result<Prometheus> {
         let conf = dir.join("prometheus.yml");
         std::fs::write(
             &conf,
             format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: portolan\n    static_configs:\n      - targets: ['{target}']\n"
+                "global:\n  scrape_interval: 5s\n  scrape_timeout: 5s\n  evaluation_interval: 5s\nscrape_configs:\n  - job_name: portolan\n    static_configs:\n      - targets: ['{target}']\n"
             ),
         )?;
         let port = free_port();

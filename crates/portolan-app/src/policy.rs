@@ -47,6 +47,10 @@ pub enum PolicyError {
     TooLarge { label: String, limit: u64 },
     #[error("{label}:{line}: not valid UTF-8")]
     NotUtf8 { label: String, line: usize },
+    #[error(
+        "{label} is empty (a truncated file?); a policy that allows nothing still names itself: name = \"...\""
+    )]
+    Empty { label: String },
     #[error("invalid policy\n{0}")]
     Invalid(PolicyErrors),
     #[error(transparent)]
@@ -83,15 +87,26 @@ pub fn read_bounded(r: impl Read, label: &str, limit: u64) -> Result<String, Pol
 pub fn read_policy_file(path: &Path) -> Result<(String, String), PolicyError> {
     if path.as_os_str() == "-" {
         let text = read_bounded(std::io::stdin(), "policy stdin", MAX_POLICY_BYTES)?;
-        return Ok(("stdin".to_string(), text));
+        return not_empty(text, "policy stdin").map(|t| ("stdin".to_string(), t));
     }
     let label = format!("policy {}", path.display());
     let file = std::fs::File::open(path).map_err(|source| PolicyError::Read {
         label: label.clone(),
         source,
     })?;
-    let text = read_bounded(file, &label, MAX_POLICY_BYTES)?;
+    let text = not_empty(read_bounded(file, &label, MAX_POLICY_BYTES)?, &label)?;
     Ok((path.display().to_string(), text))
+}
+
+/// A file of nothing but white space is a mistake (`> p.toml`), not a policy that allows
+/// nothing: a firewall from it would drop every inbound connection.
+fn not_empty(text: String, label: &str) -> Result<String, PolicyError> {
+    if text.trim().is_empty() {
+        return Err(PolicyError::Empty {
+            label: label.to_string(),
+        });
+    }
+    Ok(text)
 }
 
 /// Parses a policy's text, with the embedded registry.
@@ -213,6 +228,24 @@ mod tests {
             e.to_string()
                 .starts_with("cannot read policy /nonexistent/p.toml")
         );
+    }
+
+    #[test]
+    fn empty_policy_file_is_an_error_not_an_allow_nothing_policy() {
+        let dir = std::env::temp_dir().join(format!("pq-empty-policy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in [("zero.toml", ""), ("blank.toml", " \n\t\n")] {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            let e = load(&PolicySource::File(path.clone())).unwrap_err();
+            assert!(matches!(e, PolicyError::Empty { .. }), "{e}");
+            assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+        }
+        // A policy that allows nothing on purpose says so.
+        let path = dir.join("named.toml");
+        std::fs::write(&path, "name = \"lockdown\"\n").unwrap();
+        assert!(load(&PolicySource::File(path)).unwrap().is_some());
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

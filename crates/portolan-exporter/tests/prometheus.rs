@@ -6,50 +6,14 @@ mod common;
 
 use std::io::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use common::*;
 use portolan_report::metrics::{self, CollectorStatus, Metrics};
+use portolan_testkit::prometheus::{Daemon, Prometheus, free_port, wait_for};
 use portolan_testkit::require_tool;
-
-/// A child process killed on drop.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Polls `url_path` on 127.0.0.1:`port` until `ok` accepts the body, for at most `limit`.
-async fn wait_for(port: u16, path: &str, limit: Duration, ok: impl Fn(&str) -> bool) -> String {
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let start = Instant::now();
-    let mut last = String::new();
-    while start.elapsed() < limit {
-        if let Ok(s) = tokio::net::TcpStream::connect(addr).await {
-            drop(s);
-            let r = get(addr, path).await;
-            if r.status == 200 && ok(&r.body) {
-                return r.body;
-            }
-            last = format!("{} {}", r.status, r.body);
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("{path} on port {port} not as expected within {limit:?}; last answer: {last}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_scrapes_the_exporter() {
@@ -58,47 +22,26 @@ async fn a_real_prometheus_scrapes_the_exporter() {
     }
     let srv = start(config(), Arc::new(Fake::new(5))).await;
     let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &conf,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: portolan\n    static_configs:\n      - targets: ['{}']\n",
-            srv.addr
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _prom = Daemon(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", conf.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    let q = "/api/v1/query?query=portolan_listener_info%7Bport%3D%222222%22%7D";
-    let body = wait_for(port, q, Duration::from_secs(60), |b| {
-        b.contains("\"port\":\"2222\"")
-    })
-    .await;
+    let addr = srv.addr;
+    // The exporter answers on this runtime's other worker meanwhile.
+    let (body, up) = tokio::task::block_in_place(|| {
+        let prom = Prometheus::start(dir.path(), addr).unwrap();
+        let body = prom.query_until(
+            "portolan_listener_info%7Bport%3D%222222%22%7D",
+            Duration::from_secs(60),
+            |b| b.contains("\"port\":\"2222\""),
+        );
+        let up = prom.query_until(
+            "up%7Bjob%3D%22portolan%22%7D",
+            Duration::from_secs(10),
+            |b| b.contains("\"result\":[{"),
+        );
+        (body, up)
+    });
     assert!(
         body.contains("\"process\":\"sshd\"") && body.contains("\"exposure\":\"all\""),
         "{body}"
     );
-    let up = wait_for(
-        port,
-        "/api/v1/query?query=up%7Bjob%3D%22portolan%22%7D",
-        Duration::from_secs(10),
-        |b| b.contains("\"result\":[{"),
-    )
-    .await;
     assert!(up.contains("\"1\"]"), "the target is up: {up}");
     srv.stop().await;
 }
@@ -171,10 +114,10 @@ async fn node_exporter_reads_the_textfile() {
             .spawn()
             .unwrap(),
     );
-    let body = wait_for(port, "/metrics", Duration::from_secs(30), |b| {
+    let node = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let body = wait_for(node, "/metrics", Duration::from_secs(30), |b| {
         b.contains("portolan_listener_info{")
-    })
-    .await;
+    });
     assert!(
         body.contains("portolan_collector_up{collector=\"inventory\"} 1"),
         "{body}"

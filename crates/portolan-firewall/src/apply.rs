@@ -37,6 +37,8 @@ pub enum ApplyError {
         "the rollback timer fired before the confirmation arrived: portolan's previous table is back (saved in {saved})"
     )]
     TooLate { saved: PathBuf },
+    #[error("no nft command given (the program list is empty)")]
+    NoProgram,
 }
 
 /// How to run nft: `["nft"]`, or a prefix such as `["ip", "netns", "exec", "NS", "nft"]`.
@@ -54,10 +56,11 @@ impl Default for Nft {
 }
 
 impl Nft {
-    fn command(&self) -> Command {
-        let mut c = Command::new(&self.program[0]);
-        c.args(&self.program[1..]);
-        c
+    fn command(&self) -> Result<Command, ApplyError> {
+        let (first, rest) = self.program.split_first().ok_or(ApplyError::NoProgram)?;
+        let mut c = Command::new(first);
+        c.args(rest);
+        Ok(c)
     }
 
     fn label(&self, args: &[&str]) -> String {
@@ -69,7 +72,7 @@ impl Nft {
     fn run(&self, args: &[&str], input: Option<&str>) -> Result<String, ApplyError> {
         let command = self.label(args);
         let mut child = self
-            .command()
+            .command()?
             .args(args)
             .stdin(if input.is_some() {
                 Stdio::piped()
@@ -259,6 +262,9 @@ impl Timer {
     /// Starts the timer in a session of its own. It does not count until [`Timer::arm`]
     /// (or until this process is gone).
     pub fn start(nft: &Nft, rollback: &Path, after: Duration) -> Result<Timer, ApplyError> {
+        if nft.program.is_empty() {
+            return Err(ApplyError::NoProgram);
+        }
         let secs = after.as_secs().max(1).to_string();
         let dir = rollback.parent().unwrap_or(Path::new("."));
         let token = unique(dir, "timer");

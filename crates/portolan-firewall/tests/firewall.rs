@@ -10,7 +10,7 @@ use portolan_audit::profiles::{self, PROFILES};
 use portolan_firewall::apply::{self, Nft, Outcome};
 use portolan_firewall::{Format, KeepSsh, Plan};
 use portolan_registry::Registry;
-use portolan_testkit::{Netns, Pair, require_root, require_tool};
+use portolan_testkit::{Netns, Pair, Seen, require_root, require_tool};
 
 const EXAMPLE: &str = r#"
 name = "example"
@@ -48,13 +48,7 @@ fn plans() -> Vec<Plan> {
 
 fn ns_nft(ns: &Netns) -> Nft {
     Nft {
-        program: vec![
-            "ip".into(),
-            "netns".into(),
-            "exec".into(),
-            ns.name().into(),
-            "nft".into(),
-        ],
+        program: ns.nft_program(),
     }
 }
 
@@ -178,75 +172,6 @@ fn rulesets_name_the_policy_ports() {
     );
 }
 
-/// Python listeners on TCP ports in the target namespace.
-fn listen(ns: &mut Netns, ports: &[u16]) {
-    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
-    let script = format!(
-        "import socket, time\n\
-         socks = []\n\
-         for p in [{}]:\n\
-         \x20   s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n\
-         \x20   s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n\
-         \x20   s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-         \x20   s.bind(('::', p)); s.listen(16); socks.append(s)\n\
-         time.sleep(120)\n",
-        list.join(", ")
-    );
-    ns.spawn("python3", &["-c", &script]).unwrap();
-}
-
-/// What a connect from the scanner namespace sees: open, closed (refused) or filtered
-/// (no answer within the timeout).
-#[derive(Debug, PartialEq, Eq, Clone, Copy)]
-enum Seen {
-    Open,
-    Closed,
-    Filtered,
-}
-
-fn probe(pair: &Pair, addr: &str, ports: &[u16]) -> Vec<(u16, Seen)> {
-    // Run the connects inside the scanner namespace with python3 (the scanner crate is
-    // wired in by the binary's tests once it is on main).
-    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
-    let script = format!(
-        "import socket, concurrent.futures as cf\n\
-         def probe(p):\n\
-         \x20   s = socket.socket(socket.AF_INET6 if ':' in '{addr}' else socket.AF_INET)\n\
-         \x20   s.settimeout(0.6)\n\
-         \x20   try:\n\
-         \x20       s.connect(('{addr}', p)); r = 'open'\n\
-         \x20   except ConnectionRefusedError: r = 'closed'\n\
-         \x20   except (socket.timeout, OSError): r = 'filtered'\n\
-         \x20   s.close(); return p, r\n\
-         with cf.ThreadPoolExecutor(32) as ex:\n\
-         \x20   for p, r in ex.map(probe, [{}]): print(p, r)\n",
-        list.join(", ")
-    );
-    let out = pair.scanner.exec("python3", &["-c", &script]).unwrap();
-    out.lines()
-        .map(|l| {
-            let (p, r) = l.split_once(' ').unwrap();
-            let seen = match r {
-                "open" => Seen::Open,
-                "closed" => Seen::Closed,
-                _ => Seen::Filtered,
-            };
-            (p.parse().unwrap(), seen)
-        })
-        .collect()
-}
-
-fn wait_listening(pair: &Pair, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if probe(pair, Pair::TARGET_V4, &[port])[0].1 == Seen::Open {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("listeners did not start");
-}
-
 const MAIL_PORTS: &[u16] = &[22, 25, 465, 587, 993, 995, 4190];
 const OTHER_PORTS: &[u16] = &[21, 23, 53, 80, 110, 143, 443, 3306, 8080];
 
@@ -260,10 +185,12 @@ fn mail_server_firewall_closes_everything_else() {
     }
     let mut pair = Pair::new("pa").unwrap();
     let all: Vec<u16> = MAIL_PORTS.iter().chain(OTHER_PORTS).copied().collect();
-    listen(&mut pair.target, &all);
-    wait_listening(&pair, 25);
+    pair.target.listen_tcp("python3", &all).unwrap();
+    // The listeners are up; the link may still be coming up.
+    pair.scanner
+        .wait_tcp_open(Pair::TARGET_V4, 25, Duration::from_secs(10));
     // Before: everything answers.
-    for (p, seen) in probe(&pair, Pair::TARGET_V4, &all) {
+    for (p, seen) in pair.scanner.probe_tcp(Pair::TARGET_V4, &all).unwrap() {
         assert_eq!(seen, Seen::Open, "port {p} before the firewall");
     }
 
@@ -277,7 +204,7 @@ fn mail_server_firewall_closes_everything_else() {
     assert!(saved.exact && !saved.had_table);
 
     for addr in [Pair::TARGET_V4, Pair::TARGET_V6] {
-        for (p, seen) in probe(&pair, addr, &all) {
+        for (p, seen) in pair.scanner.probe_tcp(addr, &all).unwrap() {
             let want = if MAIL_PORTS.contains(&p) {
                 Seen::Open
             } else {
@@ -468,4 +395,20 @@ fn unconfirmed_apply_rolls_back_only_portolans_table() {
         assert!(!saved.rollback_text.contains("other"), "{case}");
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// An `Nft` with an empty program list panicked on indexing `program[0]`; it is an error.
+#[test]
+fn empty_nft_program_is_an_error_not_a_panic() {
+    let nft = Nft { program: vec![] };
+    let e = nft.list().unwrap_err();
+    assert!(matches!(e, apply::ApplyError::NoProgram), "{e}");
+    assert!(e.to_string().contains("no nft command"), "{e}");
+    let dir = tempdir();
+    let Err(e) = apply::Timer::start(&nft, &dir.join("rollback.nft"), Duration::from_secs(1))
+    else {
+        panic!("no timer without a program");
+    };
+    assert!(matches!(e, apply::ApplyError::NoProgram), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -570,6 +570,15 @@ fn read_capped(path: &Path) -> Result<Vec<u8>, Error> {
         source,
     };
     let f = std::fs::File::open(path).map_err(read)?;
+    // A regular file says its size: refuse a huge one before reading any of it.
+    if f.metadata()
+        .is_ok_and(|m| m.is_file() && m.len() > MAX_SERVICES_BYTES)
+    {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_SERVICES_BYTES,
+        });
+    }
     let mut bytes = Vec::new();
     f.take(MAX_SERVICES_BYTES + 1)
         .read_to_end(&mut bytes)

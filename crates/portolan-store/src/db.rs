@@ -244,6 +244,9 @@ impl Store {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| corrupt(e.to_string()))?;
+        if version < 0 {
+            return Err(corrupt(format!("schema version {version} is negative")));
+        }
         if version > SCHEMA_VERSION {
             return Err(Error::NewerSchema {
                 path,
@@ -817,7 +820,7 @@ impl Store {
         let min_age_cut = opts
             .min_age
             .zip(to_ms)
-            .map(|(d, ms)| ms - d.as_millis() as i64);
+            .map(|(d, ms)| ms.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
         for kind in [LISTENERS, PORTS, FINDINGS] {
             let (Some(fk), Some(tk)) = (self.observed_at(kind, from)?, self.observed_at(kind, to)?)
             else {

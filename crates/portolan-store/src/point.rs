@@ -138,7 +138,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, ParseError> {
             .checked_mul(unit)
             .and_then(|s| total.checked_add(s))
             .filter(|&s| s <= 100 * 365 * 86_400)
-            .ok_or_else(bad)?;
+            .ok_or_else(|| ParseError::new("duration", text, "longer than 100 years"))?;
         rest = rest[u_end..].trim_start();
     }
     Ok(Duration::from_secs(total))
@@ -148,6 +148,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, ParseError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_duration_over_the_bound_says_so_not_that_the_unit_is_missing() {
+        let e = parse_duration("99999w").unwrap_err().to_string();
+        assert!(e.contains("longer than 100 years"), "{e}");
+        let e = parse_duration("99999999999999999999w")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expected a number and a unit"), "{e}");
+    }
 
     fn now() -> Timestamp {
         "2026-12-01T12:00:00Z".parse().unwrap()

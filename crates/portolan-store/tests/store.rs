@@ -205,6 +205,31 @@ fn min_age_debounces() {
     assert_eq!(kinds(&d), vec![(8080, "added")]);
 }
 
+/// A library caller's `min_age` of `Duration::MAX` wrapped in `as i64`, so changes
+/// counted as held long enough: nothing has held that long.
+#[test]
+fn huge_min_age_does_not_overflow() {
+    let t = tempfile::tempdir().unwrap();
+    let mut store = Store::open(t.path().join("h.db")).unwrap();
+    store
+        .record(&snap(0, vec![listener(22, 1, "sshd")]))
+        .unwrap();
+    store
+        .record(&snap(
+            10,
+            vec![listener(22, 1, "sshd"), listener(8080, 2, "web")],
+        ))
+        .unwrap();
+    for min_age in [Duration::MAX, Duration::from_millis(u64::MAX)] {
+        let opts = DiffOptions {
+            min_age: Some(min_age),
+            ..DiffOptions::default()
+        };
+        let d = store.diff(&Point::Run(1), &Point::Last, &opts).unwrap();
+        assert!(kinds(&d).is_empty(), "{:?}", kinds(&d));
+    }
+}
+
 #[test]
 fn unchanged_snapshots_add_one_small_row() {
     let t = tempfile::tempdir().unwrap();
@@ -430,6 +455,25 @@ fn newer_schema_is_refused_and_untouched() {
     let e = Store::open(&path).unwrap_err();
     assert!(matches!(e, Error::NewerSchema { found: 99, .. }), "{e}");
     assert!(e.to_string().contains("schema version 99"), "{e}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn negative_schema_version_is_corrupt_not_skipped_migrations() {
+    let t = tempfile::tempdir().unwrap();
+    let path = t.path().join("h.db");
+    Store::open(&path)
+        .unwrap()
+        .record(&snap(0, many(3)))
+        .unwrap();
+    {
+        let c = rusqlite_conn(&path);
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE; PRAGMA user_version = -1;").unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let e = Store::open(&path).unwrap_err();
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    assert!(e.to_string().contains("schema version -1"), "{e}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 

@@ -9,6 +9,8 @@
 //! tool is a failure, so a privileged test can never pass by not running.
 // Test-only crate: its few syscalls (geteuid, kill, flock) are the only unsafe code.
 
+pub mod prometheus;
+
 use std::io;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -159,6 +161,113 @@ impl Netns {
         Ok(pid)
     }
 
+    /// Starts a long-running process like [`Netns::spawn`], and returns once it has
+    /// printed the line `ready` on its stdout (an event, not a wait): an error when it
+    /// exits first.
+    pub fn spawn_ready(&mut self, program: &str, args: &[&str]) -> io::Result<u32> {
+        use std::io::BufRead;
+        let mut child = self
+            .command(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let pid = child.id();
+        let stdout = child.stdout.take().expect("piped stdout");
+        self.children.push(child);
+        for line in io::BufReader::new(stdout).lines() {
+            if line?.trim() == "ready" {
+                return Ok(pid);
+            }
+        }
+        Err(io::Error::other(format!(
+            "{program} in {} exited before it was ready",
+            self.name
+        )))
+    }
+
+    /// Dual-stack TCP listeners on every one of `ports` (`[::]`, IPv4-mapped too), held
+    /// for two minutes by one `python` process (a path, so that a test can pick
+    /// `/usr/bin/python3`); returns once all of them listen.
+    pub fn listen_tcp(&mut self, python: &str, ports: &[u16]) -> io::Result<u32> {
+        let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let script = format!(
+            "import socket, sys, time\n\
+             socks = []\n\
+             for p in [{}]:\n\
+             \x20   s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n\
+             \x20   s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n\
+             \x20   s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             \x20   s.bind(('::', p)); s.listen(16); socks.append(s)\n\
+             print('ready', flush=True)\n\
+             time.sleep(120)\n",
+            list.join(", ")
+        );
+        self.spawn_ready(python, &["-c", &script])
+    }
+
+    /// What TCP connects from this namespace to `addr` see on each of `ports` (with
+    /// python3, 0.6 s each, 32 at a time), in the order of `ports`.
+    pub fn probe_tcp(&self, addr: &str, ports: &[u16]) -> io::Result<Vec<(u16, Seen)>> {
+        let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let script = format!(
+            "import socket, concurrent.futures as cf\n\
+             def probe(p):\n\
+             \x20   s = socket.socket(socket.AF_INET6 if ':' in '{addr}' else socket.AF_INET)\n\
+             \x20   s.settimeout(0.6)\n\
+             \x20   try:\n\
+             \x20       s.connect(('{addr}', p)); r = 'open'\n\
+             \x20   except ConnectionRefusedError: r = 'closed'\n\
+             \x20   except (socket.timeout, OSError): r = 'filtered'\n\
+             \x20   s.close(); return p, r\n\
+             with cf.ThreadPoolExecutor(32) as ex:\n\
+             \x20   for p, r in ex.map(probe, [{}]): print(p, r)\n",
+            list.join(", ")
+        );
+        let out = self.exec("python3", &["-c", &script])?;
+        out.lines()
+            .map(|l| {
+                let bad = || io::Error::other(format!("unexpected probe output: {l}"));
+                let (p, r) = l.split_once(' ').ok_or_else(bad)?;
+                let seen = match r {
+                    "open" => Seen::Open,
+                    "closed" => Seen::Closed,
+                    _ => Seen::Filtered,
+                };
+                Ok((p.parse().map_err(|_| bad())?, seen))
+            })
+            .collect()
+    }
+
+    /// Waits (at most `limit`) until a TCP connect from this namespace to `addr`:`port`
+    /// succeeds: for a link that may still be coming up.
+    pub fn wait_tcp_open(&self, addr: &str, port: u16, limit: std::time::Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if self
+                .probe_tcp(addr, &[port])
+                .is_ok_and(|r| r.first().map(|x| x.1) == Some(Seen::Open))
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "{addr}:{port} did not open within {limit:?} (from {})",
+            self.name
+        );
+    }
+
+    /// The command that runs `nft` inside this namespace, as a program and its
+    /// arguments: `ip netns exec NAME nft`.
+    pub fn nft_program(&self) -> Vec<String> {
+        ["ip", "netns", "exec", &self.name, "nft"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
+
     /// Adds an address (`198.18.0.1/24`, `2001:2::1/64`) to a link in the namespace.
     pub fn addr(&self, dev: &str, cidr: &str) -> io::Result<()> {
         let family = if cidr.contains(':') { "-6" } else { "-4" };
@@ -169,6 +278,14 @@ impl Netns {
                     .map(drop)
             })
     }
+}
+
+/// What a TCP connect saw: open, closed (refused) or filtered (no answer in time).
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Seen {
+    Open,
+    Closed,
+    Filtered,
 }
 
 impl Drop for Netns {

@@ -10,10 +10,25 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse_from(cmd::scan::nmap_spellings(std::env::args_os()));
+    let cli = match cli::Cli::try_parse_from(cmd::scan::nmap_spellings(std::env::args_os())) {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(&e),
+    };
     match cmd::run(cli) {
         Ok(code) => code,
         Err(err) => report(&err),
+    }
+}
+
+/// What clap's own `exit` does, but a failed write of `--help` or `--version` (stdout
+/// is `/dev/full`) is an error and exit 2, and a broken pipe is quiet.
+fn clap_exit(e: &clap::Error) -> ExitCode {
+    use std::io::Write;
+    let code = ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+    let written = e.print().and_then(|()| std::io::stdout().flush());
+    match written {
+        Ok(()) => code,
+        Err(io) => report(&anyhow::Error::new(io)),
     }
 }
 
@@ -23,7 +38,11 @@ fn report(err: &anyhow::Error) -> ExitCode {
     if out::is_broken_pipe(err) {
         return ExitCode::SUCCESS;
     }
-    eprintln!("portolan: error: {}", message(err));
+    let mut msg = message(err);
+    if out::is_bare_write_error(err) {
+        msg = format!("cannot write the output: {msg}");
+    }
+    eprintln!("portolan: error: {}", out::terminal_lines(&msg));
     ExitCode::from(2)
 }
 

@@ -7,30 +7,15 @@ use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use portolan_testkit::{Pair, Testbed, require_root, require_tool};
+use portolan_testkit::{Pair, Seen, Testbed, require_root, require_tool};
 
 const MAIL: &[u16] = &[22, 25, 465, 587, 993, 995, 4190];
 const OTHERS: &[u16] = &[21, 23, 53, 80, 110, 6379];
 
 /// Plain python listeners (from /usr/bin, so no writable-path finding) on every port,
-/// dual-stack.
+/// dual-stack; returns once they listen.
 fn serve(pair: &mut Pair, ports: &[u16]) {
-    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
-    let script = format!(
-        "import socket, time\n\
-         socks = []\n\
-         for p in [{}]:\n\
-         \x20   s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n\
-         \x20   s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n\
-         \x20   s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-         \x20   s.bind(('::', p)); s.listen(16); socks.append(s)\n\
-         open('/dev/stdout', 'w').write('ready')\n\
-         time.sleep(120)\n",
-        list.join(", ")
-    );
-    pair.target
-        .spawn("/usr/bin/python3", &["-c", &script])
-        .unwrap();
+    pair.target.listen_tcp("/usr/bin/python3", ports).unwrap();
 }
 
 fn audit(pair: &Pair, args: &[&str]) -> (Option<i32>, serde_json::Value) {
@@ -75,46 +60,14 @@ fn set(items: &[(&str, &str, u64)]) -> BTreeSet<(String, String, u64)> {
         .collect()
 }
 
-fn wait_for(pair: &Pair, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let ok = pair
-            .target
-            .command("/usr/bin/python3")
-            .args([
-                "-c",
-                &format!("import socket; socket.create_connection(('127.0.0.1', {port}), 1)"),
-            ])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("listeners did not start");
-}
-
 /// TCP connects from the scanner namespace: which ports answer.
 fn reachable(pair: &Pair, addr: &str, ports: &[u16]) -> BTreeSet<u16> {
-    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
-    let script = format!(
-        "import socket, concurrent.futures as cf\n\
-         def probe(p):\n\
-         \x20   try:\n\
-         \x20       socket.create_connection(('{addr}', p), 0.6).close(); return p\n\
-         \x20   except OSError: return None\n\
-         with cf.ThreadPoolExecutor(32) as ex:\n\
-         \x20   for p in ex.map(probe, [{}]):\n\
-         \x20       if p: print(p)\n",
-        list.join(", ")
-    );
     pair.scanner
-        .exec("/usr/bin/python3", &["-c", &script])
+        .probe_tcp(addr, ports)
         .unwrap()
-        .lines()
-        .map(|l| l.trim().parse().unwrap())
+        .into_iter()
+        .filter(|&(_, seen)| seen == Seen::Open)
+        .map(|(p, _)| p)
         .collect()
 }
 
@@ -129,7 +82,6 @@ fn audit_and_enforce_a_mail_server() {
     let mut pair = Pair::new("pa").unwrap();
     let all: Vec<u16> = MAIL.iter().chain(OTHERS).copied().collect();
     serve(&mut pair, &all);
-    wait_for(&pair, 6379);
 
     // The baseline needs no configuration.
     let (code, v) = audit(&pair, &[]);
@@ -303,7 +255,6 @@ fn policy_init_round_trip() {
     }
     let mut pair = Pair::new("pa").unwrap();
     serve(&mut pair, &[22, 23, 443, 6379]);
-    wait_for(&pair, 6379);
     let dir = std::env::temp_dir().join(format!("pa-init-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("policy.toml");

@@ -430,3 +430,162 @@ fn exclude_that_leaves_nothing_says_so() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("--exclude"), "{err}");
 }
+
+#[test]
+fn broken_pipe_in_json_lines_output_is_quiet() {
+    // `report::json::line` wraps serde_json's error in `io::Error::other`, whose
+    // `source()` skips it: the EPIPE was reported as an error, exit 2.
+    assert_quiet(&["services", "--json"]);
+    assert_quiet(&["search", "--json", "web"]);
+    assert_quiet(&["lookup", "--json", "22"]);
+}
+
+/// Runs portolan with stdout on /dev/full, where every write fails with ENOSPC.
+fn run_into_full_device(args: &[&str]) -> Output {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    portolan()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(full))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run portolan")
+}
+
+#[test]
+fn full_stdout_is_an_error_naming_the_output() {
+    // `--help` and `--version` exited 0 with nothing written; other commands said only
+    // "No space left on device", not what could not be written.
+    for args in [
+        &["--help"][..],
+        &["--version"],
+        &["ls", "--help"],
+        &["services"],
+        &["services", "--json"],
+        &["policy", "show", "mail-server"],
+    ] {
+        let out = run_into_full_device(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.starts_with("portolan: error: cannot write the output: ")
+                && err.contains("No space left on device")
+                && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn control_characters_from_input_files_are_escaped_in_errors() {
+    // An nmap XML file of junk was quoted raw in the error: its escape sequences drove
+    // the terminal.
+    let file = tmp("junk.xml", b"<\x1b[2J\x1b]0;pwned\x07>");
+    let db = tmp("junk.db", b"");
+    let out = portolan()
+        .args(["record", "--import"])
+        .arg(&file)
+        .arg("--db")
+        .arg(&db)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run portolan");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&*file.to_string_lossy()), "{err}");
+    assert!(
+        !err.contains('\x1b') && !err.contains('\x07'),
+        "raw control characters: {err:?}"
+    );
+    assert!(err.contains("\\x1b[2J"), "{err}");
+    let _ = std::fs::remove_file(file);
+    let _ = std::fs::remove_file(db);
+}
+
+#[test]
+fn serve_with_a_missing_netns_exits_2_at_start() {
+    // It started serving, and every scrape said only that the collector was down.
+    let mut child = portolan()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--netns",
+            "portolan-qa-no-such-namespace",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run portolan");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("portolan serve with a missing --netns is still running after 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("read stderr");
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no network namespace named 'portolan-qa-no-such-namespace'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn huge_sparse_input_files_are_refused_by_their_size() {
+    // A 1 GiB sparse file: refused with the file named, exit 2, in a capped process.
+    let path = std::env::temp_dir().join(format!("pq-qa-{}-huge", std::process::id()));
+    let f = std::fs::File::create(&path).expect("create");
+    f.set_len(1 << 30).expect("make it sparse");
+    drop(f);
+    let p = path.to_str().expect("utf-8 temp path");
+    for args in [
+        &["lookup", "--services", p, "22"][..],
+        &["policy", "check", p],
+        &["diff", p, p],
+    ] {
+        let out = run_capped(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(p) && err.contains("larger than"),
+            "{args:?}: {err}"
+        );
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn empty_policy_file_is_an_error_not_a_drop_everything_firewall() {
+    // `> p.toml` gave a policy "p" that allows nothing; `firewall` wrote a ruleset that
+    // drops every inbound connection from it.
+    let file = tmp("empty.toml", b"");
+    for cmd in ["firewall", "audit"] {
+        let out = portolan()
+            .args([cmd, "--policy"])
+            .arg(&file)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run portolan");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        assert!(
+            err.contains(&*file.to_string_lossy()) && err.contains("is empty"),
+            "{cmd}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{cmd}");
+    }
+    let _ = std::fs::remove_file(file);
+}

@@ -3,53 +3,16 @@
 //! reads what `ls -o` wrote, promtool checks the exposition. All on loopback; every wait
 //! is bounded. Off CI a missing tool skips its test; on CI it fails it.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use portolan_testkit::prometheus::{Daemon, Prometheus, free_port, get, wait_for};
 use portolan_testkit::require_tool;
 
 const PORTOLAN: &str = env!("CARGO_BIN_EXE_portolan");
-
-/// A child process killed on drop (a failed test leaves nothing running).
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Daemon {
-    /// Sends SIGTERM and waits (at most 10 s) for the exit.
-    fn terminate(&mut self) -> ExitStatus {
-        let pid = libc::pid_t::try_from(self.0.id()).unwrap();
-        // SAFETY: kill has no memory preconditions; the pid is our own child, not reaped.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        let start = Instant::now();
-        loop {
-            if let Some(st) = self.0.try_wait().unwrap() {
-                return st;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "portolan serve did not stop within 10 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Starts `portolan serve --listen 127.0.0.1:0 ARGS` and returns it with the address it
 /// says it listens on (its first line on stderr, within 20 s).
@@ -84,39 +47,6 @@ fn start_serve(args: &[&str]) -> (Daemon, SocketAddr) {
         .parse()
         .unwrap();
     (daemon, addr)
-}
-
-/// GET `path`: the status and the body (bounded by 10 s).
-fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_string()))
-}
-
-/// Polls `path` until `ok` accepts a 200's body, for at most `limit`.
-fn wait_for(addr: SocketAddr, path: &str, limit: Duration, ok: impl Fn(&str) -> bool) -> String {
-    let start = Instant::now();
-    let mut last = String::from("(no answer)");
-    while start.elapsed() < limit {
-        if let Some((status, body)) = get(addr, path) {
-            if status == 200 && ok(&body) {
-                return body;
-            }
-            last = format!("{status} {body}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("{path} on {addr} not as expected within {limit:?}; last answer: {last}");
 }
 
 fn portolan(args: &[&str]) -> Output {
@@ -169,7 +99,7 @@ fn serve_exports_a_listener_the_test_opened_and_stops_on_sigterm() {
     );
     // No probing endpoint: a request cannot make the exporter scan anything.
     assert_eq!(get(addr, "/probe?target=127.0.0.1").unwrap().0, 404);
-    let st = serve.terminate();
+    let st = serve.terminate(Duration::from_secs(10));
     assert_eq!(st.code(), Some(0), "{st:?}");
     drop(mine);
 }
@@ -189,7 +119,7 @@ fn serve_with_a_profile_exports_the_audit() {
             .any(|l| l.starts_with("portolan_unexpected_listeners ")),
         "{body}"
     );
-    assert_eq!(serve.terminate().code(), Some(0));
+    assert_eq!(serve.terminate(Duration::from_secs(10)).code(), Some(0));
 }
 
 #[test]
@@ -402,41 +332,15 @@ fn a_real_prometheus_scrapes_portolan_serve() {
     let port = mine.local_addr().unwrap().port();
     let (mut serve, addr) = start_serve(&["--min-interval", "1s"]);
     let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &conf,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: portolan\n    static_configs:\n      - targets: ['{addr}']\n"
-        ),
-    )
-    .unwrap();
-    let prom_port = free_port();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _prom = Daemon(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", conf.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    let prom = SocketAddr::from(([127, 0, 0, 1], prom_port));
-    let q = format!(
-        "/api/v1/query?query=portolan_listener_info%7Baddress%3D%22127.0.0.1%22%2Cport%3D%22{port}%22%7D"
-    );
-    let body = wait_for(prom, &q, Duration::from_secs(60), |b| {
+    let prom = Prometheus::start(dir.path(), addr).unwrap();
+    let q = format!("portolan_listener_info%7Baddress%3D%22127.0.0.1%22%2Cport%3D%22{port}%22%7D");
+    let body = prom.query_until(&q, Duration::from_secs(60), |b| {
         b.contains(&format!("\"port\":\"{port}\""))
     });
     assert!(
         body.contains("\"protocol\":\"tcp\"") && body.contains("\"exposure\":\"loopback\""),
         "{body}"
     );
-    assert_eq!(serve.terminate().code(), Some(0));
+    assert_eq!(serve.terminate(Duration::from_secs(10)).code(), Some(0));
     drop(mine);
 }

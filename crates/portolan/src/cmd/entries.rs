@@ -15,7 +15,10 @@ pub fn open(args: &RegistryArgs) -> anyhow::Result<Registry> {
     const SHOWN: usize = 20;
     let warnings = reg.warnings();
     for w in warnings.iter().take(SHOWN) {
-        eprintln!("portolan: warning: {w}");
+        eprintln!(
+            "portolan: warning: {}",
+            crate::out::terminal_lines(&w.to_string())
+        );
     }
     if warnings.len() > SHOWN {
         eprintln!(

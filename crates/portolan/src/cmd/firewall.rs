@@ -23,7 +23,10 @@ pub fn run(args: FirewallArgs) -> anyhow::Result<ExitCode> {
     let ssh = std::env::var("SSH_CONNECTION").ok();
     let plan = app::plan(&policy, ssh.as_deref(), env!("CARGO_PKG_VERSION"));
     if let Some(warning) = app::ssh_warning(&policy, &plan) {
-        eprintln!("portolan: warning: {warning}");
+        eprintln!(
+            "portolan: warning: {}",
+            crate::out::terminal_lines(&warning.to_string())
+        );
     }
     let format = match args.format {
         FirewallFormat::Nftables => Format::Nftables,

@@ -25,7 +25,10 @@ pub fn run(args: &LsArgs) -> anyhow::Result<ExitCode> {
     super::serve::output_only_for_prometheus(args.output.as_deref())?;
     let inv = inventory::run(&request(args), Registry::embedded())?;
     for w in &inv.warnings {
-        eprintln!("portolan: warning: {w}");
+        eprintln!(
+            "portolan: warning: {}",
+            crate::out::terminal_lines(&w.to_string())
+        );
     }
     let stdout = io::stdout();
     let mut w = BufWriter::with_capacity(64 * 1024, stdout.lock());

@@ -100,7 +100,10 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                             writeln!(w)?;
                         } else {
                             w.flush()?;
-                            eprintln!("portolan: error: {}", chain(&e));
+                            eprintln!(
+                                "portolan: error: {}",
+                                crate::out::terminal_lines(&chain(&e))
+                            );
                         }
                         continue;
                     }

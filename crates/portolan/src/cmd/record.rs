@@ -27,7 +27,10 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         })?,
     };
     for w in &snap.warnings {
-        eprintln!("portolan: warning: {w}");
+        eprintln!(
+            "portolan: warning: {}",
+            crate::out::terminal_lines(&w.to_string())
+        );
     }
     let id = store(args.db.as_deref(), &snap)?;
     let mut out = std::io::stdout().lock();

@@ -28,6 +28,11 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         NetnsChoice::Current
     };
+    // A namespace that does not exist is a usage error now, not a collector that is
+    // down on every scrape.
+    if matches!(netns, NetnsChoice::Named(_)) {
+        portolan_inventory::netns::resolve(&netns)?;
+    }
     let opts = CollectOptions {
         request: Request {
             netns,
@@ -87,7 +92,10 @@ pub fn command_line() -> String {
 /// alerts can see) and the reason is the error.
 pub fn write_metrics(done: &Collected, output: Option<&Path>) -> anyhow::Result<()> {
     for w in &done.snapshot.warnings {
-        eprintln!("portolan: warning: {w}");
+        eprintln!(
+            "portolan: warning: {}",
+            crate::out::terminal_lines(&w.to_string())
+        );
     }
     let m = done.metrics();
     match output {

@@ -35,7 +35,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     history::watch(&opts, &stop, &mut |e| match e {
         WatchEvent::Warning(w) => {
-            eprintln!("portolan: warning: {w}");
+            eprintln!("portolan: warning: {}", crate::out::terminal_lines(w));
             Ok(())
         }
         WatchEvent::Started { listeners } => {
@@ -53,7 +53,10 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<ExitCode> {
             if let Some(cmd) = &args.exec
                 && let Err(e) = history::run_hook(cmd, &line, c, args.exec_timeout)
             {
-                eprintln!("portolan: warning: {e}");
+                eprintln!(
+                    "portolan: warning: {}",
+                    crate::out::terminal_lines(&e.to_string())
+                );
             }
             Ok(())
         }

@@ -1,0 +1,145 @@
+//! A real Prometheus (and the plain HTTP polling that talking to it takes) for the tests
+//! that scrape portolan's exporter: all on loopback, every wait bounded.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process killed (and reaped) on drop, so a failed test leaves nothing running.
+#[derive(Debug)]
+pub struct Daemon(pub Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Daemon {
+    /// Sends SIGTERM and waits (at most `limit`) for the exit; panics when it does not
+    /// come.
+    pub fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let pid = libc::pid_t::try_from(self.0.id()).expect("pids fit pid_t");
+        // SAFETY: kill has no memory preconditions; the pid is our own child, not reaped.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.0.try_wait().expect("wait for the child") {
+                return st;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the child did not stop within {limit:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A loopback port that was free a moment ago (for daemons that take no port 0).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// GET `path` over plain HTTP/1.1: the status and the body, or `None` when there is no
+/// complete answer within 10 s.
+pub fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+/// Polls `path` until `ok` accepts a 200's body, for at most `limit`; panics with the
+/// last answer when it never does.
+pub fn wait_for(
+    addr: SocketAddr,
+    path: &str,
+    limit: Duration,
+    ok: impl Fn(&str) -> bool,
+) -> String {
+    let start = Instant::now();
+    let mut last = String::from("(no answer)");
+    while start.elapsed() < limit {
+        if let Some((status, body)) = get(addr, path) {
+            if status == 200 && ok(&body) {
+                return body;
+            }
+            last = format!("{status} {body}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{path} on {addr} not as expected within {limit:?}; last answer: {last}");
+}
+
+/// `prometheus` on a free loopback port, scraping one target every 5 s, its data and
+/// log in a directory of the test's; killed on drop.
+#[derive(Debug)]
+pub struct Prometheus {
+    _daemon: Daemon,
+    pub addr: SocketAddr,
+}
+
+impl Prometheus {
+    /// Writes `dir/prometheus.yml` (job `portolan`, the one `target`, scraped every 5 s
+    /// with a 5 s timeout: a 1 s interval also capped the timeout at 1 s, and a debug
+    /// build's collection on a loaded machine takes longer, so no scrape ever landed),
+    /// starts
+    /// Prometheus and waits (at most 60 s) until it says it is ready.
+    pub fn start(dir: &Path, target: SocketAddr) -> io::Result<Prometheus> {
+        let conf = dir.join("prometheus.yml");
+        std::fs::write(
+            &conf,
+            format!(
+                "global:\n  scrape_interval: 5s\n  scrape_timeout: 5s\n  evaluation_interval: 5s\nscrape_configs:\n  - job_name: portolan\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )?;
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("prometheus.log"))?;
+        let daemon = Daemon(
+            Command::new("prometheus")
+                .arg(format!("--config.file={}", conf.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()?,
+        );
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        wait_for(addr, "/-/ready", Duration::from_secs(60), |_| true);
+        Ok(Prometheus {
+            _daemon: daemon,
+            addr,
+        })
+    }
+
+    /// Polls the instant query `promql` (URL-encoded) until `ok` accepts the answer's
+    /// body, for at most `limit`.
+    pub fn query_until(&self, promql: &str, limit: Duration, ok: impl Fn(&str) -> bool) -> String {
+        wait_for(
+            self.addr,
+            &format!("/api/v1/query?query={promql}"),
+            limit,
+            ok,
+        )
+    }
+}

@@ -235,6 +235,21 @@ pub fn read_point_file(path: &Path) -> Result<Snapshot> {
         path: path.to_path_buf(),
         source,
     })?;
+    let bad = |detail: String| HistoryError::File {
+        path: path.to_path_buf(),
+        detail,
+    };
+    // A regular file's size is known: refuse a huge one before reading any of it (a pipe
+    // or a device is still bounded by the read below).
+    if let Ok(meta) = file.metadata()
+        && meta.is_file()
+        && meta.len() > MAX_JSON_BYTES
+    {
+        return Err(bad(format!(
+            "larger than {MAX_JSON_BYTES} bytes ({} bytes)",
+            meta.len()
+        )));
+    }
     let mut buf = Vec::new();
     file.take(MAX_JSON_BYTES + 1)
         .read_to_end(&mut buf)
@@ -242,10 +257,6 @@ pub fn read_point_file(path: &Path) -> Result<Snapshot> {
             path: path.to_path_buf(),
             source,
         })?;
-    let bad = |detail: String| HistoryError::File {
-        path: path.to_path_buf(),
-        detail,
-    };
     if buf.len() as u64 > MAX_JSON_BYTES {
         return Err(bad(format!("larger than {MAX_JSON_BYTES} bytes")));
     }

@@ -184,6 +184,7 @@ impl Policy {
             file,
             catalog,
             errors: Vec::new(),
+            names: Names::default(),
         };
         let root = match DeTable::parse(text) {
             Ok(t) => t,
@@ -257,6 +258,30 @@ struct Parser<'a> {
     file: &'a str,
     catalog: &'a dyn Catalog,
     errors: Vec<PolicyError>,
+    names: Names,
+}
+
+/// The names "did you mean" searches, gathered once per file, and how many more
+/// suggestions a file gets: a policy of thousands of unknown names is checked in linear
+/// time rather than one search of the whole registry per error.
+#[derive(Default)]
+struct Names {
+    all: Option<Vec<String>>,
+    searched: usize,
+}
+
+/// Unknown service names that get a suggestion; later ones get the plain error.
+const SUGGESTIONS: usize = 100;
+
+impl Names {
+    fn nearest(&mut self, catalog: &dyn Catalog, what: &str) -> Option<Vec<String>> {
+        if self.searched >= SUGGESTIONS {
+            return None;
+        }
+        self.searched += 1;
+        let all = self.all.get_or_insert_with(|| catalog::all_names(catalog));
+        Some(suggest::nearest(what, all.iter().map(String::as_str), 3))
+    }
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -349,7 +374,7 @@ impl Parser<'_> {
     }
 
     fn spec(&mut self, text: &str, span: Range<usize>, key: &str) -> Option<Spec> {
-        match resolve(text, self.catalog) {
+        match resolve_in(text, self.catalog, &mut self.names) {
             Ok(spec) => Some(spec),
             Err(msg) => {
                 self.error(span, key, msg);
@@ -737,6 +762,10 @@ fn quote_list(names: &[String]) -> String {
 
 /// Resolves a service as written in a policy into ports.
 pub fn resolve(text: &str, catalog: &dyn Catalog) -> Result<Spec, String> {
+    resolve_in(text, catalog, &mut Names::default())
+}
+
+fn resolve_in(text: &str, catalog: &dyn Catalog, names: &mut Names) -> Result<Spec, String> {
     let t = text.trim();
     if t.is_empty() {
         return Err("empty service name".into());
@@ -770,12 +799,9 @@ pub fn resolve(text: &str, catalog: &dyn Catalog) -> Result<Spec, String> {
         None => catalog.ports(&what.to_ascii_lowercase()),
     };
     if ports.is_empty() {
-        let names = catalog::all_names(catalog);
-        let near = suggest::nearest(what, names.iter().map(String::as_str), 3);
-        let hint = if near.is_empty() {
-            " (give it as port/protocol, such as '8080/tcp')".to_string()
-        } else {
-            format!(" (did you mean {}?)", quote_list(&near))
+        let hint = match names.nearest(catalog, what) {
+            Some(near) if !near.is_empty() => format!(" (did you mean {}?)", quote_list(&near)),
+            _ => " (give it as port/protocol, such as '8080/tcp')".to_string(),
         };
         return Err(format!("unknown service '{what}'{hint}"));
     }
@@ -911,6 +937,54 @@ mod tests {
 
     fn parse(text: &str) -> Result<Policy, PolicyErrors> {
         Policy::parse(text, "test.toml", &KnownOnly)
+    }
+
+    /// A catalog that counts how often its whole name list is asked for.
+    struct Counting(std::cell::Cell<usize>, crate::catalog::Table);
+
+    impl Catalog for Counting {
+        fn ports(&self, name: &str) -> Vec<(Proto, PortRange)> {
+            self.1.ports(name)
+        }
+        fn name_for(&self, port: u16, proto: Proto) -> Option<String> {
+            self.1.name_for(port, proto)
+        }
+        fn names(&self) -> Vec<String> {
+            self.0.set(self.0.get() + 1);
+            self.1.names()
+        }
+    }
+
+    #[test]
+    fn policy_check_of_thousands_of_unknown_names_searches_the_names_once() {
+        let catalog = Counting(
+            std::cell::Cell::new(0),
+            crate::catalog::Table(vec![("gopher".into(), Proto::Tcp, PortRange::single(70))]),
+        );
+        let mut text = String::new();
+        for i in 0..5000 {
+            text.push_str(&format!("[[allow]]\nservice = \"gophr{i}\"\n"));
+        }
+        let e = Policy::parse(&text, "big.toml", &catalog).unwrap_err();
+        // Every error is reported, the names are gathered once, and only the first
+        // SUGGESTIONS errors search them.
+        assert_eq!(e.0.len(), 5000);
+        assert_eq!(catalog.0.get(), 1);
+        assert!(
+            e.0[0].message.contains("did you mean 'gopher'"),
+            "{}",
+            e.0[0]
+        );
+        let hinted =
+            e.0.iter()
+                .filter(|e| e.message.contains("did you mean"))
+                .count();
+        assert!(hinted <= SUGGESTIONS, "{hinted}");
+        assert!(
+            e.0[4999].message.contains("give it as port/protocol"),
+            "{}",
+            e.0[4999]
+        );
     }
 
     #[test]

@@ -395,6 +395,37 @@ mod tests {
         assert!(s.identify(Some("ftp"), "SSH-2.0-OpenSSH_9.2p1").is_none());
     }
 
+    /// What the third test bed's daemons answer, as the built-in signatures must read it.
+    #[test]
+    fn builtin_names_testbed3_banners() {
+        let s = Signatures::builtin();
+        let cases = [
+            (
+                "dns",
+                "version.bind: 9.18.49-1~deb12u3-Debian",
+                "ISC BIND",
+                "9.18.49",
+            ),
+            (
+                "dns",
+                "version.bind: 9.11.4-P2-RedHat-9.11.4-26.P2.el7",
+                "ISC BIND",
+                "9.11.4-P2",
+            ),
+            ("dns", "version.bind: 9.19.0rc1", "ISC BIND", "9.19.0rc1"),
+        ];
+        for (proto, text, product, version) in cases {
+            let m = s
+                .identify(Some(proto), text)
+                .unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(
+                (m.product.as_str(), m.version.as_deref()),
+                (product, Some(version)),
+                "{text}"
+            );
+        }
+    }
+
     #[test]
     fn errors_name_the_line() {
         let err = Signatures::parse("# c\n\nssh \"x\" - /(/\n", "my.sigs").unwrap_err();

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use portolan_testkit::{require_root, require_tool, Testbed};
+use portolan_testkit::{Testbed, require_root, require_tool};
 use testbed_check::{check_detect, check_scan, self_reported, want};
 
 mod testbed_check;

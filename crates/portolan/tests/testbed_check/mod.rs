@@ -196,8 +196,7 @@ pub fn check_detect(bed: &str, tb: &Testbed, wants: &[Want]) -> HashMap<String, 
 pub fn check_scan(bed: &str, tb: &Testbed, wants: &[Want], detected: &HashMap<String, Value>) {
     let ns = tb.env("SCANNER_NS");
     // address -> (TCP ports, UDP ports), each with its want target
-    let mut hosts: BTreeMap<String, (Vec<(String, &Want)>, Vec<(String, &Want)>)> =
-        BTreeMap::new();
+    let mut hosts: BTreeMap<String, (Vec<(String, &Want)>, Vec<(String, &Want)>)> = BTreeMap::new();
     for w in wants {
         let (ip, t) = address(tb, w.target);
         let e = hosts.entry(ip).or_default();

@@ -1,0 +1,62 @@
+//! End to end, the third test bed (tests/testbed3/run.sh): the implementations that the
+//! first two beds lack, from Debian's packages. `portolan detect` must name, port by
+//! port, the protocol, the product and the version the wire reveals (compared with the
+//! version of the package, as `dpkg-query -W` reports it), and whether the service served
+//! an anonymous client; `portolan scan --detect` must name the same.
+
+use portolan_testkit::{Testbed, require_root, require_tool};
+use testbed_check::{check_detect, check_scan, package_version, want};
+
+mod testbed_check;
+
+#[test]
+fn testbed3_more_implementations_are_identified() {
+    const NAME: &str = "testbed3_more_implementations_are_identified";
+    if !require_root(NAME) {
+        return;
+    }
+    for tool in [
+        "ip",
+        "setpriv",
+        "apache2",
+        "caddy",
+        "named",
+        "knotd",
+        "pdns_server",
+    ] {
+        if !require_tool(NAME, tool) {
+            return;
+        }
+    }
+    let apache = package_version("apache2-bin");
+    let bind = package_version("bind9");
+    let knot = package_version("knot");
+    let pdns = package_version("pdns-server");
+
+    let wants = vec![
+        // HTTP
+        want("80", "http", Some("Apache httpd")).version(apache.clone()),
+        want("8080", "http", Some("Apache httpd")).version(apache),
+        // Caddy names itself, without a version; it answers CONNECT with its page, which
+        // makes it no proxy.
+        want("2:80", "http", Some("Caddy")),
+        want("2:8080", "http", Some("Caddy")),
+        // DNS
+        want("53", "dns", Some("ISC BIND")).version(bind.clone()),
+        want("5353", "dns", Some("ISC BIND")).version(bind.clone()),
+        want("53/udp", "dns", Some("ISC BIND")).version(bind.clone()),
+        want("5353/udp", "dns", Some("ISC BIND")).version(bind),
+        want("2:53", "dns", Some("Knot DNS")).version(knot.clone()),
+        want("2:5353", "dns", Some("Knot DNS")).version(knot.clone()),
+        want("2:53/udp", "dns", Some("Knot DNS")).version(knot.clone()),
+        want("2:5353/udp", "dns", Some("Knot DNS")).version(knot),
+        want("3:53", "dns", Some("PowerDNS")).version(pdns.clone()),
+        want("3:5353", "dns", Some("PowerDNS")).version(pdns.clone()),
+        want("3:53/udp", "dns", Some("PowerDNS")).version(pdns.clone()),
+        want("3:5353/udp", "dns", Some("PowerDNS")).version(pdns),
+    ];
+
+    let tb = Testbed::start("testbed3");
+    let detected = check_detect("test bed 3", &tb, &wants);
+    check_scan("test bed 3", &tb, &wants, &detected);
+}

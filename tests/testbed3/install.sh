@@ -12,18 +12,35 @@ PACKAGES=(
   apache2-bin caddy bind9 knot pdns-server pdns-backend-bind squid etcd-server xrdp
   rabbitmq-server iproute2 openssl
 )
+# Unpacked, not installed, each group into /opt/portolan-testbed3/GROUP: they conflict
+# with the first bed's postfix (mail-transport-agent).
 UNPACK_DIR=/opt/portolan-testbed3
-UNPACK=()
+UNPACK=(
+  "opensmtpd:opensmtpd"
+)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 unpack=()
-for p in "${UNPACK[@]}"; do
-  [ -s "$UNPACK_DIR/.$p" ] || unpack+=("$p")
+for g in "${UNPACK[@]}"; do
+  for p in ${g#*:}; do
+    [ -s "$UNPACK_DIR/.$p" ] || { unpack+=("$g"); break; }
+  done
 done
-[ ${#missing[@]} -eq 0 ] && [ ${#unpack[@]} -eq 0 ] && exit 0
+users() { # the system users that the unpacked daemons look up at start
+  local u
+  for u in opensmtpd opensmtpq; do
+    getent group "$u" >/dev/null || groupadd --system "$u"
+    getent passwd "$u" >/dev/null || useradd --system --gid "$u" --no-create-home \
+      --home-dir /nonexistent --shell /usr/sbin/nologin "$u"
+  done
+}
+if [ ${#missing[@]} -eq 0 ] && [ ${#unpack[@]} -eq 0 ]; then
+  users
+  exit 0
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   policy=/usr/sbin/policy-rc.d
@@ -47,11 +64,17 @@ if [ ${#unpack[@]} -gt 0 ]; then
   mkdir -p "$UNPACK_DIR"
   tmp=$(mktemp -d)
   chmod 755 "$tmp" # apt-get download runs as _apt
-  (cd "$tmp" && apt-get download -qq "${unpack[@]}" >/dev/null)
-  for p in "${unpack[@]}"; do
-    deb=$(ls "$tmp/${p}"_*.deb)
-    dpkg-deb -x "$deb" "$UNPACK_DIR/root"
-    dpkg-deb -f "$deb" Version >"$UNPACK_DIR/.$p"
+  for g in "${unpack[@]}"; do
+    group=${g%%:*}
+    # shellcheck disable=SC2086
+    (cd "$tmp" && apt-get download -qq ${g#*:} >/dev/null)
+    for p in ${g#*:}; do
+      deb=$(ls "$tmp/${p}"_*.deb)
+      dpkg-deb -x "$deb" "$UNPACK_DIR/$group"
+      dpkg-deb -f "$deb" Version >"$UNPACK_DIR/.$p"
+    done
+    rm -f "$tmp"/*.deb
   done
   rm -rf "$tmp"
 fi
+users

@@ -18,7 +18,7 @@ SCANNER_IP=198.18.7.1
 TARGET_IP=198.18.7.2
 TARGET2_IP=198.18.7.3
 TARGET3_IP=198.18.7.4
-UNPACKED=/opt/portolan-testbed3/root
+UNPACKED=/opt/portolan-testbed3
 BED=testbed3
 # shellcheck source=tests/testbed/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../testbed/lib.sh"
@@ -36,6 +36,10 @@ start() {
     echo "TARGET2_IP=$TARGET2_IP"
     echo "TARGET3_IP=$TARGET3_IP"
   } >"$dir/env"
+
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout "$dir/key.pem" \
+    -out "$dir/cert.pem" -subj "/CN=testbed3.portolan.test/O=portolan test bed" 2>/dev/null
+  chmod 644 "$dir/key.pem" "$dir/cert.pem"
 
   # ---- Apache httpd on 80 and 8080
   mkdir -p "$dir/www" "$dir/apache"
@@ -135,7 +139,91 @@ CONF
     run "pdns-$p" /usr/sbin/pdns_server --config-dir="$dir/pdns-$p"
   done
 
-  bed_wait tcp 300 80 8080 53 5353
+  # ---- Squid on 3128 and 13128, open to the bed's network
+  owned proxy "$dir/squid"
+  cat >"$dir/squid.conf" <<CONF
+http_port $TARGET_IP:3128
+http_port $TARGET_IP:13128
+acl bed src 198.18.7.0/24
+http_access allow bed
+http_access deny all
+cache_effective_user proxy
+cache_effective_group proxy
+pid_filename $dir/squid/squid.pid
+cache_log $dir/squid/cache.log
+access_log none
+netdb_filename none
+cache deny all
+cache_mem 8 MB
+coredump_dir $dir/squid
+CONF
+  run squid /usr/sbin/squid -N -f "$dir/squid.conf"
+
+  # ---- etcd: its client API on 2379 and 12379
+  owned nobody "$dir/etcd"
+  run etcd $(as nobody) /usr/bin/etcd --name bed3 --data-dir "$dir/etcd/data" \
+    --listen-client-urls "http://$TARGET_IP:2379,http://$TARGET_IP:12379" \
+    --advertise-client-urls "http://$TARGET_IP:2379" \
+    --listen-peer-urls "http://$TARGET_IP:2380" --initial-advertise-peer-urls "http://$TARGET_IP:2380" \
+    --initial-cluster "bed3=http://$TARGET_IP:2380"
+
+  # ---- xrdp on 3389 and 13389, one server per port. xrdp keeps its PID file in the
+  # compiled-in /run/xrdp: each gets a /run of its own (a private mount namespace).
+  for p in 3389 13389; do
+    cat >"$dir/xrdp-$p.ini" <<CONF
+[Globals]
+port=tcp://$TARGET_IP:$p
+security_layer=negotiate
+certificate=$dir/cert.pem
+key_file=$dir/key.pem
+ssl_protocols=TLSv1.2, TLSv1.3
+[Logging]
+LogFile=$dir/xrdp-$p.log
+LogLevel=INFO
+EnableSyslog=false
+[Xorg]
+name=Xorg
+lib=libxup.so
+username=ask
+password=ask
+ip=127.0.0.1
+port=-1
+CONF
+    run "xrdp-$p" unshare -m --propagation private sh -c \
+      "mount -t tmpfs tmpfs /run && mkdir -p /run/xrdp/sockdir && exec /usr/sbin/xrdp --nodaemon --config $dir/xrdp-$p.ini"
+  done
+
+  # ---- RabbitMQ (AMQP 0-9-1) on 5672 and 10672; its Erlang node and epmd stay inside
+  # the namespace
+  local rmq=$dir/rabbitmq
+  owned rabbitmq "$rmq"
+  cat >"$rmq/rabbitmq.conf" <<CONF
+listeners.tcp.1 = $TARGET_IP:5672
+listeners.tcp.2 = $TARGET_IP:10672
+log.console = true
+log.file = false
+CONF
+  echo "[]." >"$rmq/enabled_plugins"
+  run rabbitmq $(as rabbitmq) env HOME="$rmq" RABBITMQ_NODENAME=rabbit@localhost \
+    RABBITMQ_CONFIG_FILE="$rmq/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$rmq/enabled_plugins" \
+    RABBITMQ_MNESIA_BASE="$rmq/mnesia" RABBITMQ_LOG_BASE="$rmq/log" RABBITMQ_PID_FILE="$rmq/pid" \
+    RABBITMQ_DIST_PORT=25672 ERL_EPMD_ADDRESS=127.0.0.1 \
+    /usr/lib/rabbitmq/bin/rabbitmq-server
+
+  # ---- OpenSMTPD on the third address: 25 and 2525 (unpacked: it conflicts with the
+  # first bed's postfix). Its spool, chroot and control socket are compiled in
+  # (/var/spool/smtpd, /var/lib/opensmtpd/empty, /run/smtpd.sock): it gets empty ones
+  # in a private mount namespace, and the host's stay untouched.
+  cat >"$dir/smtpd.conf" <<CONF
+listen on $TARGET3_IP port 25
+listen on $TARGET3_IP port 2525
+action "local" mbox
+match from any for local action "local"
+CONF
+  run opensmtpd unshare -m --propagation private sh -c \
+    "mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/spool && mount -t tmpfs tmpfs /var/lib && mkdir -p /var/lib/opensmtpd/empty && exec $UNPACKED/opensmtpd/usr/sbin/smtpd -d -f $dir/smtpd.conf"
+
+  bed_wait tcp 600 80 8080 53 5353 3128 13128 2379 12379 3389 13389 5672 10672
   bed_wait udp 100 53 5353
 }
 

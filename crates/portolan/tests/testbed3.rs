@@ -5,9 +5,11 @@
 //! an anonymous client; `portolan scan --detect` must name the same.
 
 use portolan_testkit::{Testbed, require_root, require_tool};
-use testbed_check::{check_detect, check_scan, package_version, want};
+use testbed_check::{check_detect, check_scan, package_version, unpacked_version, want};
 
 mod testbed_check;
+
+const UNPACKED: &str = "/opt/portolan-testbed3";
 
 #[test]
 fn testbed3_more_implementations_are_identified() {
@@ -32,6 +34,11 @@ fn testbed3_more_implementations_are_identified() {
     let bind = package_version("bind9");
     let knot = package_version("knot");
     let pdns = package_version("pdns-server");
+    let squid = package_version("squid");
+    let etcd = package_version("etcd-server");
+    let rabbitmq = package_version("rabbitmq-server");
+    // Unpacked: its version is the package's, but the greeting names none.
+    let _ = unpacked_version(UNPACKED, "opensmtpd");
 
     let wants = vec![
         // HTTP
@@ -54,6 +61,30 @@ fn testbed3_more_implementations_are_identified() {
         want("3:5353", "dns", Some("PowerDNS")).version(pdns.clone()),
         want("3:53/udp", "dns", Some("PowerDNS")).version(pdns.clone()),
         want("3:5353/udp", "dns", Some("PowerDNS")).version(pdns),
+        // SMTP: OpenSMTPD names itself, without a version.
+        want("3:25", "smtp", Some("OpenSMTPD")),
+        want("3:2525", "smtp", Some("OpenSMTPD")),
+        // Proxies: Squid, open to the bed's network.
+        want("3128", "http-proxy", Some("Squid"))
+            .version(squid.clone())
+            .anonymous(true),
+        want("13128", "http-proxy", Some("Squid"))
+            .version(squid)
+            .anonymous(true),
+        // Cluster APIs: etcd's /version.
+        want("2379", "etcd", Some("etcd")).version(etcd.clone()),
+        want("12379", "etcd", Some("etcd")).version(etcd),
+        // Brokers: RabbitMQ offers PLAIN and AMQPLAIN, no ANONYMOUS.
+        want("5672", "amqp", Some("RabbitMQ"))
+            .version(rabbitmq.clone())
+            .anonymous(false),
+        want("10672", "amqp", Some("RabbitMQ"))
+            .version(rabbitmq)
+            .anonymous(false),
+        // Remote desktops: xrdp selects TLS, not CredSSP; its X.224 answer names no
+        // implementation.
+        want("3389", "rdp", None),
+        want("13389", "rdp", None),
     ];
 
     let tb = Testbed::start("testbed3");

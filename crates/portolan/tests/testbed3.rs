@@ -81,10 +81,10 @@ fn testbed3_more_implementations_are_identified() {
         want("10672", "amqp", Some("RabbitMQ"))
             .version(rabbitmq)
             .anonymous(false),
-        // Remote desktops: xrdp selects TLS, not CredSSP; its X.224 answer names no
-        // implementation.
-        want("3389", "rdp", None),
-        want("13389", "rdp", None),
+        // Remote desktops: xrdp selects TLS, not CredSSP (so no verdict on
+        // authentication), and is known by its answer to data sent before a connection.
+        want("3389", "rdp", Some("xrdp")),
+        want("13389", "rdp", Some("xrdp")),
     ];
 
     let tb = Testbed::start("testbed3");

@@ -223,7 +223,60 @@ CONF
   run opensmtpd unshare -m --propagation private sh -c \
     "mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/spool && mount -t tmpfs tmpfs /var/lib && mkdir -p /var/lib/opensmtpd/empty && exec $UNPACKED/opensmtpd/usr/sbin/smtpd -d -f $dir/smtpd.conf"
 
-  bed_wait tcp 600 80 8080 53 5353 3128 13128 2379 12379 3389 13389 5672 10672
+  # ---- INN's reader daemon (nnrpd) on the second address: 119 and 1119 (unpacked: it
+  # conflicts with the first bed's leafnode). INNCONF points it at a news tree in DIR:
+  # one group, and an empty overview that makehistory creates.
+  local inn=$dir/inn innroot=$UNPACKED/inn2
+  mkdir -p "$inn"/{etc,db,spool,log,run,tmp,overview,http}
+  cat >"$inn/etc/inn.conf" <<CONF
+mta:          "/bin/false %s"
+organization: "portolan test bed 3"
+ovmethod:     tradindexed
+hismethod:    hisv6
+pathhost:     news.portolan.test
+domain:       portolan.test
+server:       $TARGET2_IP
+pathnews:     $innroot/usr/lib/news
+pathbin:      $innroot/usr/lib/news/bin
+pathcontrol:  $innroot/usr/lib/news/bin/control
+pathfilter:   $innroot/etc/news/filter
+pathdb:       $inn/db
+pathetc:      $inn/etc
+pathhttp:     $inn/http
+pathlog:      $inn/log
+pathrun:      $inn/run
+pathspool:    $inn/spool
+patharticles: $inn/spool/articles
+patharchive:  $inn/spool/archive
+pathincoming: $inn/spool/incoming
+pathoutgoing: $inn/spool/outgoing
+pathoverview: $inn/overview
+pathtmp:      $inn/tmp
+CONF
+  cat >"$inn/etc/readers.conf" <<CONF
+auth "bed" {
+  hosts: "*"
+  default: "<bed>"
+}
+access "bed" {
+  users: "*"
+  newsgroups: "*"
+  access: R
+}
+CONF
+  printf 'method tradspool {\n  newsgroups: *\n  class: 0\n}\n' >"$inn/etc/storage.conf"
+  printf 'junk 0000000000 0000000001 n\n' >"$inn/db/active"
+  : >"$inn/db/newsgroups"
+  chown -R news:news "$inn"
+  local innenv="INNCONF=$inn/etc/inn.conf LD_LIBRARY_PATH=$innroot/usr/lib/news"
+  # shellcheck disable=SC2086
+  env $innenv $(as news) "$innroot/usr/lib/news/bin/makehistory" -O -x >"$dir/makehistory.out" 2>&1 || true
+  for p in 119 1119; do
+    # shellcheck disable=SC2086
+    run "nnrpd-$p" env $innenv "$innroot/usr/lib/news/bin/nnrpd" -D -f -b "$TARGET2_IP" -p "$p"
+  done
+
+  bed_wait tcp 600 80 8080 53 5353 3128 13128 2379 12379 3389 13389 5672 10672 25 2525 119 1119
   bed_wait udp 100 53 5353
 }
 

@@ -39,6 +39,7 @@ fn testbed3_more_implementations_are_identified() {
     let rabbitmq = package_version("rabbitmq-server");
     // Unpacked: its version is the package's, but the greeting names none.
     let _ = unpacked_version(UNPACKED, "opensmtpd");
+    let inn = unpacked_version(UNPACKED, "inn2");
 
     let wants = vec![
         // HTTP
@@ -64,6 +65,9 @@ fn testbed3_more_implementations_are_identified() {
         // SMTP: OpenSMTPD names itself, without a version.
         want("3:25", "smtp", Some("OpenSMTPD")),
         want("3:2525", "smtp", Some("OpenSMTPD")),
+        // NNTP: INN's reader daemon names itself and its version in the greeting.
+        want("2:119", "nntp", Some("INN")).version(inn.clone()),
+        want("2:1119", "nntp", Some("INN")).version(inn),
         // Proxies: Squid, open to the bed's network.
         want("3128", "http-proxy", Some("Squid"))
             .version(squid.clone())

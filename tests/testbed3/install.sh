@@ -12,7 +12,7 @@ PACKAGES=(
   apache2-bin caddy bind9 knot pdns-server pdns-backend-bind squid etcd-server xrdp
   rabbitmq-server iproute2 openssl
   # the libraries of the unpacked daemons below
-  libcanlock3
+  libcanlock3 liblockfile1 m4
 )
 # Unpacked, not installed, each group into /opt/portolan-testbed3/GROUP: they conflict
 # with the first bed's postfix (mail-transport-agent) and leafnode (news-transport-system).
@@ -20,6 +20,7 @@ UNPACK_DIR=/opt/portolan-testbed3
 UNPACK=(
   "opensmtpd:opensmtpd"
   "inn2:inn2 inn2-inews"
+  "sendmail:sendmail-bin sendmail-base sendmail-cf"
 )
 
 missing=()

@@ -276,6 +276,40 @@ CONF
     run "nnrpd-$p" env $innenv "$innroot/usr/lib/news/bin/nnrpd" -D -f -b "$TARGET2_IP" -p "$p"
   done
 
+  # ---- Sendmail on the second address: 25 and 2525 (unpacked: it conflicts with the
+  # first bed's postfix), its sendmail.cf made by m4 from the unpacked sendmail-cf. It
+  # wants a qualified host name of its own: a UTS namespace gives it one.
+  local sm=$dir/sendmail smroot=$UNPACKED/sendmail
+  mkdir -p "$sm/mqueue"
+  chmod 700 "$sm/mqueue"
+  : >"$sm/local-host-names"
+  printf 'hosts files\naliases files\n' >"$sm/service.switch"
+  cat >"$sm/sendmail.mc" <<CONF
+divert(0)dnl
+include(\`$smroot/usr/share/sendmail/cf/m4/cf.m4')dnl
+VERSIONID(\`portolan test bed 3')dnl
+OSTYPE(\`linux')dnl
+define(\`confDOMAIN_NAME', \`testbed3.portolan.test')dnl
+define(\`confSERVICE_SWITCH_FILE', \`$sm/service.switch')dnl
+define(\`confHOST_STATUS_DIRECTORY', \`')dnl
+define(\`confDONT_PROBE_INTERFACES', \`True')dnl
+define(\`confPID_FILE', \`$sm/sendmail.pid')dnl
+define(\`QUEUE_DIR', \`$sm/mqueue')dnl
+define(\`STATUS_FILE', \`$sm/statistics')dnl
+define(\`ALIAS_FILE', \`')dnl
+define(\`confCW_FILE', \`-o $sm/local-host-names')dnl
+define(\`confHELP_FILE', \`')dnl
+define(\`confDEF_USER_ID', \`nobody:nogroup')dnl
+FEATURE(\`no_default_msa')dnl
+DAEMON_OPTIONS(\`Family=inet, Name=MTA, Port=25, Addr=$TARGET2_IP')dnl
+DAEMON_OPTIONS(\`Family=inet, Name=MTA2, Port=2525, Addr=$TARGET2_IP')dnl
+MAILER(\`local')dnl
+MAILER(\`smtp')dnl
+CONF
+  m4 "$sm/sendmail.mc" >"$sm/sendmail.cf"
+  run sendmail unshare --uts sh -c \
+    "hostname testbed3.portolan.test && exec $smroot/usr/libexec/sendmail/sendmail -C $sm/sendmail.cf -bD -q30m"
+
   bed_wait tcp 600 80 8080 53 5353 3128 13128 2379 12379 3389 13389 5672 10672 25 2525 119 1119
   bed_wait udp 100 53 5353
 }

@@ -413,6 +413,18 @@ mod tests {
                 "9.11.4-P2",
             ),
             ("dns", "version.bind: 9.19.0rc1", "ISC BIND", "9.19.0rc1"),
+            (
+                "smtp",
+                "220 testbed3.portolan.test ESMTP Sendmail 8.17.1.9/8.17.1.9; Tue, 1 Dec 2026",
+                "Sendmail",
+                "8.17.1.9",
+            ),
+            (
+                "nntp",
+                "201 news.portolan.test InterNetNews NNRP server INN 2.7.1 ready (no posting)",
+                "INN",
+                "2.7.1",
+            ),
         ];
         for (proto, text, product, version) in cases {
             let m = s

@@ -40,6 +40,7 @@ fn testbed3_more_implementations_are_identified() {
     // Unpacked: its version is the package's, but the greeting names none.
     let _ = unpacked_version(UNPACKED, "opensmtpd");
     let inn = unpacked_version(UNPACKED, "inn2");
+    let sendmail = unpacked_version(UNPACKED, "sendmail-bin");
 
     let wants = vec![
         // HTTP
@@ -62,7 +63,9 @@ fn testbed3_more_implementations_are_identified() {
         want("3:5353", "dns", Some("PowerDNS")).version(pdns.clone()),
         want("3:53/udp", "dns", Some("PowerDNS")).version(pdns.clone()),
         want("3:5353/udp", "dns", Some("PowerDNS")).version(pdns),
-        // SMTP: OpenSMTPD names itself, without a version.
+        // SMTP: Sendmail names its version; OpenSMTPD names itself, without one.
+        want("2:25", "smtp", Some("Sendmail")).version(sendmail.clone()),
+        want("2:2525", "smtp", Some("Sendmail")).version(sendmail),
         want("3:25", "smtp", Some("OpenSMTPD")),
         want("3:2525", "smtp", Some("OpenSMTPD")),
         // NNTP: INN's reader daemon names itself and its version in the greeting.

@@ -12,15 +12,17 @@ PACKAGES=(
   apache2-bin caddy bind9 knot pdns-server pdns-backend-bind squid etcd-server xrdp
   rabbitmq-server iproute2 openssl
   # the libraries of the unpacked daemons below
-  libcanlock3 liblockfile1 m4
+  libcanlock3 liblockfile1 m4 libical3 libxapian30
 )
 # Unpacked, not installed, each group into /opt/portolan-testbed3/GROUP: they conflict
-# with the first bed's postfix (mail-transport-agent) and leafnode (news-transport-system).
+# with the first bed's postfix (mail-transport-agent), leafnode (news-transport-system)
+# and dovecot (imap-server, pop3-server).
 UNPACK_DIR=/opt/portolan-testbed3
 UNPACK=(
   "opensmtpd:opensmtpd"
   "inn2:inn2 inn2-inews"
   "sendmail:sendmail-bin sendmail-base sendmail-cf"
+  "cyrus:cyrus-common cyrus-imapd cyrus-pop3d"
 )
 
 missing=()
@@ -40,6 +42,9 @@ users() { # the system users that the unpacked daemons look up at start
     getent passwd "$u" >/dev/null || useradd --system --gid "$u" --no-create-home \
       --home-dir /nonexistent --shell /usr/sbin/nologin "$u"
   done
+  # Cyrus's services switch to their compiled-in user, in group mail as Debian has it.
+  getent passwd cyrus >/dev/null || useradd --system --gid mail --no-create-home \
+    --home-dir /nonexistent --shell /usr/sbin/nologin cyrus
 }
 if [ ${#missing[@]} -eq 0 ] && [ ${#unpack[@]} -eq 0 ]; then
   users

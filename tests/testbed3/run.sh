@@ -310,7 +310,43 @@ CONF
   run sendmail unshare --uts sh -c \
     "hostname testbed3.portolan.test && exec $smroot/usr/libexec/sendmail/sendmail -C $sm/sendmail.cf -bD -q30m"
 
-  bed_wait tcp 600 80 8080 53 5353 3128 13128 2379 12379 3389 13389 5672 10672 25 2525 119 1119
+  # ---- Cyrus IMAP and POP3 on the third address: 143, 1143, 110, 1110 (unpacked: it
+  # conflicts with the first bed's dovecot), under its master process (whose service
+  # names take letters and digits only)
+  local cy=$dir/cyrus cybin=$UNPACKED/cyrus/usr/lib/cyrus/bin
+  mkdir -p "$cy"/{conf,spool,run}
+  chown -R cyrus:mail "$cy"
+  cat >"$cy/imapd.conf" <<CONF
+configdirectory: $cy/conf
+partition-default: $cy/spool
+servername: testbed3.portolan.test
+admins: cyrus
+allowplaintext: no
+sasl_pwcheck_method: auxprop
+sasl_mech_list: PLAIN
+idlesocket: $cy/run/idle
+notifysocket: $cy/run/notify
+lmtpsocket: $cy/run/lmtp
+mboxname_lockpath: $cy/run/lock
+proc_path: $cy/run/proc
+CONF
+  cat >"$cy/cyrus.conf" <<CONF
+START {
+  recover cmd="$cybin/ctl_cyrusdb -C $cy/imapd.conf -r"
+}
+SERVICES {
+  imap cmd="$cybin/imapd -C $cy/imapd.conf" listen="$TARGET3_IP:143" prefork=0
+  imapmoved cmd="$cybin/imapd -C $cy/imapd.conf" listen="$TARGET3_IP:1143" prefork=0
+  pop3 cmd="$cybin/pop3d -C $cy/imapd.conf" listen="$TARGET3_IP:110" prefork=0
+  pop3moved cmd="$cybin/pop3d -C $cy/imapd.conf" listen="$TARGET3_IP:1110" prefork=0
+}
+EVENTS {
+}
+CONF
+  run cyrus env LD_LIBRARY_PATH="$UNPACKED/cyrus/usr/lib/x86_64-linux-gnu" "$cybin/master" -D \
+    -L "$cy/master.log" -C "$cy/imapd.conf" -M "$cy/cyrus.conf" -p "$cy/run/master.pid"
+
+  bed_wait tcp 600 80 8080 53 5353 3128 13128 2379 12379 3389 13389 5672 10672 25 2525 119 1119 143 1143 110 1110
   bed_wait udp 100 53 5353
 }
 

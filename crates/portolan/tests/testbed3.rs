@@ -41,6 +41,7 @@ fn testbed3_more_implementations_are_identified() {
     let _ = unpacked_version(UNPACKED, "opensmtpd");
     let inn = unpacked_version(UNPACKED, "inn2");
     let sendmail = unpacked_version(UNPACKED, "sendmail-bin");
+    let cyrus = unpacked_version(UNPACKED, "cyrus-imapd");
 
     let wants = vec![
         // HTTP
@@ -71,6 +72,11 @@ fn testbed3_more_implementations_are_identified() {
         // NNTP: INN's reader daemon names itself and its version in the greeting.
         want("2:119", "nntp", Some("INN")).version(inn.clone()),
         want("2:1119", "nntp", Some("INN")).version(inn),
+        // IMAP and POP3: Cyrus names itself and its version in the greeting.
+        want("3:143", "imap", Some("Cyrus imapd")).version(cyrus.clone()),
+        want("3:1143", "imap", Some("Cyrus imapd")).version(cyrus.clone()),
+        want("3:110", "pop3", Some("Cyrus pop3d")).version(cyrus.clone()),
+        want("3:1110", "pop3", Some("Cyrus pop3d")).version(cyrus),
         // Proxies: Squid, open to the bed's network.
         want("3128", "http-proxy", Some("Squid"))
             .version(squid.clone())

@@ -195,8 +195,9 @@ pub fn check_detect(bed: &str, tb: &Testbed, wants: &[Want]) -> HashMap<String, 
 /// checks that every port is open and named as `portolan detect` named it.
 pub fn check_scan(bed: &str, tb: &Testbed, wants: &[Want], detected: &HashMap<String, Value>) {
     let ns = tb.env("SCANNER_NS");
-    // address -> (TCP ports, UDP ports), each with its want target
-    let mut hosts: BTreeMap<String, (Vec<(String, &Want)>, Vec<(String, &Want)>)> = BTreeMap::new();
+    // address -> (TCP ports, UDP ports), each with its want
+    type Ports<'a> = Vec<(String, &'a Want)>;
+    let mut hosts: BTreeMap<String, (Ports<'_>, Ports<'_>)> = BTreeMap::new();
     for w in wants {
         let (ip, t) = address(tb, w.target);
         let e = hosts.entry(ip).or_default();
@@ -207,7 +208,7 @@ pub fn check_scan(bed: &str, tb: &Testbed, wants: &[Want], detected: &HashMap<St
     }
     let mut failures = Vec::new();
     for (ip, (tcp, udp)) in &hosts {
-        let list = |v: &Vec<(String, &Want)>| {
+        let list = |v: &Ports<'_>| {
             v.iter()
                 .map(|(p, _)| p.as_str())
                 .collect::<Vec<_>>()

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Service detection over both test beds (tests/testbed and tests/testbed2), portolan
+# Service detection over the three test beds (tests/testbed, tests/testbed2 and
+# tests/testbed3), portolan
 # against nmap on the same ports:
 #   portolan detect (TCP ports)  vs  nmap -sV
 #   portolan detect (UDP ports)  vs  nmap -sU -sV
 # Prints, per bed and in total, the wall time of each and the ratio, and how many ports
 # each named a protocol, a product and a version for (nmap counts only what came from a
-# probe, method="probed", not its port-table guesses). Both beds together must stay at
+# probe, method="probed", not its port-table guesses). All beds together must stay at
 # least 10x faster than nmap; the script exits 1 when they are not.
 # Each nmap run is bounded (NMAP_LIMIT seconds, default 900); a run cut short counts
 # with the limit as its time.
-# Needs root, nmap, and both beds' packages (tests/testbed/install.sh,
-# tests/testbed2/install.sh).
+# Needs root, nmap, and the beds' packages (tests/testbed*/install.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -26,17 +26,23 @@ BED1_UDP="53 5353 67 1067 69 6969 123 1123 137 161 1161"
 BED2_TCP="21 2121 22 2222 25 2525 53 5353 80 8081 8888 18888 1080 11080 6379 16379 11211 21211 5432 15432 3306 13306 1883 11883 111 873 10873 5900 15900 6041 6042"
 BED2_TCP2="21 2100 8000 18000"
 BED2_UDP="53 5353 67 1067 69 6969 111 123 161 1161 11211 21211"
+BED3_TCP="80 8080 53 5353 3128 13128 2379 12379 3389 13389 5672 10672"
+BED3_TCP2="80 8080 53 5353 119 1119 25 2525"
+BED3_TCP3="53 5353 25 2525 143 1143 110 1110"
+BED3_UDP="53 5353"
 
 work=$(mktemp -d)
 chmod 755 "$work" # the beds' daemons read their configs under it
 cleanup() {
   bash tests/testbed/run.sh stop "$work/tb1" >/dev/null 2>&1 || true
   bash tests/testbed2/run.sh stop "$work/tb2" >/dev/null 2>&1 || true
+  bash tests/testbed3/run.sh stop "$work/tb3" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 bash tests/testbed/run.sh start "$work/tb1"
 bash tests/testbed2/run.sh start "$work/tb2"
+bash tests/testbed3/run.sh start "$work/tb3"
 envof() { (. "$work/$1/env"; eval echo "\$$2"); }
 
 # Wall seconds of a command, into $work/$name.time; output into $work/$name.out.
@@ -103,6 +109,9 @@ run_bed() { # label dir ip tcp-ports udp-ports
 run_bed bed1 tb1 "$(envof tb1 TARGET_IP)" "$BED1_TCP" "$BED1_UDP"
 run_bed bed2 tb2 "$(envof tb2 TARGET_IP)" "$BED2_TCP" "$BED2_UDP"
 run_bed bed2b tb2 "$(envof tb2 TARGET2_IP)" "$BED2_TCP2" ""
+run_bed bed3 tb3 "$(envof tb3 TARGET_IP)" "$BED3_TCP" "$BED3_UDP"
+run_bed bed3b tb3 "$(envof tb3 TARGET2_IP)" "$BED3_TCP2" "$BED3_UDP"
+run_bed bed3c tb3 "$(envof tb3 TARGET3_IP)" "$BED3_TCP3" "$BED3_UDP"
 
 sum() { awk '{ s += $1 } END { printf "%.2f", s }' "$@"; }
 words() { echo $# ; }
@@ -130,12 +139,14 @@ report() { # title ports labels...
 
 n1=$(( $(words $BED1_TCP) + $(words $BED1_UDP) ))
 n2=$(( $(words $BED2_TCP) + $(words $BED2_UDP) + $(words $BED2_TCP2) ))
+n3=$(( $(words $BED3_TCP) + $(words $BED3_TCP2) + $(words $BED3_TCP3) + 3 * $(words $BED3_UDP) ))
 echo
 echo "service detection, portolan detect against nmap -sV and nmap -sU -sV, one run each"
 printf '%-12s %5s  %10s %10s  %8s   %-7s %-7s %-7s\n' "" ports portolan nmap speedup protocol product version
 report "bed 1" "$n1" bed1
 report "bed 2" "$n2" bed2 bed2b
-report "both beds" "$((n1 + n2))" bed1 bed2 bed2b
+report "bed 3" "$n3" bed3 bed3b bed3c
+report "all beds" "$((n1 + n2 + n3))" bed1 bed2 bed2b bed3 bed3b bed3c
 echo "(protocol, product, version: ports named by portolan/nmap; nmap counts probe results only;"
 echo " an nmap run cut at ${NMAP_LIMIT}s counts ${NMAP_LIMIT}s)"
 for f in "$work"/*-n-*.err; do
@@ -149,6 +160,6 @@ fi
 
 read -r pt nt <"$work/last.ratio"
 awk -v a="$pt" -v b="$nt" 'BEGIN { exit !(b >= 10 * a) }' || {
-  echo "bench/detect.sh: portolan is less than 10x faster than nmap over both beds" >&2
+  echo "bench/detect.sh: portolan is less than 10x faster than nmap over all beds" >&2
   exit 1
 }

@@ -12,48 +12,21 @@ set -euo pipefail
 
 SCANNER_IP=198.18.5.1
 TARGET_IP=198.18.5.2
-
-die() { echo "testbed: $*" >&2; exit 1; }
+BED=testbed
+# shellcheck source=tests/testbed/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 start() {
-  local dir=$1
-  mkdir -p "$dir"
-  dir=$(cd "$dir" && pwd)
-  # Daemons that drop privileges (postfix, dnsmasq, dovecot's logins) read their files
-  # here: the directory and its parents must be open to them.
-  chmod 755 "$dir"
-  local up=$dir
-  while up=$(dirname "$up") && [ "$up" != / ]; do
-    [ $(( $(stat -c '0%a' "$up") & 1 )) = 1 ] || die "$up is closed to other users; daemons could not read their configs under it"
-  done
+  bed_dir "$1"
+  local dir=$BED_DIR
   local id="pd$$"
-  local sns="${id}s" tns="${id}t"
-  : >"$dir/pids"
+  bed_netns "$id" "$SCANNER_IP/24" "$TARGET_IP/24"
   {
-    echo "SCANNER_NS=$sns"
-    echo "TARGET_NS=$tns"
+    echo "SCANNER_NS=$SNS"
+    echo "TARGET_NS=$TNS"
     echo "SCANNER_IP=$SCANNER_IP"
     echo "TARGET_IP=$TARGET_IP"
   } >"$dir/env"
-
-  ip netns add "$sns"
-  ip netns add "$tns"
-  ip -n "$sns" link set lo up
-  ip -n "$tns" link set lo up
-  ip link add "${id}a" netns "$sns" type veth peer "${id}b" netns "$tns"
-  ip -n "$sns" addr add "$SCANNER_IP/24" dev "${id}a"
-  ip -n "$tns" addr add "$TARGET_IP/24" dev "${id}b"
-  ip -n "$sns" link set "${id}a" up
-  ip -n "$tns" link set "${id}b" up
-
-  local T="ip netns exec $tns"
-  run() { # name, command...: start in the target namespace, record the PID
-    local name=$1; shift
-    # Each daemon in a session of its own: some signal their whole process group when
-    # they stop, which must never reach whoever started the test bed.
-    $T setsid "$@" >"$dir/$name.out" 2>&1 </dev/null &
-    echo "$! $name" >>"$dir/pids"
-  }
 
   openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout "$dir/key.pem" \
     -out "$dir/cert.pem" -subj "/CN=testbed.portolan.test/O=portolan test bed" 2>/dev/null
@@ -325,58 +298,16 @@ CONF
     -h "ldap://$TARGET_IP:389/ ldap://$TARGET_IP:3389/ ldaps://$TARGET_IP:636/ ldaps://$TARGET_IP:1636/"
 
   # Wait until every TCP port listens (UDP daemons bind before the TCP ones here).
-  local want="21 22 23 25 80 110 119 139 143 389 443 445 465 636 990 993 995 1110 1119 1143 1445 1465 1636 1993 1995 2121 2222 2323 2525 3389 4433 5353 8081"
-  for _ in $(seq 100); do
-    local missing=""
-    local listening
-    listening=$($T ss -Hltn | awk '{print $4}' | sed 's/.*://' | sort -u)
-    for p in $want; do
-      grep -qx "$p" <<<"$listening" || missing="$missing $p"
-    done
-    [ -z "$missing" ] && break
-    sleep 0.1
-  done
-  if [ -n "$missing" ]; then
-    echo "testbed: not listening after 10 s:$missing" >&2
-  fi
-  for _ in $(seq 50); do
-    local udp
-    udp=$($T ss -Hlun | awk '{print $4}' | sed 's/.*://' | sort -u)
-    local all=1
-    for p in 53 67 69 123 137 161 1067 1123 1161 5353 6969; do
-      grep -qx "$p" <<<"$udp" || all=0
-    done
-    [ "$all" = 1 ] && break
-    sleep 0.1
-  done
+  bed_wait tcp 100 21 22 23 25 80 110 119 139 143 389 443 445 465 636 990 993 995 1110 1119 1143 1445 1465 1636 1993 1995 2121 2222 2323 2525 3389 4433 5353 8081
+  bed_wait udp 50 53 67 69 123 137 161 1067 1123 1161 5353 6969
 }
 
 stop() {
   local dir=$1
-  [ -f "$dir/env" ] || die "$dir/env: no test bed recorded there"
-  # shellcheck disable=SC1091
-  . "$dir/env"
-  if [ -f "$dir/pids" ]; then
-    while read -r pid name; do
-      kill -TERM "$pid" 2>/dev/null || true
-    done <"$dir/pids"
-    sleep 0.3
-    # Daemons fork (inetd's children, postfix's services, nginx's workers): whatever
-    # still runs in the namespace goes too.
-    for pid in $(ip netns pids "$TARGET_NS" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
-    while read -r pid name; do
-      kill -KILL "$pid" 2>/dev/null || true
-    done <"$dir/pids"
-  fi
+  bed_kill "$dir"
   if [ -f "$dir/leafnode-config-created" ]; then
     rm -f /etc/news/leafnode/config
   fi
-  ip netns del "$SCANNER_NS" 2>/dev/null || true
-  ip netns del "$TARGET_NS" 2>/dev/null || true
 }
 
-case "${1:-}" in
-  start) [ -n "${2:-}" ] || die "usage: run.sh start DIR"; start "$2" ;;
-  stop) [ -n "${2:-}" ] || die "usage: run.sh stop DIR"; stop "$2" ;;
-  *) die "usage: run.sh start|stop DIR" ;;
-esac
+bed_main "$@"

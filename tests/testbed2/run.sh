@@ -26,7 +26,9 @@ TARGET2_IP=198.18.6.3
 UNPACKED=/opt/portolan-testbed2/root
 LOCK=/run/portolan-testbed2.lock
 
-die() { echo "testbed2: $*" >&2; exit 1; }
+BED=testbed2
+# shellcheck source=tests/testbed/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../testbed/lib.sh"
 
 lock() {
   local dir=$1
@@ -48,51 +50,19 @@ lock() {
 }
 
 start() {
-  local dir=$1
-  mkdir -p "$dir"
-  dir=$(cd "$dir" && pwd)
-  chmod 755 "$dir"
-  local up=$dir
-  while up=$(dirname "$up") && [ "$up" != / ]; do
-    [ $(( $(stat -c '0%a' "$up") & 1 )) = 1 ] || die "$up is closed to other users; daemons could not read their configs under it"
-  done
   [ -x "$UNPACKED/usr/sbin/proftpd" ] || die "run tests/testbed2/install.sh first"
+  bed_dir "$1"
+  local dir=$BED_DIR
   lock "$dir"
   local id="pe$$"
-  local sns="${id}s" tns="${id}t"
-  : >"$dir/pids"
+  bed_netns "$id" "$SCANNER_IP/24" "$TARGET_IP/24" "$TARGET2_IP/24"
   {
-    echo "SCANNER_NS=$sns"
-    echo "TARGET_NS=$tns"
+    echo "SCANNER_NS=$SNS"
+    echo "TARGET_NS=$TNS"
     echo "SCANNER_IP=$SCANNER_IP"
     echo "TARGET_IP=$TARGET_IP"
     echo "TARGET2_IP=$TARGET2_IP"
   } >"$dir/env"
-
-  ip netns add "$sns"
-  ip netns add "$tns"
-  ip -n "$sns" link set lo up
-  ip -n "$tns" link set lo up
-  ip link add "${id}a" netns "$sns" type veth peer "${id}b" netns "$tns"
-  ip -n "$sns" addr add "$SCANNER_IP/24" dev "${id}a"
-  ip -n "$tns" addr add "$TARGET_IP/24" dev "${id}b"
-  ip -n "$tns" addr add "$TARGET2_IP/24" dev "${id}b"
-  ip -n "$sns" link set "${id}a" up
-  ip -n "$tns" link set "${id}b" up
-
-  local T="ip netns exec $tns"
-  run() { # name, command...: start in the target namespace, record the PID
-    local name=$1; shift
-    $T setsid "$@" >"$dir/$name.out" 2>&1 </dev/null &
-    echo "$! $name" >>"$dir/pids"
-  }
-  as() { # user: the words that run a command as that user (setpriv execs: the PID stays)
-    echo setpriv --reuid="$1" --regid="$(id -g "$1")" --init-groups
-  }
-  owned() { # user, directory: a directory of DIR that the user may write
-    mkdir -p "$2"
-    chown "$1" "$2"
-  }
 
   # ---- ProFTPD on 21 and 2121
   cat >"$dir/proftpd.conf" <<CONF
@@ -356,58 +326,19 @@ CONF
     "udp:$TARGET_IP:161" "udp:$TARGET_IP:1161"
 
   # Wait until every TCP port listens.
-  local want="21 2121 2100 22 2222 25 2525 53 5353 80 8081 8000 18000 8888 18888 1080 11080 6379 16379 11211 21211 5432 15432 3306 13306 1883 11883 111 873 10873 5900 15900 6041 6042"
-  local missing=""
-  for _ in $(seq 200); do
-    missing=""
-    local listening
-    listening=$($T ss -Hltn | awk '{print $4}' | sed 's/.*://' | sort -u)
-    for p in $want; do
-      grep -qx "$p" <<<"$listening" || missing="$missing $p"
-    done
-    [ -z "$missing" ] && break
-    sleep 0.1
-  done
-  if [ -n "$missing" ]; then
-    echo "testbed2: not listening after 20 s:$missing" >&2
-  fi
-  for _ in $(seq 100); do
-    local udp all=1
-    udp=$($T ss -Hlun | awk '{print $4}' | sed 's/.*://' | sort -u)
-    for p in 53 5353 67 1067 69 6969 111 123 161 1161 11211 21211; do
-      grep -qx "$p" <<<"$udp" || all=0
-    done
-    [ "$all" = 1 ] && break
-    sleep 0.1
-  done
+  bed_wait tcp 200 21 2121 2100 22 2222 25 2525 53 5353 80 8081 8000 18000 8888 18888 1080 11080 6379 16379 11211 21211 5432 15432 3306 13306 1883 11883 111 873 10873 5900 15900 6041 6042
+  bed_wait udp 100 53 5353 67 1067 69 6969 111 123 161 1161 11211 21211
 }
 
 stop() {
   local dir=$1
   [ -f "$dir/env" ] || die "$dir/env: no test bed recorded there"
   dir=$(cd "$dir" && pwd)
-  # shellcheck disable=SC1091
-  . "$dir/env"
-  if [ -f "$dir/pids" ]; then
-    while read -r pid name; do
-      kill -TERM "$pid" 2>/dev/null || true
-    done <"$dir/pids"
-    sleep 0.3
-    for pid in $(ip netns pids "$TARGET_NS" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
-    while read -r pid name; do
-      kill -KILL "$pid" 2>/dev/null || true
-    done <"$dir/pids"
-  fi
+  bed_kill "$dir"
   rm -f /tmp/.X41-lock /tmp/.X42-lock
-  ip netns del "$SCANNER_NS" 2>/dev/null || true
-  ip netns del "$TARGET_NS" 2>/dev/null || true
   if [ "$(cat "$LOCK/owner" 2>/dev/null)" = "$dir" ]; then
     rm -rf "$LOCK"
   fi
 }
 
-case "${1:-}" in
-  start) [ -n "${2:-}" ] || die "usage: run.sh start DIR"; start "$2" ;;
-  stop) [ -n "${2:-}" ] || die "usage: run.sh stop DIR"; stop "$2" ;;
-  *) die "usage: run.sh start|stop DIR" ;;
-esac
+bed_main "$@"

@@ -777,6 +777,16 @@ pub fn rdp_parse(b: &[u8]) -> Option<Heard> {
     Some(h)
 }
 
+/// An X.224 Data TPKT carrying one MCS byte (a Disconnect Provider Ultimatum), sent
+/// before any Connection Request: a protocol error to every RDP server.
+pub const RDP_DATA_BEFORE_CONNECT: [u8; 8] = [3, 0, 0, 8, 2, 0xf0, 0x80, 0x64];
+
+/// xrdp answers [`RDP_DATA_BEFORE_CONNECT`] (and any other PDU it cannot take before a
+/// connection) with exactly this MCS Disconnect Provider Ultimatum; Windows closes.
+pub fn rdp_is_xrdp_disconnect(b: &[u8]) -> bool {
+    b == [3, 0, 0, 9, 2, 0xf0, 0x80, 0x21, 0x80]
+}
+
 // ---- X11 connection setup reply ----
 
 pub fn x11_parse(b: &[u8]) -> Option<Heard> {
@@ -1203,6 +1213,22 @@ mod tests {
             3, 0, 0, 19, 14, 0xd0, 0, 0, 0x12, 0x34, 0, 2, 0, 8, 0, 2, 0, 0, 0,
         ];
         assert_eq!(rdp_parse(&cc).unwrap().unauthenticated, Some(false));
+        // xrdp 0.9.21's answers, recorded on the third test bed.
+        let xrdp = [
+            3, 0, 0, 19, 14, 0xd0, 0, 0, 0x12, 0x34, 0, 2, 1, 8, 0, 1, 0, 0, 0,
+        ];
+        let h = rdp_parse(&xrdp).unwrap();
+        assert!(
+            h.evidence.contains("selected protocol 1 (TLS)"),
+            "{}",
+            h.evidence
+        );
+        assert_eq!(h.unauthenticated, None);
+        assert!(rdp_is_xrdp_disconnect(&[
+            3, 0, 0, 9, 2, 0xf0, 0x80, 0x21, 0x80
+        ]));
+        assert!(!rdp_is_xrdp_disconnect(&[3, 0, 0, 9, 2, 0xf0, 0x80, 0x21]));
+        assert!(!rdp_is_xrdp_disconnect(b""));
         let mut x = vec![1, 0, 11, 0, 0, 0, 0, 0];
         x.extend_from_slice(&12101006u32.to_le_bytes());
         x.resize(24, 0);

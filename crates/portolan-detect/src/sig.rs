@@ -395,6 +395,83 @@ mod tests {
         assert!(s.identify(Some("ftp"), "SSH-2.0-OpenSSH_9.2p1").is_none());
     }
 
+    /// What the third test bed's daemons answer, and recorded answers of servers in no
+    /// bed (Courier, 389 DS), as the built-in signatures must read them.
+    #[test]
+    fn builtin_names_recorded_banners() {
+        let s = Signatures::builtin();
+        let cases = [
+            (
+                "dns",
+                "version.bind: 9.18.49-1~deb12u3-Debian",
+                "ISC BIND",
+                "9.18.49",
+            ),
+            (
+                "dns",
+                "version.bind: 9.11.4-P2-RedHat-9.11.4-26.P2.el7",
+                "ISC BIND",
+                "9.11.4-P2",
+            ),
+            ("dns", "version.bind: 9.19.0rc1", "ISC BIND", "9.19.0rc1"),
+            (
+                "smtp",
+                "220 testbed3.portolan.test ESMTP Sendmail 8.17.1.9/8.17.1.9; Tue, 1 Dec 2026",
+                "Sendmail",
+                "8.17.1.9",
+            ),
+            (
+                "nntp",
+                "201 news.portolan.test InterNetNews NNRP server INN 2.7.1 ready (no posting)",
+                "INN",
+                "2.7.1",
+            ),
+            (
+                "ldap",
+                "vendorName: 389 Project\nvendorVersion: 389-Directory/2.3.1 B2023.073.0000",
+                "389 Directory Server",
+                "2.3.1",
+            ),
+        ];
+        let unversioned = [
+            (
+                "imap",
+                "* OK [CAPABILITY IMAP4rev1 UIDPLUS CHILDREN NAMESPACE STARTTLS] Courier-IMAP ready. Copyright 1998-2018 Double Precision, Inc.",
+                "Courier imapd",
+            ),
+            (
+                "pop3",
+                "+OK Hello there.\n+OK Here's what I can do:\nSTLS\nIMPLEMENTATION Courier Mail Server\n.",
+                "Courier pop3d",
+            ),
+            (
+                "smtp",
+                "220 testbed3.portolan.test ESMTP OpenSMTPD",
+                "OpenSMTPD",
+            ),
+        ];
+        for (proto, text, product) in unversioned {
+            let m = s
+                .identify(Some(proto), text)
+                .unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(
+                (m.product.as_str(), m.version.as_deref()),
+                (product, None),
+                "{text}"
+            );
+        }
+        for (proto, text, product, version) in cases {
+            let m = s
+                .identify(Some(proto), text)
+                .unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(
+                (m.product.as_str(), m.version.as_deref()),
+                (product, Some(version)),
+                "{text}"
+            );
+        }
+    }
+
     #[test]
     fn errors_name_the_line() {
         let err = Signatures::parse("# c\n\nssh \"x\" - /(/\n", "my.sigs").unwrap_err();

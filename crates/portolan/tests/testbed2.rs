@@ -2,115 +2,16 @@
 //! first bed's protocols, and the databases, caches, brokers, RPC, desktops and proxies
 //! the audit judges. `portolan detect` must name, port by port, the protocol, every
 //! product and version the wire reveals, and whether the service served an anonymous
-//! client.
+//! client; `portolan scan --detect` must name the same.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use portolan_testkit::{require_root, require_tool};
-use serde_json::Value;
+use portolan_testkit::{Testbed, require_root, require_tool};
+use testbed_check::{check_detect, check_scan, self_reported, want};
+
+mod testbed_check;
 
 const UNPACKED: &str = "/opt/portolan-testbed2/root/usr/sbin";
-
-struct Testbed {
-    dir: PathBuf,
-    script: PathBuf,
-}
-
-impl Testbed {
-    fn start() -> Testbed {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let script = root.join("tests/testbed2/run.sh");
-        let dir = std::env::temp_dir().join(format!("portolan-testbed2-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let tb = Testbed { dir, script };
-        let out = Command::new("bash")
-            .arg(&tb.script)
-            .arg("start")
-            .arg(&tb.dir)
-            .output()
-            .expect("run the test bed script");
-        assert!(
-            out.status.success(),
-            "test bed 2 failed to start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        tb
-    }
-
-    fn env(&self, key: &str) -> String {
-        let text = std::fs::read_to_string(self.dir.join("env")).expect("test bed env");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("{key} missing from the test bed env"))
-            .to_string()
-    }
-}
-
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(&self.script)
-            .arg("stop")
-            .arg(&self.dir)
-            .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// What must be found on one port.
-struct Want {
-    /// `PORT`, `PORT/udp`, or `2:PORT` for the bed's second address.
-    target: &'static str,
-    protocol: &'static str,
-    /// `Some(p)`: exactly p; `None`: the wire names none, so none may be claimed.
-    product: Option<&'static str>,
-    /// `Some("")`: any version; `Some(v)`: exactly v; `None`: none may be claimed.
-    version: Option<String>,
-    unauthenticated: Option<bool>,
-}
-
-fn want(target: &'static str, protocol: &'static str, product: Option<&'static str>) -> Want {
-    Want {
-        target,
-        protocol,
-        product,
-        version: None,
-        unauthenticated: None,
-    }
-}
-
-impl Want {
-    fn version(mut self, v: impl Into<String>) -> Want {
-        self.version = Some(v.into());
-        self
-    }
-    fn anonymous(mut self, served: bool) -> Want {
-        self.unauthenticated = Some(served);
-        self
-    }
-}
-
-/// The version a program prints about itself: the text after `prefix`, made of letters,
-/// digits and dots.
-fn self_reported(program: &str, args: &[&str], prefix: &str) -> String {
-    let out = Command::new(program).args(args).output().expect(program);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = text.find(prefix).map(|i| {
-        text[i + prefix.len()..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
-            .collect::<String>()
-    });
-    v.map(|v| v.trim_end_matches('.').to_string())
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| panic!("no version in `{program}` output: {text}"))
-}
 
 #[test]
 fn testbed2_other_implementations_and_audited_services_are_identified() {
@@ -171,10 +72,10 @@ fn testbed2_other_implementations_and_audited_services_are_identified() {
     let ntpsec = self_reported(&format!("{UNPACKED}/ntpd"), &["--version"], "ntpsec-");
     let python = self_reported("/usr/bin/python3", &["--version"], "Python ");
 
-    let tb = Testbed::start();
+    let tb = Testbed::start("testbed2");
     let exim = self_reported(
         &format!("{UNPACKED}/exim4"),
-        &["-C", tb.dir.join("exim.conf").to_str().unwrap(), "-bV"],
+        &["-C", tb.dir().join("exim.conf").to_str().unwrap(), "-bV"],
         "Exim version ",
     );
 
@@ -254,86 +155,6 @@ fn testbed2_other_implementations_and_audited_services_are_identified() {
         want("6042", "x11", None).anonymous(false),
     ];
 
-    let ns = tb.env("SCANNER_NS");
-    let ip = tb.env("TARGET_IP");
-    let ip2 = tb.env("TARGET2_IP");
-    let targets: Vec<String> = wants
-        .iter()
-        .map(|w| match w.target.strip_prefix("2:") {
-            Some(t) => format!("{ip2}:{t}"),
-            None => format!("{ip}:{}", w.target),
-        })
-        .collect();
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns,
-            env!("CARGO_BIN_EXE_portolan"),
-            "detect",
-            "--json",
-        ])
-        .args(["--timeout", "2s"])
-        .args(&targets)
-        .output()
-        .expect("run portolan detect");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "portolan detect failed: {}{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let found: HashMap<String, Value> = stdout
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).expect("a JSON line");
-            (
-                v["target"].as_str().unwrap().to_string(),
-                v["detected"].clone(),
-            )
-        })
-        .collect();
-
-    let mut failures = Vec::new();
-    for (w, t) in wants.iter().zip(&targets) {
-        let Some(d) = found.get(t) else {
-            failures.push(format!("{t}: no result"));
-            continue;
-        };
-        let s = |k: &str| d[k].as_str().map(str::to_string);
-        let mut bad = Vec::new();
-        if s("protocol").as_deref() != Some(w.protocol) {
-            bad.push(format!("protocol {:?}, want {}", s("protocol"), w.protocol));
-        }
-        if s("product").as_deref() != w.product {
-            bad.push(format!("product {:?}, want {:?}", s("product"), w.product));
-        }
-        match (&w.version, s("version")) {
-            (Some(v), Some(got)) if !v.is_empty() && *v != got => {
-                bad.push(format!("version {got}, want {v}"));
-            }
-            (Some(_), None) => bad.push("no version".into()),
-            (None, Some(got)) => bad.push(format!("version {got}, but the wire names none")),
-            _ => {}
-        }
-        if d["unauthenticated"].as_bool() != w.unauthenticated {
-            bad.push(format!(
-                "unauthenticated {}, want {:?}",
-                d["unauthenticated"], w.unauthenticated
-            ));
-        }
-        if !bad.is_empty() {
-            failures.push(format!(
-                "{t} ({}): {} (evidence: {})",
-                w.protocol,
-                bad.join("; "),
-                d["evidence"]
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "test bed 2, not identified as expected:\n{}",
-        failures.join("\n")
-    );
+    let detected = check_detect("test bed 2", &tb, &wants);
+    check_scan("test bed 2", &tb, &wants, &detected);
 }

@@ -41,6 +41,18 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Whether this answer to CONNECT opened a tunnel: a 2xx without a message body
+    /// (RFC 9110 9.3.6: a proxy sends no Content-Length or Transfer-Encoding there). A web
+    /// server that answers every method with its page (Caddy's `respond`) sends one.
+    pub fn is_tunnel(&self) -> bool {
+        (200..300).contains(&self.status)
+            && self.body.is_empty()
+            && self.header("transfer-encoding").is_none()
+            && self
+                .header("content-length")
+                .is_none_or(|n| n.trim() == "0")
+    }
+
     pub fn json(&self) -> Option<Value> {
         serde_json::from_slice(&self.body).ok()
     }
@@ -216,10 +228,12 @@ impl Ctx {
         let connect = portolan_payload::service::http_connect(&authority);
         let c = self.http_request(plain, &connect).await;
         let status = c.as_ref().map(|c| c.status);
+        let tunnel = c.as_ref().is_some_and(Response::is_tunnel);
         let is_proxy = named_proxy
             || asks_proxy_auth
             || r.header("x-squid-error").is_some()
-            || matches!(status, Some(200) | Some(407));
+            || tunnel
+            || status == Some(407);
         if !is_proxy {
             return d;
         }
@@ -229,7 +243,7 @@ impl Ctx {
             ev.push_str(&format!("; Via: {v}"));
         }
         match status {
-            Some(200) => {
+            Some(_) if tunnel => {
                 d.unauthenticated = Some(true);
                 ev.push_str("; CONNECT relayed without authentication");
             }
@@ -276,6 +290,19 @@ mod tests {
             serde_json::from_str(r#"{"Version":"24.0.5","ApiVersion":"1.43"}"#).unwrap();
         assert_eq!(version_json(&docker).unwrap().2.as_deref(), Some("24.0.5"));
         assert!(version_json(&Value::Null).is_none());
+    }
+
+    #[test]
+    fn web_server_answering_connect_with_its_page_is_not_a_proxy() {
+        let caddy = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nServer: Caddy\r\nContent-Length: 19\r\n\r\nportolan test bed 3";
+        assert!(!Response::parse(caddy).unwrap().is_tunnel());
+        let tinyproxy =
+            b"HTTP/1.0 200 Connection established\r\nProxy-agent: tinyproxy/1.11.1\r\n\r\n";
+        assert!(Response::parse(tinyproxy).unwrap().is_tunnel());
+        let squid = b"HTTP/1.1 200 Connection established\r\nContent-Length: 0\r\n\r\n";
+        assert!(Response::parse(squid).unwrap().is_tunnel());
+        let refused = b"HTTP/1.1 403 Forbidden\r\n\r\n";
+        assert!(!Response::parse(refused).unwrap().is_tunnel());
     }
 
     #[test]

@@ -75,14 +75,21 @@ impl Ctx {
             }
             Step::Rpc => self.rpc(conn).await,
             Step::Rdp => {
-                self.simple(
-                    conn,
-                    step,
-                    &req::RDP_CONNECTION_REQUEST,
-                    svc::end_of_tpkt,
-                    svc::rdp_parse,
-                )
-                .await
+                let out = self
+                    .simple(
+                        conn,
+                        step,
+                        &req::RDP_CONNECTION_REQUEST,
+                        svc::end_of_tpkt,
+                        svc::rdp_parse,
+                    )
+                    .await;
+                match out {
+                    Outcome::Found(d) if d.protocol.as_deref() == Some("rdp") => {
+                        Outcome::Found(self.rdp_implementation(d).await)
+                    }
+                    other => other,
+                }
             }
             Step::X11 => {
                 self.simple(conn, step, &req::X11_SETUP, svc::end_of_x11, svc::x11_parse)
@@ -96,6 +103,28 @@ impl Ctx {
             }
             _ => Outcome::Silent,
         }
+    }
+
+    /// Which RDP server confirmed the connection: xrdp is the one that answers data sent
+    /// before a connection request with a Disconnect Provider Ultimatum (a second
+    /// connection). Nothing else names an implementation, so nothing else is claimed.
+    async fn rdp_implementation(&self, mut d: Detection) -> Detection {
+        let Ok(mut conn) = self.connect().await else {
+            return d;
+        };
+        let reply = exchange(&mut conn, &svc::RDP_DATA_BEFORE_CONNECT, svc::end_of_tpkt).await;
+        if reply.as_deref().is_some_and(svc::rdp_is_xrdp_disconnect) {
+            d.product = Some("xrdp".into());
+            d.evidence = printable(
+                format!(
+                    "{}; data before a connection request: Disconnect Provider Ultimatum",
+                    d.evidence
+                )
+                .as_bytes(),
+                200,
+            );
+        }
+        d
     }
 
     /// One request, one reply, one parser.

@@ -1,0 +1,282 @@
+//! What the second and third test beds' tests share: the expectations port by port, the
+//! `portolan detect` run and its check, and the `portolan scan --detect` run that must name
+//! the same.
+
+// Each test file uses a part of it.
+#![allow(dead_code)]
+use std::collections::{BTreeMap, HashMap};
+use std::process::Command;
+
+use portolan_testkit::Testbed;
+use serde_json::Value;
+
+/// What must be found on one port.
+pub struct Want {
+    /// `PORT`, `PORT/udp`, or `N:PORT` for the bed's address `TARGETN_IP`.
+    pub target: &'static str,
+    pub protocol: &'static str,
+    /// `Some(p)`: exactly p; `None`: the wire names none, so none may be claimed.
+    pub product: Option<&'static str>,
+    /// `Some("")`: any version; `Some(v)`: exactly v; `None`: none may be claimed.
+    pub version: Option<String>,
+    pub unauthenticated: Option<bool>,
+}
+
+pub fn want(target: &'static str, protocol: &'static str, product: Option<&'static str>) -> Want {
+    Want {
+        target,
+        protocol,
+        product,
+        version: None,
+        unauthenticated: None,
+    }
+}
+
+impl Want {
+    pub fn version(mut self, v: impl Into<String>) -> Want {
+        self.version = Some(v.into());
+        self
+    }
+    pub fn anonymous(mut self, served: bool) -> Want {
+        self.unauthenticated = Some(served);
+        self
+    }
+}
+
+/// The version a program prints about itself: the text after `prefix`, made of letters,
+/// digits and dots.
+pub fn self_reported(program: &str, args: &[&str], prefix: &str) -> String {
+    let out = Command::new(program).args(args).output().expect(program);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = text.find(prefix).map(|i| {
+        text[i + prefix.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
+            .collect::<String>()
+    });
+    v.map(|v| v.trim_end_matches('.').to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| panic!("no version in `{program}` output: {text}"))
+}
+
+/// The upstream version of an installed Debian package, as `dpkg-query -W` reports it
+/// (`1:9.18.49-1~deb12u3` gives `9.18.49`).
+pub fn package_version(package: &str) -> String {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", package])
+        .output()
+        .expect("dpkg-query");
+    let full = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!full.is_empty(), "dpkg-query -W {package}: not installed");
+    upstream(&full)
+}
+
+/// The upstream version of a package that a bed's install.sh unpacked into `dir`: its
+/// control file's `Version`, which install.sh keeps in `dir/.PACKAGE`.
+pub fn unpacked_version(dir: &str, package: &str) -> String {
+    let path = format!("{dir}/.{package}");
+    let full = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(!full.trim().is_empty(), "{path}: no version recorded");
+    upstream(full.trim())
+}
+
+/// `1:9.18.49-1~deb12u3` -> `9.18.49`: no epoch, no Debian revision.
+pub fn upstream(full: &str) -> String {
+    let v = full.split_once(':').map_or(full, |(_, v)| v);
+    let v = v.rsplit_once('-').map_or(v, |(v, _)| v);
+    v.split(['+', '~']).next().unwrap_or(v).to_string()
+}
+
+/// The address and port text of a want: `TARGET_IP:PORT`, or `TARGETN_IP:PORT`.
+fn address(tb: &Testbed, target: &str) -> (String, String) {
+    match target.split_once(':') {
+        Some((n, t)) => (tb.env(&format!("TARGET{n}_IP")), t.to_string()),
+        None => (tb.env("TARGET_IP"), target.to_string()),
+    }
+}
+
+fn detections(stdout: &str) -> HashMap<String, Value> {
+    stdout
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("a JSON line");
+            (
+                v["target"].as_str().unwrap().to_string(),
+                v["detected"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// Runs `portolan detect` over every want's port from the bed's scanner namespace and
+/// checks protocol, product, version and `unauthenticated`, port by port. Returns the
+/// detections by want target.
+pub fn check_detect(bed: &str, tb: &Testbed, wants: &[Want]) -> HashMap<String, Value> {
+    let ns = tb.env("SCANNER_NS");
+    let targets: Vec<String> = wants
+        .iter()
+        .map(|w| {
+            let (ip, t) = address(tb, w.target);
+            format!("{ip}:{t}")
+        })
+        .collect();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            env!("CARGO_BIN_EXE_portolan"),
+            "detect",
+            "--json",
+        ])
+        .args(["--timeout", "2s"])
+        .args(&targets)
+        .output()
+        .expect("run portolan detect");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "portolan detect failed: {}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found = detections(&stdout);
+    let mut failures = Vec::new();
+    let mut by_want = HashMap::new();
+    for (w, t) in wants.iter().zip(&targets) {
+        let Some(d) = found.get(t) else {
+            failures.push(format!("{t}: no result"));
+            continue;
+        };
+        by_want.insert(w.target.to_string(), d.clone());
+        let s = |k: &str| d[k].as_str().map(str::to_string);
+        let mut bad = Vec::new();
+        if s("protocol").as_deref() != Some(w.protocol) {
+            bad.push(format!("protocol {:?}, want {}", s("protocol"), w.protocol));
+        }
+        if s("product").as_deref() != w.product {
+            bad.push(format!("product {:?}, want {:?}", s("product"), w.product));
+        }
+        match (&w.version, s("version")) {
+            (Some(v), Some(got)) if !v.is_empty() && *v != got => {
+                bad.push(format!("version {got}, want {v}"));
+            }
+            (Some(_), None) => bad.push("no version".into()),
+            (None, Some(got)) => bad.push(format!("version {got}, but the wire names none")),
+            _ => {}
+        }
+        if d["unauthenticated"].as_bool() != w.unauthenticated {
+            bad.push(format!(
+                "unauthenticated {}, want {:?}",
+                d["unauthenticated"], w.unauthenticated
+            ));
+        }
+        if !bad.is_empty() {
+            failures.push(format!(
+                "{t} ({}): {} (evidence: {})",
+                w.protocol,
+                bad.join("; "),
+                d["evidence"]
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{bed}, not identified as expected:\n{}",
+        failures.join("\n")
+    );
+    by_want
+}
+
+/// Runs `portolan scan -sT -sU --detect` over the same ports, one scan per address, and
+/// checks that every port is open and named as `portolan detect` named it.
+pub fn check_scan(bed: &str, tb: &Testbed, wants: &[Want], detected: &HashMap<String, Value>) {
+    let ns = tb.env("SCANNER_NS");
+    // address -> (TCP ports, UDP ports), each with its want
+    type Ports<'a> = Vec<(String, &'a Want)>;
+    let mut hosts: BTreeMap<String, (Ports<'_>, Ports<'_>)> = BTreeMap::new();
+    for w in wants {
+        let (ip, t) = address(tb, w.target);
+        let e = hosts.entry(ip).or_default();
+        match t.strip_suffix("/udp") {
+            Some(p) => e.1.push((p.to_string(), w)),
+            None => e.0.push((t, w)),
+        }
+    }
+    let mut failures = Vec::new();
+    for (ip, (tcp, udp)) in &hosts {
+        let list = |v: &Ports<'_>| {
+            v.iter()
+                .map(|(p, _)| p.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut spec = Vec::new();
+        if !tcp.is_empty() {
+            spec.push(format!("T:{}", list(tcp)));
+        }
+        if !udp.is_empty() {
+            spec.push(format!("U:{}", list(udp)));
+        }
+        let mut args = vec!["-Pn", "-sT"];
+        if !udp.is_empty() {
+            args.push("-sU");
+        }
+        let spec = spec.join(",");
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_portolan"), "scan"])
+            .args(&args)
+            .args(["--detect", "--json", "--timeout", "2s", "-p", &spec, ip])
+            .output()
+            .expect("run portolan scan --detect");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "portolan scan --detect {ip} failed: {}{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut scanned: HashMap<String, Value> = HashMap::new();
+        for l in stdout.lines() {
+            let v: Value = serde_json::from_str(l).expect("a JSON line");
+            if v["type"] == "port" {
+                let key = match v["protocol"].as_str() {
+                    Some("udp") => format!("{}/udp", v["port"]),
+                    _ => v["port"].to_string(),
+                };
+                scanned.insert(key, v);
+            }
+        }
+        for (port, w) in tcp.iter().chain(udp) {
+            let key = if w.target.ends_with("/udp") {
+                format!("{port}/udp")
+            } else {
+                port.clone()
+            };
+            let t = format!("{ip}:{key}");
+            let Some(v) = scanned.get(&key) else {
+                failures.push(format!("scan {t}: no port record"));
+                continue;
+            };
+            if v["state"] != "open" {
+                failures.push(format!("scan {t}: state {}, want open", v["state"]));
+            }
+            let (got, want) = (&v["detected"], &detected[w.target]);
+            for field in ["protocol", "product", "version", "unauthenticated"] {
+                if got[field] != want[field] {
+                    failures.push(format!(
+                        "scan {t}: {field} {}, detect named {}",
+                        got[field], want[field]
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{bed}, scan --detect named otherwise than detect:\n{}",
+        failures.join("\n")
+    );
+}

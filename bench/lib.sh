@@ -2,7 +2,7 @@
 # Source it after `cd` to the repo root; `bench_init NAME TOOL...` first.
 # shellcheck shell=bash
 
-# Checks root and the tools, builds portolan, and sets $bin, $script, $tmp, $ns, $holder,
+# Checks root and the tools, builds portolan (unless PORTOLAN_BIN names a binary), and sets $bin, $script, $tmp, $ns, $holder,
 # with a trap that removes the namespace and the temporary folder on exit.
 bench_init() {
   bench_name=$1
@@ -11,8 +11,13 @@ bench_init() {
   for t in "$@"; do
     command -v "$t" >/dev/null || { echo "bench/$bench_name: needs $t" >&2; exit 2; }
   done
-  cargo build --release -q -p portolan
-  bin=$PWD/target/release/portolan
+  # PORTOLAN_BIN=/path runs another build (an older one, for before/after figures).
+  if [ -n "${PORTOLAN_BIN:-}" ]; then
+    bin=$PORTOLAN_BIN
+  else
+    cargo build --release -q -p portolan
+    bin=$PWD/target/release/portolan
+  fi
   script=$PWD/crates/portolan-inventory/tests/sockets.py
   tmp=$(mktemp -d)
   ns=""

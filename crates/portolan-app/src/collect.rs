@@ -124,12 +124,14 @@ pub fn collect_with(os: &dyn Os, opts: &CollectOptions) -> Collected {
                 NetnsChoice::Named(n) => Some(n.clone()),
                 _ => None,
             };
-            let inputs = Inputs {
-                listeners: Some(snapshot.listeners.clone()),
+            // Lent to the audit and taken back: no second copy of every listener.
+            let mut inputs = Inputs {
+                listeners: Some(std::mem::take(&mut snapshot.listeners)),
                 scan: None,
                 netns,
             };
             let report = crate::audit::judge(&inputs, opts.policy.as_ref(), today);
+            snapshot.listeners = inputs.listeners.take().unwrap_or_default();
             // The baseline alone does not say what is allowed.
             if opts.policy.is_some() {
                 unexpected = Some(metrics::not_allowed_listeners(&report));

@@ -1,6 +1,7 @@
 //! One uncached collection and encoding at 10k and 100k listeners, through the encoder
-//! alone and through a real scrape of the exporter (fake collector, min interval 0).
-//! Prints the process's peak RSS after each size.
+//! alone (borrowed, and consumed as the exporter does) and through a real scrape of the
+//! exporter (fake collector, min interval 0). Prints the process's peak RSS after each
+//! size.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -146,6 +147,24 @@ fn main() {
                 );
                 metrics::encode_openmetrics(&m).len()
             })
+        });
+        // The exporter's path: the snapshot is its own, and consumed while written.
+        g.bench_with_input(BenchmarkId::new("into_openmetrics", n), &n, |b, _| {
+            b.iter_batched(
+                || {
+                    Metrics::new(
+                        Snapshot {
+                            listeners: base.to_vec(),
+                            ..Snapshot::default()
+                        },
+                        vec![CollectorStatus::up("inventory")],
+                        SystemTime::now(),
+                        Duration::ZERO,
+                    )
+                },
+                |m| metrics::into_openmetrics(m).len(),
+                criterion::BatchSize::LargeInput,
+            )
         });
         drop(snap);
         let src = Arc::clone(&base);

@@ -13,10 +13,12 @@
 //! serve(ServeConfig::default(), collector, shutdown_signal()).await.unwrap();
 //! # }
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod auth;
 mod server;
+#[allow(unsafe_code)]
+mod sys;
 mod web_config;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

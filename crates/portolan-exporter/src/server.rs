@@ -92,10 +92,14 @@ enum Outcome {
 const EOF: &[u8] = b"# EOF\n";
 
 impl Server {
+    /// Binds the listening socket. It also fixes glibc's mmap threshold for the whole
+    /// process (see the `sys` module): without that, memory freed after a large
+    /// collection stays in the process.
     pub async fn bind(
         config: ServeConfig,
         collector: Arc<dyn Collector>,
     ) -> Result<Server, ExporterError> {
+        crate::sys::keep_large_blocks_returnable();
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -364,7 +368,7 @@ async fn collect(shared: &Shared) -> Entry {
         if result.unexpected.is_some() {
             m.unexpected = result.unexpected;
         }
-        Outcome::Metrics(Bytes::from(metrics::encode_openmetrics(&m)))
+        Outcome::Metrics(Bytes::from(metrics::into_openmetrics(m)))
     })
     .await
     .unwrap_or_else(|e| Outcome::Failed(format!("the collector failed: {e}")));

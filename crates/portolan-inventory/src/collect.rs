@@ -2,15 +2,14 @@
 //! their owners, enrich them into listeners, sort.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use portolan_registry::{Category, PortRange, Proto, Registry};
 
 use crate::{
-    Error, Exposure, Family, InodeSet, Inventory, Listener, NetnsInfo, Options, Os, OwnerScan,
-    Owners, RawSocket, SocketQuery, SocketState, SocketUnitListen, find_socket_unit, fmt_endpoint,
-    unreadable_warning,
+    Error, Exposure, Family, InodeMap, InodeSet, Inventory, Listener, NetnsInfo, Options, Os,
+    OwnerScan, Owners, RawSocket, SocketQuery, SocketState, SocketUnitListen, find_socket_unit,
+    fmt_endpoint, unreadable_warning,
 };
 
 pub(crate) fn run(os: &dyn Os, opts: &Options, registry: &Registry) -> Result<Inventory, Error> {
@@ -163,7 +162,8 @@ struct Enrich<'a> {
     scan: &'a OwnerScan,
     /// Read on the first socket-activated listener.
     units: Option<Vec<SocketUnitListen>>,
-    users: HashMap<u32, Option<Arc<str>>>,
+    /// User names by uid (keyed as u64 for the fast hasher).
+    users: InodeMap<Option<Arc<str>>>,
     no_owners: Owners,
     /// Sockets whose owner is unknown because some process could not be read.
     unknown: usize,
@@ -176,7 +176,7 @@ impl<'a> Enrich<'a> {
             registry,
             scan,
             units: None,
-            users: HashMap::new(),
+            users: InodeMap::default(),
             no_owners: Arc::new([]),
             unknown: 0,
         }
@@ -190,8 +190,8 @@ impl<'a> Enrich<'a> {
     ) -> Vec<Listener> {
         let total = tables.iter().map(Vec::len).sum();
         let mut out = Vec::with_capacity(total);
-        // Service names by (protocol, port): the registry is asked once per port.
-        let mut names: HashMap<(Proto, u16), Option<Cow<'static, str>>> = HashMap::new();
+        // Service names by protocol and port: the registry is asked once per port.
+        let mut names: InodeMap<Option<Cow<'static, str>>> = InodeMap::default();
         for (table, ns) in tables.iter_mut().zip(namespaces) {
             let label: Arc<str> = ns.label.as_str().into();
             // Taken from the end, and the table shrunk as it empties, so the raw sockets
@@ -206,7 +206,7 @@ impl<'a> Enrich<'a> {
                     continue;
                 };
                 l.service = names
-                    .entry((l.protocol, l.port))
+                    .entry((proto_key(l.protocol) << 16) | u64::from(l.port))
                     .or_insert_with(|| service_name(self.registry, l.port, l.protocol))
                     .clone();
                 out.push(l);
@@ -260,7 +260,7 @@ impl<'a> Enrich<'a> {
         let os = self.os;
         let user = self
             .users
-            .entry(s.uid)
+            .entry(u64::from(s.uid))
             .or_insert_with(|| os.user_name(s.uid).map(Into::into))
             .clone();
         Some(Listener {
@@ -288,6 +288,15 @@ impl<'a> Enrich<'a> {
             owner_unknown,
             processes: Arc::clone(processes),
         })
+    }
+}
+
+fn proto_key(p: Proto) -> u64 {
+    match p {
+        Proto::Tcp => 0,
+        Proto::Udp => 1,
+        Proto::Sctp => 2,
+        Proto::Dccp => 3,
     }
 }
 

@@ -43,6 +43,7 @@ mod discovery;
 mod epoll;
 pub mod packet;
 pub mod payload;
+pub mod perm;
 mod rate;
 mod rounds;
 pub mod rtt;

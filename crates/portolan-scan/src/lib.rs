@@ -44,6 +44,8 @@ mod epoll;
 pub mod packet;
 pub mod payload;
 pub mod perm;
+mod pipeline;
+pub mod plan;
 mod rate;
 mod rounds;
 pub mod rtt;

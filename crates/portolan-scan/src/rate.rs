@@ -80,7 +80,7 @@ struct Window {
 
 /// Decides the send rate from how the answered share of each window compares with the
 /// best share seen.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Controller {
     windows: VecDeque<Window>,
     best: f64,

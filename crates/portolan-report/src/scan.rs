@@ -209,6 +209,11 @@ impl<'w> Stream<'w> {
         self.out.flush()
     }
 
+    /// Writes out everything so far.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     /// The last line.
     pub fn summary(&mut self, s: &ScanSummary) -> io::Result<()> {
         match self.format {

@@ -498,7 +498,7 @@ pub fn bucket(
 }
 
 impl Table {
-    fn finish_silent(&mut self, i: usize, state: PortState, sink: &mut Sink<'_>) {
+    pub fn finish_silent(&mut self, i: usize, state: PortState, sink: &mut Sink<'_>) {
         self.done[i] = true;
         self.remaining -= 1;
         let h = self.host_of(i);

@@ -269,6 +269,14 @@ impl TargetSet {
         })
     }
 
+    /// Whether the set holds IPv4 addresses, and IPv6 ones.
+    pub fn families(&self) -> (bool, bool) {
+        (
+            self.blocks.iter().any(|b| !b.v6),
+            self.blocks.iter().any(|b| b.v6),
+        )
+    }
+
     /// The address at position `i` of [`TargetSet::iter`]'s order (`i < len()`).
     pub fn nth(&self, i: u64) -> Option<IpAddr> {
         let k = self.starts.partition_point(|&s| s <= i).checked_sub(1)?;

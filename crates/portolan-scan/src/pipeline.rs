@@ -22,7 +22,7 @@ use crate::udp::UdpProber;
 use crate::{Event, HostTiming, Reason, ScanConfig, ScanError, Sink, io_err};
 
 /// Blocks in flight at most.
-const LIVE: usize = 4;
+const LIVE: usize = 3;
 
 /// Rounds at most per stage.
 const MAX_ROUNDS: u32 = 64;
@@ -150,6 +150,7 @@ struct Driver<'c, 'p> {
     finished: BTreeSet<u64>,
     /// Every block before this one is finished.
     prefix: u64,
+    sources: crate::sys::Sources,
 }
 
 fn engine(stage: Stage) -> Engine {
@@ -201,6 +202,7 @@ pub fn scan(
         per_host: (cfg.tcp_ports.len() + cfg.udp_ports.len()) as u64,
         finished: BTreeSet::new(),
         prefix: first,
+        sources: crate::sys::Sources::default(),
     };
     let mut live: Vec<Block> = Vec::new();
     let mut next = first;
@@ -330,7 +332,7 @@ impl Driver<'_, '_> {
         let mut srcs = Vec::with_capacity(all.len());
         for addr in all {
             sink.summary.hosts_total += 1;
-            match crate::sys::source_for(addr) {
+            match self.sources.source_for(addr) {
                 Ok(s) => {
                     hosts.push(addr);
                     srcs.push(s);
@@ -437,6 +439,18 @@ impl Driver<'_, '_> {
         };
         job.round += 1;
         let t = &mut job.t;
+        if std::env::var_os("PORTOLAN_TRACE").is_some() {
+            eprintln!(
+                "{:>8.3}s block {} {:?} round {} remaining {} max_to {:?} tries {}",
+                self.start.elapsed().as_secs_f64(),
+                b.index,
+                job.stage,
+                job.round,
+                t.remaining,
+                job.max_to,
+                t.retry.tries()
+            );
+        }
         let mut over = t.remaining == 0;
         if !over
             && job.opts.icmp_pacing

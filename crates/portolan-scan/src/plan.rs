@@ -17,7 +17,7 @@ use crate::target::TargetSet;
 pub const BLOCK_PROBES: u64 = 1 << 16;
 
 /// Hosts one block holds at most.
-pub const BLOCK_HOSTS: u64 = 4096;
+pub const BLOCK_HOSTS: u64 = 2048;
 
 /// One shard of `count` (`index` from 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +146,7 @@ mod tests {
     fn blocks_are_bounded_and_the_seed_is_shared() {
         let targets = set("198.18.0.0/16");
         let plan = Plan::new(&targets, 1, Shard::default(), 5);
-        assert_eq!(plan.blocks(), 16);
+        assert_eq!(plan.blocks(), 32);
         assert_eq!(plan.block(0).len(), BLOCK_HOSTS as usize);
         let wide = Plan::new(&targets, 1, Shard::default(), 1000);
         assert_eq!(wide.block(0).len(), (BLOCK_PROBES / 1000) as usize);

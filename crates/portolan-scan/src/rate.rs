@@ -21,9 +21,15 @@ pub struct Pacer {
     last: Instant,
 }
 
+/// What a pacer saves up: 10 ms of sending, so that a late wake-up (a loaded machine)
+/// costs no rate, and no second ever carries more than 1% over the rate.
+fn burst(rate: f64) -> f64 {
+    (rate / 100.0).max(1.0)
+}
+
 impl Pacer {
     pub fn new(rate: f64) -> Pacer {
-        let burst = (rate / 100.0).clamp(1.0, 256.0);
+        let burst = burst(rate);
         Pacer {
             rate,
             tokens: burst,
@@ -39,7 +45,7 @@ impl Pacer {
     pub fn set_rate(&mut self, rate: f64) {
         self.refill();
         self.rate = rate.max(1.0);
-        self.burst = (self.rate / 100.0).clamp(1.0, 256.0);
+        self.burst = burst(self.rate);
         self.tokens = self.tokens.min(self.burst);
     }
 

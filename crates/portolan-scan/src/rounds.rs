@@ -24,6 +24,9 @@ const MAX_ROUNDS: u32 = 64;
 /// allows 6 before limiting), so silence beside them is not blamed on a limit.
 const ICMP_BURST: usize = 4;
 
+/// Up to this many ports, a table finds a port's index by scanning the list.
+const FEW_PORTS: usize = 16;
+
 /// Probes sent per batch.
 pub const BATCH: usize = 64;
 
@@ -88,9 +91,13 @@ impl Table {
         ctl: Controller,
         retry: RetryPolicy,
     ) -> Table {
-        let mut port_idx = vec![u32::MAX; 65536];
-        for (i, &p) in ports.iter().enumerate() {
-            port_idx[usize::from(p)] = i as u32;
+        // A few ports are looked up by a scan of the list; many through a full index.
+        let mut port_idx = Vec::new();
+        if ports.len() > FEW_PORTS {
+            port_idx = vec![u32::MAX; 65536];
+            for (i, &p) in ports.iter().enumerate() {
+                port_idx[usize::from(p)] = i as u32;
+            }
         }
         let n = hosts.len() * ports.len();
         Table {
@@ -127,7 +134,11 @@ impl Table {
     /// The probe for (host, port), if it is in this table.
     pub fn lookup(&self, h: IpAddr, port: u16) -> Option<usize> {
         let hi = self.host_index(h)?;
-        let pi = self.port_idx[usize::from(port)];
+        let pi = if self.port_idx.is_empty() {
+            self.ports.iter().position(|&p| p == port)? as u32
+        } else {
+            self.port_idx[usize::from(port)]
+        };
         (pi != u32::MAX).then(|| hi * self.ports.len() + pi as usize)
     }
 

@@ -150,7 +150,8 @@ mod tests {
         assert_eq!(plan.block(0).len(), BLOCK_HOSTS as usize);
         let wide = Plan::new(&targets, 1, Shard::default(), 1000);
         assert_eq!(wide.block(0).len(), (BLOCK_PROBES / 1000) as usize);
-        let one = Plan::new(&set("198.18.0.1"), 1, Shard::default(), 65535);
+        let single = set("198.18.0.1");
+        let one = Plan::new(&single, 1, Shard::default(), 65535);
         assert_eq!((one.blocks(), one.block(0).len()), (1, 1));
         let a = default_seed(&targets, &[22, 80], &[]);
         assert_eq!(a, default_seed(&set("198.18.0.0/16"), &[22, 80], &[]));

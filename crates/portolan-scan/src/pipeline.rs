@@ -240,9 +240,9 @@ pub fn scan(
             if (d.pacer.rate() - job.rate).abs() > 0.5 {
                 d.pacer.set_rate(job.rate);
             }
-            let allowed = d.pacer.take(BATCH);
+            let allowed = d.pacer.take_batch(BATCH);
             if allowed == 0 {
-                wait = d.pacer.wait();
+                wait = d.pacer.wait_batch(BATCH);
             } else {
                 batch.clear();
                 while batch.len() < allowed {
@@ -305,7 +305,7 @@ pub fn scan(
                 wait = wait.min(j.deadline().saturating_duration_since(Instant::now()));
             }
         }
-        crate::sys::poll_read(&d.fds, wait.max(Duration::from_micros(100)));
+        crate::sys::poll_read(&d.fds, wait.max(Duration::from_micros(20)));
     }
     Ok(())
 }
@@ -441,14 +441,17 @@ impl Driver<'_, '_> {
         let t = &mut job.t;
         if std::env::var_os("PORTOLAN_TRACE").is_some() {
             eprintln!(
-                "{:>8.3}s block {} {:?} round {} remaining {} max_to {:?} tries {}",
+                "{:>8.3}s block {} {:?} round {} remaining {} max_to {:?} tries {} rate {:.0} pacer {:.0} sent {:.3}s",
                 self.start.elapsed().as_secs_f64(),
                 b.index,
                 job.stage,
                 job.round,
                 t.remaining,
                 job.max_to,
-                t.retry.tries()
+                t.retry.tries(),
+                job.rate,
+                self.pacer.rate(),
+                job.last_send.duration_since(self.start).as_secs_f64(),
             );
         }
         let mut over = t.remaining == 0;
@@ -499,7 +502,7 @@ impl Driver<'_, '_> {
         }
         let k = job.stage.prober();
         self.learned[k] = Some(Learned {
-            ctl: t.ctl.clone(),
+            ctl: t.ctl.carry(),
             retry: t.retry.clone(),
             rtt: t.all_rtt,
         });

@@ -299,9 +299,9 @@ pub fn run(
         let mut last_send = Instant::now();
         while i < queue.len() {
             p.receive(&mut [&mut *t], sink).map_err(io("receive"))?;
-            let allowed = pacer.take(BATCH);
+            let allowed = pacer.take_batch(BATCH);
             if allowed == 0 {
-                crate::sys::poll_read(&fds, pacer.wait());
+                crate::sys::poll_read(&fds, pacer.wait_batch(BATCH));
                 continue;
             }
             batch.clear();

@@ -499,9 +499,15 @@ pub fn poll_read(fds: &[RawFd], timeout: Duration) {
             revents: 0,
         })
         .collect();
-    let ms = timeout.as_millis().min(60_000) as libc::c_int;
-    // SAFETY: p is live and its length is passed.
-    unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
+    // ppoll, not poll: waits shorter than a millisecond are kept, not rounded to zero
+    // (which spins).
+    let t = timeout.min(Duration::from_secs(60));
+    let ts = libc::timespec {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
+    };
+    // SAFETY: p and ts are live for the call; a null mask keeps the signal mask.
+    unsafe { libc::ppoll(p.as_mut_ptr(), p.len() as libc::nfds_t, &ts, std::ptr::null()) };
 }
 
 /// Whether this process may open raw sockets (root or CAP_NET_RAW).

@@ -21,6 +21,19 @@ use crate::syn::SynProber;
 use crate::udp::UdpProber;
 use crate::{Event, HostTiming, Reason, ScanConfig, ScanError, Sink, io_err};
 
+/// `PORTOLAN_TRACE` set: the driver says on stderr what it does.
+fn trace() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("PORTOLAN_TRACE").is_some())
+}
+
+/// Finished hosts reported at a time while the pacer refills.
+const REPORT_BATCH: usize = 4;
+
+/// Finished hosts waiting to be reported at most before another block may start: bounds
+/// the memory of the hosts finished but not yet reported.
+const PENDING_MAX: usize = 4096;
+
 /// Blocks in flight at most.
 const LIVE: usize = 3;
 
@@ -151,6 +164,13 @@ struct Driver<'c, 'p> {
     /// Every block before this one is finished.
     prefix: u64,
     sources: crate::sys::Sources,
+    /// Finished hosts and blocks not reported yet.
+    pending: std::collections::VecDeque<Pending>,
+}
+
+enum Pending {
+    Host(IpAddr, Option<HostTiming>),
+    Block(u64),
 }
 
 fn engine(stage: Stage) -> Engine {
@@ -203,6 +223,7 @@ pub fn scan(
         finished: BTreeSet::new(),
         prefix: first,
         sources: crate::sys::Sources::default(),
+        pending: std::collections::VecDeque::new(),
     };
     let mut live: Vec<Block> = Vec::new();
     let mut next = first;
@@ -224,7 +245,7 @@ pub fn scan(
             }
             if live[k].job.is_none() {
                 let b = live.remove(k);
-                d.block_done(b, sink, probed);
+                d.block_done(b);
                 continue;
             }
             k += 1;
@@ -243,6 +264,15 @@ pub fn scan(
             let allowed = d.pacer.take_batch(BATCH);
             if allowed == 0 {
                 wait = d.pacer.wait_batch(BATCH);
+                // The wait for the next batch is time to report finished hosts in.
+                let until = Instant::now() + wait;
+                let mut reported = false;
+                while Instant::now() < until && d.report(Some(REPORT_BATCH), sink, probed) {
+                    reported = true;
+                }
+                if reported {
+                    continue;
+                }
             } else {
                 batch.clear();
                 while batch.len() < allowed {
@@ -269,7 +299,16 @@ pub fn scan(
                         crate::sys::poll_read(&[], Duration::from_micros(200));
                     }
                 }
+                let was = job.last_send;
                 job.last_send = Instant::now();
+                if trace() && job.last_send - was > Duration::from_millis(30) {
+                    eprintln!(
+                        "{:>8.3}s gap {:?} before a batch of {}",
+                        d.start.elapsed().as_secs_f64(),
+                        job.last_send - was,
+                        batch.len()
+                    );
+                }
                 if batch.len() < allowed {
                     job.sending = false;
                 }
@@ -287,15 +326,25 @@ pub fn scan(
                 continue;
             }
         }
-        if !sending && live.len() < LIVE && next < blocks {
+        if !sending && live.len() < LIVE && next < blocks && d.pending.len() <= PENDING_MAX {
+            if trace() {
+                eprintln!("{:>8.3}s start block {next}", d.start.elapsed().as_secs_f64());
+            }
             let b = d.start_block(next, sink)?;
+            if trace() {
+                eprintln!("{:>8.3}s started block {next}", d.start.elapsed().as_secs_f64());
+            }
             next += 1;
             if b.job.is_none() {
-                d.block_done(b, sink, probed);
+                d.block_done(b);
             } else {
                 live.push(b);
             }
             continue;
+        }
+        if !sending {
+            // Nothing to send (or no room for another block): report what is finished.
+            d.report(None, sink, probed);
         }
         if live.is_empty() && next >= blocks {
             break;
@@ -439,7 +488,7 @@ impl Driver<'_, '_> {
         };
         job.round += 1;
         let t = &mut job.t;
-        if std::env::var_os("PORTOLAN_TRACE").is_some() {
+        if trace() {
             eprintln!(
                 "{:>8.3}s block {} {:?} round {} remaining {} max_to {:?} tries {} rate {:.0} pacer {:.0} sent {:.3}s",
                 self.start.elapsed().as_secs_f64(),
@@ -547,19 +596,48 @@ impl Driver<'_, '_> {
         Ok(())
     }
 
-    fn block_done(&mut self, b: Block, sink: &mut Sink<'_>, probed: &mut dyn FnMut(IpAddr)) {
+    /// A finished block: its hosts' ends are reported a few at a time between batches
+    /// (see [`Driver::report`]), so that a large block's reporting does not stop the
+    /// sending.
+    fn block_done(&mut self, b: Block) {
         for (&addr, &timing) in b.hosts.iter().zip(&b.timing) {
-            probed(addr);
-            (sink.on)(Event::HostDone { addr, timing });
+            self.pending.push_back(Pending::Host(addr, timing));
         }
-        self.finished.insert(b.index);
-        while self.finished.remove(&self.prefix) {
-            self.prefix += 1;
-            (sink.on)(Event::Checkpoint {
-                blocks_done: self.prefix,
-                blocks: self.plan.blocks(),
-            });
+        self.pending.push_back(Pending::Block(b.index));
+    }
+
+    /// Reports up to `n` finished hosts (all with `None`), and the checkpoints of the
+    /// blocks whose hosts are all reported.
+    fn report(
+        &mut self,
+        n: Option<usize>,
+        sink: &mut Sink<'_>,
+        probed: &mut dyn FnMut(IpAddr),
+    ) -> bool {
+        let any = !self.pending.is_empty();
+        let mut left = n.unwrap_or(usize::MAX);
+        while left > 0
+            && let Some(p) = self.pending.pop_front()
+        {
+            match p {
+                Pending::Host(addr, timing) => {
+                    left -= 1;
+                    probed(addr);
+                    (sink.on)(Event::HostDone { addr, timing });
+                }
+                Pending::Block(index) => {
+                    self.finished.insert(index);
+                    while self.finished.remove(&self.prefix) {
+                        self.prefix += 1;
+                        (sink.on)(Event::Checkpoint {
+                            blocks_done: self.prefix,
+                            blocks: self.plan.blocks(),
+                        });
+                    }
+                }
+            }
         }
+        any
     }
 }
 

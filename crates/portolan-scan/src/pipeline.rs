@@ -166,6 +166,14 @@ struct Driver<'c, 'p> {
     sources: crate::sys::Sources,
     /// Finished hosts and blocks not reported yet.
     pending: std::collections::VecDeque<Pending>,
+    /// The next block's hosts and their source addresses, looked up ahead.
+    prep: Option<Prep>,
+}
+
+struct Prep {
+    index: u64,
+    hosts: Vec<IpAddr>,
+    srcs: Vec<std::io::Result<IpAddr>>,
 }
 
 enum Pending {
@@ -224,6 +232,7 @@ pub fn scan(
         prefix: first,
         sources: crate::sys::Sources::default(),
         pending: std::collections::VecDeque::new(),
+        prep: None,
     };
     let mut live: Vec<Block> = Vec::new();
     let mut next = first;
@@ -270,7 +279,9 @@ pub fn scan(
                 while Instant::now() < until && d.report(Some(REPORT_BATCH), sink, probed) {
                     reported = true;
                 }
-                if reported {
+                // And to look up the next block's sources in.
+                d.prepare(next, until);
+                if reported || Instant::now() >= until {
                     continue;
                 }
             } else {
@@ -375,13 +386,42 @@ impl Driver<'_, '_> {
     }
 
     /// Block `index`: its routable hosts, and its first stage.
+    /// Looks up the source addresses of block `index`'s hosts ahead, until `until`.
+    fn prepare(&mut self, index: u64, until: Instant) {
+        if index >= self.plan.blocks() {
+            return;
+        }
+        if self.prep.as_ref().is_none_or(|p| p.index != index) {
+            self.prep = Some(Prep {
+                index,
+                hosts: self.plan.block(index),
+                srcs: Vec::new(),
+            });
+        }
+        let Some(p) = self.prep.as_mut() else { return };
+        while p.srcs.len() < p.hosts.len() && Instant::now() < until {
+            for _ in 0..16 {
+                let Some(&addr) = p.hosts.get(p.srcs.len()) else {
+                    break;
+                };
+                p.srcs.push(self.sources.source_for(addr));
+            }
+        }
+    }
+
     fn start_block(&mut self, index: u64, sink: &mut Sink<'_>) -> Result<Block, ScanError> {
-        let all = self.plan.block(index);
+        let (all, mut looked) = match self.prep.take() {
+            Some(p) if p.index == index => (p.hosts, p.srcs),
+            _ => (self.plan.block(index), Vec::new()),
+        };
+        while looked.len() < all.len() {
+            looked.push(self.sources.source_for(all[looked.len()]));
+        }
         let mut hosts = Vec::with_capacity(all.len());
         let mut srcs = Vec::with_capacity(all.len());
-        for addr in all {
+        for (addr, src) in all.into_iter().zip(looked) {
             sink.summary.hosts_total += 1;
-            match self.sources.source_for(addr) {
+            match src {
                 Ok(s) => {
                     hosts.push(addr);
                     srcs.push(s);

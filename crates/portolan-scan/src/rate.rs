@@ -19,12 +19,19 @@ pub struct Pacer {
     tokens: f64,
     burst: f64,
     last: Instant,
+    /// What was handed out in the last second, and its sum: no second carries more
+    /// than the rate, however much was saved up.
+    recent: VecDeque<(Instant, u32)>,
+    in_second: u64,
 }
 
-/// What a pacer saves up: 40 ms of sending, so that a late wake-up (a loaded machine)
-/// costs no rate, and no second ever carries more than 4% over the rate.
+/// A rate this high is no limit (the connect engine without `--rate`): not counted.
+const UNCOUNTED: f64 = 1e8;
+
+/// What a pacer saves up: 200 ms of sending, so that the late wake-ups of a loaded
+/// machine cost no rate (the last second's count keeps any second at the rate).
 fn burst(rate: f64) -> f64 {
-    (rate / 25.0).max(1.0)
+    (rate / 5.0).max(1.0)
 }
 
 impl Pacer {
@@ -35,7 +42,34 @@ impl Pacer {
             tokens: burst,
             burst,
             last: Instant::now(),
+            recent: VecDeque::new(),
+            in_second: 0,
         }
+    }
+
+    /// Forgets what was handed out more than a second ago; returns what the last second
+    /// still allows.
+    fn room(&mut self, now: Instant) -> u64 {
+        if self.rate >= UNCOUNTED {
+            return u64::MAX;
+        }
+        while let Some(&(t, n)) = self.recent.front() {
+            if now.duration_since(t) < Duration::from_secs(1) {
+                break;
+            }
+            self.recent.pop_front();
+            self.in_second -= u64::from(n);
+        }
+        (self.rate.floor() as u64).max(1).saturating_sub(self.in_second)
+    }
+
+    fn hand_out(&mut self, now: Instant, n: usize) -> usize {
+        self.tokens -= n as f64;
+        if n > 0 && self.rate < UNCOUNTED {
+            self.recent.push_back((now, n as u32));
+            self.in_second += n as u64;
+        }
+        n
     }
 
     pub fn rate(&self) -> f64 {
@@ -59,22 +93,24 @@ impl Pacer {
     /// Takes up to `want` tokens; returns how many were granted.
     pub fn take(&mut self, want: usize) -> usize {
         self.refill();
-        let n = (self.tokens.floor() as usize).min(want);
-        self.tokens -= n as f64;
-        n
+        let now = self.last;
+        let room = self.room(now) as usize;
+        let n = (self.tokens.floor() as usize).min(want).min(room);
+        self.hand_out(now, n)
     }
 
     /// Takes a batch of `want` tokens (or as many as can be saved up, if fewer), or none:
     /// sending one packet per wake-up would cost a syscall each.
     pub fn take_batch(&mut self, want: usize) -> usize {
         self.refill();
+        let now = self.last;
+        let room = self.room(now) as usize;
         let need = (want as f64).min(self.burst).max(1.0);
-        if self.tokens < need {
+        if self.tokens < need || (room as f64) < need.min(self.rate) {
             return 0;
         }
-        let n = (self.tokens.floor() as usize).min(want);
-        self.tokens -= n as f64;
-        n
+        let n = (self.tokens.floor() as usize).min(want).min(room);
+        self.hand_out(now, n)
     }
 
     /// How long until the next token.
@@ -87,7 +123,16 @@ impl Pacer {
     pub fn wait_batch(&self, want: usize) -> Duration {
         let need = (want as f64).min(self.burst).max(1.0);
         let missing = (need - self.tokens).max(0.0);
-        Duration::from_secs_f64(missing / self.rate).max(Duration::from_micros(20))
+        let tokens = Duration::from_secs_f64(missing / self.rate);
+        // Or until the oldest of the last second's grants leaves it.
+        let full = self.in_second as f64 + need.min(self.rate) > self.rate.floor().max(1.0);
+        let window = match self.recent.front() {
+            Some(&(t, _)) if full => {
+                (t + Duration::from_secs(1)).saturating_duration_since(Instant::now())
+            }
+            _ => Duration::ZERO,
+        };
+        tokens.max(window).max(Duration::from_micros(20))
     }
 }
 
@@ -303,19 +348,34 @@ mod tests {
         assert_eq!(p.take_batch(64), 0);
         assert!(p.wait_batch(64) <= Duration::from_micros(170));
         // A slow pace saves up less than a batch: it goes out by what it saves.
-        let mut slow = Pacer::new(1000.0);
-        assert_eq!(slow.take_batch(64), 40);
+        let mut slow = Pacer::new(100.0);
+        assert_eq!(slow.take_batch(64), 20);
         assert_eq!(slow.take_batch(64), 0);
+    }
+
+    #[test]
+    fn no_second_carries_more_than_the_rate() {
+        // Saved-up tokens (a stall) never push one second over the rate.
+        let mut p = Pacer::new(1000.0);
+        p.tokens = 200.0;
+        let start = Instant::now();
+        let mut n = 0;
+        while start.elapsed() < Duration::from_millis(900) {
+            n += p.take(1000);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(n <= 1000, "{n} in under a second");
+        assert!(n >= 800, "{n}: the saved-up tokens went unused");
     }
 
     #[test]
     fn pacer_limits() {
         let mut p = Pacer::new(1000.0);
         let granted = p.take(1000);
-        assert!(granted <= 40, "{granted}");
+        assert!(granted <= 200, "{granted}");
         std::thread::sleep(Duration::from_millis(20));
         let more = p.take(1000);
-        assert!((15..=40).contains(&more), "{more}");
+        assert!((15..=200).contains(&more), "{more}");
     }
 }
 

@@ -215,7 +215,8 @@ impl ResumeState {
 /// The resume state of a scan that has done nothing yet.
 fn fresh_state(req: &ScanRequest, cfg: &ScanConfig, targets: &TargetSet) -> ResumeState {
     let scanner = Scanner::new(cfg.clone());
-    let mut h = portolan_scan::plan::default_seed(&TargetSet::default(), &cfg.tcp_ports, &cfg.udp_ports);
+    let mut h =
+        portolan_scan::plan::default_seed(&TargetSet::default(), &cfg.tcp_ports, &cfg.udp_ports);
     for w in [
         u64::from(cfg.mode == ScanMode::Syn),
         u64::from(cfg.discovery),
@@ -322,7 +323,11 @@ pub fn scan(
     agg.keep = req.keep_hosts;
     let mut failed = None;
     let scanned = Scanner::new(cfg.clone()).run(&targets, &mut |e| {
-        if let Event::Checkpoint { blocks_done, blocks } = e {
+        if let Event::Checkpoint {
+            blocks_done,
+            blocks,
+        } = e
+        {
             on(ScanEvent::Checkpoint {
                 done: blocks_done,
                 blocks,
@@ -435,7 +440,10 @@ impl<'a> Aggregator<'a> {
             Event::Port(r) => self.port(r, on),
             Event::HostDone { addr, timing } => self.host_done(addr, timing, on),
             Event::Progress { done, total } => on(ScanEvent::Progress { done, total }),
-            Event::Checkpoint { blocks_done, blocks } => on(ScanEvent::Checkpoint {
+            Event::Checkpoint {
+                blocks_done,
+                blocks,
+            } => on(ScanEvent::Checkpoint {
                 done: blocks_done,
                 blocks,
             }),

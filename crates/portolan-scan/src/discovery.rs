@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use portolan_registry::Proto;
 
 use crate::rate::{Controller, RetryPolicy};
-use crate::rtt::RttEstimator;
 use crate::rounds::{self, Rounds, Table};
+use crate::rtt::RttEstimator;
 use crate::syn::SynProber;
 use crate::{Event, Mode, PortState, Reason, ScanConfig, ScanError, Sink, connect};
 
@@ -81,13 +81,14 @@ pub fn discover(cfg: &ScanConfig, hosts: &[IpAddr]) -> Result<Up, ScanError> {
             hosts.iter().any(IpAddr::is_ipv6),
         )?;
         p.echo = Some(echo_id());
-        let mut t = table(cfg, hosts, rounds::sources(hosts)?, RttEstimator::new(cfg.rtt), Instant::now());
-        rounds::run(
-            &mut t,
-            &mut p,
-            &ROUNDS,
-            &mut sink,
-        )?;
+        let mut t = table(
+            cfg,
+            hosts,
+            rounds::sources(hosts)?,
+            RttEstimator::new(cfg.rtt),
+            Instant::now(),
+        );
+        rounds::run(&mut t, &mut p, &ROUNDS, &mut sink)?;
         let disc = t.disc.take().unwrap_or_default();
         echoed = disc.echo;
         heard = disc.tcp;

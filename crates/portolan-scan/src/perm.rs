@@ -122,7 +122,9 @@ mod tests {
 
     #[test]
     fn small_and_prime_sizes() {
-        for n in [1, 2, 3, 4, 5, 7, 8, 31, 97, 65_521, 65_535, 65_536, 327_680, 999_983] {
+        for n in [
+            1, 2, 3, 4, 5, 7, 8, 31, 97, 65_521, 65_535, 65_536, 327_680, 999_983,
+        ] {
             assert!(is_bijection(n, 7), "{n}");
         }
     }
@@ -163,9 +165,7 @@ mod tests {
         // same host about as rarely as chance has it.
         let n = 4096 * 5;
         let p = Permutation::new(n, 9);
-        let same = (1..n)
-            .filter(|&i| p.get(i) / 5 == p.get(i - 1) / 5)
-            .count();
+        let same = (1..n).filter(|&i| p.get(i) / 5 == p.get(i - 1) / 5).count();
         assert!(same < 20, "{same} consecutive probes to one host");
     }
 

@@ -339,11 +339,17 @@ pub fn scan(
         }
         if !sending && live.len() < LIVE && next < blocks && d.pending.len() <= PENDING_MAX {
             if trace() {
-                eprintln!("{:>8.3}s start block {next}", d.start.elapsed().as_secs_f64());
+                eprintln!(
+                    "{:>8.3}s start block {next}",
+                    d.start.elapsed().as_secs_f64()
+                );
             }
             let b = d.start_block(next, sink)?;
             if trace() {
-                eprintln!("{:>8.3}s started block {next}", d.start.elapsed().as_secs_f64());
+                eprintln!(
+                    "{:>8.3}s started block {next}",
+                    d.start.elapsed().as_secs_f64()
+                );
             }
             next += 1;
             if b.job.is_none() {
@@ -680,4 +686,3 @@ impl Driver<'_, '_> {
         any
     }
 }
-

@@ -28,10 +28,11 @@ pub struct Pacer {
 /// A rate this high is no limit (the connect engine without `--rate`): not counted.
 const UNCOUNTED: f64 = 1e8;
 
-/// What a pacer saves up: 200 ms of sending, so that the late wake-ups of a loaded
-/// machine cost no rate (the last second's count keeps any second at the rate).
+/// What a pacer saves up: 40 ms of sending, so that the late wake-ups of a loaded
+/// machine cost no rate, yet a catch-up burst stays short (the last second's count keeps
+/// any second at the rate).
 fn burst(rate: f64) -> f64 {
-    (rate / 5.0).max(1.0)
+    (rate / 25.0).max(1.0)
 }
 
 impl Pacer {
@@ -60,7 +61,9 @@ impl Pacer {
             self.recent.pop_front();
             self.in_second -= u64::from(n);
         }
-        (self.rate.floor() as u64).max(1).saturating_sub(self.in_second)
+        (self.rate.floor() as u64)
+            .max(1)
+            .saturating_sub(self.in_second)
     }
 
     fn hand_out(&mut self, now: Instant, n: usize) -> usize {
@@ -349,7 +352,7 @@ mod tests {
         assert!(p.wait_batch(64) <= Duration::from_micros(170));
         // A slow pace saves up less than a batch: it goes out by what it saves.
         let mut slow = Pacer::new(100.0);
-        assert_eq!(slow.take_batch(64), 20);
+        assert_eq!(slow.take_batch(64), 4);
         assert_eq!(slow.take_batch(64), 0);
     }
 
@@ -357,7 +360,7 @@ mod tests {
     fn no_second_carries_more_than_the_rate() {
         // Saved-up tokens (a stall) never push one second over the rate.
         let mut p = Pacer::new(1000.0);
-        p.tokens = 200.0;
+        p.tokens = 40.0;
         let start = Instant::now();
         let mut n = 0;
         while start.elapsed() < Duration::from_millis(900) {
@@ -372,10 +375,10 @@ mod tests {
     fn pacer_limits() {
         let mut p = Pacer::new(1000.0);
         let granted = p.take(1000);
-        assert!(granted <= 200, "{granted}");
+        assert!(granted <= 40, "{granted}");
         std::thread::sleep(Duration::from_millis(20));
         let more = p.take(1000);
-        assert!((15..=200).contains(&more), "{more}");
+        assert!((15..=40).contains(&more), "{more}");
     }
 }
 
@@ -448,5 +451,30 @@ mod retry_tests {
         assert_eq!(r.tries(), 7);
         assert_eq!(RetryPolicy::new(Some(3), 10).tries(), 4);
         assert_eq!(RetryPolicy::new(Some(0), 10).tries(), 1);
+    }
+}
+
+#[cfg(test)]
+mod pace_tests {
+    use super::*;
+
+    #[test]
+    fn a_steady_sender_gets_the_rate() {
+        let mut p = Pacer::new(5000.0);
+        let start = Instant::now();
+        let mut per = [0usize; 3];
+        while start.elapsed() < Duration::from_millis(2500) {
+            let n = p.take_batch(64);
+            let k = (start.elapsed().as_millis() / 1000) as usize;
+            if k < 3 {
+                per[k] += n;
+            }
+            if n == 0 {
+                std::thread::sleep(p.wait_batch(64));
+            }
+        }
+        // The first second also spends the 40 ms saved up at the start.
+        assert!(per[0] <= 5000 && per[1] <= 5000, "{per:?}");
+        assert!(per[1] >= 4700, "{per:?}");
     }
 }

@@ -507,7 +507,14 @@ pub fn poll_read(fds: &[RawFd], timeout: Duration) {
         tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
     };
     // SAFETY: p and ts are live for the call; a null mask keeps the signal mask.
-    unsafe { libc::ppoll(p.as_mut_ptr(), p.len() as libc::nfds_t, &ts, std::ptr::null()) };
+    unsafe {
+        libc::ppoll(
+            p.as_mut_ptr(),
+            p.len() as libc::nfds_t,
+            &ts,
+            std::ptr::null(),
+        )
+    };
 }
 
 /// Whether this process may open raw sockets (root or CAP_NET_RAW).

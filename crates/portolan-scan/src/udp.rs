@@ -100,7 +100,14 @@ impl Prober for UdpProber {
                         if let Some(k) = k {
                             let t = &mut *ts[k];
                             if let Some(i) = t.lookup(from.ip(), port) {
-                                t.finish(i, PortState::Open, Reason::UdpResponse, None, false, sink);
+                                t.finish(
+                                    i,
+                                    PortState::Open,
+                                    Reason::UdpResponse,
+                                    None,
+                                    false,
+                                    sink,
+                                );
                             }
                         }
                     }

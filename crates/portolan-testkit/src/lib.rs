@@ -303,9 +303,7 @@ impl Block {
             ("net.ipv4.tcp_max_syn_backlog", "65536"),
             ("net.core.somaxconn", "65536"),
         ] {
-            let _ = pair
-                .target
-                .exec("sysctl", &["-qw", &format!("{k}={v}")]);
+            let _ = pair.target.exec("sysctl", &["-qw", &format!("{k}={v}")]);
         }
         let mut args = vec!["-c".to_string(), BLOCK_LISTENERS.to_string()];
         args.extend(open.iter().map(u16::to_string));
@@ -318,7 +316,9 @@ impl Block {
                 break;
             }
             if std::time::Instant::now() > deadline {
-                return Err(io::Error::other(format!("block listeners did not start: {out}")));
+                return Err(io::Error::other(format!(
+                    "block listeners did not start: {out}"
+                )));
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }

@@ -70,15 +70,30 @@ fn a_16_with_five_ports_is_exact() {
     let b = bed("sc3x", Block::CIDR16);
     let out = scan(
         &b,
-        &["-sS", "--all", "--json", "-p", "22,23,80,443,8080", Block::CIDR16],
+        &[
+            "-sS",
+            "--all",
+            "--json",
+            "-p",
+            "22,23,80,443,8080",
+            Block::CIDR16,
+        ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got = ports(&out.stdout);
     let want = truth(BLOCK16, 1 << 16, &[22, 23, 80, 443, 8080]);
     assert_eq!(got.len(), want.len());
     assert!(got == want, "results differ from the truth");
     let summary = String::from_utf8_lossy(&out.stdout);
-    assert!(summary.contains(r#""hosts_up":65536"#), "{}", summary.lines().last().unwrap_or(""));
+    assert!(
+        summary.contains(r#""hosts_up":65536"#),
+        "{}",
+        summary.lines().last().unwrap_or("")
+    );
 }
 
 /// An nftables counter of the SYNs the target receives, and of the repeats among them
@@ -134,11 +149,24 @@ fn shards_together_equal_the_whole_scan_each_probe_once() {
     let b = bed("sc3s", cidr);
     count_syns(&b);
     // One try per probe, so that the counter counts probes.
-    let args = ["-sS", "-Pn", "--all", "--json", "--max-retries", "0", "-p", "22,23"];
+    let args = [
+        "-sS",
+        "-Pn",
+        "--all",
+        "--json",
+        "--max-retries",
+        "0",
+        "-p",
+        "22,23",
+    ];
     let mut whole_args = args.to_vec();
     whole_args.push(cidr);
     let whole = scan(&b, &whole_args);
-    assert!(whole.status.success(), "{}", String::from_utf8_lossy(&whole.stderr));
+    assert!(
+        whole.status.success(),
+        "{}",
+        String::from_utf8_lossy(&whole.stderr)
+    );
     let whole = ports(&whole.stdout);
     assert_eq!(whole, truth(BLOCK16, 4096, &[22, 23]));
     reset(&b);
@@ -149,7 +177,11 @@ fn shards_together_equal_the_whole_scan_each_probe_once() {
         let mut a = args.to_vec();
         a.extend(["--shard", &shard, cidr]);
         let out = scan(&b, &a);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let got = ports(&out.stdout);
         assert!(got.len() > 2000, "shard {shard} took {} probes", got.len());
         records += got.len();
@@ -157,7 +189,11 @@ fn shards_together_equal_the_whole_scan_each_probe_once() {
     }
     assert_eq!(records, union.len(), "the shards overlap");
     assert!(union == whole, "the shards do not add up to the whole scan");
-    assert_eq!(counter(&b, "syns"), 4096 * 2, "probes sent by the three shards");
+    assert_eq!(
+        counter(&b, "syns"),
+        4096 * 2,
+        "probes sent by the three shards"
+    );
     assert_eq!(counter(&b, "repeats"), 0, "a probe was sent twice");
 }
 
@@ -171,7 +207,9 @@ fn a_killed_scan_resumed_gives_the_same_result() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("scan.resume");
     let state_s = state.to_str().unwrap();
-    let args = ["-sS", "-Pn", "--all", "--json", "--rate", "20000", "-p", "22,23", cidr];
+    let args = [
+        "-sS", "-Pn", "--all", "--json", "--rate", "20000", "-p", "22,23", cidr,
+    ];
     let whole = ports(&scan(&b, &args).stdout);
     assert_eq!(whole, truth(BLOCK16, 1 << 14, &[22, 23]));
     // Killed (SIGKILL) once the file records some but not all of the blocks.
@@ -209,7 +247,11 @@ fn a_killed_scan_resumed_gives_the_same_result() {
     let mut a = args.to_vec();
     a.extend(["--resume", state_s]);
     let second = scan(&b, &a);
-    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
     let second = ports(&second.stdout);
     assert!(
         second.len() < whole.len(),
@@ -218,7 +260,10 @@ fn a_killed_scan_resumed_gives_the_same_result() {
     );
     let mut both = first;
     both.extend(second);
-    assert!(both == whole, "killed and resumed differs from the whole scan");
+    assert!(
+        both == whole,
+        "killed and resumed differs from the whole scan"
+    );
     // Done: running it again scans nothing more.
     let again = scan(&b, &a);
     assert!(ports(&again.stdout).is_empty());
@@ -234,12 +279,21 @@ fn a_bad_or_foreign_resume_file_exits_2_naming_it() {
     let file = dir.path().join("state");
     let path = file.to_str().unwrap();
     std::fs::write(&file, "{ not json").unwrap();
-    let out = scan(&b, &["-sS", "-Pn", "-p", "22", "--resume", path, "198.19.0.0/24"]);
+    let out = scan(
+        &b,
+        &["-sS", "-Pn", "-p", "22", "--resume", path, "198.19.0.0/24"],
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(path) && err.contains("not a portolan resume file"), "{err}");
+    assert!(
+        err.contains(path) && err.contains("not a portolan resume file"),
+        "{err}"
+    );
     std::fs::remove_file(&file).unwrap();
-    let out = scan(&b, &["-sS", "-Pn", "-p", "22", "--resume", path, "198.19.0.0/24"]);
+    let out = scan(
+        &b,
+        &["-sS", "-Pn", "-p", "22", "--resume", path, "198.19.0.0/24"],
+    );
     assert!(out.status.success());
     for (args, why) in [
         (["-p", "23", "198.19.0.0/24"], "other ports"),

@@ -122,11 +122,9 @@ fn request(args: &ScanArgs) -> anyhow::Result<ScanRequest> {
         detect: args.detect,
         all: args.all,
         seed: args.seed,
-        shard: args
-            .shard
-            .map_or_else(Default::default, |(index, count)| {
-                portolan_app::scan::Shard { index, count }
-            }),
+        shard: args.shard.map_or_else(Default::default, |(index, count)| {
+            portolan_app::scan::Shard { index, count }
+        }),
         resume: args.resume.clone(),
         // Only the XML and the store need every host at the end; the streams do not.
         keep_hosts: args.xml_out.is_some() || args.history.record,

@@ -106,7 +106,7 @@ impl<'a> Plan<'a> {
 
     /// The seed of block `b`'s probe order.
     pub fn block_seed(&self, b: u64) -> u64 {
-        mix(self.seed ^ mix(b ^ 0x626c_6f63_6b))
+        mix(self.seed ^ mix(b ^ 0x0062_6c6f_636b))
     }
 
     /// How many hosts the blocks before `b` hold.

@@ -9,13 +9,23 @@
 # Needs root, python3, ip, nmap, masscan (apt-get install nmap masscan). Test traffic
 # stays in the namespaces (198.18.0.0/15). Each run is bounded (timeout 300 s).
 #
-# Usage: bench/scale.sh            (SIZES="20 16" picks the prefix lengths)
+# Usage: bench/scale.sh            (SIZES="20 16" picks the prefix lengths;
+#                                   PORTOLAN_BIN=path runs that binary instead of building)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
-bench_init scale python3 ip nmap masscan
+if [ -n "${PORTOLAN_BIN:-}" ]; then
+  [ "$(id -u)" = 0 ] || { echo "bench/scale: needs root (network namespaces)" >&2; exit 2; }
+  for t in python3 ip nmap masscan; do
+    command -v "$t" >/dev/null || { echo "bench/scale: needs $t" >&2; exit 2; }
+  done
+  bin=$PORTOLAN_BIN
+  tmp=$(mktemp -d)
+else
+  bench_init scale python3 ip nmap masscan
+fi
 NS_S=pscale-s-$$
 NS_T=pscale-t-$$
 PORTS=22,23,80,443,8080

@@ -93,6 +93,6 @@ for len in ${SIZES:-20 16}; do
   row "portolan -sS" "$r" "$(grep -c '"state":"open"' "$tmp/p.jsonl" || true)"
   r=$(run "$tmp/n.txt" nmap -sS -T4 -n -Pn -p "$PORTS" -oG - "$cidr")
   row "nmap -sS -T4 -Pn" "$r" "$(grep -o '[0-9]*/open/' "$tmp/n.txt" | wc -l)"
-  r=$(run "$tmp/m.txt" masscan -p "$PORTS" --rate 500000 --wait 3 -oL - "$cidr")
+  r=$(run "$tmp/m.txt" masscan -p "$PORTS" --rate 500000 --wait 3 --interface eth0 --router-ip 198.18.0.2 -oL - "$cidr")
   row "masscan 500kpps --wait 3" "$r" "$(grep -c '^open' "$tmp/m.txt" || true)"
 done

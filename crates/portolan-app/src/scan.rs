@@ -348,10 +348,14 @@ pub fn scan(
     let mut summary = scanned.summary;
     summary.open += agg.promoted;
     summary.open_filtered = summary.open_filtered.saturating_sub(agg.promoted);
+    // Hosts finish in probe order (a permutation); the report lists them in the target
+    // set's order (ascending, IPv4 first), whatever the seed.
+    let mut hosts = agg.done;
+    hosts.sort_by_key(|h| h.host);
     Ok(ScanReport {
         targets: req.targets.iter().map(|t| t.to_string()).collect(),
         coverage: scanned.coverage,
-        hosts: agg.done,
+        hosts,
         summary,
         tcp_ports: ranges(&cfg.tcp_ports),
         udp_ports: ranges(&cfg.udp_ports),
@@ -771,5 +775,42 @@ mod tests {
         };
         assert!(matches!(config(&req), Err(ScanOpError::UdpPortZero)));
         assert!(targets(&ScanRequest::default()).is_err());
+    }
+
+    /// Regression (issue 15): hosts finish in the permuted probe order, and the report
+    /// listed them so, which reordered the addresses of an audit's "reached from outside
+    /// at ..." (IPv6 before IPv4). The report keeps the target set's order for any seed.
+    #[test]
+    fn report_hosts_in_target_order_not_probe_order() {
+        let mut targets: Vec<Target> = (1..=8)
+            .map(|i| Target::parse(&format!("127.0.0.{i}")).unwrap())
+            .collect();
+        targets.push(Target::parse("::1").unwrap());
+        targets.reverse();
+        let mut sorted = 0;
+        for seed in 1..=3 {
+            let req = ScanRequest {
+                targets: targets.clone(),
+                ports: Ports::Spec(PortSpec::parse_with("T:1", Registry::embedded()).unwrap()),
+                mode: Some(ScanMode::Connect),
+                discovery: false,
+                all: true,
+                seed: Some(seed),
+                timeout: Some(Duration::from_millis(500)),
+                ..ScanRequest::default()
+            };
+            let set = super::targets(&req).unwrap();
+            let probe_order =
+                portolan_scan::plan::Plan::new(&set, seed, Shard::default(), 1).block(0);
+            if probe_order.windows(2).all(|w| w[0] < w[1]) {
+                sorted += 1;
+            }
+            let report = scan(&req, &mut |_| {}).unwrap();
+            let hosts: Vec<IpAddr> = report.hosts.iter().map(|h| h.host).collect();
+            let want: Vec<IpAddr> = set.iter().collect();
+            assert_eq!(hosts, want, "seed {seed}, probe order {probe_order:?}");
+        }
+        // The probe order is a permutation: the test would catch the bug.
+        assert!(sorted < 3);
     }
 }

@@ -21,12 +21,6 @@ use crate::syn::SynProber;
 use crate::udp::UdpProber;
 use crate::{Event, HostTiming, Reason, ScanConfig, ScanError, Sink, io_err};
 
-/// `PORTOLAN_TRACE` set: the driver says on stderr what it does.
-fn trace() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("PORTOLAN_TRACE").is_some())
-}
-
 /// Finished hosts reported at a time while the pacer refills.
 const REPORT_BATCH: usize = 4;
 
@@ -310,16 +304,7 @@ pub fn scan(
                         crate::sys::poll_read(&[], Duration::from_micros(200));
                     }
                 }
-                let was = job.last_send;
                 job.last_send = Instant::now();
-                if trace() && job.last_send - was > Duration::from_millis(30) {
-                    eprintln!(
-                        "{:>8.3}s gap {:?} before a batch of {}",
-                        d.start.elapsed().as_secs_f64(),
-                        job.last_send - was,
-                        batch.len()
-                    );
-                }
                 if batch.len() < allowed {
                     job.sending = false;
                 }
@@ -338,19 +323,7 @@ pub fn scan(
             }
         }
         if !sending && live.len() < LIVE && next < blocks && d.pending.len() <= PENDING_MAX {
-            if trace() {
-                eprintln!(
-                    "{:>8.3}s start block {next}",
-                    d.start.elapsed().as_secs_f64()
-                );
-            }
             let b = d.start_block(next, sink)?;
-            if trace() {
-                eprintln!(
-                    "{:>8.3}s started block {next}",
-                    d.start.elapsed().as_secs_f64()
-                );
-            }
             next += 1;
             if b.job.is_none() {
                 d.block_done(b);
@@ -534,21 +507,6 @@ impl Driver<'_, '_> {
         };
         job.round += 1;
         let t = &mut job.t;
-        if trace() {
-            eprintln!(
-                "{:>8.3}s block {} {:?} round {} remaining {} max_to {:?} tries {} rate {:.0} pacer {:.0} sent {:.3}s",
-                self.start.elapsed().as_secs_f64(),
-                b.index,
-                job.stage,
-                job.round,
-                t.remaining,
-                job.max_to,
-                t.retry.tries(),
-                job.rate,
-                self.pacer.rate(),
-                job.last_send.duration_since(self.start).as_secs_f64(),
-            );
-        }
         let mut over = t.remaining == 0;
         if !over
             && job.opts.icmp_pacing

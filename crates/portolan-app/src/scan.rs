@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portolan_detect::{Detector, Options, Pool, Probe};
@@ -12,6 +13,7 @@ use portolan_model::{
     Proto, Reason, ReasonCount, ScanMode, ScanReport, ScannedPort, spec,
 };
 use portolan_registry::Registry;
+pub use portolan_scan::plan::Shard;
 use portolan_scan::{
     Event, RttBounds, ScanConfig, ScanError, Scanner, Target, TargetError, TargetSet,
 };
@@ -51,6 +53,15 @@ pub struct ScanRequest {
     pub detect: bool,
     /// List every port, whatever its state.
     pub all: bool,
+    /// The seed of the probe order (`None`: derived from the targets and ports).
+    pub seed: Option<u64>,
+    /// Take only this share of the hosts.
+    pub shard: Shard,
+    /// Keep the progress in this file, and continue from it when it exists.
+    pub resume: Option<PathBuf>,
+    /// Keep every finished host in the returned report (off: only the summary and the
+    /// coverage come back, and memory does not grow with the hosts).
+    pub keep_hosts: bool,
 }
 
 impl Default for ScanRequest {
@@ -70,6 +81,10 @@ impl Default for ScanRequest {
             concurrency: None,
             detect: false,
             all: false,
+            seed: None,
+            shard: Shard::default(),
+            resume: None,
+            keep_hosts: true,
         }
     }
 }
@@ -95,6 +110,8 @@ pub enum ScanOpError {
     Detect(#[source] std::io::Error),
     #[error(transparent)]
     Scan(#[from] ScanError),
+    #[error("resume file {path}: {why}")]
+    Resume { path: PathBuf, why: String },
 }
 
 /// What a scan reports while it runs.
@@ -115,6 +132,107 @@ pub enum ScanEvent<'a> {
     HostDone(&'a HostResult),
     /// Probes finished so far, of the total.
     Progress { done: u64, total: u64 },
+    /// Every event before this one belongs to blocks that are finished (`done` of
+    /// `blocks`): write out what was shown, as the resume file is about to record them.
+    Checkpoint { done: u64, blocks: u64 },
+}
+
+/// What a resume file holds: the scan it belongs to, and how far it got.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResumeState {
+    /// The file's format (1).
+    pub portolan_resume: u32,
+    pub seed: u64,
+    /// `I/N`, from 1.
+    pub shard: String,
+    /// Digests of the target set and of the ports and modes, to tell another command
+    /// line's file.
+    pub targets: String,
+    pub probes: String,
+    /// Blocks of hosts in the plan, and how many are finished.
+    pub blocks: u64,
+    pub blocks_done: u64,
+}
+
+impl ResumeState {
+    /// Reads a resume file; an error names it and what is wrong.
+    pub fn read(path: &Path) -> Result<ResumeState, ScanOpError> {
+        let bad = |why: String| ScanOpError::Resume {
+            path: path.to_path_buf(),
+            why,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+        if meta.len() > 64 << 10 {
+            return Err(bad("too large to be a resume file".into()));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let state: ResumeState = serde_json::from_str(&text)
+            .map_err(|e| bad(format!("not a portolan resume file ({e})")))?;
+        if state.portolan_resume != 1 {
+            return Err(bad(format!(
+                "format {} is not one this portolan reads",
+                state.portolan_resume
+            )));
+        }
+        if state.blocks_done > state.blocks {
+            return Err(bad("more blocks done than the scan has".into()));
+        }
+        Ok(state)
+    }
+
+    /// Writes it atomically: a temporary file beside it, then a rename.
+    pub fn write(&self, path: &Path) -> Result<(), ScanOpError> {
+        let bad = |e: std::io::Error| ScanOpError::Resume {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        };
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let text = serde_json::to_string_pretty(self).map_err(|e| bad(e.into()))?;
+        std::fs::write(&tmp, text + "\n").map_err(bad)?;
+        std::fs::rename(&tmp, path).map_err(bad)
+    }
+
+    /// What doesn't match between this file and `other` (the command line's), if any.
+    fn mismatch(&self, other: &ResumeState) -> Option<&'static str> {
+        if self.targets != other.targets {
+            Some("it was written for other targets")
+        } else if self.probes != other.probes {
+            Some("it was written for other ports or scan modes")
+        } else if self.shard != other.shard {
+            Some("it was written for another shard")
+        } else if self.seed != other.seed {
+            Some("it was written for another --seed")
+        } else if self.blocks != other.blocks {
+            Some("it was written for a scan of another size")
+        } else {
+            None
+        }
+    }
+}
+
+/// The resume state of a scan that has done nothing yet.
+fn fresh_state(req: &ScanRequest, cfg: &ScanConfig, targets: &TargetSet) -> ResumeState {
+    let scanner = Scanner::new(cfg.clone());
+    let mut h =
+        portolan_scan::plan::default_seed(&TargetSet::default(), &cfg.tcp_ports, &cfg.udp_ports);
+    for w in [
+        u64::from(cfg.mode == ScanMode::Syn),
+        u64::from(cfg.discovery),
+        u64::from(req.all),
+    ] {
+        h = portolan_scan::perm::mix(h ^ w);
+    }
+    ResumeState {
+        portolan_resume: 1,
+        seed: scanner.seed(targets),
+        shard: format!("{}/{}", cfg.shard.index + 1, cfg.shard.count),
+        targets: format!("{:016x}", targets.digest()),
+        probes: format!("{h:016x}"),
+        blocks: scanner.blocks(targets),
+        blocks_done: 0,
+    }
 }
 
 /// The scanner configuration a request asks for.
@@ -154,6 +272,8 @@ pub fn config(req: &ScanRequest) -> Result<ScanConfig, ScanOpError> {
         rtt,
         rate: req.rate,
         concurrency: req.concurrency,
+        seed: req.seed,
+        shard: req.shard,
         ..ScanConfig::default()
     })
 }
@@ -177,7 +297,21 @@ pub fn scan(
     on: &mut dyn FnMut(ScanEvent<'_>),
 ) -> Result<ScanReport, ScanOpError> {
     let targets = targets(req)?;
-    let cfg = config(req)?;
+    let mut cfg = config(req)?;
+    let mut state = fresh_state(req, &cfg, &targets);
+    if let Some(path) = &req.resume
+        && path.exists()
+    {
+        let saved = ResumeState::read(path)?;
+        if let Some(why) = saved.mismatch(&state) {
+            return Err(ScanOpError::Resume {
+                path: path.clone(),
+                why: format!("{why} than this command line's"),
+            });
+        }
+        state.blocks_done = saved.blocks_done;
+        cfg.start_block = saved.blocks_done;
+    }
     let detect = if req.detect {
         let opts = Options::with_timeout(req.timeout.unwrap_or(Duration::from_secs(3)));
         Some(Pool::new(Detector::default(), opts).map_err(ScanOpError::Detect)?)
@@ -186,14 +320,42 @@ pub fn scan(
     };
     let mut agg = Aggregator::new(&targets, req.all);
     agg.detect = detect;
-    let scanned = Scanner::new(cfg.clone()).run(&targets, &mut |e| agg.event(e, on))?;
+    agg.keep = req.keep_hosts;
+    let mut failed = None;
+    let scanned = Scanner::new(cfg.clone()).run(&targets, &mut |e| {
+        if let Event::Checkpoint {
+            blocks_done,
+            blocks,
+        } = e
+        {
+            on(ScanEvent::Checkpoint {
+                done: blocks_done,
+                blocks,
+            });
+            if let Some(path) = &req.resume
+                && failed.is_none()
+            {
+                state.blocks_done = blocks_done;
+                failed = state.write(path).err();
+            }
+            return;
+        }
+        agg.event(e, on)
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     let mut summary = scanned.summary;
     summary.open += agg.promoted;
     summary.open_filtered = summary.open_filtered.saturating_sub(agg.promoted);
+    // Hosts finish in probe order (a permutation); the report lists them in the target
+    // set's order (ascending, IPv4 first), whatever the seed.
+    let mut hosts = agg.done;
+    hosts.sort_by_key(|h| h.host);
     Ok(ScanReport {
         targets: req.targets.iter().map(|t| t.to_string()).collect(),
         coverage: scanned.coverage,
-        hosts: agg.done,
+        hosts,
         summary,
         tcp_ports: ranges(&cfg.tcp_ports),
         udp_ports: ranges(&cfg.udp_ports),
@@ -234,6 +396,8 @@ pub struct Aggregator<'a> {
     names: &'a TargetSet,
     hosts: BTreeMap<IpAddr, HostAgg>,
     done: Vec<HostResult>,
+    /// Keep finished hosts in `done`.
+    keep: bool,
     /// UDP ports found `open|filtered` that answered detection, and so became `open`.
     promoted: u64,
 }
@@ -253,6 +417,7 @@ impl<'a> Aggregator<'a> {
             names,
             hosts: BTreeMap::new(),
             done: Vec::new(),
+            keep: true,
             promoted: 0,
         }
     }
@@ -279,6 +444,13 @@ impl<'a> Aggregator<'a> {
             Event::Port(r) => self.port(r, on),
             Event::HostDone { addr, timing } => self.host_done(addr, timing, on),
             Event::Progress { done, total } => on(ScanEvent::Progress { done, total }),
+            Event::Checkpoint {
+                blocks_done,
+                blocks,
+            } => on(ScanEvent::Checkpoint {
+                done: blocks_done,
+                blocks,
+            }),
         }
     }
 
@@ -295,7 +467,7 @@ impl<'a> Aggregator<'a> {
             h.started = now_secs();
             h.reason = Some(reason);
             h.rtt = rtt;
-        } else {
+        } else if self.keep {
             self.done.push(HostResult {
                 host: addr,
                 state: HostState::Down,
@@ -417,7 +589,9 @@ impl<'a> Aggregator<'a> {
         }
         let result = finish(addr, h, per_state, timing, self.names);
         on(ScanEvent::HostDone(&result));
-        self.done.push(result);
+        if self.keep {
+            self.done.push(result);
+        }
     }
 }
 
@@ -601,5 +775,42 @@ mod tests {
         };
         assert!(matches!(config(&req), Err(ScanOpError::UdpPortZero)));
         assert!(targets(&ScanRequest::default()).is_err());
+    }
+
+    /// Regression (issue 15): hosts finish in the permuted probe order, and the report
+    /// listed them so, which reordered the addresses of an audit's "reached from outside
+    /// at ..." (IPv6 before IPv4). The report keeps the target set's order for any seed.
+    #[test]
+    fn report_hosts_in_target_order_not_probe_order() {
+        let mut targets: Vec<Target> = (1..=8)
+            .map(|i| Target::parse(&format!("127.0.0.{i}")).unwrap())
+            .collect();
+        targets.push(Target::parse("::1").unwrap());
+        targets.reverse();
+        let mut sorted = 0;
+        for seed in 1..=3 {
+            let req = ScanRequest {
+                targets: targets.clone(),
+                ports: Ports::Spec(PortSpec::parse_with("T:1", Registry::embedded()).unwrap()),
+                mode: Some(ScanMode::Connect),
+                discovery: false,
+                all: true,
+                seed: Some(seed),
+                timeout: Some(Duration::from_millis(500)),
+                ..ScanRequest::default()
+            };
+            let set = super::targets(&req).unwrap();
+            let probe_order =
+                portolan_scan::plan::Plan::new(&set, seed, Shard::default(), 1).block(0);
+            if probe_order.windows(2).all(|w| w[0] < w[1]) {
+                sorted += 1;
+            }
+            let report = scan(&req, &mut |_| {}).unwrap();
+            let hosts: Vec<IpAddr> = report.hosts.iter().map(|h| h.host).collect();
+            let want: Vec<IpAddr> = set.iter().collect();
+            assert_eq!(hosts, want, "seed {seed}, probe order {probe_order:?}");
+        }
+        // The probe order is a permutation: the test would catch the bug.
+        assert!(sorted < 3);
     }
 }

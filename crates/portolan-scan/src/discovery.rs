@@ -9,12 +9,50 @@ use portolan_registry::Proto;
 
 use crate::rate::{Controller, RetryPolicy};
 use crate::rounds::{self, Rounds, Table};
+use crate::rtt::RttEstimator;
 use crate::syn::SynProber;
 use crate::{Event, Mode, PortState, Reason, ScanConfig, ScanError, Sink, connect};
 
 const PROBE_PORTS: [u16; 2] = [80, 443];
 
 type Up = Vec<(IpAddr, Reason, Option<Duration>)>;
+
+/// The ICMP echo identifier of this process.
+pub fn echo_id() -> u16 {
+    (std::process::id() & 0xffff) as u16
+}
+
+/// Discovery's probe table for `hosts`: ports 80 and 443 with one retry, and the echo.
+pub fn table(
+    cfg: &ScanConfig,
+    hosts: &[IpAddr],
+    srcs: Vec<IpAddr>,
+    rtt: RttEstimator,
+    start: Instant,
+) -> Table {
+    let max = cfg.rate.map_or(crate::syn::DEFAULT_RATE, f64::from);
+    let mut t = Table::new(
+        hosts,
+        srcs,
+        &PROBE_PORTS,
+        Proto::Tcp,
+        rtt,
+        start,
+        Controller::new(max, max.min(1000.0)),
+        RetryPolicy::new(Some(cfg.max_retries.unwrap_or(1).min(1)), 1),
+    );
+    t.disc = Some(crate::rounds::Discovered {
+        tcp: vec![None; hosts.len()],
+        echo: vec![None; hosts.len()],
+    });
+    t
+}
+
+/// Discovery's rounds.
+pub const ROUNDS: Rounds = Rounds {
+    silent: PortState::Filtered,
+    icmp_pacing: false,
+};
 
 /// The hosts of `hosts` that are up, with why and how fast they answered.
 pub fn discover(cfg: &ScanConfig, hosts: &[IpAddr]) -> Result<Up, ScanError> {
@@ -36,28 +74,24 @@ pub fn discover(cfg: &ScanConfig, hosts: &[IpAddr]) -> Result<Up, ScanError> {
         ..cfg.clone()
     };
     let mut echoed = vec![None; hosts.len()];
+    let mut heard = vec![None; hosts.len()];
     if cfg.mode == Mode::Syn && crate::sys::can_raw() {
-        let mut p = SynProber::new(hosts)?;
-        p.echo = Some((std::process::id() & 0xffff) as u16);
-        let max = cfg.rate.map_or(crate::syn::DEFAULT_RATE, f64::from);
-        let mut t = Table::new(
+        let mut p = SynProber::new(
+            hosts.iter().any(IpAddr::is_ipv4),
+            hosts.iter().any(IpAddr::is_ipv6),
+        )?;
+        p.echo = Some(echo_id());
+        let mut t = table(
+            cfg,
             hosts,
-            &PROBE_PORTS,
-            Proto::Tcp,
-            cfg.rtt,
-            Controller::new(max, max.min(1000.0)),
-            RetryPolicy::new(sub.max_retries, 1),
-        )?;
-        rounds::run(
-            &mut t,
-            &mut p,
-            &Rounds {
-                silent: PortState::Filtered,
-                icmp_pacing: false,
-            },
-            &mut sink,
-        )?;
-        echoed = p.echoed;
+            rounds::sources(hosts)?,
+            RttEstimator::new(cfg.rtt),
+            Instant::now(),
+        );
+        rounds::run(&mut t, &mut p, &ROUNDS, &mut sink)?;
+        let disc = t.disc.take().unwrap_or_default();
+        echoed = disc.echo;
+        heard = disc.tcp;
     } else {
         connect::scan(&sub, hosts, &PROBE_PORTS, &mut sink)?;
     }
@@ -71,7 +105,9 @@ pub fn discover(cfg: &ScanConfig, hosts: &[IpAddr]) -> Result<Up, ScanError> {
                     Reason::SynAck | Reason::Reset | Reason::ConnRefused
                 )
         });
-        if let Some(r) = tcp {
+        if let Some(&(reason, rtt)) = heard[h].as_ref() {
+            up.push((addr, reason, rtt));
+        } else if let Some(r) = tcp {
             up.push((addr, r.reason, r.rtt));
         } else if let Some(d) = echoed[h] {
             up.push((addr, Reason::EchoReply, Some(d)));

@@ -43,6 +43,9 @@ mod discovery;
 mod epoll;
 pub mod packet;
 pub mod payload;
+pub mod perm;
+mod pipeline;
+pub mod plan;
 mod rate;
 mod rounds;
 pub mod rtt;
@@ -101,6 +104,13 @@ pub struct ScanConfig {
     pub concurrency: Option<usize>,
     /// Worker threads for the connect engine; `None` uses every core (at most 4).
     pub threads: Option<usize>,
+    /// The seed of the probe order; `None`: [`plan::default_seed`] of the targets and
+    /// ports, the same in every process.
+    pub seed: Option<u64>,
+    /// The share of the hosts this scanner takes.
+    pub shard: plan::Shard,
+    /// Blocks of the plan already done (by an interrupted run): start after them.
+    pub start_block: u64,
 }
 
 impl Default for ScanConfig {
@@ -115,6 +125,9 @@ impl Default for ScanConfig {
             rate: None,
             concurrency: None,
             threads: None,
+            seed: None,
+            shard: plan::Shard::default(),
+            start_block: 0,
         }
     }
 }
@@ -162,10 +175,10 @@ pub enum Event {
     },
     /// Probes finished so far, of the total.
     Progress { done: u64, total: u64 },
+    /// The first `blocks_done` blocks of the plan (of `blocks`) are finished and every
+    /// event of their hosts was sent: a resumed scan may start after them.
+    Checkpoint { blocks_done: u64, blocks: u64 },
 }
-
-/// How many probes one group of hosts may hold; bounds memory whatever the target count.
-const GROUP_PROBES: usize = 1 << 18;
 
 /// The results sink the engines write to, with progress accounting.
 pub(crate) struct Sink<'a> {
@@ -214,7 +227,36 @@ impl Scanner {
         &self.config
     }
 
-    /// Scans every target, calling `on` for each event as it happens.
+    /// The seed of the probe order this scan uses on `targets`.
+    pub fn seed(&self, targets: &TargetSet) -> u64 {
+        let cfg = &self.config;
+        cfg.seed
+            .unwrap_or_else(|| plan::default_seed(targets, &cfg.tcp_ports, &cfg.udp_ports))
+    }
+
+    /// How many blocks the plan of this scan on `targets` has.
+    pub fn blocks(&self, targets: &TargetSet) -> u64 {
+        self.plan(targets).blocks()
+    }
+
+    fn plan<'t>(&self, targets: &'t TargetSet) -> plan::Plan<'t> {
+        let cfg = &self.config;
+        let per_host = (cfg.tcp_ports.len() + cfg.udp_ports.len()).max(1);
+        plan::Plan::new(targets, self.seed(targets), cfg.shard, per_host)
+    }
+
+    /// Whether the raw engines carry the whole scan (no connect engine is needed), so that
+    /// blocks overlap.
+    fn pipelined(&self) -> bool {
+        let cfg = &self.config;
+        let raw = sys::can_raw();
+        let tcp_raw = cfg.tcp_ports.is_empty() || cfg.mode == Mode::Syn;
+        let disc_raw = !cfg.discovery || (cfg.mode == Mode::Syn && raw);
+        raw && tcp_raw && disc_raw
+    }
+
+    /// Scans every target (of this shard, after `start_block`), calling `on` for each
+    /// event as it happens.
     pub fn run(
         &self,
         targets: &TargetSet,
@@ -234,103 +276,190 @@ impl Scanner {
                 .map(|&p| PortRange::single(p))
                 .collect(),
         );
-        let mut coverage = Coverage::default();
         if cfg.mode == Mode::Syn && !sys::can_raw() && !cfg.tcp_ports.is_empty() {
             return Err(ScanError::NeedRaw);
         }
         let per_host = (cfg.tcp_ports.len() + cfg.udp_ports.len()).max(1);
-        let group = (GROUP_PROBES / per_host).clamp(1, 4096);
+        let plan = self.plan(targets);
+        let first = cfg.start_block.min(plan.blocks());
         let mut sink = Sink {
             on,
             done: 0,
-            total: targets.len() * (cfg.tcp_ports.len() + cfg.udp_ports.len()) as u64,
+            total: (plan.hosts() - plan.hosts_before(first))
+                * (cfg.tcp_ports.len() + cfg.udp_ports.len()) as u64,
             last: Instant::now(),
             summary: ScanSummary::default(),
         };
-        let mut hosts = targets.iter();
-        loop {
-            let chunk: Vec<IpAddr> = hosts.by_ref().take(group).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            sink.summary.hosts_total += chunk.len() as u64;
-            // The raw and UDP engines need our source address towards each host; a host
-            // without one (a broadcast address, no route) is down, not the end of the scan.
-            let chunk: Vec<IpAddr> = if cfg.mode == Mode::Syn || !cfg.udp_ports.is_empty() {
-                let mut ok = Vec::with_capacity(chunk.len());
-                for addr in chunk {
-                    let reason = match sys::source_for(addr) {
-                        Ok(_) => {
-                            ok.push(addr);
-                            continue;
-                        }
-                        Err(e) => unroutable_reason(&e),
-                    };
-                    sink.total -= per_host as u64;
-                    (sink.on)(Event::Host {
-                        addr,
-                        up: false,
-                        reason,
-                        rtt: None,
-                    });
-                }
-                ok
-            } else {
-                chunk
-            };
-            if chunk.is_empty() {
-                continue;
-            }
-            let up = if cfg.discovery {
-                discovery::discover(cfg, &chunk)?
-            } else {
-                chunk.iter().map(|&a| (a, Reason::UserSet, None)).collect()
-            };
-            let up_set: std::collections::HashSet<IpAddr> = up.iter().map(|u| u.0).collect();
-            for &(addr, reason, rtt) in &up {
-                (sink.on)(Event::Host {
-                    addr,
-                    up: true,
-                    reason,
-                    rtt,
+        let mut covered = Covered::default();
+        if self.pipelined() {
+            let families = targets.families();
+            pipeline::scan(cfg, &plan, first, families, &mut sink, &mut |a| {
+                covered.add(a)
+            })?;
+        } else {
+            for b in first..plan.blocks() {
+                self.block(&plan.block(b), per_host, &mut sink, &mut covered)?;
+                (sink.on)(Event::Checkpoint {
+                    blocks_done: b + 1,
+                    blocks: plan.blocks(),
                 });
-            }
-            for &addr in chunk.iter().filter(|a| !up_set.contains(a)) {
-                sink.total -= per_host as u64;
-                (sink.on)(Event::Host {
-                    addr,
-                    up: false,
-                    reason: Reason::NoResponse,
-                    rtt: None,
-                });
-            }
-            sink.summary.hosts_up += up.len() as u64;
-            let live: Vec<IpAddr> = up.iter().map(|u| u.0).collect();
-            let mut timing = vec![None; live.len()];
-            if !live.is_empty() && !cfg.tcp_ports.is_empty() {
-                let s = match cfg.mode {
-                    Mode::Connect => connect::scan(cfg, &live, &cfg.tcp_ports, &mut sink)?,
-                    Mode::Syn => syn::scan(cfg, &live, &cfg.tcp_ports, &mut sink)?,
-                };
-                timing = s;
-            }
-            if !live.is_empty() && !cfg.udp_ports.is_empty() {
-                let s = udp::scan(cfg, &live, &cfg.udp_ports, &mut sink)?;
-                for (a, b) in timing.iter_mut().zip(s) {
-                    *a = a.or(b);
-                }
-            }
-            for (&addr, timing) in live.iter().zip(timing) {
-                coverage.add(addr, Proto::Tcp, &tcp_ranges);
-                coverage.add(addr, Proto::Udp, &udp_ranges);
-                (sink.on)(Event::HostDone { addr, timing });
             }
         }
         let mut summary = sink.summary;
         summary.mode = (!cfg.tcp_ports.is_empty()).then_some(cfg.mode);
         summary.udp = !cfg.udp_ports.is_empty();
         summary.elapsed = start.elapsed();
+        let coverage = covered.coverage(&tcp_ranges, &udp_ranges);
         Ok(Scanned { summary, coverage })
+    }
+
+    /// One block of hosts, one engine after the other (the connect engine's way).
+    fn block(
+        &self,
+        chunk: &[IpAddr],
+        per_host: usize,
+        sink: &mut Sink<'_>,
+        covered: &mut Covered,
+    ) -> Result<(), ScanError> {
+        let cfg = &self.config;
+        sink.summary.hosts_total += chunk.len() as u64;
+        // The raw and UDP engines need our source address towards each host; a host
+        // without one (a broadcast address, no route) is down, not the end of the scan.
+        let chunk: Vec<IpAddr> = if cfg.mode == Mode::Syn || !cfg.udp_ports.is_empty() {
+            let mut ok = Vec::with_capacity(chunk.len());
+            for &addr in chunk {
+                let reason = match sys::source_for(addr) {
+                    Ok(_) => {
+                        ok.push(addr);
+                        continue;
+                    }
+                    Err(e) => unroutable_reason(&e),
+                };
+                sink.total -= per_host as u64;
+                (sink.on)(Event::Host {
+                    addr,
+                    up: false,
+                    reason,
+                    rtt: None,
+                });
+            }
+            ok
+        } else {
+            chunk.to_vec()
+        };
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let up = if cfg.discovery {
+            discovery::discover(cfg, &chunk)?
+        } else {
+            chunk.iter().map(|&a| (a, Reason::UserSet, None)).collect()
+        };
+        let up_set: std::collections::HashSet<IpAddr> = up.iter().map(|u| u.0).collect();
+        for &(addr, reason, rtt) in &up {
+            (sink.on)(Event::Host {
+                addr,
+                up: true,
+                reason,
+                rtt,
+            });
+        }
+        for &addr in chunk.iter().filter(|a| !up_set.contains(a)) {
+            sink.total -= per_host as u64;
+            (sink.on)(Event::Host {
+                addr,
+                up: false,
+                reason: Reason::NoResponse,
+                rtt: None,
+            });
+        }
+        sink.summary.hosts_up += up.len() as u64;
+        let live: Vec<IpAddr> = up.iter().map(|u| u.0).collect();
+        let mut timing = vec![None; live.len()];
+        if !live.is_empty() && !cfg.tcp_ports.is_empty() {
+            let s = match cfg.mode {
+                Mode::Connect => connect::scan(cfg, &live, &cfg.tcp_ports, sink)?,
+                Mode::Syn => syn::scan(cfg, &live, &cfg.tcp_ports, sink)?,
+            };
+            timing = s;
+        }
+        if !live.is_empty() && !cfg.udp_ports.is_empty() {
+            let s = udp::scan(cfg, &live, &cfg.udp_ports, sink)?;
+            for (a, b) in timing.iter_mut().zip(s) {
+                *a = a.or(b);
+            }
+        }
+        for (&addr, timing) in live.iter().zip(timing) {
+            covered.add(addr);
+            (sink.on)(Event::HostDone { addr, timing });
+        }
+        Ok(())
+    }
+}
+
+/// The hosts whose ports were probed, as merged ranges (they come in probe order, not
+/// address order).
+#[derive(Default)]
+struct Covered(std::collections::BTreeMap<(bool, u128), u128>);
+
+impl Covered {
+    fn add(&mut self, a: IpAddr) {
+        let a = portolan_model::canonical(a);
+        let (v6, n) = match a {
+            IpAddr::V4(v) => (false, u128::from(u32::from(v))),
+            IpAddr::V6(v) => (true, u128::from(v)),
+        };
+        // The range just below, if it reaches n.
+        let below = self
+            .0
+            .range(..=(v6, n))
+            .next_back()
+            .map(|(&k, &last)| (k, last))
+            .filter(|&((f6, _), last)| f6 == v6 && last.saturating_add(1) >= n);
+        let mut first = n;
+        let mut last = n;
+        if let Some((k, l)) = below {
+            if l >= n {
+                return;
+            }
+            first = k.1;
+            self.0.remove(&k);
+        }
+        if n < u128::MAX
+            && let Some(l) = self.0.remove(&(v6, n + 1))
+        {
+            last = l;
+        }
+        self.0.insert((v6, first), last);
+    }
+
+    fn coverage(&self, tcp: &[PortRange], udp: &[PortRange]) -> Coverage {
+        let to_ip = |v6: bool, n: u128| {
+            if v6 {
+                IpAddr::V6(n.into())
+            } else {
+                IpAddr::V4((n as u32).into())
+            }
+        };
+        let addresses: Vec<portolan_model::AddrRange> = self
+            .0
+            .iter()
+            .map(|(&(v6, f), &l)| portolan_model::AddrRange {
+                first: to_ip(v6, f),
+                last: to_ip(v6, l),
+            })
+            .collect();
+        let mut c = Coverage::default();
+        for (protocol, ports) in [(Proto::Tcp, tcp), (Proto::Udp, udp)] {
+            if !ports.is_empty() && !addresses.is_empty() {
+                c.probed.push(portolan_model::Probed {
+                    protocol,
+                    ports: ports.to_vec(),
+                    addresses: addresses.clone(),
+                });
+            }
+        }
+        c
     }
 }
 

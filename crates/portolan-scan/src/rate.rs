@@ -19,17 +19,60 @@ pub struct Pacer {
     tokens: f64,
     burst: f64,
     last: Instant,
+    /// What was handed out in the last second, and its sum: no second carries more
+    /// than the rate, however much was saved up.
+    recent: VecDeque<(Instant, u32)>,
+    in_second: u64,
+}
+
+/// A rate this high is no limit (the connect engine without `--rate`): not counted.
+const UNCOUNTED: f64 = 1e8;
+
+/// What a pacer saves up: 40 ms of sending, so that the late wake-ups of a loaded
+/// machine cost no rate, yet a catch-up burst stays short (the last second's count keeps
+/// any second at the rate).
+fn burst(rate: f64) -> f64 {
+    (rate / 25.0).max(1.0)
 }
 
 impl Pacer {
     pub fn new(rate: f64) -> Pacer {
-        let burst = (rate / 100.0).clamp(1.0, 256.0);
+        let burst = burst(rate);
         Pacer {
             rate,
             tokens: burst,
             burst,
             last: Instant::now(),
+            recent: VecDeque::new(),
+            in_second: 0,
         }
+    }
+
+    /// Forgets what was handed out more than a second ago; returns what the last second
+    /// still allows.
+    fn room(&mut self, now: Instant) -> u64 {
+        if self.rate >= UNCOUNTED {
+            return u64::MAX;
+        }
+        while let Some(&(t, n)) = self.recent.front() {
+            if now.duration_since(t) < Duration::from_secs(1) {
+                break;
+            }
+            self.recent.pop_front();
+            self.in_second -= u64::from(n);
+        }
+        (self.rate.floor() as u64)
+            .max(1)
+            .saturating_sub(self.in_second)
+    }
+
+    fn hand_out(&mut self, now: Instant, n: usize) -> usize {
+        self.tokens -= n as f64;
+        if n > 0 && self.rate < UNCOUNTED {
+            self.recent.push_back((now, n as u32));
+            self.in_second += n as u64;
+        }
+        n
     }
 
     pub fn rate(&self) -> f64 {
@@ -39,7 +82,7 @@ impl Pacer {
     pub fn set_rate(&mut self, rate: f64) {
         self.refill();
         self.rate = rate.max(1.0);
-        self.burst = (self.rate / 100.0).clamp(1.0, 256.0);
+        self.burst = burst(self.rate);
         self.tokens = self.tokens.min(self.burst);
     }
 
@@ -53,15 +96,46 @@ impl Pacer {
     /// Takes up to `want` tokens; returns how many were granted.
     pub fn take(&mut self, want: usize) -> usize {
         self.refill();
-        let n = (self.tokens.floor() as usize).min(want);
-        self.tokens -= n as f64;
-        n
+        let now = self.last;
+        let room = self.room(now) as usize;
+        let n = (self.tokens.floor() as usize).min(want).min(room);
+        self.hand_out(now, n)
+    }
+
+    /// Takes a batch of `want` tokens (or as many as can be saved up, if fewer), or none:
+    /// sending one packet per wake-up would cost a syscall each.
+    pub fn take_batch(&mut self, want: usize) -> usize {
+        self.refill();
+        let now = self.last;
+        let room = self.room(now) as usize;
+        let need = (want as f64).min(self.burst).max(1.0);
+        if self.tokens < need || (room as f64) < need.min(self.rate) {
+            return 0;
+        }
+        let n = (self.tokens.floor() as usize).min(want).min(room);
+        self.hand_out(now, n)
     }
 
     /// How long until the next token.
     pub fn wait(&self) -> Duration {
         let missing = (1.0 - self.tokens).max(0.0);
         Duration::from_secs_f64(missing / self.rate).max(Duration::from_micros(50))
+    }
+
+    /// How long until a batch of `want` tokens (see [`Pacer::take_batch`]).
+    pub fn wait_batch(&self, want: usize) -> Duration {
+        let need = (want as f64).min(self.burst).max(1.0);
+        let missing = (need - self.tokens).max(0.0);
+        let tokens = Duration::from_secs_f64(missing / self.rate);
+        // Or until the oldest of the last second's grants leaves it.
+        let full = self.in_second as f64 + need.min(self.rate) > self.rate.floor().max(1.0);
+        let window = match self.recent.front() {
+            Some(&(t, _)) if full => {
+                (t + Duration::from_secs(1)).saturating_duration_since(Instant::now())
+            }
+            _ => Duration::ZERO,
+        };
+        tokens.max(window).max(Duration::from_micros(20))
     }
 }
 
@@ -80,7 +154,7 @@ struct Window {
 
 /// Decides the send rate from how the answered share of each window compares with the
 /// best share seen.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Controller {
     windows: VecDeque<Window>,
     best: f64,
@@ -105,6 +179,17 @@ impl Controller {
 
     pub fn rate(&self) -> f64 {
         self.rate
+    }
+
+    /// What was learned (the rate, the best share answered), without the windows still
+    /// waiting for answers: the controller of the next block, whose answers these
+    /// windows would never see.
+    pub fn carry(&self) -> Controller {
+        Controller {
+            windows: VecDeque::new(),
+            cut_from: None,
+            ..*self
+        }
     }
 
     /// Records `n` transmissions at time `us`.
@@ -244,13 +329,56 @@ mod tests {
     }
 
     #[test]
+    fn a_carried_controller_does_not_judge_windows_it_never_hears_of() {
+        // Regression: a block's controller was a clone with the last block's windows,
+        // whose answers went to the old one, and cut the rate for silence.
+        let mut c = Controller::new(5000.0, 100.0);
+        let mut t = 0;
+        feed(&mut c, &mut t, 1.0);
+        for _ in 0..WINDOW {
+            c.sent(t, 1);
+        }
+        let mut next = c.carry();
+        assert_eq!(next.judge(t + 10_000_000, Duration::from_millis(100)), None);
+        assert_eq!(next.rate(), 5000.0);
+    }
+
+    #[test]
+    fn pacer_batches() {
+        let mut p = Pacer::new(400_000.0);
+        assert_eq!(p.take_batch(64), 64);
+        while p.take_batch(64) > 0 {}
+        assert_eq!(p.take_batch(64), 0);
+        assert!(p.wait_batch(64) <= Duration::from_micros(170));
+        // A slow pace saves up less than a batch: it goes out by what it saves.
+        let mut slow = Pacer::new(100.0);
+        assert_eq!(slow.take_batch(64), 4);
+        assert_eq!(slow.take_batch(64), 0);
+    }
+
+    #[test]
+    fn no_second_carries_more_than_the_rate() {
+        // Saved-up tokens (a stall) never push one second over the rate.
+        let mut p = Pacer::new(1000.0);
+        p.tokens = 40.0;
+        let start = Instant::now();
+        let mut n = 0;
+        while start.elapsed() < Duration::from_millis(900) {
+            n += p.take(1000);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(n <= 1000, "{n} in under a second");
+        assert!(n >= 800, "{n}: the saved-up tokens went unused");
+    }
+
+    #[test]
     fn pacer_limits() {
         let mut p = Pacer::new(1000.0);
         let granted = p.take(1000);
-        assert!(granted <= 10, "{granted}");
+        assert!(granted <= 40, "{granted}");
         std::thread::sleep(Duration::from_millis(20));
         let more = p.take(1000);
-        assert!((5..=11).contains(&more), "{more}");
+        assert!((15..=40).contains(&more), "{more}");
     }
 }
 
@@ -323,5 +451,30 @@ mod retry_tests {
         assert_eq!(r.tries(), 7);
         assert_eq!(RetryPolicy::new(Some(3), 10).tries(), 4);
         assert_eq!(RetryPolicy::new(Some(0), 10).tries(), 1);
+    }
+}
+
+#[cfg(test)]
+mod pace_tests {
+    use super::*;
+
+    #[test]
+    fn a_steady_sender_gets_the_rate() {
+        let mut p = Pacer::new(5000.0);
+        let start = Instant::now();
+        let mut per = [0usize; 3];
+        while start.elapsed() < Duration::from_millis(2500) {
+            let n = p.take_batch(64);
+            let k = (start.elapsed().as_millis() / 1000) as usize;
+            if k < 3 {
+                per[k] += n;
+            }
+            if n == 0 {
+                std::thread::sleep(p.wait_batch(64));
+            }
+        }
+        // The first second also spends the 40 ms saved up at the start.
+        assert!(per[0] <= 5000 && per[1] <= 5000, "{per:?}");
+        assert!(per[1] >= 4700, "{per:?}");
     }
 }

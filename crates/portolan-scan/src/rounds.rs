@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use portolan_registry::Proto;
 
 use crate::rate::{Controller, Pacer, RetryPolicy};
-use crate::rtt::{RttBounds, RttEstimator};
+use crate::rtt::RttEstimator;
 use crate::{PortResult, PortState, Reason, Rng, ScanError, Sink};
 
 /// Rounds at most, whatever else happens (bounds a scan against a rate-limited target).
@@ -23,6 +23,9 @@ const MAX_ROUNDS: u32 = 64;
 /// Fewer ICMP errors than this in one round cannot be a rate limiter's burst (Linux
 /// allows 6 before limiting), so silence beside them is not blamed on a limit.
 const ICMP_BURST: usize = 4;
+
+/// Up to this many ports, a table finds a port's index by scanning the list.
+const FEW_PORTS: usize = 16;
 
 /// Probes sent per batch.
 pub const BATCH: usize = 64;
@@ -49,30 +52,55 @@ pub struct Table {
     pub gained_icmp: usize,
     /// ICMP errors from each host so far.
     pub icmp_by_host: Vec<u32>,
+    /// Every RTT sample of the table: the starting estimate of the next block's hosts.
+    pub all_rtt: RttEstimator,
+    /// Discovery: what each host answered, instead of port results.
+    pub disc: Option<Discovered>,
+}
+
+/// What discovery heard from each host of its table.
+#[derive(Debug, Clone, Default)]
+pub struct Discovered {
+    /// The first SYN-ACK or RST, and its RTT.
+    pub tcp: Vec<Option<(Reason, Option<Duration>)>>,
+    /// The RTT of the echo reply.
+    pub echo: Vec<Option<Duration>>,
+}
+
+/// Our source address towards each host (the kernel's route lookup).
+pub fn sources(hosts: &[IpAddr]) -> Result<Vec<IpAddr>, ScanError> {
+    hosts
+        .iter()
+        .map(|&h| {
+            crate::sys::source_for(h).map_err(|source| ScanError::NoSource { addr: h, source })
+        })
+        .collect()
 }
 
 impl Table {
+    /// The probes of `hosts` (reached from `srcs`) x `ports`; times count from `start`,
+    /// and each host's RTT estimate starts at `rtt`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         hosts: &[IpAddr],
+        srcs: Vec<IpAddr>,
         ports: &[u16],
         proto: Proto,
-        bounds: RttBounds,
+        rtt: RttEstimator,
+        start: Instant,
         ctl: Controller,
         retry: RetryPolicy,
-    ) -> Result<Table, ScanError> {
-        let mut srcs = Vec::with_capacity(hosts.len());
-        for &h in hosts {
-            srcs.push(
-                crate::sys::source_for(h)
-                    .map_err(|source| ScanError::NoSource { addr: h, source })?,
-            );
-        }
-        let mut port_idx = vec![u32::MAX; 65536];
-        for (i, &p) in ports.iter().enumerate() {
-            port_idx[usize::from(p)] = i as u32;
+    ) -> Table {
+        // A few ports are looked up by a scan of the list; many through a full index.
+        let mut port_idx = Vec::new();
+        if ports.len() > FEW_PORTS {
+            port_idx = vec![u32::MAX; 65536];
+            for (i, &p) in ports.iter().enumerate() {
+                port_idx[usize::from(p)] = i as u32;
+            }
         }
         let n = hosts.len() * ports.len();
-        Ok(Table {
+        Table {
             hosts: hosts.to_vec(),
             srcs,
             ports: ports.to_vec(),
@@ -85,8 +113,8 @@ impl Table {
             done: vec![false; n],
             tries: vec![0; n],
             sent_us: vec![0; n],
-            rtt: vec![RttEstimator::new(bounds); hosts.len()],
-            start: Instant::now(),
+            rtt: vec![rtt; hosts.len()],
+            start,
             remaining: n,
             proto,
             ctl,
@@ -94,7 +122,9 @@ impl Table {
             gained: 0,
             gained_icmp: 0,
             icmp_by_host: vec![0; hosts.len()],
-        })
+            all_rtt: rtt,
+            disc: None,
+        }
     }
 
     pub fn host_index(&self, h: IpAddr) -> Option<usize> {
@@ -104,7 +134,11 @@ impl Table {
     /// The probe for (host, port), if it is in this table.
     pub fn lookup(&self, h: IpAddr, port: u16) -> Option<usize> {
         let hi = self.host_index(h)?;
-        let pi = self.port_idx[usize::from(port)];
+        let pi = if self.port_idx.is_empty() {
+            self.ports.iter().position(|&p| p == port)? as u32
+        } else {
+            self.port_idx[usize::from(port)]
+        };
         (pi != u32::MAX).then(|| hi * self.ports.len() + pi as usize)
     }
 
@@ -161,7 +195,14 @@ impl Table {
         if tries == 1 {
             let d = Duration::from_micros(self.now_us().saturating_sub(self.sent_us[i]));
             self.rtt[h].sample(d);
+            self.all_rtt.sample(d);
             rtt = Some(d);
+        }
+        if let Some(disc) = &mut self.disc {
+            if matches!(reason, Reason::SynAck | Reason::Reset) && disc.tcp[h].is_none() {
+                disc.tcp[h] = Some((reason, rtt));
+            }
+            return true;
         }
         sink.port(PortResult {
             host: self.hosts[h],
@@ -180,13 +221,15 @@ impl Table {
 pub trait Prober {
     /// Sends these probes (indices into the table); returns how many went out, in order.
     fn send(&mut self, t: &Table, batch: &[usize]) -> io::Result<usize>;
-    /// Reads every waiting answer and finishes the probes they belong to.
-    fn receive(&mut self, t: &mut Table, sink: &mut Sink<'_>) -> io::Result<()>;
+    /// Reads every waiting answer and finishes the probes they belong to, in whichever
+    /// of the tables holds them.
+    fn receive(&mut self, ts: &mut [&mut Table], sink: &mut Sink<'_>) -> io::Result<()>;
     /// The sockets answers arrive on.
     fn fds(&self) -> Vec<RawFd>;
 }
 
 /// Settings of one run of rounds.
+#[derive(Debug, Clone, Copy)]
 pub struct Rounds {
     /// The state of a probe that was never answered.
     pub silent: PortState,
@@ -219,12 +262,14 @@ pub fn scan(
     let max = cfg.rate.map_or(engine.default_rate, f64::from);
     let mut t = Table::new(
         hosts,
+        sources(hosts)?,
         ports,
         engine.proto,
-        cfg.rtt,
+        RttEstimator::new(cfg.rtt),
+        Instant::now(),
         Controller::new(max, (engine.min_rate)(max)),
         RetryPolicy::new(cfg.max_retries, engine.retry_cap),
-    )?;
+    );
     run(&mut t, p, &engine.rounds, sink)?;
     Ok(t.rtt.iter().map(RttEstimator::timing).collect())
 }
@@ -239,8 +284,8 @@ pub fn run(
     let io = crate::io_err;
     let fds = p.fds();
     let mut pacer = Pacer::new(t.ctl.rate());
-    let mut queue: Vec<usize> = (0..t.done.len()).collect();
-    Rng::new().shuffle(&mut queue);
+    let order = crate::perm::Permutation::new(t.done.len() as u64, Rng::new().next());
+    let mut queue: Vec<usize> = (0..order.len()).map(|i| order.get(i) as usize).collect();
     let mut round = 0u32;
     // Rounds that count against the retry limit.
     let mut counted = 0u32;
@@ -253,10 +298,10 @@ pub fn run(
         let mut i = 0;
         let mut last_send = Instant::now();
         while i < queue.len() {
-            p.receive(t, sink).map_err(io("receive"))?;
-            let allowed = pacer.take(BATCH);
+            p.receive(&mut [&mut *t], sink).map_err(io("receive"))?;
+            let allowed = pacer.take_batch(BATCH);
             if allowed == 0 {
-                crate::sys::poll_read(&fds, pacer.wait());
+                crate::sys::poll_read(&fds, pacer.wait_batch(BATCH));
                 continue;
             }
             batch.clear();
@@ -283,7 +328,7 @@ pub fn run(
                 if n == 0 {
                     // Socket buffer full: let the queue drain, reading answers meanwhile.
                     crate::sys::poll_read(&fds, Duration::from_micros(200));
-                    p.receive(t, sink).map_err(io("receive"))?;
+                    p.receive(&mut [&mut *t], sink).map_err(io("receive"))?;
                 }
             }
             last_send = Instant::now();
@@ -297,7 +342,7 @@ pub fn run(
         }
         // Wait out the timeout of the slowest host for the last probes sent.
         loop {
-            p.receive(t, sink).map_err(io("receive"))?;
+            p.receive(&mut [&mut *t], sink).map_err(io("receive"))?;
             if t.remaining == 0 {
                 break;
             }
@@ -375,7 +420,7 @@ const ICMP_REFILL: f64 = 1.0;
 /// although a token was there is silent, or was lost: it gets the retries the loss seen
 /// calls for, at the same pace. The probes of the first round that came after the burst
 /// are not counted as tries: their answer may have been suppressed.
-fn bucket(
+pub fn bucket(
     t: &mut Table,
     p: &mut dyn Prober,
     fds: &[RawFd],
@@ -403,7 +448,7 @@ fn bucket(
     let mut inflight: Vec<(Instant, usize, usize)> = Vec::new();
     let mut batch = [0usize; 1];
     loop {
-        p.receive(t, sink).map_err(io("receive"))?;
+        p.receive(&mut [&mut *t], sink).map_err(io("receive"))?;
         let now = Instant::now();
         // Answered probes leave; timed-out ones too: silence cost the host no token, and
         // they are tried again if tries are left. (A UDP reply cost no token either, but
@@ -464,7 +509,7 @@ fn bucket(
 }
 
 impl Table {
-    fn finish_silent(&mut self, i: usize, state: PortState, sink: &mut Sink<'_>) {
+    pub fn finish_silent(&mut self, i: usize, state: PortState, sink: &mut Sink<'_>) {
         self.done[i] = true;
         self.remaining -= 1;
         let h = self.host_of(i);

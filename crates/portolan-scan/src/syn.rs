@@ -39,9 +39,9 @@ pub struct SynProber {
     pkts: Vec<[u8; SYN_LEN]>,
     rbuf: Vec<u8>,
     batch: sys::RecvBatch,
-    /// Discovery: send an ICMP echo with the first port's probe, and note who answers.
+    /// Discovery: send an ICMP echo with the first port's probe; the table's `disc`
+    /// notes who answers.
     pub echo: Option<u16>,
-    pub echoed: Vec<Option<Duration>>,
 }
 
 /// A bound, never-listening TCP socket that keeps our source port from being handed to
@@ -82,9 +82,8 @@ fn raw(fam: libc::c_int, proto: libc::c_int) -> Result<OwnedFd, ScanError> {
 }
 
 impl SynProber {
-    pub fn new(hosts: &[IpAddr]) -> Result<SynProber, ScanError> {
-        let any4 = hosts.iter().any(IpAddr::is_ipv4);
-        let any6 = hosts.iter().any(IpAddr::is_ipv6);
+    /// Sockets for the families asked for.
+    pub fn new(any4: bool, any6: bool) -> Result<SynProber, ScanError> {
         let mut sports = Vec::new();
         let mut guards = Vec::new();
         for _ in 0..SOURCE_PORTS {
@@ -102,12 +101,11 @@ impl SynProber {
             tcp6: None,
             icmp4: None,
             icmp6: None,
-            dests: hosts.iter().map(|&h| RawAddr::new((h, 0).into())).collect(),
+            dests: Vec::with_capacity(rounds::BATCH),
             pkts: vec![[0; SYN_LEN]; rounds::BATCH],
             rbuf: vec![0; 4096],
             batch: sys::RecvBatch::new(64),
             echo: None,
-            echoed: vec![None; hosts.len()],
         };
         if any4 {
             let t = raw(libc::AF_INET, libc::IPPROTO_TCP)?;
@@ -132,11 +130,14 @@ impl SynProber {
         Ok(p)
     }
 
-    fn handle_tcp(&mut self, t: &mut Table, seg: packet::TcpSeen, sink: &mut Sink<'_>) {
+    fn handle_tcp(&mut self, ts: &mut [&mut Table], seg: packet::TcpSeen, sink: &mut Sink<'_>) {
         if !self.sports.contains(&seg.dport) {
             return;
         }
-        let Some(i) = t.lookup(seg.src, seg.sport) else {
+        let Some((t, i)) = ts
+            .iter_mut()
+            .find_map(|t| t.lookup(seg.src, seg.sport).map(|i| (t, i)))
+        else {
             return;
         };
         let h = t.host_of(i);
@@ -156,22 +157,34 @@ impl SynProber {
         }
     }
 
-    fn handle_icmp(&mut self, t: &mut Table, m: Icmp, sink: &mut Sink<'_>) {
+    fn handle_icmp(&mut self, ts: &mut [&mut Table], m: Icmp, sink: &mut Sink<'_>) {
         match m {
             Icmp::EchoReply { from, id, .. } => {
-                if Some(id) == self.echo
-                    && let Some(h) = t.host_index(from)
-                    && self.echoed[h].is_none()
+                if Some(id) != self.echo {
+                    return;
+                }
+                let Some((t, h)) = ts
+                    .iter_mut()
+                    .find_map(|t| t.host_index(from).map(|h| (t, h)))
+                else {
+                    return;
+                };
+                let sent = t.sent_us[h * t.ports.len()];
+                let now = t.now_us();
+                if let Some(d) = &mut t.disc
+                    && d.echo[h].is_none()
                 {
-                    let sent = t.sent_us[h * t.ports.len()];
-                    self.echoed[h] = Some(Duration::from_micros(t.now_us().saturating_sub(sent)));
+                    d.echo[h] = Some(Duration::from_micros(now.saturating_sub(sent)));
                 }
             }
             Icmp::Error(e) => {
                 if e.proto != 6 || !self.sports.contains(&e.sport) {
                     return;
                 }
-                let Some(i) = t.lookup(e.dst, e.dport) else {
+                let Some((t, i)) = ts
+                    .iter_mut()
+                    .find_map(|t| t.lookup(e.dst, e.dport).map(|i| (t, i)))
+                else {
                     return;
                 };
                 let src = t.srcs[t.host_of(i)];
@@ -209,19 +222,19 @@ impl Prober for SynProber {
         let Some(fd) = fd else {
             return Err(io::Error::other("no raw socket for the address family"));
         };
+        self.dests.clear();
         for (k, &q) in batch[..run].iter().enumerate() {
             let h = t.host_of(q);
             let port = t.port_of(q);
             let sport = self.sports[usize::from(t.tries[q]) % self.sports.len()];
             let seq = self.key.cookie(t.srcs[h], t.hosts[h], sport, port);
             build_syn(&mut self.pkts[k], t.srcs[h], t.hosts[h], sport, port, seq);
+            self.dests.push(RawAddr::new((t.hosts[h], 0).into()));
         }
-        let out: Vec<Outgoing<'_>> = batch[..run]
-            .iter()
-            .enumerate()
-            .map(|(k, &q)| Outgoing {
+        let out: Vec<Outgoing<'_>> = (0..run)
+            .map(|k| Outgoing {
                 buf: &self.pkts[k],
-                to: &self.dests[t.host_of(q)],
+                to: &self.dests[k],
             })
             .collect();
         let n = sys::send_batch(fd.as_raw_fd(), &out)?;
@@ -236,7 +249,8 @@ impl Prober for SynProber {
                     };
                     if let Some(s) = sock {
                         let e = build_echo(v6, id, t.tries[q].into());
-                        let _ = sys::send_to(s.as_raw_fd(), &e, &self.dests[h]);
+                        let to = RawAddr::new((t.hosts[h], 0).into());
+                        let _ = sys::send_to(s.as_raw_fd(), &e, &to);
                     }
                 }
             }
@@ -244,7 +258,7 @@ impl Prober for SynProber {
         Ok(n)
     }
 
-    fn receive(&mut self, t: &mut Table, sink: &mut Sink<'_>) -> io::Result<()> {
+    fn receive(&mut self, ts: &mut [&mut Table], sink: &mut Sink<'_>) -> io::Result<()> {
         let mut buf = std::mem::take(&mut self.rbuf);
         let mut segs = Vec::new();
         for (fd, v6) in [(&self.tcp4, false), (&self.tcp6, true)] {
@@ -284,10 +298,10 @@ impl Prober for SynProber {
         });
         self.rbuf = buf;
         for s in segs {
-            self.handle_tcp(t, s, sink);
+            self.handle_tcp(ts, s, sink);
         }
         for m in icmps {
-            self.handle_icmp(t, m, sink);
+            self.handle_icmp(ts, m, sink);
         }
         Ok(())
     }
@@ -308,8 +322,17 @@ pub fn scan(
     ports: &[u16],
     sink: &mut Sink<'_>,
 ) -> Result<Vec<Option<crate::HostTiming>>, ScanError> {
-    let mut prober = SynProber::new(hosts)?;
-    let engine = Engine {
+    let mut prober = SynProber::new(
+        hosts.iter().any(IpAddr::is_ipv4),
+        hosts.iter().any(IpAddr::is_ipv6),
+    )?;
+    let engine = engine();
+    rounds::scan(cfg, hosts, ports, &mut prober, &engine, sink)
+}
+
+/// How the SYN engine runs its rounds.
+pub fn engine() -> Engine {
+    Engine {
         proto: Proto::Tcp,
         default_rate: DEFAULT_RATE,
         min_rate: |max| (max / 64.0).min(1000.0),
@@ -318,6 +341,5 @@ pub fn scan(
             silent: PortState::Filtered,
             icmp_pacing: false,
         },
-    };
-    rounds::scan(cfg, hosts, ports, &mut prober, &engine, sink)
+    }
 }

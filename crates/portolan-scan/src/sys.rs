@@ -234,6 +234,55 @@ pub fn source_for(dst: IpAddr) -> io::Result<IpAddr> {
     Ok(s.local_addr()?.ip())
 }
 
+/// [`source_for`] over many hosts: one UDP socket per family, connected to each host in
+/// turn (and disconnected in between, so that the kernel picks the source anew).
+#[derive(Default)]
+pub struct Sources {
+    v4: Option<UdpSocket>,
+    v6: Option<UdpSocket>,
+}
+
+impl Sources {
+    pub fn source_for(&mut self, dst: IpAddr) -> io::Result<IpAddr> {
+        use std::os::fd::AsRawFd;
+        let slot = if dst.is_ipv4() {
+            &mut self.v4
+        } else {
+            &mut self.v6
+        };
+        let s = match slot {
+            Some(s) => {
+                let unspec = libc::sockaddr {
+                    sa_family: libc::AF_UNSPEC as libc::sa_family_t,
+                    sa_data: [0; 14],
+                };
+                // SAFETY: a live sockaddr of the length given; AF_UNSPEC disconnects.
+                let r = unsafe {
+                    libc::connect(
+                        s.as_raw_fd(),
+                        &unspec,
+                        size_of::<libc::sockaddr>() as libc::socklen_t,
+                    )
+                };
+                if r != 0 {
+                    return source_for(dst);
+                }
+                s
+            }
+            None => {
+                let bind: SocketAddr = if dst.is_ipv4() {
+                    (Ipv4Addr::UNSPECIFIED, 0).into()
+                } else {
+                    (Ipv6Addr::UNSPECIFIED, 0).into()
+                };
+                slot.insert(UdpSocket::bind(bind)?)
+            }
+        };
+        s.connect(crate::scope::socket_addr(dst, 9))?;
+        Ok(s.local_addr()?.ip())
+    }
+}
+
 /// Sends one datagram; `Ok(false)` when the socket buffer is full (try again later).
 pub fn send_to(fd: RawFd, buf: &[u8], to: &RawAddr) -> io::Result<bool> {
     // SAFETY: buf and the address are live for the call.
@@ -450,9 +499,22 @@ pub fn poll_read(fds: &[RawFd], timeout: Duration) {
             revents: 0,
         })
         .collect();
-    let ms = timeout.as_millis().min(60_000) as libc::c_int;
-    // SAFETY: p is live and its length is passed.
-    unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
+    // ppoll, not poll: waits shorter than a millisecond are kept, not rounded to zero
+    // (which spins).
+    let t = timeout.min(Duration::from_secs(60));
+    let ts = libc::timespec {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
+    };
+    // SAFETY: p and ts are live for the call; a null mask keeps the signal mask.
+    unsafe {
+        libc::ppoll(
+            p.as_mut_ptr(),
+            p.len() as libc::nfds_t,
+            &ts,
+            std::ptr::null(),
+        )
+    };
 }
 
 /// Whether this process may open raw sockets (root or CAP_NET_RAW).

@@ -217,6 +217,8 @@ pub fn read_list(text: &str) -> Vec<String> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TargetSet {
     blocks: Vec<Block>,
+    /// The position of each block's first address in the set.
+    starts: Vec<u64>,
     /// The name each address came from, for reports.
     names: Vec<(IpAddr, String)>,
 }
@@ -254,7 +256,51 @@ impl TargetSet {
         if count > MAX_HOSTS {
             return Err(TargetError::TooMany { count });
         }
-        Ok(TargetSet { blocks, names })
+        let mut starts = Vec::with_capacity(blocks.len());
+        let mut at = 0u64;
+        for b in &blocks {
+            starts.push(at);
+            at += b.len() as u64;
+        }
+        Ok(TargetSet {
+            blocks,
+            starts,
+            names,
+        })
+    }
+
+    /// Whether the set holds IPv4 addresses, and IPv6 ones.
+    pub fn families(&self) -> (bool, bool) {
+        (
+            self.blocks.iter().any(|b| !b.v6),
+            self.blocks.iter().any(|b| b.v6),
+        )
+    }
+
+    /// The address at position `i` of [`TargetSet::iter`]'s order (`i < len()`).
+    pub fn nth(&self, i: u64) -> Option<IpAddr> {
+        let k = self.starts.partition_point(|&s| s <= i).checked_sub(1)?;
+        let b = self.blocks[k];
+        let off = u128::from(i - self.starts[k]);
+        (off < b.len()).then(|| from_u128(b.v6, b.first + off))
+    }
+
+    /// A digest of the set (its address blocks), the same in every process: part of the
+    /// default probe-order seed and of a resume file's check.
+    pub fn digest(&self) -> u64 {
+        let mut h = 0x7072_6f62_6573u64;
+        for b in &self.blocks {
+            for w in [
+                u64::from(b.v6),
+                b.first as u64,
+                (b.first >> 64) as u64,
+                b.last as u64,
+                (b.last >> 64) as u64,
+            ] {
+                h = crate::perm::mix(h ^ w);
+            }
+        }
+        h
     }
 
     /// How many addresses the set holds.
@@ -424,6 +470,24 @@ mod tests {
             Target::parse("scanme.example").unwrap(),
             Target::Name("scanme.example".into())
         );
+    }
+
+    #[test]
+    fn nth_follows_the_order() {
+        let t: Vec<Target> = ["198.18.0.0/30", "198.18.1.7", "2001:2::1-2001:2::2"]
+            .iter()
+            .map(|s| Target::parse(s).unwrap())
+            .collect();
+        let set = TargetSet::build(&t, &[], false).unwrap();
+        let all: Vec<IpAddr> = set.iter().collect();
+        for (i, a) in all.iter().enumerate() {
+            assert_eq!(set.nth(i as u64), Some(*a));
+        }
+        assert_eq!(set.nth(all.len() as u64), None);
+        let again = TargetSet::build(&t, &[], false).unwrap();
+        assert_eq!(set.digest(), again.digest());
+        let other = TargetSet::build(&t[..2], &[], false).unwrap();
+        assert_ne!(set.digest(), other.digest());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::{PortState, Reason, ScanConfig, ScanError, Sink, io_err, packet, payl
 /// Start at this rate; ICMP error pacing slows later rounds to what the target allows.
 pub const DEFAULT_RATE: f64 = 5_000.0;
 
-struct UdpProber {
+pub struct UdpProber {
     s4: Option<OwnedFd>,
     s6: Option<OwnedFd>,
     rbuf: Vec<u8>,
@@ -75,7 +75,10 @@ impl Prober for UdpProber {
         Ok(n)
     }
 
-    fn receive(&mut self, t: &mut Table, sink: &mut Sink<'_>) -> io::Result<()> {
+    fn receive(&mut self, ts: &mut [&mut Table], sink: &mut Sink<'_>) -> io::Result<()> {
+        let find = |ts: &mut [&mut Table], ip: IpAddr, port: u16| {
+            ts.iter().position(|t| t.lookup(ip, port).is_some())
+        };
         for fd in [&self.s4, &self.s6].into_iter().flatten() {
             let fd = fd.as_raw_fd();
             for _ in 0..4096 {
@@ -83,17 +86,29 @@ impl Prober for UdpProber {
                     None => break,
                     Some((_, None)) => {}
                     Some((n, Some(from))) => {
-                        let mut i = t.lookup(from.ip(), from.port());
+                        let mut port = from.port();
+                        let mut k = find(ts, from.ip(), port);
                         // TFTP answers from a new port: DATA (3) or ERROR (5).
-                        if i.is_none()
+                        if k.is_none()
                             && n >= 4
                             && self.rbuf[0] == 0
                             && matches!(self.rbuf[1], 3 | 5)
                         {
-                            i = t.lookup(from.ip(), 69);
+                            port = 69;
+                            k = find(ts, from.ip(), port);
                         }
-                        if let Some(i) = i {
-                            t.finish(i, PortState::Open, Reason::UdpResponse, None, false, sink);
+                        if let Some(k) = k {
+                            let t = &mut *ts[k];
+                            if let Some(i) = t.lookup(from.ip(), port) {
+                                t.finish(
+                                    i,
+                                    PortState::Open,
+                                    Reason::UdpResponse,
+                                    None,
+                                    false,
+                                    sink,
+                                );
+                            }
                         }
                     }
                 }
@@ -103,7 +118,10 @@ impl Prober for UdpProber {
                 if e.icmp_type == 0 && e.icmp_code == 0 && !e.v6 {
                     continue;
                 }
-                let Some(i) = t.lookup(dest.ip(), dest.port()) else {
+                let Some((t, i)) = ts
+                    .iter_mut()
+                    .find_map(|t| t.lookup(dest.ip(), dest.port()).map(|i| (t, i)))
+                else {
                     continue;
                 };
                 let reason = packet::icmp_reason(e.v6, e.icmp_type, e.icmp_code);
@@ -134,18 +152,34 @@ pub fn scan(
     ports: &[u16],
     sink: &mut Sink<'_>,
 ) -> Result<Vec<Option<crate::HostTiming>>, ScanError> {
-    let mut p = UdpProber {
-        s4: None,
-        s6: None,
-        rbuf: vec![0; 65536],
-    };
-    if hosts.iter().any(IpAddr::is_ipv4) {
-        p.s4 = Some(udp_socket(false)?);
+    let mut p = UdpProber::new(
+        hosts.iter().any(IpAddr::is_ipv4),
+        hosts.iter().any(IpAddr::is_ipv6),
+    )?;
+    rounds::scan(cfg, hosts, ports, &mut p, &engine(), sink)
+}
+
+impl UdpProber {
+    /// Sockets for the families asked for.
+    pub fn new(any4: bool, any6: bool) -> Result<UdpProber, ScanError> {
+        let mut p = UdpProber {
+            s4: None,
+            s6: None,
+            rbuf: vec![0; 65536],
+        };
+        if any4 {
+            p.s4 = Some(udp_socket(false)?);
+        }
+        if any6 {
+            p.s6 = Some(udp_socket(true)?);
+        }
+        Ok(p)
     }
-    if hosts.iter().any(IpAddr::is_ipv6) {
-        p.s6 = Some(udp_socket(true)?);
-    }
-    let engine = Engine {
+}
+
+/// How the UDP engine runs its rounds.
+pub fn engine() -> Engine {
+    Engine {
         proto: Proto::Udp,
         default_rate: DEFAULT_RATE,
         min_rate: |max| max.min(10.0),
@@ -154,6 +188,5 @@ pub fn scan(
             silent: PortState::OpenFiltered,
             icmp_pacing: true,
         },
-    };
-    rounds::scan(cfg, hosts, ports, &mut p, &engine, sink)
+    }
 }

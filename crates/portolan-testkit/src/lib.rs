@@ -372,6 +372,80 @@ impl Pair {
     }
 }
 
+/// Listeners on 0.0.0.0 for the ports given; they accept and close.
+const BLOCK_LISTENERS: &str = r#"
+import socket, sys, select
+socks = []
+for p in [int(a) for a in sys.argv[1:]]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", p)); s.listen(4096); socks.append(s)
+while True:
+    for s in select.select(socks, [], [])[0]:
+        try:
+            c, _ = s.accept(); c.close()
+        except OSError:
+            pass
+"#;
+
+/// A [`Pair`] whose target answers for a whole block of addresses: the block is a local
+/// route on the target's loopback (`ip route add local BLOCK dev lo`), the scanner routes
+/// it through the veth, and listeners bound to 0.0.0.0 answer on every address of it.
+/// Every other port of every address answers with a RST.
+#[derive(Debug)]
+pub struct Block {
+    pub pair: Pair,
+    /// The block, as CIDR text.
+    pub cidr: String,
+}
+
+impl Block {
+    /// A /16 that stays clear of the link's own /24.
+    pub const CIDR16: &'static str = "198.19.0.0/16";
+
+    /// Builds the bed for `cidr` (inside 198.18.0.0/15) with listeners on `open`; returns
+    /// once they listen (bounded wait).
+    pub fn new(prefix: &str, cidr: &str, open: &[u16]) -> io::Result<Block> {
+        assert!(
+            cidr.starts_with("198.18.") || cidr.starts_with("198.19."),
+            "test block {cidr} is outside 198.18.0.0/15"
+        );
+        let mut pair = Pair::new(prefix)?;
+        pair.target
+            .ip(&["route", "add", "local", cidr, "dev", "lo"])?;
+        pair.scanner
+            .ip(&["route", "add", cidr, "via", Pair::TARGET_V4])?;
+        // Enough room for the handshakes a large scan leaves half-open.
+        for (k, v) in [
+            ("net.ipv4.tcp_max_syn_backlog", "65536"),
+            ("net.core.somaxconn", "65536"),
+        ] {
+            let _ = pair.target.exec("sysctl", &["-qw", &format!("{k}={v}")]);
+        }
+        let mut args = vec!["-c".to_string(), BLOCK_LISTENERS.to_string()];
+        args.extend(open.iter().map(u16::to_string));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        pair.target.spawn("python3", &args)?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let out = pair.target.exec("ss", &["-Hltn"]).unwrap_or_default();
+            if out.lines().count() >= open.len() {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(io::Error::other(format!(
+                    "block listeners did not start: {out}"
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(Block {
+            pair,
+            cidr: cidr.to_string(),
+        })
+    }
+}
+
 /// A test bed of real daemons in a namespace, started by `tests/<name>/run.sh start DIR`
 /// and stopped (with everything in it) when dropped. Beds share host state (postfix's
 /// spool, the TFTP root), so one runs at a time on a machine: the bed holds an exclusive

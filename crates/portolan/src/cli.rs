@@ -259,6 +259,18 @@ pub struct ScanArgs {
     /// adapts below it)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
+    /// Take shard I of N (1 <= I <= N): every N-th host of the scan's order. N copies
+    /// with the same command line (and seed) cover every host exactly once
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(u64, u64)>,
+    /// The seed of the probe order (default: derived from the targets and ports, so that
+    /// the shards of one command line agree)
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Record the progress in FILE; if FILE exists, continue the scan it records (an
+    /// interrupted run) instead of starting over
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<std::path::PathBuf>,
     /// Connections in flight in connect mode (default: from the open-file limit)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub concurrency: Option<u32>,
@@ -283,6 +295,18 @@ pub struct ScanArgs {
     pub format: Option<crate::out::Format>,
     #[command(flatten)]
     pub history: RecordFlags,
+}
+
+/// Parses `--shard I/N`: 1 <= I <= N <= 2^20; returns (I-1, N).
+pub fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("invalid shard '{s}' (write I/N with 1 <= I <= N, such as 2/4)");
+    let (i, n) = s.trim().split_once('/').ok_or_else(bad)?;
+    let i: u64 = i.trim().parse().map_err(|_| bad())?;
+    let n: u64 = n.trim().parse().map_err(|_| bad())?;
+    if i == 0 || n == 0 || i > n || n > 1 << 20 {
+        return Err(bad());
+    }
+    Ok((i - 1, n))
 }
 
 /// Parses a duration for every `--timeout`-like flag: `500ms`, `2s`, `1.5s`, `2m`, or a
@@ -934,6 +958,11 @@ mod tests {
 
     #[test]
     fn a_bare_timeout_is_seconds_everywhere() {
+        assert_eq!(parse_shard("2/4"), Ok((1, 4)));
+        assert_eq!(parse_shard("1/1"), Ok((0, 1)));
+        for bad in ["0/4", "5/4", "4", "a/b", "1/0", "-1/2", "1/2/3"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
         // Regression: scan once read a bare number as milliseconds.
         let Command::Scan(scan) = parse(&["scan", "--timeout", "2", "127.0.0.1"]) else {
             panic!("not a scan");

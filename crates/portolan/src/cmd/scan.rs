@@ -121,6 +121,13 @@ fn request(args: &ScanArgs) -> anyhow::Result<ScanRequest> {
         concurrency: args.concurrency.map(|c| c as usize),
         detect: args.detect,
         all: args.all,
+        seed: args.seed,
+        shard: args.shard.map_or_else(Default::default, |(index, count)| {
+            portolan_app::scan::Shard { index, count }
+        }),
+        resume: args.resume.clone(),
+        // Only the XML and the store need every host at the end; the streams do not.
+        keep_hosts: args.xml_out.is_some() || args.history.record,
     })
 }
 
@@ -143,6 +150,10 @@ fn render(
         }
         return Ok(());
     }
+    if let ScanEvent::Checkpoint { .. } = e {
+        // The resume file is about to say these hosts are done: they must be out.
+        return s.flush();
+    }
     let mut write = || match e {
         ScanEvent::Host {
             addr,
@@ -152,7 +163,7 @@ fn render(
         } => s.host(addr, up, reason, rtt),
         ScanEvent::Port(p) => s.port(p),
         ScanEvent::HostDone(h) => s.host_done(h),
-        ScanEvent::Progress { .. } => Ok(()),
+        ScanEvent::Progress { .. } | ScanEvent::Checkpoint { .. } => Ok(()),
     };
     match pb {
         Some(pb) => pb.suspend(write),
@@ -186,7 +197,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         let pb = indicatif::ProgressBar::new(1);
         pb.set_style(
             indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} probes, ETA {eta}",
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} probes, {per_sec}, ETA {eta}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );

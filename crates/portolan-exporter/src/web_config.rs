@@ -16,6 +16,16 @@ use serde::Deserialize;
 pub const MAX_WEB_CONFIG_BYTES: u64 = 1 << 20;
 
 /// A web config file that could not be used; every variant names the file and the key.
+/// At most this many characters of a parser's message are kept.
+pub const MESSAGE_CHARS: usize = 300;
+
+fn cut(message: &str) -> String {
+    match message.char_indices().nth(MESSAGE_CHARS) {
+        Some((at, _)) => format!("{}... (cut)", &message[..at]),
+        None => message.to_string(),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WebConfigError {
     #[error("cannot read web config {path}: {source}")]
@@ -23,11 +33,10 @@ pub enum WebConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("web config {path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: serde_yaml::Error,
-    },
+    /// The YAML parser's message, cut to [`MESSAGE_CHARS`] characters: it may quote the
+    /// whole offending value.
+    #[error("web config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
     #[error("web config {path}: {key}: {message}")]
     Invalid {
         path: PathBuf,
@@ -148,9 +157,9 @@ impl WebConfig {
         let file: File = if text.trim().is_empty() {
             File::default()
         } else {
-            serde_yaml::from_str(text).map_err(|source| WebConfigError::Parse {
+            serde_yaml::from_str(text).map_err(|e| WebConfigError::Parse {
                 path: path.to_path_buf(),
-                source,
+                message: cut(&e.to_string()),
             })?
         };
         let invalid = |key: &str, message: String| WebConfigError::Invalid {
@@ -395,6 +404,15 @@ mod tests {
     fn empty_file_is_plain_http() {
         let c = parse("").unwrap();
         assert!(c.tls.is_none() && !c.has_auth());
+    }
+
+    #[test]
+    fn a_parse_error_quoting_a_huge_value_is_cut() {
+        // A wrong type quoted the whole value: up to the 1 MiB file in one message.
+        let text = format!("tls_server_config: \"{}\"\n", "x".repeat(1 << 20));
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.len() < MESSAGE_CHARS + 200, "{} bytes", e.len());
+        assert!(e.contains("web config") && e.contains("(cut)"), "{e}");
     }
 
     #[test]

@@ -367,7 +367,7 @@ pub struct LsArgs {
     #[arg(short, long, value_name = "SPEC", value_parser = parse_port_spec)]
     pub port: Vec<portolan_model::PortSpec>,
     /// Only sockets owned by this process: a name, executable file name, systemd unit, or pid
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub process: Option<String>,
     /// Only sockets reachable from other hosts (not loopback)
     #[arg(short, long)]
@@ -455,7 +455,7 @@ pub struct HistoryArgs {
     #[arg(long, value_name = "PORT[/PROTO]")]
     pub port: Option<String>,
     /// The timeline of this process name (`*` globs)
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub process: Option<String>,
     /// Print JSON
     #[arg(long)]

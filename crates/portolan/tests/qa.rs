@@ -589,3 +589,18 @@ fn empty_policy_file_is_an_error_not_a_drop_everything_firewall() {
     }
     let _ = std::fs::remove_file(file);
 }
+
+#[test]
+fn empty_process_name_is_a_usage_error_not_an_empty_match() {
+    // `history --process ''` said "Nothing recorded matches." and exited 1.
+    for args in [&["history", "--process", ""][..], &["ls", "--process", ""]] {
+        let out = portolan()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run portolan");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("--process"), "{args:?}: {err}");
+    }
+}

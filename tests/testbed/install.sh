@@ -4,6 +4,8 @@
 # namespace. The test bed (run.sh) starts them itself, inside a network namespace.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+# shellcheck source=tests/testbed/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PACKAGES=(
   vsftpd openssh-server inetutils-telnetd openbsd-inetd postfix
@@ -18,22 +20,9 @@ for p in "${PACKAGES[@]}"; do
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
-policy=/usr/sbin/policy-rc.d
-saved=""
-if [ -e "$policy" ]; then
-  saved=$(mktemp)
-  cp -p "$policy" "$saved"
-fi
-restore() {
-  if [ -n "$saved" ]; then mv "$saved" "$policy"; else rm -f "$policy"; fi
-}
-trap restore EXIT
-printf '#!/bin/sh\nexit 101\n' >"$policy"
-chmod 755 "$policy"
-
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 echo "slapd slapd/no_configuration boolean false" | debconf-set-selections
 echo "slapd slapd/domain string portolan.test" | debconf-set-selections
 echo "slapd shared/organization string portolan" | debconf-set-selections
 
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_quietly "${missing[@]}"

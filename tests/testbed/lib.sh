@@ -5,6 +5,28 @@
 
 die() { echo "${BED:-testbed}: $*" >&2; exit 1; }
 
+# install_quietly PACKAGE...: apt-get installs them under a policy-rc.d that exits 101,
+# so no postinst starts its daemon, then puts back the policy-rc.d that was there (or
+# none). Used by the beds' install.sh scripts.
+install_quietly() {
+  local policy=/usr/sbin/policy-rc.d rc=0
+  INSTALL_SAVED=""
+  if [ -e "$policy" ]; then
+    INSTALL_SAVED=$(mktemp)
+    cp -p "$policy" "$INSTALL_SAVED"
+  fi
+  install_restore() {
+    if [ -n "$INSTALL_SAVED" ]; then mv "$INSTALL_SAVED" /usr/sbin/policy-rc.d; else rm -f /usr/sbin/policy-rc.d; fi
+  }
+  trap install_restore EXIT
+  printf '#!/bin/sh\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null || rc=$?
+  install_restore
+  trap - EXIT
+  return "$rc"
+}
+
 # bed_dir DIR: creates DIR, sets BED_DIR to its absolute path. Daemons that drop
 # privileges read their files there: DIR and its parents must be open to them.
 bed_dir() {

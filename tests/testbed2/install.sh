@@ -8,6 +8,8 @@
 # installed). Idempotent, and quick when everything is there.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+# shellcheck source=tests/testbed/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../testbed/lib.sh"
 
 PACKAGES=(
   dropbear-bin unbound lighttpd tinyproxy dante-server
@@ -34,19 +36,7 @@ done
 [ ${#missing[@]} -eq 0 ] && [ ${#unpack[@]} -eq 0 ] && getent passwd Debian-exim >/dev/null && exit 0
 
 if [ ${#missing[@]} -gt 0 ]; then
-  policy=/usr/sbin/policy-rc.d
-  saved=""
-  if [ -e "$policy" ]; then
-    saved=$(mktemp)
-    cp -p "$policy" "$saved"
-  fi
-  restore() {
-    if [ -n "$saved" ]; then mv "$saved" "$policy"; else rm -f "$policy"; fi
-  }
-  trap restore EXIT
-  printf '#!/bin/sh\nexit 101\n' >"$policy"
-  chmod 755 "$policy"
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  install_quietly "${missing[@]}"
 fi
 
 if [ ${#unpack[@]} -gt 0 ]; then

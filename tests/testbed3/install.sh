@@ -7,6 +7,8 @@
 # tests/testbed2/install.sh does. Idempotent, and quick when everything is there.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+# shellcheck source=tests/testbed/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../testbed/lib.sh"
 
 PACKAGES=(
   apache2-bin caddy bind9 knot pdns-server pdns-backend-bind squid etcd-server xrdp
@@ -52,19 +54,7 @@ if [ ${#missing[@]} -eq 0 ] && [ ${#unpack[@]} -eq 0 ]; then
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
-  policy=/usr/sbin/policy-rc.d
-  saved=""
-  if [ -e "$policy" ]; then
-    saved=$(mktemp)
-    cp -p "$policy" "$saved"
-  fi
-  restore() {
-    if [ -n "$saved" ]; then mv "$saved" "$policy"; else rm -f "$policy"; fi
-  }
-  trap restore EXIT
-  printf '#!/bin/sh\nexit 101\n' >"$policy"
-  chmod 755 "$policy"
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  install_quietly "${missing[@]}"
 fi
 
 # Unpacked packages: each one's version (from its control file) is kept in

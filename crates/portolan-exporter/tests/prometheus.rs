@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 use portolan_report::metrics::{self, CollectorStatus, Metrics};
-use portolan_testkit::prometheus::{Daemon, Prometheus, free_port, wait_for};
+use portolan_testkit::prometheus::{Prometheus, node_exporter, wait_for};
 use portolan_testkit::require_tool;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,23 +98,7 @@ async fn node_exporter_reads_the_textfile() {
         Duration::from_millis(3),
     );
     metrics::write_textfile(&dir.path().join("portolan.prom"), &m).unwrap();
-    let port = free_port();
-    let _node = Daemon(
-        Command::new("prometheus-node-exporter")
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!(
-                "--collector.textfile.directory={}",
-                dir.path().display()
-            ))
-            .arg("--collector.disable-defaults")
-            .arg("--collector.textfile")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let node = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let (_node, node) = node_exporter(dir.path()).unwrap();
     let body = wait_for(node, "/metrics", Duration::from_secs(30), |b| {
         b.contains("portolan_listener_info{")
     });

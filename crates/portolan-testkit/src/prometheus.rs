@@ -95,6 +95,24 @@ pub struct Prometheus {
     pub addr: SocketAddr,
 }
 
+/// Starts `prometheus-node-exporter` on a free loopback port with only its textfile
+/// collector, reading `dir`: the daemon (stopped on drop) and its address.
+pub fn node_exporter(dir: &Path) -> io::Result<(Daemon, SocketAddr)> {
+    let port = free_port();
+    let daemon = Daemon(
+        Command::new("prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--collector.textfile.directory={}", dir.display()))
+            .arg("--collector.disable-defaults")
+            .arg("--collector.textfile")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    Ok((daemon, SocketAddr::from(([127, 0, 0, 1], port))))
+}
+
 impl Prometheus {
     /// Writes `dir/prometheus.yml` (job `portolan`, the one `target`, scraped every 5 s
     /// with a 5 s timeout: a 1 s interval also capped the timeout at 1 s, and a debug

@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use portolan_testkit::prometheus::{Daemon, Prometheus, free_port, get, wait_for};
+use portolan_testkit::prometheus::{Daemon, Prometheus, get, node_exporter, wait_for};
 use portolan_testkit::require_tool;
 
 const PORTOLAN: &str = env!("CARGO_BIN_EXE_portolan");
@@ -295,23 +295,7 @@ fn node_exporter_serves_the_textfile_of_ls() {
     let file = dir.path().join("portolan.prom");
     let out = portolan(&["ls", "--format", "prometheus", "-o", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
-    let node_port = free_port();
-    let _node = Daemon(
-        Command::new("prometheus-node-exporter")
-            .arg(format!("--web.listen-address=127.0.0.1:{node_port}"))
-            .arg(format!(
-                "--collector.textfile.directory={}",
-                dir.path().display()
-            ))
-            .arg("--collector.disable-defaults")
-            .arg("--collector.textfile")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let addr = SocketAddr::from(([127, 0, 0, 1], node_port));
+    let (_node, addr) = node_exporter(dir.path()).unwrap();
     let body = wait_for(addr, "/metrics", Duration::from_secs(30), |b| {
         has_listener(b, port)
     });

@@ -9,6 +9,9 @@ use portolan_testkit::Testbed;
 use portolan_testkit::{require_root, require_tool};
 use serde_json::Value;
 
+mod testbed_check;
+use testbed_check::self_reported;
+
 /// What must be found on one port.
 struct Want {
     target: &'static str,
@@ -44,25 +47,6 @@ impl Want {
         self.starttls = true;
         self
     }
-}
-
-/// The version a program prints about itself: the text after `prefix`, made of letters,
-/// digits and dots.
-fn self_reported(program: &str, args: &[&str], prefix: &str) -> String {
-    let out = Command::new(program).args(args).output().expect(program);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = text.find(prefix).map(|i| {
-        text[i + prefix.len()..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
-            .collect::<String>()
-    });
-    v.filter(|v| !v.is_empty())
-        .unwrap_or_else(|| panic!("no version in `{program}` output: {text}"))
 }
 
 #[test]

@@ -1,6 +1,6 @@
-//! What the second and third test beds' tests share: the expectations port by port, the
-//! `portolan detect` run and its check, and the `portolan scan --detect` run that must name
-//! the same.
+//! What the test beds' tests share: the expectations port by port, the `portolan detect`
+//! run and its check, and the `portolan scan --detect` run that must name the same (beds 2
+//! and 3), and the versions the installed programs report (all three).
 
 // Each test file uses a part of it.
 #![allow(dead_code)]

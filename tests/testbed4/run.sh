@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The fourth detection test bed: container APIs and X servers (Docker Engine, Podman's
+# Docker-compatible API, Xvfb with and without access control), inside a network
+# namespace.
+#
+#   run.sh start DIR   write configs into DIR, create the namespaces, start every daemon,
+#                      wait until they listen; DIR/env then names the namespaces
+#   run.sh stop DIR    stop every daemon by its recorded PID, delete the namespaces
+#
+# Two namespaces joined by a veth pair, no default route: the scanner side is
+# 198.18.8.1, the daemons' side 198.18.8.2 and 198.18.8.3 (Podman takes Docker's
+# standard port there). Nothing listens in the root namespace. Every daemon runs on its
+# standard port and on a moved one; none reads the host's configuration or state, and
+# none needs the network. Needs root and what install.sh installs.
+set -euo pipefail
+
+SCANNER_IP=198.18.8.1
+TARGET_IP=198.18.8.2
+TARGET2_IP=198.18.8.3
+BED=testbed4
+# shellcheck source=tests/testbed/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../testbed/lib.sh"
+
+start() {
+  bed_dir "$1"
+  local dir=$BED_DIR
+  local id="pg$$"
+  bed_netns "$id" "$SCANNER_IP/24" "$TARGET_IP/24" "$TARGET2_IP/24"
+  {
+    echo "SCANNER_NS=$SNS"
+    echo "TARGET_NS=$TNS"
+    echo "SCANNER_IP=$SCANNER_IP"
+    echo "TARGET_IP=$TARGET_IP"
+    echo "TARGET2_IP=$TARGET2_IP"
+  } >"$dir/env"
+
+  # ---- Docker Engine on 2375 and 12375, no authentication (plain TCP). No iptables
+  # rules, no bridge: it touches no firewall table and no interface. Its containerd
+  # (which it starts itself), state and sockets all live in DIR.
+  local dk=$dir/docker
+  mkdir -p "$dk"/{data,exec}
+  echo '{}' >"$dk/daemon.json"
+  # `ip netns exec` mounts a /sys of the namespace's own, without the cgroup hierarchies
+  # dockerd needs ("Devices cgroup isn't mounted"): it enters the network namespace
+  # only.
+  local t=$T
+  T="nsenter --net=/run/netns/$TNS"
+  run dockerd /usr/sbin/dockerd --host "tcp://$TARGET_IP:2375" --host "tcp://$TARGET_IP:12375" \
+    --host "unix://$dk/docker.sock" --iptables=false --ip6tables=false --bridge=none \
+    --storage-driver vfs --data-root "$dk/data" --exec-root "$dk/exec" \
+    --pidfile "$dk/docker.pid" --config-file "$dk/daemon.json" --tls=false
+  T=$t
+
+  # ---- Podman's Docker-compatible API on the second address: 2375 and 12375, one
+  # service per port, each with its own storage in DIR
+  for p in 2375 12375; do
+    local pd=$dir/podman-$p
+    mkdir -p "$pd"/{root,run,tmp}
+    run "podman-$p" env XDG_RUNTIME_DIR="$pd/run" CONTAINERS_CONF=/dev/null \
+      /usr/bin/podman --root "$pd/root" --runroot "$pd/run" --tmpdir "$pd/tmp" \
+      --storage-driver vfs --events-backend file --cgroup-manager cgroupfs \
+      system service --time=0 "tcp:$TARGET2_IP:$p"
+  done
+
+  # ---- Xvfb: display :0 (6000) and :100 (6100) with access control off (-ac), :1
+  # (6001) and :101 (6101) with it on. Each gets a /tmp of its own (a private mount
+  # namespace) for its lock file and socket, and the host's /tmp/.X11-unix stays
+  # untouched.
+  for n in 0 100 1 101; do
+    local ac=""
+    case $n in 0 | 100) ac=-ac ;; esac
+    run "xvfb-$n" unshare -m --propagation private sh -c \
+      "mount -t tmpfs tmpfs /tmp && exec /usr/bin/Xvfb :$n -listen tcp -nolisten unix $ac -screen 0 640x480x24"
+  done
+
+  # Docker and Podman share their ports, on two addresses: wait for each address and
+  # port, not the port alone.
+  wait_for 600 "$TARGET_IP:2375" "$TARGET_IP:12375" "$TARGET2_IP:2375" "$TARGET2_IP:12375" \
+    "0.0.0.0:6000" "0.0.0.0:6100" "0.0.0.0:6001" "0.0.0.0:6101"
+}
+
+# wait_for TENTHS ADDRESS:PORT...: waits up to TENTHS tenths of a second until each
+# listens in the daemons' namespace (as `ss` prints it); names the missing ones after.
+wait_for() {
+  local tries=$1 missing="" a listening
+  shift
+  for _ in $(seq "$tries"); do
+    missing=""
+    listening=$($T ss -Hltn | awk '{print $4}')
+    for a in "$@"; do
+      grep -qxF "$a" <<<"$listening" || missing="$missing $a"
+    done
+    [ -z "$missing" ] && return 0
+    sleep 0.1
+  done
+  echo "$BED: not listening after $((tries / 10)) s:$missing" >&2
+}
+
+stop() {
+  bed_kill "$1"
+}
+
+bed_main "$@"

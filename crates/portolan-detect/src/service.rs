@@ -809,12 +809,7 @@ pub fn x11_parse(b: &[u8]) -> Option<Heard> {
             h.transcript = format!("vendor: {vendor}\nrelease: {release}\n");
             if vendor.contains("X.Org") {
                 h.product = Some("X.Org X server".into());
-                h.version = Some(format!(
-                    "{}.{}.{}",
-                    release / 10_000_000,
-                    release / 100_000 % 100,
-                    release / 1000 % 100
-                ));
+                h.version = Some(xorg_version(release));
             } else if !vendor.is_empty() {
                 h.product = Some(vendor);
             }
@@ -827,6 +822,24 @@ pub fn x11_parse(b: &[u8]) -> Option<Heard> {
         }
     }
     Some(h)
+}
+
+/// The X.Org server's version from its release number, which counts
+/// major*10^7 + minor*10^5 + patch*10^3 + snapshot: `12014000` is 1.20.14. From 21.1 on
+/// the server dropped the leading 1 from its version and kept it in the number:
+/// `12101007` is 21.1.7.
+pub fn xorg_version(release: u32) -> String {
+    let major = release / 10_000_000;
+    let minor = release / 100_000 % 100;
+    let patch = release / 1000 % 100;
+    let snap = release % 1000;
+    if major == 1 && minor >= 21 {
+        format!("{minor}.{patch}.{snap}")
+    } else if snap == 0 {
+        format!("{major}.{minor}.{patch}")
+    } else {
+        format!("{major}.{minor}.{patch}.{snap}")
+    }
 }
 
 // ---- SOCKS ----
@@ -1237,10 +1250,55 @@ mod tests {
         x.resize(40, 0);
         x.extend_from_slice(vendor);
         let h = x11_parse(&x).unwrap();
-        assert_eq!(h.version.as_deref(), Some("1.21.1"));
+        assert_eq!(h.version.as_deref(), Some("21.1.6"));
         assert_eq!(h.unauthenticated, Some(true));
         assert_eq!(socks5_parse(&[5, 0]).unwrap().unauthenticated, Some(true));
         assert!(socks5_parse(&[5, 0, 1]).is_none());
         assert!(socks4_parse(&[0, 0x5b, 0, 0, 0, 0, 0, 0]).is_some());
     }
+
+    fn hex(h: &str) -> Vec<u8> {
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Xvfb 21.1.7 (Debian 12) says release 12101007: that is version 21.1.7, not the
+    /// 1.21.1 an older reading of the number gave.
+    #[test]
+    fn x11_xorg_21_release_number_is_version_21_1_7() {
+        // The first 60 bytes of the setup reply of `Xvfb :0 -ac`, recorded on the fourth
+        // test bed (the screens and formats that follow are cut).
+        let ok = hex(
+            "01000b00000053098fa5b80000002000ffff1f00000100001400ffff01060000202008ff0000000054686520582e4f726720466f756e646174696f6e",
+        );
+        let h = x11_parse(&ok).unwrap();
+        assert_eq!(h.product.as_deref(), Some("X.Org X server"));
+        assert_eq!(h.version.as_deref(), Some("21.1.7"));
+        assert_eq!(h.unauthenticated, Some(true));
+        assert!(
+            h.evidence.contains("vendor The X.Org Foundation, release 12101007"),
+            "{}",
+            h.evidence
+        );
+        assert_eq!(xorg_version(12014000), "1.20.14");
+        assert_eq!(xorg_version(11903000), "1.19.3");
+        assert_eq!(xorg_version(12099901), "1.20.99.901");
+        assert_eq!(xorg_version(12300002), "23.0.2");
+        // `Xvfb :1` with access control on, to a host not on its list: the whole reply.
+        let refused = hex(
+            "00400b0000001000417574686f72697a6174696f6e2072657175697265642c20627574206e6f20617574686f72697a6174696f6e2070726f746f636f6c207370656369666965640a",
+        );
+        assert_eq!(end_of_x11(&refused), Some(refused.len()));
+        let h = x11_parse(&refused).unwrap();
+        assert_eq!(h.unauthenticated, Some(false));
+        assert_eq!(h.product, None);
+        assert_eq!(h.version, None);
+        assert_eq!(
+            h.evidence,
+            "X11.0 connection refused: Authorization required, but no authorization protocol specified"
+        );
+    }
+
 }

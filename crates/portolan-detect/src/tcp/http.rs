@@ -119,9 +119,88 @@ pub fn version_json(j: &Value) -> Option<(&'static str, &'static str, Option<Str
         return Some(("http", "Kubernetes API server", Some(v)));
     }
     if j["ApiVersion"].is_string() {
-        return Some(("docker", "Docker", s(&j["Version"])));
+        let (product, v) = engine(j);
+        return Some(("docker", product, v.map(|v| semver_core(&v))));
     }
     None
+}
+
+/// Which implementation of the Docker Engine API a `/version` document comes from, and
+/// the engine's version as it names it: Podman lists a component "Podman Engine",
+/// Docker's engine is the component "Engine" (or, before components, the top level).
+fn engine(j: &Value) -> (&'static str, Option<String>) {
+    let components = j["Components"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let named = |name: &str| {
+        components
+            .iter()
+            .take(32)
+            .find(|c| c["Name"] == name)
+            .map(|c| s(&c["Version"]))
+    };
+    if let Some(v) = named("Podman Engine") {
+        return ("Podman", v);
+    }
+    ("Docker", named("Engine").flatten().or_else(|| s(&j["Version"])))
+}
+
+/// A version without its build metadata (`20.10.24+dfsg1` -> `20.10.24`: after `+`, as
+/// semantic versioning has it, a packager's mark that orders nothing).
+fn semver_core(v: &str) -> String {
+    v.split_once('+').map_or(v, |(core, _)| core).to_string()
+}
+
+/// One line on a Docker Engine API `/version` document: the engine and its version,
+/// the API version, the platform.
+fn engine_summary(j: &Value) -> String {
+    let (product, v) = engine(j);
+    let mut out = format!(
+        "{} {}, API {}",
+        if product == "Podman" {
+            "Podman Engine"
+        } else {
+            "Engine"
+        },
+        v.unwrap_or_else(|| "(no version)".into()),
+        s(&j["ApiVersion"]).unwrap_or_default()
+    );
+    if let (Some(os), Some(arch)) = (s(&j["Os"]), s(&j["Arch"])) {
+        out.push_str(&format!(", {os}/{arch}"));
+    }
+    out
+}
+
+/// Whether an answer to `GET /` looks like an API server's rather than a web site's: a
+/// 404 without an HTML page (Go's `404 page not found`, Docker's
+/// `{"message":"page not found"}`, Podman's `Not Found`), or the Docker API's headers.
+fn api_like(r: &Response) -> bool {
+    let server = r.header("server").unwrap_or("");
+    let html = r.body.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'<');
+    r.header("api-version").is_some()
+        || server.starts_with("Docker/")
+        || server.starts_with("Libpod/")
+        || (r.status == 404 && !html && r.body.len() <= 512)
+}
+
+/// The Docker Engine API implementation that an answer's headers name, with its
+/// version: `Server: Docker/20.10.24+dfsg1 (linux)`, `Server: Libpod/4.3.1 (linux)`.
+fn engine_from_headers(r: &Response) -> Option<(&'static str, Option<String>)> {
+    let server = r.header("server").unwrap_or("");
+    let version = |rest: &str| {
+        rest.split_whitespace()
+            .next()
+            .filter(|v| !v.is_empty())
+            .map(semver_core)
+    };
+    if let Some(rest) = server.strip_prefix("Libpod/") {
+        return Some(("Podman", version(rest)));
+    }
+    if let Some(rest) = server.strip_prefix("Docker/") {
+        return Some(("Docker", version(rest)));
+    }
+    if let Some(v) = r.header("libpod-api-version") {
+        return Some(("Podman", version(v)));
+    }
+    r.header("api-version").map(|_| ("Docker", None))
 }
 
 impl Ctx {
@@ -155,43 +234,47 @@ impl Ctx {
         if let Some(n) = search_engine(&r) {
             return keep(n, &d);
         }
-        let server = r.header("server").unwrap_or("").to_string();
         let go_404 = r.status == 404 && r.body.starts_with(b"404 page not found");
-        let docker = r.header("api-version").is_some() || server.starts_with("Docker/");
-        if docker || go_404 {
+        if api_like(&r) {
             let req = portolan_payload::service::http_get_path(&self.host, "/version");
             if let Some(v) = self.http_request(plain, &req).await {
-                if let Some((protocol, product, version)) = v.json().as_ref().and_then(version_json)
+                let json = v.json();
+                if let Some((protocol, product, version)) = json.as_ref().and_then(version_json)
                 {
                     d.protocol = Some(protocol.into());
                     d.product = Some(product.into());
                     d.version = version;
-                    // Docker's and etcd's /version need no credentials anyway; only
-                    // Docker's tells that the whole API is open.
+                    let body = match &json {
+                        Some(j) if protocol == "docker" => engine_summary(j),
+                        _ => String::from_utf8_lossy(&v.body).into_owned(),
+                    };
+                    // The Docker Engine API has no authentication of its own over plain
+                    // TCP: its /version served means every call is served. etcd's
+                    // /version tells nothing about the rest of its API.
                     if protocol == "docker" && v.status == 200 {
                         d.unauthenticated = Some(true);
+                        d.evidence = printable(
+                            format!("GET /version {}: {body}; served without authentication", v.status)
+                                .as_bytes(),
+                            200,
+                        );
+                    } else {
+                        d.evidence = printable(
+                            format!("GET /version {}: {body}", v.status).as_bytes(),
+                            160,
+                        );
                     }
-                    d.evidence = printable(
-                        format!(
-                            "GET /version {}: {}",
-                            v.status,
-                            String::from_utf8_lossy(&v.body)
-                        )
-                        .as_bytes(),
-                        160,
-                    );
                     return d;
                 }
             }
-            if docker {
+            if let Some((product, version)) = engine_from_headers(&r) {
                 d.protocol = Some("docker".into());
-                d.product = Some("Docker".into());
-                d.version = server
-                    .strip_prefix("Docker/")
-                    .and_then(|v| v.split_whitespace().next())
-                    .map(str::to_string);
+                d.product = Some(product.into());
+                d.version = version;
                 return d;
             }
+        }
+        if go_404 {
             let req = portolan_payload::service::http_get_path(&self.host, "/pods");
             if let Some(p) = self.http_request(plain, &req).await {
                 if p.status == 200 && p.json().is_some_and(|j| j["kind"] == "PodList") {
@@ -288,6 +371,7 @@ mod tests {
         assert_eq!(version_json(&etcd).unwrap().0, "etcd");
         let docker: Value =
             serde_json::from_str(r#"{"Version":"24.0.5","ApiVersion":"1.43"}"#).unwrap();
+        assert_eq!(version_json(&docker).unwrap().1, "Docker");
         assert_eq!(version_json(&docker).unwrap().2.as_deref(), Some("24.0.5"));
         assert!(version_json(&Value::Null).is_none());
     }
@@ -311,4 +395,70 @@ mod tests {
         assert_eq!(proto::end_of_http_message(r), Some(r.len()));
         assert_eq!(Response::parse(r).unwrap().body, b"{\"a\":1}");
     }
+
+    /// GET / and GET /version as Debian 12's dockerd 20.10.24 and Podman 4.3.1 answered
+    /// them on the fourth test bed (Date headers and some of the details cut).
+    const DOCKER_ROOT: &[u8] = b"HTTP/1.0 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 29\r\n\r\n{\"message\":\"page not found\"}\n";
+    const DOCKER_VERSION: &str = r#"{"Platform":{"Name":""},"Components":[{"Name":"Engine","Version":"20.10.24+dfsg1","Details":{"ApiVersion":"1.41","Arch":"amd64","GitCommit":"5d6db84","GoVersion":"go1.19.8","MinAPIVersion":"1.12","Os":"linux"}},{"Name":"containerd","Version":"1.6.20~ds1","Details":{"GitCommit":"1.6.20~ds1-1+deb12u3"}},{"Name":"runc","Version":"1.1.5+ds1","Details":{"GitCommit":"1.1.5+ds1-1+deb12u1"}},{"Name":"docker-init","Version":"0.19.0","Details":{"GitCommit":""}}],"Version":"20.10.24+dfsg1","ApiVersion":"1.41","MinAPIVersion":"1.12","GitCommit":"5d6db84","GoVersion":"go1.19.8","Os":"linux","Arch":"amd64"}"#;
+    const PODMAN_ROOT: &[u8] = b"HTTP/1.0 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 10\r\n\r\nNot Found\n";
+    const PODMAN_VERSION: &str = r#"{"Platform":{"Name":"linux/amd64/debian-12"},"Components":[{"Name":"Podman Engine","Version":"4.3.1","Details":{"APIVersion":"4.3.1","Arch":"amd64","MinAPIVersion":"4.0.0","Os":"linux"}},{"Name":"Conmon","Version":"conmon version 2.1.6, commit: unknown","Details":{"Package":"conmon_2.1.6+ds1-1_amd64"}}],"Version":"4.3.1","ApiVersion":"1.41","MinAPIVersion":"1.24","GitCommit":"","GoVersion":"go1.19.8","Os":"linux","Arch":"amd64"}"#;
+
+    #[test]
+    fn docker_and_podman_version_documents_name_their_engine() {
+        let docker: Value = serde_json::from_str(DOCKER_VERSION).unwrap();
+        assert_eq!(
+            version_json(&docker),
+            Some(("docker", "Docker", Some("20.10.24".into())))
+        );
+        assert_eq!(
+            engine_summary(&docker),
+            "Engine 20.10.24+dfsg1, API 1.41, linux/amd64"
+        );
+        let podman: Value = serde_json::from_str(PODMAN_VERSION).unwrap();
+        assert_eq!(
+            version_json(&podman),
+            Some(("docker", "Podman", Some("4.3.1".into())))
+        );
+        assert_eq!(
+            engine_summary(&podman),
+            "Podman Engine 4.3.1, API 1.41, linux/amd64"
+        );
+        // A Podman Engine component without a version: Podman, no version guessed from
+        // the API's.
+        let bare: Value = serde_json::from_str(
+            r#"{"Components":[{"Name":"Podman Engine"}],"ApiVersion":"1.41","Version":"4.3.1"}"#,
+        )
+        .unwrap();
+        assert_eq!(version_json(&bare), Some(("docker", "Podman", None)));
+    }
+
+    #[test]
+    fn api_servers_404_is_told_from_a_web_sites() {
+        assert!(api_like(&Response::parse(DOCKER_ROOT).unwrap()));
+        assert!(api_like(&Response::parse(PODMAN_ROOT).unwrap()));
+        let go = b"HTTP/1.1 404 Not Found\r\nContent-Length: 19\r\n\r\n404 page not found\n";
+        assert!(api_like(&Response::parse(go).unwrap()));
+        let page = b"HTTP/1.1 404 Not Found\r\nContent-Length: 30\r\n\r\n\n<html><body>gone</body></html>";
+        assert!(!api_like(&Response::parse(page).unwrap()));
+        let site = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5\r\n\r\nhello";
+        assert!(!api_like(&Response::parse(site).unwrap()));
+    }
+
+    #[test]
+    fn ping_headers_name_docker_or_podman() {
+        let docker = b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nDocker-Experimental: false\r\nOstype: linux\r\nServer: Docker/20.10.24+dfsg1 (linux)\r\nContent-Length: 2\r\n\r\nOK";
+        let r = Response::parse(docker).unwrap();
+        assert!(api_like(&r));
+        assert_eq!(
+            engine_from_headers(&r),
+            Some(("Docker", Some("20.10.24".into())))
+        );
+        let podman = b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nLibpod-Api-Version: 4.3.1\r\nServer: Libpod/4.3.1 (linux)\r\nContent-Length: 2\r\n\r\nOK";
+        let r = Response::parse(podman).unwrap();
+        assert!(api_like(&r));
+        assert_eq!(engine_from_headers(&r), Some(("Podman", Some("4.3.1".into()))));
+        let plain = b"HTTP/1.1 200 OK\r\nServer: nginx\r\n\r\n";
+        assert_eq!(engine_from_headers(&Response::parse(plain).unwrap()), None);
+    }
+
 }

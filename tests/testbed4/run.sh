@@ -42,10 +42,12 @@ start() {
   echo '{}' >"$dk/daemon.json"
   # `ip netns exec` mounts a /sys of the namespace's own, without the cgroup hierarchies
   # dockerd needs ("Devices cgroup isn't mounted"): it enters the network namespace
-  # only.
+  # only. It writes /etc/docker/key.json and /run/docker/plugins whatever it is told:
+  # those get empty directories in a private mount namespace, the host's stay untouched.
   local t=$T
-  T="nsenter --net=/run/netns/$TNS"
-  run dockerd /usr/sbin/dockerd --host "tcp://$TARGET_IP:2375" --host "tcp://$TARGET_IP:12375" \
+  T="nsenter --net=/run/netns/$TNS unshare -m --propagation private"
+  run dockerd sh -c 'mount -t tmpfs tmpfs /run && mkdir -p /etc/docker && mount -t tmpfs tmpfs /etc/docker && exec "$@"' dockerd \
+    /usr/sbin/dockerd --host "tcp://$TARGET_IP:2375" --host "tcp://$TARGET_IP:12375" \
     --host "unix://$dk/docker.sock" --iptables=false --ip6tables=false --bridge=none \
     --storage-driver vfs --data-root "$dk/data" --exec-root "$dk/exec" \
     --pidfile "$dk/docker.pid" --config-file "$dk/daemon.json" --tls=false

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Service detection over the three test beds (tests/testbed, tests/testbed2 and
-# tests/testbed3), portolan
-# against nmap on the same ports:
+# Service detection over the four test beds (tests/testbed, tests/testbed2,
+# tests/testbed3 and tests/testbed4), portolan against nmap on the same ports:
 #   portolan detect (TCP ports)  vs  nmap -sV
 #   portolan detect (UDP ports)  vs  nmap -sU -sV
 # Prints, per bed and in total, the wall time of each and the ratio, and how many ports
@@ -10,6 +9,7 @@
 # least 10x faster than nmap; the script exits 1 when they are not.
 # Each nmap run is bounded (NMAP_LIMIT seconds, default 900); a run cut short counts
 # with the limit as its time.
+# BEDS (default "1 2 3 4") picks the beds to run; "all beds" is then those.
 # Needs root, nmap, and the beds' packages (tests/testbed*/install.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,6 +17,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/detect.sh: needs root (network namespaces)" >&2; exit 2; }
 command -v nmap >/dev/null || { echo "bench/detect.sh: nmap is not installed" >&2; exit 2; }
 NMAP_LIMIT=${NMAP_LIMIT:-900}
+BEDS=${BEDS:-1 2 3 4}
+on() { [[ " $BEDS " == *" $1 "* ]]; }
 
 cargo build --release -q -p portolan
 BIN=$PWD/target/release/portolan
@@ -30,6 +32,8 @@ BED3_TCP="80 8080 53 5353 3128 13128 2379 12379 3389 13389 5672 10672"
 BED3_TCP2="80 8080 53 5353 119 1119 25 2525"
 BED3_TCP3="53 5353 25 2525 143 1143 110 1110"
 BED3_UDP="53 5353"
+BED4_TCP="2375 12375 2376 12376 6000 6100 6001 6101"
+BED4_TCP2="2375 12375"
 
 work=$(mktemp -d)
 chmod 755 "$work" # the beds' daemons read their configs under it
@@ -37,12 +41,14 @@ cleanup() {
   bash tests/testbed/run.sh stop "$work/tb1" >/dev/null 2>&1 || true
   bash tests/testbed2/run.sh stop "$work/tb2" >/dev/null 2>&1 || true
   bash tests/testbed3/run.sh stop "$work/tb3" >/dev/null 2>&1 || true
+  bash tests/testbed4/run.sh stop "$work/tb4" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
-bash tests/testbed/run.sh start "$work/tb1"
-bash tests/testbed2/run.sh start "$work/tb2"
-bash tests/testbed3/run.sh start "$work/tb3"
+on 1 && bash tests/testbed/run.sh start "$work/tb1"
+on 2 && bash tests/testbed2/run.sh start "$work/tb2"
+on 3 && bash tests/testbed3/run.sh start "$work/tb3"
+on 4 && bash tests/testbed4/run.sh start "$work/tb4"
 envof() { (. "$work/$1/env"; eval echo "\$$2"); }
 
 # Wall seconds of a command, into $work/$name.time; output into $work/$name.out.
@@ -106,12 +112,27 @@ run_bed() { # label dir ip tcp-ports udp-ports
   fi
 }
 
-run_bed bed1 tb1 "$(envof tb1 TARGET_IP)" "$BED1_TCP" "$BED1_UDP"
-run_bed bed2 tb2 "$(envof tb2 TARGET_IP)" "$BED2_TCP" "$BED2_UDP"
-run_bed bed2b tb2 "$(envof tb2 TARGET2_IP)" "$BED2_TCP2" ""
-run_bed bed3 tb3 "$(envof tb3 TARGET_IP)" "$BED3_TCP" "$BED3_UDP"
-run_bed bed3b tb3 "$(envof tb3 TARGET2_IP)" "$BED3_TCP2" "$BED3_UDP"
-run_bed bed3c tb3 "$(envof tb3 TARGET3_IP)" "$BED3_TCP3" "$BED3_UDP"
+labels=()
+if on 1; then
+  run_bed bed1 tb1 "$(envof tb1 TARGET_IP)" "$BED1_TCP" "$BED1_UDP"
+  labels+=(bed1)
+fi
+if on 2; then
+  run_bed bed2 tb2 "$(envof tb2 TARGET_IP)" "$BED2_TCP" "$BED2_UDP"
+  run_bed bed2b tb2 "$(envof tb2 TARGET2_IP)" "$BED2_TCP2" ""
+  labels+=(bed2 bed2b)
+fi
+if on 3; then
+  run_bed bed3 tb3 "$(envof tb3 TARGET_IP)" "$BED3_TCP" "$BED3_UDP"
+  run_bed bed3b tb3 "$(envof tb3 TARGET2_IP)" "$BED3_TCP2" "$BED3_UDP"
+  run_bed bed3c tb3 "$(envof tb3 TARGET3_IP)" "$BED3_TCP3" "$BED3_UDP"
+  labels+=(bed3 bed3b bed3c)
+fi
+if on 4; then
+  run_bed bed4 tb4 "$(envof tb4 TARGET_IP)" "$BED4_TCP" ""
+  run_bed bed4b tb4 "$(envof tb4 TARGET2_IP)" "$BED4_TCP2" ""
+  labels+=(bed4 bed4b)
+fi
 
 sum() { awk '{ s += $1 } END { printf "%.2f", s }' "$@"; }
 words() { echo $# ; }
@@ -140,13 +161,17 @@ report() { # title ports labels...
 n1=$(( $(words $BED1_TCP) + $(words $BED1_UDP) ))
 n2=$(( $(words $BED2_TCP) + $(words $BED2_UDP) + $(words $BED2_TCP2) ))
 n3=$(( $(words $BED3_TCP) + $(words $BED3_TCP2) + $(words $BED3_TCP3) + 3 * $(words $BED3_UDP) ))
+n4=$(( $(words $BED4_TCP) + $(words $BED4_TCP2) ))
+total=0
+for b in 1 2 3 4; do on $b && total=$((total + $(eval echo "\$n$b"))); done
 echo
 echo "service detection, portolan detect against nmap -sV and nmap -sU -sV, one run each"
 printf '%-12s %5s  %10s %10s  %8s   %-7s %-7s %-7s\n' "" ports portolan nmap speedup protocol product version
-report "bed 1" "$n1" bed1
-report "bed 2" "$n2" bed2 bed2b
-report "bed 3" "$n3" bed3 bed3b bed3c
-report "all beds" "$((n1 + n2 + n3))" bed1 bed2 bed2b bed3 bed3b bed3c
+on 1 && report "bed 1" "$n1" bed1
+on 2 && report "bed 2" "$n2" bed2 bed2b
+on 3 && report "bed 3" "$n3" bed3 bed3b bed3c
+on 4 && report "bed 4" "$n4" bed4 bed4b
+report "all beds" "$total" "${labels[@]}"
 echo "(protocol, product, version: ports named by portolan/nmap; nmap counts probe results only;"
 echo " an nmap run cut at ${NMAP_LIMIT}s counts ${NMAP_LIMIT}s)"
 for f in "$work"/*-n-*.err; do

@@ -53,6 +53,28 @@ start() {
     --pidfile "$dk/docker.pid" --config-file "$dk/daemon.json" --tls=false
   T=$t
 
+  # ---- Docker Engine over TLS on 2376 and 12376, with client certificates required
+  # (--tlsverify): a daemon of its own, since TLS settings hold for all of a daemon's
+  # TCP hosts. A CA of the bed's signs its certificate; no client gets one.
+  local dt=$dir/docker-tls
+  mkdir -p "$dt"/{data,exec}
+  echo '{}' >"$dt/daemon.json"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout "$dt/ca-key.pem" -out "$dt/ca.pem" \
+    -subj "/CN=portolan test bed 4 CA" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -keyout "$dt/key.pem" -out "$dt/req.pem" \
+    -subj "/CN=testbed4.portolan.test" 2>/dev/null
+  printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth\n' "$TARGET_IP" >"$dt/ext.cnf"
+  openssl x509 -req -in "$dt/req.pem" -CA "$dt/ca.pem" -CAkey "$dt/ca-key.pem" -CAcreateserial \
+    -days 30 -extfile "$dt/ext.cnf" -out "$dt/cert.pem" 2>/dev/null
+  T="nsenter --net=/run/netns/$TNS unshare -m --propagation private"
+  run dockerd-tls sh -c 'mount -t tmpfs tmpfs /run && mkdir -p /etc/docker && mount -t tmpfs tmpfs /etc/docker && exec "$@"' dockerd \
+    /usr/sbin/dockerd --host "tcp://$TARGET_IP:2376" --host "tcp://$TARGET_IP:12376" \
+    --host "unix://$dt/docker.sock" --iptables=false --ip6tables=false --bridge=none \
+    --storage-driver vfs --data-root "$dt/data" --exec-root "$dt/exec" \
+    --pidfile "$dt/docker.pid" --config-file "$dt/daemon.json" \
+    --tlsverify --tlscacert "$dt/ca.pem" --tlscert "$dt/cert.pem" --tlskey "$dt/key.pem"
+  T=$t
+
   # ---- Podman's Docker-compatible API on the second address: 2375 and 12375, one
   # service per port, each with its own storage in DIR
   for p in 2375 12375; do
@@ -77,7 +99,7 @@ start() {
 
   # Docker and Podman share their ports, on two addresses: wait for each address and
   # port, not the port alone.
-  wait_for 600 "$TARGET_IP:2375" "$TARGET_IP:12375" "$TARGET2_IP:2375" "$TARGET2_IP:12375" \
+  wait_for 600 "$TARGET_IP:2375" "$TARGET_IP:12375" "$TARGET_IP:2376" "$TARGET_IP:12376" "$TARGET2_IP:2375" "$TARGET2_IP:12375" \
     "0.0.0.0:6000" "0.0.0.0:6100" "0.0.0.0:6001" "0.0.0.0:6101"
 }
 

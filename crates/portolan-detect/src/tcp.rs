@@ -191,6 +191,8 @@ struct Ctx {
     addr: SocketAddr,
     opts: Options,
     host: String,
+    /// Whether a TLS server asked for a client certificate.
+    client_auth: Arc<tls::ClientAuthAsked>,
 }
 
 pub async fn detect(det: &Detector, addr: SocketAddr, opts: &Options) -> Detection {
@@ -203,6 +205,7 @@ pub async fn detect(det: &Detector, addr: SocketAddr, opts: &Options) -> Detecti
         addr,
         opts: opts.clone(),
         host,
+        client_auth: Arc::default(),
     });
     let steps = plan(addr.port());
     let mut heard: Option<String> = None;
@@ -373,8 +376,8 @@ impl Ctx {
         };
         let _ = s.set_nodelay(true);
         let name = self.server_name();
-        let cfg =
-            tls::config(alpn).map_err(|e| TlsFail::Handshake(io::Error::other(e), Vec::new()))?;
+        let cfg = tls::config_noting(alpn, self.client_auth.clone())
+            .map_err(|e| TlsFail::Handshake(io::Error::other(e), Vec::new()))?;
         let hs = tls::handshake(s, name, cfg, self.opts.read_cap);
         match timeout(self.opts.timeout, hs).await {
             Ok(Ok((stream, info))) => Ok((
@@ -427,17 +430,49 @@ impl Ctx {
                 }
             }
         }
+        // A server that asked for a client certificate, got none, served nothing and
+        // closed with an alert refused the anonymous client (Docker's --tlsverify).
+        let refused = match (&result, &weak, &heard, self.client_auth.asked()) {
+            (None, None, None, Some(cas)) => self.alert_after_handshake().await.map(|a| (cas, a)),
+            _ => None,
+        };
         let mut d = result.or(weak).unwrap_or_else(|| {
             found(
                 "tls",
                 heard.unwrap_or_else(|| "TLS; nothing recognised inside".into()),
             )
         });
+        if let Some((cas, alert)) = refused {
+            d.unauthenticated = Some(false);
+            d.evidence = printable(
+                format!(
+                    "TLS; the server asks for a client certificate (CAs: {}), and without one it closes with alert {alert}",
+                    if cas.is_empty() {
+                        "none named".to_string()
+                    } else {
+                        cas.join("; ")
+                    }
+                )
+                .as_bytes(),
+                200,
+            );
+        }
         d.tls = Some(info);
         d.cleartext = false;
         // An upgrade offered inside TLS upgrades nothing.
         d.starttls = false;
         d
+    }
+
+    /// The alert a TLS server sends, unasked, right after a handshake without a client
+    /// certificate, if it sends one.
+    async fn alert_after_handshake(&self) -> Option<String> {
+        let (mut conn, _) = self.tls_connect(&[]).await.ok()?;
+        let e = conn.read(|_| None).await.err()?;
+        match e.get_ref()?.downcast_ref::<rustls::Error>()? {
+            rustls::Error::AlertReceived(a) => Some(format!("{a:?}")),
+            _ => None,
+        }
     }
 
     /// One step inside TLS, on `conn` or on a new tunnel.

@@ -57,14 +57,60 @@ impl ServerCertVerifier for AnyCert {
 
 /// A client configuration offering `alpn`.
 pub fn config(alpn: &[&str]) -> Result<Arc<ClientConfig>, rustls::Error> {
+    config_noting(alpn, Arc::new(ClientAuthAsked::default()))
+}
+
+/// A client configuration offering `alpn` and no client certificate, that notes in
+/// `asked` whether a server asked for one.
+pub fn config_noting(
+    alpn: &[&str],
+    asked: Arc<ClientAuthAsked>,
+) -> Result<Arc<ClientConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
-        .with_no_client_auth();
+        .with_client_cert_resolver(asked);
     cfg.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     Ok(Arc::new(cfg))
+}
+
+/// Whether a server asked for a client certificate (a CertificateRequest), and the
+/// certificate authorities it named; the client sends none.
+#[derive(Debug, Default)]
+pub struct ClientAuthAsked(std::sync::Mutex<Option<Vec<String>>>);
+
+impl ClientAuthAsked {
+    /// `None`: not asked; `Some(names)`: asked, naming these CAs (at most 4).
+    pub fn asked(&self) -> Option<Vec<String>> {
+        self.0.lock().ok()?.clone()
+    }
+}
+
+impl rustls::client::ResolvesClientCert for ClientAuthAsked {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let names = root_hint_subjects
+            .iter()
+            .take(4)
+            .filter_map(|dn| {
+                let (_, name) = <x509_parser::x509::X509Name<'_> as x509_parser::prelude::FromDer<'_, _>>::from_der(dn).ok()?;
+                Some(crate::printable(name.to_string().as_bytes(), 80))
+            })
+            .collect();
+        if let Ok(mut a) = self.0.lock() {
+            a.get_or_insert(names);
+        }
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
 }
 
 /// A stream that keeps the first bytes it reads, so that when a handshake fails we can

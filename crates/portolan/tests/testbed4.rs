@@ -33,6 +33,11 @@ fn testbed4_container_apis_and_x_servers_are_identified() {
         want("12375", "docker", Some("Docker"))
             .version(docker)
             .anonymous(true),
+        // The Docker Engine API over TLS with client certificates required
+        // (--tlsverify): the wire shows a TLS server that asks for a client certificate
+        // and refuses a client without one; it names no product.
+        want("2376", "tls", None).anonymous(false),
+        want("12376", "tls", None).anonymous(false),
         // Podman's Docker-compatible API, the same protocol: its /version lists a
         // "Podman Engine" component, which makes it no Docker.
         want("2:2375", "docker", Some("Podman"))
@@ -62,6 +67,13 @@ fn testbed4_container_apis_and_x_servers_are_identified() {
         assert!(
             evidence.contains("connection refused: Authorization required"),
             "test bed 4, {port}: evidence {evidence:?} does not give Xvfb's reason"
+        );
+    }
+    for port in ["2376", "12376"] {
+        let evidence = detected[port]["evidence"].as_str().unwrap_or("");
+        assert!(
+            evidence.contains("asks for a client certificate (CAs: CN=portolan test bed 4 CA)"),
+            "test bed 4, {port}: evidence {evidence:?} does not name the certificate request"
         );
     }
     check_scan("test bed 4", &tb, &wants, &detected);

@@ -1278,7 +1278,8 @@ mod tests {
         assert_eq!(h.version.as_deref(), Some("21.1.7"));
         assert_eq!(h.unauthenticated, Some(true));
         assert!(
-            h.evidence.contains("vendor The X.Org Foundation, release 12101007"),
+            h.evidence
+                .contains("vendor The X.Org Foundation, release 12101007"),
             "{}",
             h.evidence
         );
@@ -1300,5 +1301,4 @@ mod tests {
             "X11.0 connection refused: Authorization required, but no authorization protocol specified"
         );
     }
-
 }

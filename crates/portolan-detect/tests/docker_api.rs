@@ -127,7 +127,10 @@ fn a_404_page_with_a_version_path_is_still_plain_http() {
     let (addr, stop) = server(|path| {
         Some(match path {
             "/version" => http("200 OK\r\nContent-Type: text/html", "<html>1.0</html>"),
-            _ => http("404 Not Found\r\nContent-Type: text/plain", "nothing here\n"),
+            _ => http(
+                "404 Not Found\r\nContent-Type: text/plain",
+                "nothing here\n",
+            ),
         })
     });
     let d = detect(addr);

@@ -15,7 +15,15 @@ fn testbed4_container_apis_and_x_servers_are_identified() {
     if !require_root(NAME) {
         return;
     }
-    for tool in ["ip", "nsenter", "unshare", "dockerd", "containerd", "podman", "Xvfb"] {
+    for tool in [
+        "ip",
+        "nsenter",
+        "unshare",
+        "dockerd",
+        "containerd",
+        "podman",
+        "Xvfb",
+    ] {
         if !require_tool(NAME, tool) {
             return;
         }

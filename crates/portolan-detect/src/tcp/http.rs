@@ -140,7 +140,10 @@ fn engine(j: &Value) -> (&'static str, Option<String>) {
     if let Some(v) = named("Podman Engine") {
         return ("Podman", v);
     }
-    ("Docker", named("Engine").flatten().or_else(|| s(&j["Version"])))
+    (
+        "Docker",
+        named("Engine").flatten().or_else(|| s(&j["Version"])),
+    )
 }
 
 /// A version without its build metadata (`20.10.24+dfsg1` -> `20.10.24`: after `+`, as
@@ -239,8 +242,7 @@ impl Ctx {
             let req = portolan_payload::service::http_get_path(&self.host, "/version");
             if let Some(v) = self.http_request(plain, &req).await {
                 let json = v.json();
-                if let Some((protocol, product, version)) = json.as_ref().and_then(version_json)
-                {
+                if let Some((protocol, product, version)) = json.as_ref().and_then(version_json) {
                     d.protocol = Some(protocol.into());
                     d.product = Some(product.into());
                     d.version = version;
@@ -254,15 +256,16 @@ impl Ctx {
                     if protocol == "docker" && v.status == 200 {
                         d.unauthenticated = Some(true);
                         d.evidence = printable(
-                            format!("GET /version {}: {body}; served without authentication", v.status)
-                                .as_bytes(),
+                            format!(
+                                "GET /version {}: {body}; served without authentication",
+                                v.status
+                            )
+                            .as_bytes(),
                             200,
                         );
                     } else {
-                        d.evidence = printable(
-                            format!("GET /version {}: {body}", v.status).as_bytes(),
-                            160,
-                        );
+                        d.evidence =
+                            printable(format!("GET /version {}: {body}", v.status).as_bytes(), 160);
                     }
                     return d;
                 }
@@ -438,7 +441,8 @@ mod tests {
         assert!(api_like(&Response::parse(PODMAN_ROOT).unwrap()));
         let go = b"HTTP/1.1 404 Not Found\r\nContent-Length: 19\r\n\r\n404 page not found\n";
         assert!(api_like(&Response::parse(go).unwrap()));
-        let page = b"HTTP/1.1 404 Not Found\r\nContent-Length: 30\r\n\r\n\n<html><body>gone</body></html>";
+        let page =
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 30\r\n\r\n\n<html><body>gone</body></html>";
         assert!(!api_like(&Response::parse(page).unwrap()));
         let site = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5\r\n\r\nhello";
         assert!(!api_like(&Response::parse(site).unwrap()));
@@ -456,9 +460,11 @@ mod tests {
         let podman = b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nLibpod-Api-Version: 4.3.1\r\nServer: Libpod/4.3.1 (linux)\r\nContent-Length: 2\r\n\r\nOK";
         let r = Response::parse(podman).unwrap();
         assert!(api_like(&r));
-        assert_eq!(engine_from_headers(&r), Some(("Podman", Some("4.3.1".into()))));
+        assert_eq!(
+            engine_from_headers(&r),
+            Some(("Podman", Some("4.3.1".into())))
+        );
         let plain = b"HTTP/1.1 200 OK\r\nServer: nginx\r\n\r\n";
         assert_eq!(engine_from_headers(&Response::parse(plain).unwrap()), None);
     }
-
 }

@@ -172,6 +172,25 @@ fn address(tb: &Testbed, target: &str) -> (String, String) {
     }
 }
 
+/// Runs `portolan ARGS` in the bed's scanner namespace; it must succeed. Returns its
+/// stdout.
+pub fn in_scanner(tb: &Testbed, args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &tb.env("SCANNER_NS")])
+        .arg(env!("CARGO_BIN_EXE_portolan"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run portolan {}: {e}", args.join(" ")));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "portolan {} failed: {}{stdout}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 fn detections(stdout: &str) -> HashMap<String, Value> {
     stdout
         .lines()
@@ -189,7 +208,6 @@ fn detections(stdout: &str) -> HashMap<String, Value> {
 /// checks protocol, product, version and `unauthenticated`, port by port. Returns the
 /// detections by want target.
 pub fn check_detect(bed: &str, tb: &Testbed, wants: &[Want]) -> HashMap<String, Value> {
-    let ns = tb.env("SCANNER_NS");
     let targets: Vec<String> = wants
         .iter()
         .map(|w| {
@@ -197,25 +215,9 @@ pub fn check_detect(bed: &str, tb: &Testbed, wants: &[Want]) -> HashMap<String, 
             format!("{ip}:{t}")
         })
         .collect();
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns,
-            env!("CARGO_BIN_EXE_portolan"),
-            "detect",
-            "--json",
-        ])
-        .args(["--timeout", "2s"])
-        .args(&targets)
-        .output()
-        .expect("run portolan detect");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "portolan detect failed: {}{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut args = vec!["detect", "--json", "--timeout", "2s"];
+    args.extend(targets.iter().map(String::as_str));
+    let stdout = in_scanner(tb, &args);
     let found = detections(&stdout);
     let mut failures = Vec::new();
     let mut by_want = HashMap::new();
@@ -337,7 +339,6 @@ fn xml_faults(want: &Want, detected: &Value, service: &BTreeMap<String, String>)
 /// lines (protocol, product, version, `unauthenticated`, and where the want names its
 /// transport, `tls`, `starttls` and `cleartext`) and in the nmap XML (`--xml-out`).
 pub fn check_scan(bed: &str, tb: &Testbed, wants: &[Want], detected: &HashMap<String, Value>) {
-    let ns = tb.env("SCANNER_NS");
     // address -> (TCP ports, UDP ports), each with its want
     type Ports<'a> = Vec<(String, &'a Want)>;
     let mut hosts: BTreeMap<String, (Ports<'_>, Ports<'_>)> = BTreeMap::new();
@@ -364,27 +365,16 @@ pub fn check_scan(bed: &str, tb: &Testbed, wants: &[Want], detected: &HashMap<St
         if !udp.is_empty() {
             spec.push(format!("U:{}", list(udp)));
         }
-        let mut args = vec!["-Pn", "-sT"];
+        let spec = spec.join(",");
+        let xml_path = tb.dir().join(format!("scan-{ip}.xml"));
+        let xml_arg = xml_path.to_str().expect("a UTF-8 temporary directory");
+        let mut args = vec!["scan", "-Pn", "-sT"];
         if !udp.is_empty() {
             args.push("-sU");
         }
-        let spec = spec.join(",");
-        let xml_path = tb.dir().join(format!("scan-{ip}.xml"));
-        let out = Command::new("ip")
-            .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_portolan"), "scan"])
-            .args(&args)
-            .args(["--detect", "--json", "--timeout", "2s", "-p", &spec])
-            .arg("--xml-out")
-            .arg(&xml_path)
-            .arg(ip)
-            .output()
-            .expect("run portolan scan --detect");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "portolan scan --detect {ip} failed: {}{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        args.extend(["--detect", "--json", "--timeout", "2s", "-p", &spec]);
+        args.extend(["--xml-out", xml_arg, ip]);
+        let stdout = in_scanner(tb, &args);
         let xml = std::fs::read_to_string(&xml_path)
             .unwrap_or_else(|e| panic!("{}: {e}", xml_path.display()));
         let mut scanned: HashMap<String, Value> = HashMap::new();

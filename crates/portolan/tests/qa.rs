@@ -604,3 +604,157 @@ fn empty_process_name_is_a_usage_error_not_an_empty_match() {
         assert!(err.contains("--process"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn nonsense_in_numeric_flags_names_the_flag_and_what_it_takes() {
+    // `scan --rate -1` got clap's "unexpected argument '-1' found" (as if -1 were a flag),
+    // and `--rate nan`, `--seed junk` "invalid digit found in string".
+    let rate = "want a whole number of packets per second, from 1 to 4294967295";
+    let duration = "from 1ms to 1h";
+    let out_of_range = "out of range (1ms to 1h)";
+    let shard = "write I/N with 1 <= I <= N <= 1048576";
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["scan", "--rate", "-1", "127.0.0.1"],
+            "'--rate <PPS>'",
+            rate,
+        ),
+        (
+            &["scan", "--rate", "0", "127.0.0.1"],
+            "'--rate <PPS>'",
+            rate,
+        ),
+        (
+            &["scan", "--rate", "nan", "127.0.0.1"],
+            "'--rate <PPS>'",
+            rate,
+        ),
+        (
+            &["scan", "--rate", "inf", "127.0.0.1"],
+            "'--rate <PPS>'",
+            rate,
+        ),
+        (
+            &["scan", "--rate", "1.5", "127.0.0.1"],
+            "'--rate <PPS>'",
+            rate,
+        ),
+        (&["scan", "--rate", "", "127.0.0.1"], "'--rate <PPS>'", rate),
+        (
+            &["scan", "--max-retries", "-1", "127.0.0.1"],
+            "'--max-retries <N>'",
+            "want a whole number of retransmissions, from 0 to 50",
+        ),
+        (
+            &["scan", "--max-retries", "51", "127.0.0.1"],
+            "'--max-retries <N>'",
+            "from 0 to 50",
+        ),
+        (
+            &["scan", "--shard", "0/0", "127.0.0.1"],
+            "'--shard <I/N>'",
+            shard,
+        ),
+        (
+            &["scan", "--shard", "3/2", "127.0.0.1"],
+            "'--shard <I/N>'",
+            shard,
+        ),
+        (
+            &["scan", "--shard", "-1/2", "127.0.0.1"],
+            "'--shard <I/N>'",
+            shard,
+        ),
+        (
+            &["scan", "--seed", "junk", "127.0.0.1"],
+            "'--seed <N>'",
+            "want a whole number, from 0 to 18446744073709551615",
+        ),
+        (
+            &["scan", "--seed", "-1", "127.0.0.1"],
+            "'--seed <N>'",
+            "from 0 to",
+        ),
+        (
+            &["scan", "--top", "0", "127.0.0.1"],
+            "'--top <N>'",
+            "want a whole number of ports, from 1 to 65535",
+        ),
+        (
+            &["scan", "--concurrency", "-4", "127.0.0.1"],
+            "'--concurrency <N>'",
+            "from 1 to 1000000",
+        ),
+        (
+            &["scan", "--timeout", "-1s", "127.0.0.1"],
+            "'--timeout <DURATION>'",
+            out_of_range,
+        ),
+        (
+            &["scan", "--timeout", "0", "127.0.0.1"],
+            "'--timeout <DURATION>'",
+            out_of_range,
+        ),
+        (
+            &["scan", "--timeout", "nan", "127.0.0.1"],
+            "'--timeout <DURATION>'",
+            duration,
+        ),
+        (
+            &["scan", "--timeout", "inf", "127.0.0.1"],
+            "'--timeout <DURATION>'",
+            duration,
+        ),
+        (
+            &["detect", "--timeout", "-2", "127.0.0.1:1"],
+            "'--timeout <DURATION>'",
+            out_of_range,
+        ),
+        (
+            &["audit", "--scan", "127.0.0.1", "--rate", "-3"],
+            "'--rate <N>'",
+            rate,
+        ),
+        (
+            &["audit", "--scan", "127.0.0.1", "--timeout", "-1"],
+            "'--timeout <DURATION>'",
+            out_of_range,
+        ),
+        (
+            &["watch", "--interval", "-1s"],
+            "'--interval <DURATION>'",
+            out_of_range,
+        ),
+        (
+            &["serve", "--min-interval", "nan"],
+            "'--min-interval <DURATION>'",
+            duration,
+        ),
+        (
+            &["firewall", "--apply", "--confirm-timeout", "-1"],
+            "'--confirm-timeout <DURATION>'",
+            "0, or whole seconds up to 1h",
+        ),
+        (
+            &["history", "prune", "--keep", "-1d"],
+            "'--keep <DURATION>'",
+            "expected a number and a unit",
+        ),
+        (
+            &["search", "--limit", "-1", "mail"],
+            "'--limit <N>'",
+            "from 0 to",
+        ),
+    ];
+    for (args, flag, takes) in cases {
+        let out = portolan()
+            .args(*args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run portolan");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(flag) && err.contains(takes), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+    }
+}

@@ -959,6 +959,30 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_rate("1"), Ok(1));
+        assert_eq!(parse_rate(" 4294967295 "), Ok(u32::MAX));
+        assert_eq!(parse_retries("0"), Ok(0));
+        assert_eq!(parse_seed("18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(parse_top("65535"), Ok(65535));
+        assert_eq!(parse_limit("0"), Ok(0));
+        for bad in ["0", "-1", "4294967296", "1.5", "nan", "inf", "1e3", "", "0x10", "--json"] {
+            let err = parse_rate(bad).unwrap_err();
+            assert!(err.contains("from 1 to 4294967295"), "{bad}: {err}");
+        }
+        assert!(parse_retries("51").is_err());
+        assert!(parse_top("65536").is_err());
+        assert!(parse_concurrency("1000001").is_err());
+        assert!(parse_seed("18446744073709551616").is_err());
+    }
+
+    #[test]
     fn durations() {
         let ok = |s: &str| parse_duration(s).unwrap();
         assert_eq!(ok("2"), Duration::from_secs(2));

@@ -972,7 +972,18 @@ mod tests {
         assert_eq!(parse_seed("18446744073709551615"), Ok(u64::MAX));
         assert_eq!(parse_top("65535"), Ok(65535));
         assert_eq!(parse_limit("0"), Ok(0));
-        for bad in ["0", "-1", "4294967296", "1.5", "nan", "inf", "1e3", "", "0x10", "--json"] {
+        for bad in [
+            "0",
+            "-1",
+            "4294967296",
+            "1.5",
+            "nan",
+            "inf",
+            "1e3",
+            "",
+            "0x10",
+            "--json",
+        ] {
             let err = parse_rate(bad).unwrap_err();
             assert!(err.contains("from 1 to 4294967295"), "{bad}: {err}");
         }

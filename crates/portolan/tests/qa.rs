@@ -758,3 +758,32 @@ fn nonsense_in_numeric_flags_names_the_flag_and_what_it_takes() {
         assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
     }
 }
+
+#[test]
+fn non_utf8_argument_does_not_panic_the_xml_or_the_record() {
+    // The XML's args, and the command a recorded run keeps, came from std::env::args,
+    // which panics on an argument that is not UTF-8 (here a file name).
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::env::temp_dir().join(format!("portolan-qa-nonutf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let xml = dir.join(std::ffi::OsStr::from_bytes(b"scan-\xff.xml"));
+    let out = portolan()
+        .args(["scan", "-sT", "-p", "1", "--xml-out"])
+        .arg(&xml)
+        .arg("127.0.0.1")
+        .output()
+        .expect("run portolan");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let doc = std::fs::read_to_string(&xml).expect("the XML");
+    assert!(doc.contains("scan-\u{fffd}.xml"), "{doc}");
+    let db = dir.join(std::ffi::OsStr::from_bytes(b"history-\xff.db"));
+    let out = portolan()
+        .args(["ls", "--record", "--db"])
+        .arg(&db)
+        .output()
+        .expect("run portolan");
+    let err = text(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{err}");
+    assert!(err.contains("recorded run"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

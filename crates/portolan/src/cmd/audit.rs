@@ -174,7 +174,7 @@ fn prometheus(args: &AuditArgs, today: Option<Date>) -> anyhow::Result<ExitCode>
         policy: portolan_app::policy::load(&policy_source(&args.source))?,
         audit: true,
         today,
-        command: crate::cmd::serve::command_line(),
+        command: crate::cmd::command_line(),
     });
     crate::cmd::serve::write_metrics(&done, args.output.as_deref())?;
     Ok(match (threshold(args.fail_on), &done.snapshot.audit) {

@@ -32,7 +32,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
             (None, None) => None,
         },
         db: args.db.clone(),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        command: crate::cmd::command_line(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         ssh_connection: std::env::var("SSH_CONNECTION").ok(),
     };

@@ -230,7 +230,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     out.flush()?;
     if let Some(file) = xml_file {
         let meta = xml::RunMeta {
-            args: std::env::args().collect::<Vec<_>>().join(" "),
+            args: crate::cmd::command_line(),
             version: format!("portolan {}", env!("CARGO_PKG_VERSION")),
             start,
             end: now_secs(),

@@ -10,7 +10,7 @@ use portolan_app::history::{self, WatchEvent, WatchOptions};
 use portolan_report::drift;
 
 use crate::cli::WatchArgs;
-use crate::cmd::record::command_line;
+use crate::cmd::command_line;
 
 pub fn run(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let mut diff = crate::cmd::diff::options(&args.noise)?;

@@ -55,6 +55,21 @@ pub enum PolicyError {
     Invalid(PolicyErrors),
     #[error(transparent)]
     Profile(#[from] ProfileError),
+    #[error("invalid date '{0}' (expected YYYY-MM-DD)")]
+    Date(String),
+}
+
+/// A day as `YYYY-MM-DD`, for judging exceptions' expiry as of that day instead of today.
+pub fn parse_date(text: &str) -> Result<Date, PolicyError> {
+    let bad = || PolicyError::Date(text.to_string());
+    let parts: Vec<&str> = text.split('-').collect();
+    let [y, m, d] = parts[..] else {
+        return Err(bad());
+    };
+    let y = y.parse().map_err(|_| bad())?;
+    let m = m.parse().map_err(|_| bad())?;
+    let d = d.parse().map_err(|_| bad())?;
+    Date::new(y, m, d).ok_or_else(bad)
 }
 
 /// Reads a whole input (a file, a FIFO, stdin) of at most `limit` bytes as text; `label`
@@ -215,6 +230,25 @@ pub fn host_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(
+            parse_date("2026-02-28").unwrap(),
+            Date::new(2026, 2, 28).unwrap()
+        );
+        for bad in [
+            "2026-02-30",
+            "tomorrow",
+            "2026-02",
+            "2026-02-28-1",
+            "-1-01-01",
+            "",
+        ] {
+            let err = parse_date(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("'{bad}'")), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn bounded_reads_name_the_input() {

@@ -11,7 +11,9 @@ use portolan_app::audit::AuditOptions;
 use portolan_app::report::{HistoryChoice, ReportOptions, build};
 use portolan_report::html;
 
-use super::audit::{parse_date, policy_source, threshold};
+use portolan_app::policy::parse_date;
+
+use super::audit::{policy_source, threshold};
 use crate::cli::ReportArgs;
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {

@@ -11,6 +11,7 @@ pub mod detect;
 pub mod firewall;
 pub mod history;
 pub mod host;
+pub mod input;
 pub mod inventory;
 pub mod policy;
 pub mod registry;

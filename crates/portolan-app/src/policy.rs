@@ -11,6 +11,8 @@ use portolan_audit::{Date, Listener};
 use portolan_registry::Registry;
 use serde::Serialize;
 
+use crate::input::InputError;
+
 /// The largest policy file portolan reads.
 pub const MAX_POLICY_BYTES: u64 = 16 << 20;
 
@@ -76,25 +78,10 @@ pub fn parse_date(text: &str) -> Result<Date, PolicyError> {
 /// names it in errors. Bounded, so that a FIFO or device that never ends costs no more
 /// than `limit`.
 pub fn read_bounded(r: impl Read, label: &str, limit: u64) -> Result<String, PolicyError> {
-    let mut buf = Vec::new();
-    r.take(limit + 1)
-        .read_to_end(&mut buf)
-        .map_err(|source| PolicyError::Read {
-            label: label.to_string(),
-            source,
-        })?;
-    if buf.len() as u64 > limit {
-        return Err(PolicyError::TooLarge {
-            label: label.to_string(),
-            limit,
-        });
-    }
-    String::from_utf8(buf).map_err(|e| {
-        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        PolicyError::NotUtf8 {
-            label: label.to_string(),
-            line: good.iter().filter(|&&b| b == b'\n').count() + 1,
-        }
+    crate::input::read_text(r, label, limit).map_err(|e| match e {
+        InputError::Read { label, source } => PolicyError::Read { label, source },
+        InputError::TooLarge { label, limit } => PolicyError::TooLarge { label, limit },
+        InputError::NotUtf8 { label, line } => PolicyError::NotUtf8 { label, line },
     })
 }
 

@@ -39,16 +39,9 @@ pub struct LoadedPolicy {
 /// Why a policy could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("cannot read {label}")]
-    Read {
-        label: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{label} is larger than {limit} bytes")]
-    TooLarge { label: String, limit: u64 },
-    #[error("{label}:{line}: not valid UTF-8")]
-    NotUtf8 { label: String, line: usize },
+    /// It could not be read, was too large, or was not UTF-8.
+    #[error(transparent)]
+    Input(#[from] InputError),
     #[error(
         "{label} is empty (a truncated file?); a policy that allows nothing still names itself: name = \"...\""
     )]
@@ -78,11 +71,7 @@ pub fn parse_date(text: &str) -> Result<Date, PolicyError> {
 /// names it in errors. Bounded, so that a FIFO or device that never ends costs no more
 /// than `limit`.
 pub fn read_bounded(r: impl Read, label: &str, limit: u64) -> Result<String, PolicyError> {
-    crate::input::read_text(r, label, limit).map_err(|e| match e {
-        InputError::Read { label, source } => PolicyError::Read { label, source },
-        InputError::TooLarge { label, limit } => PolicyError::TooLarge { label, limit },
-        InputError::NotUtf8 { label, line } => PolicyError::NotUtf8 { label, line },
-    })
+    Ok(crate::input::read_text(r, label, limit)?)
 }
 
 /// The text of a policy file (`-` is standard input), and the name to show for it.
@@ -92,11 +81,8 @@ pub fn read_policy_file(path: &Path) -> Result<(String, String), PolicyError> {
         return not_empty(text, "policy stdin").map(|t| ("stdin".to_string(), t));
     }
     let label = format!("policy {}", path.display());
-    let file = std::fs::File::open(path).map_err(|source| PolicyError::Read {
-        label: label.clone(),
-        source,
-    })?;
-    let text = not_empty(read_bounded(file, &label, MAX_POLICY_BYTES)?, &label)?;
+    let text = crate::input::read_text_file(path, "policy", MAX_POLICY_BYTES)?;
+    let text = not_empty(text, &label)?;
     Ok((path.display().to_string(), text))
 }
 

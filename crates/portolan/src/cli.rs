@@ -379,7 +379,7 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         _ => return Err(format!("invalid duration unit in '{s}' (use ms, s or m)")),
     };
     if !(secs.is_finite() && (0.001..=3600.0).contains(&secs)) {
-        return Err(format!("duration '{s}' out of range (1ms to 1h)"));
+        return Err(format!("duration '{s}' out of range: from 1ms to 1h"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
 }

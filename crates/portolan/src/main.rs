@@ -38,7 +38,7 @@ fn report(err: &anyhow::Error) -> ExitCode {
     if out::is_broken_pipe(err) {
         return ExitCode::SUCCESS;
     }
-    let mut msg = out::error_text(err.as_ref());
+    let mut msg = portolan_app::error_text(err.as_ref());
     if out::is_bare_write_error(err) {
         msg = format!("cannot write the output: {msg}");
     }

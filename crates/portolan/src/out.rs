@@ -76,24 +76,6 @@ pub fn terminal_lines(msg: &str) -> String {
         .join("\n")
 }
 
-/// An error and its causes, `: `-separated, each said once: many library errors already
-/// end with their source's text, which `{:#}` would repeat.
-pub fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = String::new();
-    let mut cur = Some(err);
-    while let Some(cause) = cur {
-        let text = cause.to_string();
-        if !msg.ends_with(&text) {
-            if !msg.is_empty() {
-                msg.push_str(": ");
-            }
-            msg.push_str(&text);
-        }
-        cur = cause.source();
-    }
-    msg
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

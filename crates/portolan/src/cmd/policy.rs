@@ -102,7 +102,7 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                             w.flush()?;
                             eprintln!(
                                 "portolan: error: {}",
-                                crate::out::terminal_lines(&crate::out::error_text(&e))
+                                crate::out::terminal_lines(&portolan_app::error_text(&e))
                             );
                         }
                         continue;

@@ -112,7 +112,7 @@ pub fn collect_with(os: &dyn Os, opts: &CollectOptions) -> Collected {
             true
         }
         Err(e) => {
-            collectors.push(CollectorStatus::down(INVENTORY, error_chain(&e)));
+            collectors.push(CollectorStatus::down(INVENTORY, crate::error_text(&e)));
             false
         }
     };
@@ -158,21 +158,6 @@ fn unix_secs(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-/// An error and its causes, `: `-separated.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !msg.ends_with(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        cause = c.source();
-    }
-    msg
 }
 
 #[cfg(test)]

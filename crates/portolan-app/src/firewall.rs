@@ -1,10 +1,13 @@
 //! `firewall`: the plan (ruleset as data) for a policy, the SSH session and daemon it must
-//! keep reachable, and where the previous ruleset is saved when one is applied.
+//! keep reachable, the ruleset to apply on this host, and applying it with its rollback
+//! (the previous ruleset saved in the state directory).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use portolan_audit::policy::Policy;
-use portolan_firewall::{KeepSsh, Plan};
+use portolan_firewall::apply::{self, ApplyError, Nft, Outcome, Saved};
+use portolan_firewall::{Format, KeepSsh, Plan};
 
 /// The plan for `policy`, keeping the SSH session named by `ssh_connection` (the value of
 /// `$SSH_CONNECTION`) reachable.
@@ -29,6 +32,32 @@ pub fn ssh_warning(policy: &Policy, plan: &Plan) -> Option<String> {
 pub fn for_this_host(mut plan: Plan) -> Plan {
     plan.keep_tcp = sshd_ports();
     plan
+}
+
+/// The nftables ruleset to apply on this host: the plan [`for_this_host`], rendered, and
+/// accepted by `nft -c`.
+pub fn ruleset_to_apply(plan: Plan, nft: &Nft) -> Result<String, ApplyError> {
+    let ruleset = for_this_host(plan).render(Format::Nftables);
+    nft.check(&ruleset)?;
+    Ok(ruleset)
+}
+
+/// Applies `ruleset` with its rollback ([`apply::apply`]), saving portolan's previous
+/// table in [`state_dir`]. `confirm` gets the time left and returns true to keep it. When
+/// the ruleset was rolled back the saved copies are removed (the table is as it was), and
+/// the returned paths no longer exist.
+pub fn apply_with_rollback(
+    nft: &Nft,
+    ruleset: &str,
+    timeout: Duration,
+    confirm: &mut dyn FnMut(Duration) -> bool,
+) -> Result<(Outcome, Saved), ApplyError> {
+    let (outcome, saved) = apply::apply(nft, ruleset, &state_dir(), timeout, confirm)?;
+    if outcome == Outcome::RolledBack {
+        let _ = std::fs::remove_file(&saved.previous);
+        let _ = std::fs::remove_file(&saved.rollback);
+    }
+    Ok((outcome, saved))
 }
 
 /// The TCP ports sshd listens on beyond loopback (empty when the inventory cannot tell).

@@ -67,6 +67,8 @@ pub enum HistoryError {
     TooFewRuns { path: PathBuf, runs: usize },
     #[error("--since {point}: the audit had no inside view (a scan of another host)")]
     SinceNeedsInsideView { point: String },
+    #[error("invalid --port '{0}' (expected a port such as 8080 or 53/udp)")]
+    Port(String),
 }
 
 type Result<T, E = HistoryError> = std::result::Result<T, E>;
@@ -81,6 +83,17 @@ pub fn open(flag: Option<&Path>) -> Result<Store> {
 /// Where the database is: `flag`, else the default place.
 pub fn db_path(flag: Option<&Path>) -> Option<PathBuf> {
     portolan_store::default_db_path(flag)
+}
+
+/// The port of a timeline query and its protocol, if named: `8080`, `53/udp`.
+pub fn parse_port(text: &str) -> Result<(u16, Option<portolan_model::Proto>)> {
+    let bad = || HistoryError::Port(text.to_string());
+    let (p, proto) = match text.split_once('/') {
+        Some((p, proto)) => (p, Some(proto.parse().map_err(|_| bad())?)),
+        None => (text, None),
+    };
+    let port = p.trim().parse::<u16>().map_err(|_| bad())?;
+    Ok((port, proto))
 }
 
 /// [`open`], but only a database that exists: reading commands create nothing (an
@@ -855,6 +868,16 @@ mod tests {
 
     fn l(port: u16) -> Listener {
         Listener::new(Proto::Tcp, "0.0.0.0".parse().unwrap(), port)
+    }
+
+    #[test]
+    fn timeline_ports() {
+        assert_eq!(parse_port("8080").unwrap(), (8080, None));
+        assert_eq!(parse_port("53/udp").unwrap(), (53, Some(Proto::Udp)));
+        for bad in ["", "http", "70000", "53/icmp", "-1", "53/"] {
+            let err = parse_port(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("'{bad}'")), "{bad}: {err}");
+        }
     }
 
     #[test]

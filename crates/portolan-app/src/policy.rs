@@ -11,6 +11,8 @@ use portolan_audit::{Date, Listener};
 use portolan_registry::Registry;
 use serde::Serialize;
 
+use crate::input::InputError;
+
 /// The largest policy file portolan reads.
 pub const MAX_POLICY_BYTES: u64 = 16 << 20;
 
@@ -37,16 +39,9 @@ pub struct LoadedPolicy {
 /// Why a policy could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("cannot read {label}")]
-    Read {
-        label: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{label} is larger than {limit} bytes")]
-    TooLarge { label: String, limit: u64 },
-    #[error("{label}:{line}: not valid UTF-8")]
-    NotUtf8 { label: String, line: usize },
+    /// It could not be read, was too large, or was not UTF-8.
+    #[error(transparent)]
+    Input(#[from] InputError),
     #[error(
         "{label} is empty (a truncated file?); a policy that allows nothing still names itself: name = \"...\""
     )]
@@ -55,32 +50,28 @@ pub enum PolicyError {
     Invalid(PolicyErrors),
     #[error(transparent)]
     Profile(#[from] ProfileError),
+    #[error("invalid date '{0}' (expected YYYY-MM-DD)")]
+    Date(String),
+}
+
+/// A day as `YYYY-MM-DD`, for judging exceptions' expiry as of that day instead of today.
+pub fn parse_date(text: &str) -> Result<Date, PolicyError> {
+    let bad = || PolicyError::Date(text.to_string());
+    let parts: Vec<&str> = text.split('-').collect();
+    let [y, m, d] = parts[..] else {
+        return Err(bad());
+    };
+    let y = y.parse().map_err(|_| bad())?;
+    let m = m.parse().map_err(|_| bad())?;
+    let d = d.parse().map_err(|_| bad())?;
+    Date::new(y, m, d).ok_or_else(bad)
 }
 
 /// Reads a whole input (a file, a FIFO, stdin) of at most `limit` bytes as text; `label`
 /// names it in errors. Bounded, so that a FIFO or device that never ends costs no more
 /// than `limit`.
 pub fn read_bounded(r: impl Read, label: &str, limit: u64) -> Result<String, PolicyError> {
-    let mut buf = Vec::new();
-    r.take(limit + 1)
-        .read_to_end(&mut buf)
-        .map_err(|source| PolicyError::Read {
-            label: label.to_string(),
-            source,
-        })?;
-    if buf.len() as u64 > limit {
-        return Err(PolicyError::TooLarge {
-            label: label.to_string(),
-            limit,
-        });
-    }
-    String::from_utf8(buf).map_err(|e| {
-        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        PolicyError::NotUtf8 {
-            label: label.to_string(),
-            line: good.iter().filter(|&&b| b == b'\n').count() + 1,
-        }
-    })
+    Ok(crate::input::read_text(r, label, limit)?)
 }
 
 /// The text of a policy file (`-` is standard input), and the name to show for it.
@@ -90,11 +81,8 @@ pub fn read_policy_file(path: &Path) -> Result<(String, String), PolicyError> {
         return not_empty(text, "policy stdin").map(|t| ("stdin".to_string(), t));
     }
     let label = format!("policy {}", path.display());
-    let file = std::fs::File::open(path).map_err(|source| PolicyError::Read {
-        label: label.clone(),
-        source,
-    })?;
-    let text = not_empty(read_bounded(file, &label, MAX_POLICY_BYTES)?, &label)?;
+    let text = crate::input::read_text_file(path, "policy", MAX_POLICY_BYTES)?;
+    let text = not_empty(text, &label)?;
     Ok((path.display().to_string(), text))
 }
 
@@ -215,6 +203,25 @@ pub fn host_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(
+            parse_date("2026-02-28").unwrap(),
+            Date::new(2026, 2, 28).unwrap()
+        );
+        for bad in [
+            "2026-02-30",
+            "tomorrow",
+            "2026-02",
+            "2026-02-28-1",
+            "-1-01-01",
+            "",
+        ] {
+            let err = parse_date(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("'{bad}'")), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn bounded_reads_name_the_input() {

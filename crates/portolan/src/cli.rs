@@ -112,7 +112,7 @@ pub enum Command {
         #[arg(required = true, value_name = "TEXT")]
         text: Vec<String>,
         /// Show at most this many entries (0: all)
-        #[arg(long, default_value_t = 25, value_name = "N")]
+        #[arg(long, default_value_t = 25, value_name = "N", allow_hyphen_values = true, value_parser = parse_limit)]
         limit: usize,
         #[command(flatten)]
         registry: RegistryArgs,
@@ -232,7 +232,7 @@ pub struct ScanArgs {
     #[arg(short = 'p', long, value_name = "SPEC", allow_hyphen_values = true)]
     pub ports: Option<String>,
     /// The N most common ports of portolan's ranking (default 1000)
-    #[arg(long, value_name = "N", conflicts_with = "ports")]
+    #[arg(long, value_name = "N", conflicts_with = "ports", allow_hyphen_values = true, value_parser = parse_top)]
     pub top: Option<usize>,
     /// Scan mode; repeat to add UDP (-sS -sU). Default: syn with privileges, else connect
     #[arg(short = 's', long = "scan", value_enum, value_name = "MODE")]
@@ -250,29 +250,29 @@ pub struct ScanArgs {
     #[arg(long)]
     pub no_ping: bool,
     /// At most this many packets (or connection attempts) per second
-    #[arg(long, value_name = "PPS", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "PPS", allow_hyphen_values = true, value_parser = parse_rate)]
     pub rate: Option<u32>,
     /// Retransmissions of an unanswered probe (default: adapts to the loss seen, at most 10)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=50))]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_retries)]
     pub max_retries: Option<u32>,
     /// Longest wait for one probe's answer: 500ms, 2s, or seconds as a number (default 3s;
     /// adapts below it)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
     /// Take shard I of N (1 <= I <= N): every N-th host of the scan's order. N copies
     /// with the same command line (and seed) cover every host exactly once
-    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    #[arg(long, value_name = "I/N", allow_hyphen_values = true, value_parser = parse_shard)]
     pub shard: Option<(u64, u64)>,
     /// The seed of the probe order (default: derived from the targets and ports, so that
     /// the shards of one command line agree)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_seed)]
     pub seed: Option<u64>,
     /// Record the progress in FILE; if FILE exists, continue the scan it records (an
     /// interrupted run) instead of starting over
     #[arg(long, value_name = "FILE")]
     pub resume: Option<std::path::PathBuf>,
     /// Connections in flight in connect mode (default: from the open-file limit)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_concurrency)]
     pub concurrency: Option<u32>,
     /// List every port, whatever its state (and every down host)
     #[arg(long)]
@@ -299,7 +299,12 @@ pub struct ScanArgs {
 
 /// Parses `--shard I/N`: 1 <= I <= N <= 2^20; returns (I-1, N).
 pub fn parse_shard(s: &str) -> Result<(u64, u64), String> {
-    let bad = || format!("invalid shard '{s}' (write I/N with 1 <= I <= N, such as 2/4)");
+    let bad = || {
+        format!(
+            "invalid shard '{s}' (write I/N with 1 <= I <= N <= {}, such as 2/4)",
+            1 << 20
+        )
+    };
     let (i, n) = s.trim().split_once('/').ok_or_else(bad)?;
     let i: u64 = i.trim().parse().map_err(|_| bad())?;
     let n: u64 = n.trim().parse().map_err(|_| bad())?;
@@ -307,6 +312,51 @@ pub fn parse_shard(s: &str) -> Result<(u64, u64), String> {
         return Err(bad());
     }
     Ok((i - 1, n))
+}
+
+/// A whole number from `lo` to `hi` for a numeric flag. Anything else (a sign, a
+/// fraction, nan, inf, an empty value, words, the next flag) is refused, saying what the
+/// flag takes; clap names the flag and the value.
+fn whole<T: TryFrom<u64>>(s: &str, lo: u64, hi: u64, what: &str) -> Result<T, String> {
+    let t = s.trim();
+    let n = t.parse::<u64>().ok().filter(|n| (lo..=hi).contains(n));
+    n.and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| format!("want {what}, from {lo} to {hi}"))
+}
+
+/// `--rate`: packets (or connection attempts) per second, at least 1.
+pub fn parse_rate(s: &str) -> Result<u32, String> {
+    whole(
+        s,
+        1,
+        u32::MAX.into(),
+        "a whole number of packets per second",
+    )
+}
+
+/// `--max-retries`: retransmissions of a probe, 0 to 50.
+pub fn parse_retries(s: &str) -> Result<u32, String> {
+    whole(s, 0, 50, "a whole number of retransmissions")
+}
+
+/// `--seed`: any 64-bit number.
+pub fn parse_seed(s: &str) -> Result<u64, String> {
+    whole(s, 0, u64::MAX, "a whole number")
+}
+
+/// `--concurrency`: connections in flight, 1 to a million.
+pub fn parse_concurrency(s: &str) -> Result<u32, String> {
+    whole(s, 1, 1_000_000, "a whole number of connections")
+}
+
+/// `--top`: how many of the ranking's ports, 1 to 65535.
+pub fn parse_top(s: &str) -> Result<usize, String> {
+    whole(s, 1, 65535, "a whole number of ports")
+}
+
+/// `search --limit`: at most this many entries, 0 for all.
+pub fn parse_limit(s: &str) -> Result<usize, String> {
+    whole(s, 0, u32::MAX.into(), "a whole number of entries (0: all)")
 }
 
 /// Parses a duration for every `--timeout`-like flag: `500ms`, `2s`, `1.5s`, `2m`, or a
@@ -318,7 +368,9 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         None => (t, "s"),
     };
     let n: f64 = num.trim().parse().map_err(|_| {
-        format!("invalid duration '{s}' (try 2s, 500ms or 1m; a bare number is seconds)")
+        format!(
+            "invalid duration '{s}' (from 1ms to 1h, such as 2s, 500ms or 1m; a bare number is seconds)"
+        )
     })?;
     let secs = match unit {
         "ms" => n / 1000.0,
@@ -327,7 +379,7 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         _ => return Err(format!("invalid duration unit in '{s}' (use ms, s or m)")),
     };
     if !(secs.is_finite() && (0.001..=3600.0).contains(&secs)) {
-        return Err(format!("duration '{s}' out of range (1ms to 1h)"));
+        return Err(format!("duration '{s}' out of range: from 1ms to 1h"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
 }
@@ -338,7 +390,9 @@ pub fn parse_confirm_timeout(s: &str) -> Result<std::time::Duration, String> {
     if s.trim().parse::<f64>() == Ok(0.0) {
         return Ok(std::time::Duration::ZERO);
     }
-    let d = parse_duration(s)?;
+    let d = parse_duration(s).map_err(|_| {
+        format!("invalid confirmation timeout '{s}' (0, or whole seconds up to 1h, such as 60, 90s or 2m)")
+    })?;
     if d.subsec_nanos() != 0 {
         return Err(format!(
             "confirmation timeout '{s}' must be whole seconds (such as 30, 90s or 2m)"
@@ -467,7 +521,7 @@ pub enum HistoryCommand {
     /// Delete the runs older than --keep (the baseline and the latest run stay)
     Prune {
         /// How much history to keep: 90d, 12w, 36h
-        #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+        #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_age)]
         keep: std::time::Duration,
         /// The history database
         #[arg(long, value_name = "FILE")]
@@ -493,7 +547,7 @@ pub struct NoiseArgs {
     #[arg(long)]
     pub show_noise: bool,
     /// Count a change only once it has held this long (30s, 5m, 2h)
-    #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_age)]
     pub min_age: Option<std::time::Duration>,
     /// Leave out changes matching PAT: a port or range (8080, 6000-6063/tcp), a protocol
     /// (/udp), or a process name (`chrom*`); repeatable
@@ -525,14 +579,14 @@ pub struct DiffArgs {
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
     /// How often to take an inventory: 1s, 500ms, 2m
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", allow_hyphen_values = true, value_parser = parse_duration)]
     pub interval: std::time::Duration,
     /// Run CMD (with sh -c) for each change, the change's JSON on its stdin; one at a
     /// time, waited for (at most --exec-timeout); a failure is reported, not fatal
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
     /// The longest --exec may run before it is killed
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, requires = "exec")]
+    #[arg(long, value_name = "DURATION", default_value = "30s", allow_hyphen_values = true, value_parser = parse_duration, requires = "exec")]
     pub exec_timeout: std::time::Duration,
     /// Also store every snapshot in the history database
     #[arg(long)]
@@ -579,7 +633,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:10191")]
     pub listen: std::net::SocketAddr,
     /// Scrapes within this time of the last collection get its result: 5s, 500ms, 1m
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", allow_hyphen_values = true, value_parser = parse_duration)]
     pub min_interval: std::time::Duration,
     /// TLS, basic auth and headers: the Prometheus exporter-toolkit's YAML file
     #[arg(long, value_name = "FILE")]
@@ -680,10 +734,10 @@ pub struct AuditArgs {
     #[arg(long, value_name = "SPEC", requires = "scan")]
     pub scan_ports: Option<String>,
     /// With --scan, send at most this many probes per second
-    #[arg(long, value_name = "N", requires = "scan", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", requires = "scan", allow_hyphen_values = true, value_parser = parse_rate)]
     pub rate: Option<u32>,
     /// With --scan, wait at most this long for a probe's answer (500ms, 2s)
-    #[arg(long, value_name = "DURATION", requires = "scan", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", requires = "scan", allow_hyphen_values = true, value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
     /// With --scan, detect the service behind each open port (product, cleartext,
     /// STARTTLS), so that an IMAP or POP3 server allowed on condition of STARTTLS is checked
@@ -829,7 +883,7 @@ pub struct FirewallArgs {
     pub yes: bool,
     /// With --apply, time to confirm the new ruleset before it is rolled back: 60, 90s,
     /// 2m (a bare number is seconds); 0 keeps it without asking
-    #[arg(long, value_name = "DURATION", default_value = "60", requires = "apply", value_parser = parse_confirm_timeout)]
+    #[arg(long, value_name = "DURATION", default_value = "60", requires = "apply", allow_hyphen_values = true, value_parser = parse_confirm_timeout)]
     pub confirm_timeout: std::time::Duration,
     /// Print the plan (allowed ports and sources) as JSON instead of a ruleset
     #[arg(long, conflicts_with = "apply")]
@@ -894,7 +948,7 @@ pub struct DetectArgs {
     #[arg(long, value_name = "FILE")]
     pub signatures: Option<std::path::PathBuf>,
     /// Timeout for each connect and reply: 3s, 500ms, or seconds as a number
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "3s", allow_hyphen_values = true, value_parser = parse_duration)]
     pub timeout: std::time::Duration,
 }
 
@@ -903,6 +957,41 @@ mod tests {
     use super::*;
     use clap::Parser;
     use std::time::Duration;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_rate("1"), Ok(1));
+        assert_eq!(parse_rate(" 4294967295 "), Ok(u32::MAX));
+        assert_eq!(parse_retries("0"), Ok(0));
+        assert_eq!(parse_seed("18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(parse_top("65535"), Ok(65535));
+        assert_eq!(parse_limit("0"), Ok(0));
+        for bad in [
+            "0",
+            "-1",
+            "4294967296",
+            "1.5",
+            "nan",
+            "inf",
+            "1e3",
+            "",
+            "0x10",
+            "--json",
+        ] {
+            let err = parse_rate(bad).unwrap_err();
+            assert!(err.contains("from 1 to 4294967295"), "{bad}: {err}");
+        }
+        assert!(parse_retries("51").is_err());
+        assert!(parse_top("65536").is_err());
+        assert!(parse_concurrency("1000001").is_err());
+        assert!(parse_seed("18446744073709551616").is_err());
+    }
 
     #[test]
     fn durations() {

@@ -38,27 +38,10 @@ fn report(err: &anyhow::Error) -> ExitCode {
     if out::is_broken_pipe(err) {
         return ExitCode::SUCCESS;
     }
-    let mut msg = message(err);
+    let mut msg = portolan_app::error_text(err.as_ref());
     if out::is_bare_write_error(err) {
         msg = format!("cannot write the output: {msg}");
     }
     eprintln!("portolan: error: {}", out::terminal_lines(&msg));
     ExitCode::from(2)
-}
-
-/// The error and its causes, `: `-separated, each said once: many library errors already
-/// end with their source's text, which `{:#}` would repeat.
-fn message(err: &anyhow::Error) -> String {
-    let mut msg = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if msg.ends_with(&text) {
-            continue;
-        }
-        if !msg.is_empty() {
-            msg.push_str(": ");
-        }
-        msg.push_str(&text);
-    }
-    msg
 }

@@ -1,10 +1,7 @@
 //! Output conventions shared by every command: colour, terminals, tables, JSON Lines and
 //! the quiet exit on a broken pipe.
 
-use std::io::{self, IsTerminal, Read};
-use std::path::Path;
-
-use anyhow::{Context, bail};
+use std::io::{self, IsTerminal};
 
 /// The kinds of the io errors in the chain, seen through serde_json's wrapping of its
 /// writer's error, and through `io::Error::other(json_error)` (whose `source()` skips
@@ -43,32 +40,6 @@ pub fn is_bare_write_error(err: &anyhow::Error) -> bool {
                     | io::ErrorKind::QuotaExceeded
             )
         })
-}
-
-/// Reads a whole input (a file, a FIFO, stdin) of at most `limit` bytes as text; `label`
-/// names it in errors (`policy p.toml is larger than ... bytes`, `policy p.toml:3: not
-/// valid UTF-8`). Bounded, so that a FIFO
-/// or device that never ends costs no more than `limit`.
-pub fn read_text(r: impl Read, label: &str, limit: u64) -> anyhow::Result<String> {
-    let mut buf = Vec::new();
-    r.take(limit + 1)
-        .read_to_end(&mut buf)
-        .with_context(|| format!("cannot read {label}"))?;
-    if buf.len() as u64 > limit {
-        bail!("{label} is larger than {limit} bytes");
-    }
-    String::from_utf8(buf).map_err(|e| {
-        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
-        anyhow::anyhow!("{label}:{line}: not valid UTF-8")
-    })
-}
-
-/// [`read_text`] of a file: `what` says what it is (`policy`, `target list`).
-pub fn read_text_file(path: &Path, what: &str, limit: u64) -> anyhow::Result<String> {
-    let label = format!("{what} {}", path.display());
-    let file = std::fs::File::open(path).with_context(|| format!("cannot read {label}"))?;
-    read_text(file, &label, limit)
 }
 
 /// Whether to colour stdout: only on a terminal, never when `NO_COLOR` is set, and not

@@ -604,3 +604,153 @@ fn empty_process_name_is_a_usage_error_not_an_empty_match() {
         assert!(err.contains("--process"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn nonsense_in_numeric_flags_names_the_flag_and_what_it_takes() {
+    // `scan --rate -1` got clap's "unexpected argument '-1' found" (as if -1 were a flag),
+    // and `--rate nan`, `--seed junk` "invalid digit found in string".
+    let rate = "want a whole number of packets per second, from 1 to 4294967295";
+    let duration = "from 1ms to 1h";
+    let shard = "write I/N with 1 <= I <= N <= 1048576";
+    let scan = |flag| vec!["scan", flag, "VALUE", "127.0.0.1"];
+    // (the command line, VALUE standing for the value; what clap names; what the error
+    // must say the flag takes; the values)
+    let cases: Vec<(Vec<&str>, &str, &str, &[&str])> = vec![
+        (
+            scan("--rate"),
+            "'--rate <PPS>'",
+            rate,
+            &["-1", "0", "nan", "inf", "1.5", ""],
+        ),
+        (
+            scan("--max-retries"),
+            "'--max-retries <N>'",
+            "want a whole number of retransmissions, from 0 to 50",
+            &["-1", "51"],
+        ),
+        (
+            scan("--shard"),
+            "'--shard <I/N>'",
+            shard,
+            &["0/0", "3/2", "-1/2"],
+        ),
+        (
+            scan("--seed"),
+            "'--seed <N>'",
+            "want a whole number, from 0 to 18446744073709551615",
+            &["junk", "-1"],
+        ),
+        (
+            scan("--top"),
+            "'--top <N>'",
+            "want a whole number of ports, from 1 to 65535",
+            &["0", "-5"],
+        ),
+        (
+            scan("--concurrency"),
+            "'--concurrency <N>'",
+            "from 1 to 1000000",
+            &["-4"],
+        ),
+        (
+            scan("--timeout"),
+            "'--timeout <DURATION>'",
+            duration,
+            &["-1s", "0", "nan", "inf"],
+        ),
+        (
+            vec!["detect", "--timeout", "VALUE", "127.0.0.1:1"],
+            "'--timeout <DURATION>'",
+            duration,
+            &["-2"],
+        ),
+        (
+            vec!["audit", "--scan", "127.0.0.1", "--rate", "VALUE"],
+            "'--rate <N>'",
+            rate,
+            &["-3"],
+        ),
+        (
+            vec!["audit", "--scan", "127.0.0.1", "--timeout", "VALUE"],
+            "'--timeout <DURATION>'",
+            duration,
+            &["-1"],
+        ),
+        (
+            vec!["watch", "--interval", "VALUE"],
+            "'--interval <DURATION>'",
+            duration,
+            &["-1s"],
+        ),
+        (
+            vec!["serve", "--min-interval", "VALUE"],
+            "'--min-interval <DURATION>'",
+            duration,
+            &["nan"],
+        ),
+        (
+            vec!["firewall", "--apply", "--confirm-timeout", "VALUE"],
+            "'--confirm-timeout <DURATION>'",
+            "0, or whole seconds up to 1h",
+            &["-1"],
+        ),
+        (
+            vec!["history", "prune", "--keep", "VALUE"],
+            "'--keep <DURATION>'",
+            "expected a number and a unit",
+            &["-1d"],
+        ),
+        (
+            vec!["search", "--limit", "VALUE", "mail"],
+            "'--limit <N>'",
+            "from 0 to",
+            &["-1"],
+        ),
+    ];
+    for (line, flag, takes, values) in &cases {
+        for value in *values {
+            let args: Vec<&str> = line
+                .iter()
+                .map(|a| if *a == "VALUE" { *value } else { *a })
+                .collect();
+            let out = portolan()
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run portolan");
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(err.contains(flag) && err.contains(takes), "{args:?}: {err}");
+            assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+        }
+    }
+}
+
+#[test]
+fn non_utf8_argument_does_not_panic_the_xml_or_the_record() {
+    // The XML's args, and the command a recorded run keeps, came from std::env::args,
+    // which panics on an argument that is not UTF-8 (here a file name).
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::env::temp_dir().join(format!("portolan-qa-nonutf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let xml = dir.join(std::ffi::OsStr::from_bytes(b"scan-\xff.xml"));
+    let out = portolan()
+        .args(["scan", "-sT", "-p", "1", "--xml-out"])
+        .arg(&xml)
+        .arg("127.0.0.1")
+        .output()
+        .expect("run portolan");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let doc = std::fs::read_to_string(&xml).expect("the XML");
+    assert!(doc.contains("scan-\u{fffd}.xml"), "{doc}");
+    let db = dir.join(std::ffi::OsStr::from_bytes(b"history-\xff.db"));
+    let out = portolan()
+        .args(["ls", "--record", "--db"])
+        .arg(&db)
+        .output()
+        .expect("run portolan");
+    let err = text(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{err}");
+    assert!(err.contains("recorded run"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

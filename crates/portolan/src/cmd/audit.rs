@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::io::IsTerminal;
 
 use portolan_app::audit::{AuditOptions, AuditProgress, audit_with};
-use portolan_app::policy::PolicySource as Source;
+use portolan_app::policy::{PolicySource as Source, parse_date};
 use portolan_audit::{Date, Severity};
 use portolan_report::{audit as table, junit, sarif};
 
@@ -174,25 +174,13 @@ fn prometheus(args: &AuditArgs, today: Option<Date>) -> anyhow::Result<ExitCode>
         policy: portolan_app::policy::load(&policy_source(&args.source))?,
         audit: true,
         today,
-        command: crate::cmd::serve::command_line(),
+        command: crate::cmd::command_line(),
     });
     crate::cmd::serve::write_metrics(&done, args.output.as_deref())?;
     Ok(match (threshold(args.fail_on), &done.snapshot.audit) {
         (Some(t), Some(report)) if report.fails(t) => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
     })
-}
-
-pub(crate) fn parse_date(t: &str) -> anyhow::Result<Date> {
-    let parts: Vec<&str> = t.split('-').collect();
-    let bad = || anyhow::anyhow!("invalid date '{t}' (expected YYYY-MM-DD)");
-    if parts.len() != 3 {
-        return Err(bad());
-    }
-    let y = parts[0].parse().map_err(|_| bad())?;
-    let m = parts[1].parse().map_err(|_| bad())?;
-    let d = parts[2].parse().map_err(|_| bad())?;
-    Date::new(y, m, d).ok_or_else(bad)
 }
 
 #[cfg(test)]
@@ -251,15 +239,5 @@ mod tests {
         assert!(s.contains("0 listening sockets, 0 beyond loopback"), "{s}");
         assert!(s.contains("No findings."), "{s}");
         assert!(s.contains("Next: Write a policy"), "{s}");
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(
-            parse_date("2026-02-28").unwrap(),
-            Date::new(2026, 2, 28).unwrap()
-        );
-        assert!(parse_date("2026-02-30").is_err());
-        assert!(parse_date("tomorrow").is_err());
     }
 }

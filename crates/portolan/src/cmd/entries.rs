@@ -1,8 +1,10 @@
 //! Shared by `lookup`, `search`, `services` and `explain`: opening the registry, with the
-//! skipped lines of its services file on stderr, and the output format.
+//! skipped lines of its services file on stderr, the output format, and printing entries.
+
+use std::io::{BufWriter, Write};
 
 use portolan_registry::Registry;
-use portolan_report::registry::EntryFormat;
+use portolan_report::registry::{EntryFormat, Item, write_entries};
 
 use crate::cli::RegistryArgs;
 use crate::out::Format;
@@ -36,4 +38,13 @@ pub fn format(f: Format) -> EntryFormat {
         Format::Json => EntryFormat::Json,
         Format::Csv => EntryFormat::Csv,
     }
+}
+
+/// Writes `items` to stdout in `format` (coloured when stdout is a terminal that wants it).
+pub fn print(items: &[Item<'_>], format: EntryFormat) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut w = BufWriter::new(stdout.lock());
+    write_entries(&mut w, items, format, crate::out::use_color())?;
+    w.flush()?;
+    Ok(())
 }

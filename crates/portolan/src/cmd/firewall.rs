@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use portolan_app::firewall as app;
 use portolan_firewall::Format;
-use portolan_firewall::apply::{self, Nft, Outcome};
+use portolan_firewall::apply::{Nft, Outcome};
 
 use crate::cli::{FirewallArgs, FirewallFormat};
 
@@ -51,11 +51,9 @@ pub fn run(args: FirewallArgs) -> anyhow::Result<ExitCode> {
     }
     // Whatever the policy says, the SSH daemon's own ports stay open on the host the
     // ruleset is applied to.
-    let plan = app::for_this_host(plan);
-    let ruleset = plan.render(format);
     let nft = Nft::default();
-    nft.check(&ruleset)
-        .context("the ruleset does not pass `nft -c`")?;
+    let ruleset =
+        app::ruleset_to_apply(plan, &nft).context("the ruleset does not pass `nft -c`")?;
     let interactive = std::io::stdin().is_terminal();
     if !args.yes {
         w.write_all(ruleset.as_bytes())?;
@@ -74,7 +72,6 @@ pub fn run(args: FirewallArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let dir = app::state_dir();
     let timeout = args.confirm_timeout;
     let mut confirm = |t: Duration| -> bool {
         eprintln!(
@@ -96,7 +93,7 @@ pub fn run(args: FirewallArgs) -> anyhow::Result<ExitCode> {
             .max(Duration::from_millis(500));
         rx.recv_timeout(wait).unwrap_or(false)
     };
-    let (outcome, saved) = apply::apply(&nft, &ruleset, &dir, timeout, &mut confirm)?;
+    let (outcome, saved) = app::apply_with_rollback(&nft, &ruleset, timeout, &mut confirm)?;
     match outcome {
         Outcome::Kept => {
             eprintln!(
@@ -107,9 +104,6 @@ pub fn run(args: FirewallArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Outcome::RolledBack => {
-            // Nothing changed: the saved copies are of no further use.
-            let _ = std::fs::remove_file(&saved.previous);
-            let _ = std::fs::remove_file(&saved.rollback);
             eprintln!(
                 "portolan: not confirmed: {}; no other table was touched.",
                 match (saved.had_table, saved.exact) {

@@ -3,9 +3,7 @@
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use portolan_app::history::{self, TimelineQuery};
-use portolan_model::Proto;
 use portolan_report::drift;
 
 use crate::cli::{HistoryArgs, HistoryCommand};
@@ -33,7 +31,7 @@ pub fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
     if args.port.is_some() || args.process.is_some() {
         let (port, protocol) = match &args.port {
             Some(p) => {
-                let (p, proto) = parse_port(p)?;
+                let (p, proto) = history::parse_port(p)?;
                 (Some(p), proto)
             }
             None => (None, None),
@@ -63,15 +61,4 @@ pub fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
     }
     w.flush()?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// `8080`, `53/udp`.
-fn parse_port(text: &str) -> anyhow::Result<(u16, Option<Proto>)> {
-    let bad = || format!("invalid --port '{text}' (expected a port such as 8080 or 53/udp)");
-    let (p, proto) = match text.split_once('/') {
-        Some((p, proto)) => (p, Some(proto.parse::<Proto>().ok().with_context(bad)?)),
-        None => (text, None),
-    };
-    let port = p.trim().parse::<u16>().ok().with_context(bad)?;
-    Ok((port, proto))
 }

@@ -1,13 +1,11 @@
 //! `portolan lookup QUERY...`: every entry for ports, ranges and names.
 
-use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
-use portolan_report::registry::{Item, write_entries};
+use portolan_report::registry::Item;
 
 use crate::cli::{OutputArgs, RegistryArgs};
 use crate::cmd::entries;
-use crate::out;
 
 pub fn run(
     queries: &[String],
@@ -32,17 +30,9 @@ pub fn run(
             })
         })
         .collect();
-    let stdout = std::io::stdout();
-    let mut w = BufWriter::new(stdout.lock());
     if !items.is_empty() {
-        write_entries(
-            &mut w,
-            &items,
-            entries::format(output.format()),
-            out::use_color(),
-        )?;
+        entries::print(&items, entries::format(output.format()))?;
     }
-    w.flush()?;
     Ok(if missing {
         ExitCode::from(1)
     } else {

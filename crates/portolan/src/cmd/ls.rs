@@ -61,7 +61,7 @@ pub fn run(args: &LsArgs) -> anyhow::Result<ExitCode> {
 fn prometheus(args: &LsArgs) -> anyhow::Result<ExitCode> {
     let done = collect::collect(&collect::CollectOptions {
         request: request(args),
-        command: super::serve::command_line(),
+        command: super::command_line(),
         ..collect::CollectOptions::default()
     });
     super::serve::write_metrics(&done, args.output.as_deref())?;

@@ -27,6 +27,16 @@ mod search;
 mod serve;
 mod services;
 
+/// The arguments this process was started with, joined by spaces, as a run, a metric
+/// and the XML keep it. Lossy: an argument that is not UTF-8 (a file name) must not
+/// panic, as `std::env::args` does.
+pub fn command_line() -> String {
+    std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Audit(args) => audit::run(args),

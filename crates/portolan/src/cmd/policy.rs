@@ -102,7 +102,7 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                             w.flush()?;
                             eprintln!(
                                 "portolan: error: {}",
-                                crate::out::terminal_lines(&chain(&e))
+                                crate::out::terminal_lines(&portolan_app::error_text(&e))
                             );
                         }
                         continue;
@@ -135,19 +135,4 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
     }
     w.flush()?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// An error and its sources, `: `-separated, each said once.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !msg.ends_with(&t) {
-            msg.push_str(": ");
-            msg.push_str(&t);
-        }
-        cur = c.source();
-    }
-    msg
 }

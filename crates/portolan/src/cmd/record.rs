@@ -9,11 +9,7 @@ use portolan_model::{AuditReport, Listener, ScanReport, Snapshot};
 
 use crate::cli::RecordArgs;
 use crate::cmd::audit::policy_source;
-
-/// The command line, as a run keeps it.
-pub fn command_line() -> String {
-    std::env::args().collect::<Vec<_>>().join(" ")
-}
+use crate::cmd::command_line;
 
 pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     let snap = match &args.import {

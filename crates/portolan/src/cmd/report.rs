@@ -11,7 +11,9 @@ use portolan_app::audit::AuditOptions;
 use portolan_app::report::{HistoryChoice, ReportOptions, build};
 use portolan_report::html;
 
-use super::audit::{parse_date, policy_source, threshold};
+use portolan_app::policy::parse_date;
+
+use super::audit::{policy_source, threshold};
 use crate::cli::ReportArgs;
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
@@ -32,7 +34,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
             (None, None) => None,
         },
         db: args.db.clone(),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        command: crate::cmd::command_line(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         ssh_connection: std::env::var("SSH_CONNECTION").ok(),
     };

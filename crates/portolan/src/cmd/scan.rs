@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
+use portolan_app::input::{read_text, read_text_file};
 use portolan_app::scan::{Ports, ScanEvent, ScanRequest};
 use portolan_model::PortSpec;
 use portolan_registry::Registry;
@@ -47,10 +48,10 @@ fn parse_targets(args: &ScanArgs) -> anyhow::Result<(Vec<Target>, Vec<Target>)> 
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(path) = &args.input_list {
         let (name, text) = if path.as_os_str() == "-" {
-            let text = out::read_text(io::stdin(), "target list stdin", MAX_LIST_BYTES)?;
+            let text = read_text(io::stdin(), "target list stdin", MAX_LIST_BYTES)?;
             ("stdin".to_string(), text)
         } else {
-            let text = out::read_text_file(path, "target list", MAX_LIST_BYTES)?;
+            let text = read_text_file(path, "target list", MAX_LIST_BYTES)?;
             (path.display().to_string(), text)
         };
         // Parsed line by line, so that an error names where it is.
@@ -230,7 +231,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     out.flush()?;
     if let Some(file) = xml_file {
         let meta = xml::RunMeta {
-            args: std::env::args().collect::<Vec<_>>().join(" "),
+            args: crate::cmd::command_line(),
             version: format!("portolan {}", env!("CARGO_PKG_VERSION")),
             start,
             end: now_secs(),

@@ -1,13 +1,11 @@
 //! `portolan search TEXT`: ranked full-text search.
 
-use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
-use portolan_report::registry::{Item, write_entries};
+use portolan_report::registry::Item;
 
 use crate::cli::{OutputArgs, RegistryArgs};
 use crate::cmd::entries;
-use crate::out;
 
 pub fn run(
     text: &[String],
@@ -30,14 +28,6 @@ pub fn run(
             score: Some(h.score),
         })
         .collect();
-    let stdout = std::io::stdout();
-    let mut w = BufWriter::new(stdout.lock());
-    write_entries(
-        &mut w,
-        &items,
-        entries::format(output.format()),
-        out::use_color(),
-    )?;
-    w.flush()?;
+    entries::print(&items, entries::format(output.format()))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -14,6 +14,7 @@ use portolan_exporter::{CollectResult, ServeConfig, Server, WebConfig, shutdown_
 use portolan_report::metrics;
 
 use crate::cli::ServeArgs;
+use crate::cmd::command_line;
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let web = match &args.web_config {
@@ -76,14 +77,6 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         server.run(shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The arguments this process was started with, joined by spaces.
-pub fn command_line() -> String {
-    std::env::args_os()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Writes a collection's metrics in the text format, to standard output or, with

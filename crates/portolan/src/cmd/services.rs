@@ -5,11 +5,10 @@ use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
 use portolan_registry::Which;
-use portolan_report::registry::{EntryFormat, Item, write_entries, write_etc_services};
+use portolan_report::registry::{EntryFormat, Item, write_etc_services};
 
 use crate::cli::{RegistryArgs, ServicesFormat, SourceArg};
 use crate::cmd::entries;
-use crate::out;
 
 pub fn run(
     source: SourceArg,
@@ -27,13 +26,13 @@ pub fn run(
         eprintln!("portolan: no entries");
         return Ok(ExitCode::from(1));
     }
-    let stdout = std::io::stdout();
-    let mut w = BufWriter::new(stdout.lock());
     let format = match format {
         ServicesFormat::Table => EntryFormat::Table,
         ServicesFormat::Json => EntryFormat::Json,
         ServicesFormat::Csv => EntryFormat::Csv,
         ServicesFormat::EtcServices => {
+            let stdout = std::io::stdout();
+            let mut w = BufWriter::new(stdout.lock());
             let skipped = write_etc_services(&mut w, &list, which, reg.services_path())?;
             w.flush()?;
             if !skipped.is_empty() {
@@ -54,7 +53,6 @@ pub fn run(
             score: None,
         })
         .collect();
-    write_entries(&mut w, &items, format, out::use_color())?;
-    w.flush()?;
+    entries::print(&items, format)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -10,14 +10,14 @@ use portolan_app::history::{self, WatchEvent, WatchOptions};
 use portolan_report::drift;
 
 use crate::cli::WatchArgs;
-use crate::cmd::record::command_line;
+use crate::cmd::command_line;
 
 pub fn run(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let mut diff = crate::cmd::diff::options(&args.noise)?;
     diff.min_age = None;
     let record = if args.record {
         Some(
-            portolan_store_path(args.db.as_deref())
+            history::db_path(args.db.as_deref())
                 .context("watch --record: no place for the history database")?,
         )
     } else {
@@ -62,10 +62,6 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         }
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn portolan_store_path(flag: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
-    portolan_app::history::db_path(flag)
 }
 
 /// A receiver that gets a message on SIGINT or SIGTERM. The handlers are in place when

@@ -1,6 +1,8 @@
 //! What the test beds' tests share: the expectations port by port, the `portolan detect`
-//! run and its check, and the `portolan scan --detect` run that must name the same (beds 2
-//! and 3), and the versions the installed programs report (all three).
+//! run and its check (protocol, product, version, anonymous access, and where a want names
+//! it, TLS, STARTTLS, cleartext and the certificate), the `portolan scan --detect` run that
+//! must name the same in JSON lines and in nmap's XML, and the versions the installed
+//! programs report.
 
 // Each test file uses a part of it.
 #![allow(dead_code)]
@@ -20,6 +22,23 @@ pub struct Want {
     /// `Some("")`: any version; `Some(v)`: exactly v; `None`: none may be claimed.
     pub version: Option<String>,
     pub unauthenticated: Option<bool>,
+    /// `None`: not checked; else how the service carries its bytes.
+    pub transport: Option<Transport>,
+}
+
+/// How a service carries its bytes, as `tls`, `starttls` and `cleartext` must say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// In the clear, no upgrade offered: no `tls`, `cleartext` true.
+    Cleartext,
+    /// In the clear, with an upgrade (STARTTLS, STLS, AUTH TLS) taken for its
+    /// certificate, whose subject contains the text: `tls`, `starttls`, `cleartext` true.
+    StartTls(&'static str),
+    /// TLS from the first byte, the certificate's subject containing the text: `tls`, no
+    /// `starttls`, `cleartext` false.
+    Tls(&'static str),
+    /// Encrypted by the protocol itself (SSH): no `tls`, `cleartext` false.
+    Encrypted,
 }
 
 pub fn want(target: &'static str, protocol: &'static str, product: Option<&'static str>) -> Want {
@@ -29,6 +48,7 @@ pub fn want(target: &'static str, protocol: &'static str, product: Option<&'stat
         product,
         version: None,
         unauthenticated: None,
+        transport: None,
     }
 }
 
@@ -41,6 +61,59 @@ impl Want {
         self.unauthenticated = Some(served);
         self
     }
+    /// In the clear, no upgrade offered.
+    pub fn cleartext(mut self) -> Want {
+        self.transport = Some(Transport::Cleartext);
+        self
+    }
+    /// An upgrade to TLS offered, the certificate's subject containing `subject`.
+    pub fn starttls(mut self, subject: &'static str) -> Want {
+        self.transport = Some(Transport::StartTls(subject));
+        self
+    }
+    /// TLS from the first byte, the certificate's subject containing `subject`.
+    pub fn tls(mut self, subject: &'static str) -> Want {
+        self.transport = Some(Transport::Tls(subject));
+        self
+    }
+    /// Encrypted by the protocol itself, not by TLS.
+    pub fn encrypted(mut self) -> Want {
+        self.transport = Some(Transport::Encrypted);
+        self
+    }
+}
+
+/// What is wrong with a detection's `tls`, `starttls` and `cleartext` for `want`.
+fn transport_faults(want: Transport, d: &Value) -> Vec<String> {
+    let (tls, subject, starttls, cleartext) = match want {
+        Transport::Cleartext => (false, None, false, true),
+        Transport::StartTls(s) => (true, Some(s), true, true),
+        Transport::Tls(s) => (true, Some(s), false, false),
+        Transport::Encrypted => (false, None, false, false),
+    };
+    let mut bad = Vec::new();
+    if d["tls"].is_null() == tls {
+        bad.push(format!(
+            "tls {}, want {}",
+            d["tls"],
+            if tls { "some" } else { "none" }
+        ));
+    }
+    if let Some(want) = subject {
+        let got = d["tls"]["subject"].as_str().unwrap_or("");
+        if !got.contains(want) {
+            bad.push(format!(
+                "certificate subject {got:?}, want one naming {want}"
+            ));
+        }
+    }
+    if d["starttls"].as_bool() != Some(starttls) {
+        bad.push(format!("starttls {}, want {starttls}", d["starttls"]));
+    }
+    if d["cleartext"].as_bool() != Some(cleartext) {
+        bad.push(format!("cleartext {}, want {cleartext}", d["cleartext"]));
+    }
+    bad
 }
 
 /// The version a program prints about itself: the text after `prefix`, made of letters,
@@ -99,6 +172,25 @@ fn address(tb: &Testbed, target: &str) -> (String, String) {
     }
 }
 
+/// Runs `portolan ARGS` in the bed's scanner namespace; it must succeed. Returns its
+/// stdout.
+pub fn in_scanner(tb: &Testbed, args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &tb.env("SCANNER_NS")])
+        .arg(env!("CARGO_BIN_EXE_portolan"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run portolan {}: {e}", args.join(" ")));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "portolan {} failed: {}{stdout}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 fn detections(stdout: &str) -> HashMap<String, Value> {
     stdout
         .lines()
@@ -116,7 +208,6 @@ fn detections(stdout: &str) -> HashMap<String, Value> {
 /// checks protocol, product, version and `unauthenticated`, port by port. Returns the
 /// detections by want target.
 pub fn check_detect(bed: &str, tb: &Testbed, wants: &[Want]) -> HashMap<String, Value> {
-    let ns = tb.env("SCANNER_NS");
     let targets: Vec<String> = wants
         .iter()
         .map(|w| {
@@ -124,25 +215,9 @@ pub fn check_detect(bed: &str, tb: &Testbed, wants: &[Want]) -> HashMap<String, 
             format!("{ip}:{t}")
         })
         .collect();
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns,
-            env!("CARGO_BIN_EXE_portolan"),
-            "detect",
-            "--json",
-        ])
-        .args(["--timeout", "2s"])
-        .args(&targets)
-        .output()
-        .expect("run portolan detect");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "portolan detect failed: {}{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut args = vec!["detect", "--json", "--timeout", "2s"];
+    args.extend(targets.iter().map(String::as_str));
+    let stdout = in_scanner(tb, &args);
     let found = detections(&stdout);
     let mut failures = Vec::new();
     let mut by_want = HashMap::new();
@@ -174,6 +249,9 @@ pub fn check_detect(bed: &str, tb: &Testbed, wants: &[Want]) -> HashMap<String, 
                 d["unauthenticated"], w.unauthenticated
             ));
         }
+        if let Some(t) = w.transport {
+            bad.extend(transport_faults(t, d));
+        }
         if !bad.is_empty() {
             failures.push(format!(
                 "{t} ({}): {} (evidence: {})",
@@ -191,10 +269,76 @@ pub fn check_detect(bed: &str, tb: &Testbed, wants: &[Want]) -> HashMap<String, 
     by_want
 }
 
+/// The attributes of the `<service>` element of one port in nmap's XML, unescaped;
+/// `None` when the XML lists no such port.
+pub fn xml_service(xml: &str, protocol: &str, port: &str) -> Option<BTreeMap<String, String>> {
+    let start = format!("<port protocol=\"{protocol}\" portid=\"{port}\">");
+    let rest = &xml[xml.find(&start)? + start.len()..];
+    let rest = &rest[..rest.find("</port>")?];
+    let mut attrs = BTreeMap::new();
+    let Some(i) = rest.find("<service ") else {
+        return Some(attrs);
+    };
+    let mut el = &rest[i + "<service ".len()..];
+    el = &el[..el.find("/>").unwrap_or(el.len())];
+    while let Some((k, v)) = el.split_once("=\"") {
+        let Some((v, tail)) = v.split_once('"') else {
+            break;
+        };
+        let v = v
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&");
+        attrs.insert(k.trim().to_string(), v);
+        el = tail;
+    }
+    Some(attrs)
+}
+
+/// What is wrong with a port's `<service>` in nmap's XML, for `want` and what detect
+/// named (`detected`): it must be a probed service, with exactly the product and the
+/// version detect named, and `tunnel="ssl"` exactly when TLS comes first.
+fn xml_faults(want: &Want, detected: &Value, service: &BTreeMap<String, String>) -> Vec<String> {
+    let mut bad = Vec::new();
+    let attr = |k: &str| service.get(k).map(String::as_str);
+    if attr("method") != Some("probed") {
+        bad.push(format!("method {:?}, want probed", attr("method")));
+    }
+    if attr("name").is_none() {
+        bad.push("no service name".into());
+    }
+    if attr("product") != want.product {
+        bad.push(format!(
+            "product {:?}, want {:?}",
+            attr("product"),
+            want.product
+        ));
+    }
+    if attr("version") != detected["version"].as_str() {
+        bad.push(format!(
+            "version {:?}, detect named {}",
+            attr("version"),
+            detected["version"]
+        ));
+    }
+    let tunnel = !detected["tls"].is_null() && detected["starttls"] != true;
+    if (attr("tunnel") == Some("ssl")) != tunnel {
+        bad.push(format!(
+            "tunnel {:?}, want {}",
+            attr("tunnel"),
+            if tunnel { "ssl" } else { "none" }
+        ));
+    }
+    bad
+}
+
 /// Runs `portolan scan -sT -sU --detect` over the same ports, one scan per address, and
-/// checks that every port is open and named as `portolan detect` named it.
+/// checks that every port is open and named as `portolan detect` named it: in the JSON
+/// lines (protocol, product, version, `unauthenticated`, and where the want names its
+/// transport, `tls`, `starttls` and `cleartext`) and in the nmap XML (`--xml-out`).
 pub fn check_scan(bed: &str, tb: &Testbed, wants: &[Want], detected: &HashMap<String, Value>) {
-    let ns = tb.env("SCANNER_NS");
     // address -> (TCP ports, UDP ports), each with its want
     type Ports<'a> = Vec<(String, &'a Want)>;
     let mut hosts: BTreeMap<String, (Ports<'_>, Ports<'_>)> = BTreeMap::new();
@@ -221,23 +365,18 @@ pub fn check_scan(bed: &str, tb: &Testbed, wants: &[Want], detected: &HashMap<St
         if !udp.is_empty() {
             spec.push(format!("U:{}", list(udp)));
         }
-        let mut args = vec!["-Pn", "-sT"];
+        let spec = spec.join(",");
+        let xml_path = tb.dir().join(format!("scan-{ip}.xml"));
+        let xml_arg = xml_path.to_str().expect("a UTF-8 temporary directory");
+        let mut args = vec!["scan", "-Pn", "-sT"];
         if !udp.is_empty() {
             args.push("-sU");
         }
-        let spec = spec.join(",");
-        let out = Command::new("ip")
-            .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_portolan"), "scan"])
-            .args(&args)
-            .args(["--detect", "--json", "--timeout", "2s", "-p", &spec, ip])
-            .output()
-            .expect("run portolan scan --detect");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "portolan scan --detect {ip} failed: {}{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        args.extend(["--detect", "--json", "--timeout", "2s", "-p", &spec]);
+        args.extend(["--xml-out", xml_arg, ip]);
+        let stdout = in_scanner(tb, &args);
+        let xml = std::fs::read_to_string(&xml_path)
+            .unwrap_or_else(|e| panic!("{}: {e}", xml_path.display()));
         let mut scanned: HashMap<String, Value> = HashMap::new();
         for l in stdout.lines() {
             let v: Value = serde_json::from_str(l).expect("a JSON line");
@@ -250,12 +389,23 @@ pub fn check_scan(bed: &str, tb: &Testbed, wants: &[Want], detected: &HashMap<St
             }
         }
         for (port, w) in tcp.iter().chain(udp) {
-            let key = if w.target.ends_with("/udp") {
+            let udp = w.target.ends_with("/udp");
+            let key = if udp {
                 format!("{port}/udp")
             } else {
                 port.clone()
             };
             let t = format!("{ip}:{key}");
+            let want = &detected[w.target];
+            match xml_service(&xml, if udp { "udp" } else { "tcp" }, port) {
+                None => failures.push(format!("XML {t}: no <port>")),
+                Some(service) => {
+                    let bad = xml_faults(w, want, &service);
+                    if !bad.is_empty() {
+                        failures.push(format!("XML {t}: {} ({service:?})", bad.join("; ")));
+                    }
+                }
+            }
             let Some(v) = scanned.get(&key) else {
                 failures.push(format!("scan {t}: no port record"));
                 continue;
@@ -263,8 +413,12 @@ pub fn check_scan(bed: &str, tb: &Testbed, wants: &[Want], detected: &HashMap<St
             if v["state"] != "open" {
                 failures.push(format!("scan {t}: state {}, want open", v["state"]));
             }
-            let (got, want) = (&v["detected"], &detected[w.target]);
-            for field in ["protocol", "product", "version", "unauthenticated"] {
+            let got = &v["detected"];
+            let mut fields = vec!["protocol", "product", "version", "unauthenticated"];
+            if w.transport.is_some() {
+                fields.extend(["tls", "starttls", "cleartext"]);
+            }
+            for field in fields {
                 if got[field] != want[field] {
                     failures.push(format!(
                         "scan {t}: {field} {}, detect named {}",
@@ -279,4 +433,30 @@ pub fn check_scan(bed: &str, tb: &Testbed, wants: &[Want], detected: &HashMap<St
         "{bed}, scan --detect named otherwise than detect:\n{}",
         failures.join("\n")
     );
+}
+
+#[test]
+fn testbed_check_xml_names_each_wrong_field() {
+    let xml = "<ports><port protocol=\"tcp\" portid=\"443\"><state state=\"open\"/>\
+        <service name=\"http\" product=\"A &amp; B\" version=\"1.2\" tunnel=\"ssl\" \
+        method=\"probed\" conf=\"10\"/></port>\n\
+        <port protocol=\"udp\" portid=\"53\"><state state=\"open\"/>\
+        <service name=\"domain\" method=\"table\" conf=\"3\"/></port></ports>";
+    let s = xml_service(xml, "tcp", "443").expect("port 443");
+    assert_eq!(s["product"], "A & B");
+    assert_eq!(s["tunnel"], "ssl");
+    assert!(xml_service(xml, "tcp", "53").is_none());
+    let tls = serde_json::json!({"version": "1.2", "tls": {"subject": "CN=x"}, "starttls": false});
+    let w = want("443", "http", Some("A & B")).tls("x");
+    assert!(xml_faults(&w, &tls, &s).is_empty());
+    // The same port, named otherwise than detect named it.
+    let w = want("443", "http", Some("C"));
+    let plain = serde_json::json!({"version": "1.3", "tls": null, "starttls": false});
+    let bad = xml_faults(&w, &plain, &s).join("; ");
+    for field in ["product", "version", "tunnel"] {
+        assert!(bad.contains(field), "{field} not named: {bad}");
+    }
+    let udp = xml_service(xml, "udp", "53").expect("port 53/udp");
+    let bad = xml_faults(&want("53/udp", "dns", None), &plain, &udp).join("; ");
+    assert!(bad.contains("method"), "{bad}");
 }

@@ -19,14 +19,14 @@ fn render(os: &FakeOs, opts: &Options, format: Format, view: View) -> String {
     String::from_utf8(buf).unwrap()
 }
 
+/// `render` with the default options and view.
+fn plain(os: &FakeOs, format: Format) -> String {
+    render(os, &Options::default(), format, View::default())
+}
+
 #[test]
 fn table_of_a_typical_host() {
-    let text = render(
-        &FakeOs::sample(),
-        &Options::default(),
-        Format::Table,
-        View::default(),
-    );
+    let text = plain(&FakeOs::sample(), Format::Table);
     insta::assert_snapshot!(text);
 }
 
@@ -102,29 +102,14 @@ fn json_of_a_typical_host() {
 
 #[test]
 fn csv_of_a_typical_host() {
-    insta::assert_snapshot!(render(
-        &FakeOs::sample(),
-        &Options::default(),
-        Format::Csv,
-        View::default()
-    ));
+    insta::assert_snapshot!(plain(&FakeOs::sample(), Format::Csv));
 }
 
 #[test]
 fn empty_table_prints_nothing() {
-    let text = render(
-        &FakeOs::new(),
-        &Options::default(),
-        Format::Table,
-        View::default(),
-    );
+    let text = plain(&FakeOs::new(), Format::Table);
     assert_eq!(text, "");
-    let json = render(
-        &FakeOs::new(),
-        &Options::default(),
-        Format::Json,
-        View::default(),
-    );
+    let json = plain(&FakeOs::new(), Format::Json);
     assert_eq!(json, "[]\n");
 }
 

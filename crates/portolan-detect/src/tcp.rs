@@ -19,6 +19,15 @@ use crate::conn::{Conn, end_of_coded_reply, end_of_dot_list};
 use crate::proto::{self, Greeting};
 use crate::{Detection, Detector, Options, TlsInfo, printable, tls};
 
+/// The most connections one port's probes hold open at once. A server with a limit on
+/// its clients serves the first ones and leaves the rest unread (Unbound's default
+/// `incoming-num-tcp` is 10), so a burst of every probe could starve the one that it
+/// would answer; the probes most likely to be answered come first in [`ALL`].
+const PER_PORT: usize = 8;
+
+/// How long the first probe of that burst runs alone.
+const HEAD_START: Duration = Duration::from_millis(200);
+
 /// One way of starting a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -244,13 +253,29 @@ pub async fn detect(det: &Detector, addr: SocketAddr, opts: &Options) -> Detecti
             }
         }
     }
-    // Then everything else at once, each on its own connection (waiting for a greeting
-    // is one of them); the first answer wins. A speak-first server that gets a question
-    // it did not expect still greets, and is then heard again properly.
+    // Then everything else, each on its own connection (waiting for a greeting is one
+    // of them), at most PER_PORT at once in ALL's order; the first answer wins. A
+    // speak-first server that gets a question it did not expect still greets, and is
+    // then heard again properly.
+    let mut waiting = rest.into_iter();
     let mut set = JoinSet::new();
-    for step in rest {
+    let spawn = |set: &mut JoinSet<Outcome>, step: Step| {
         let cx = cx.clone();
         set.spawn(async move { cx.step(step, cx.opts.timeout).await });
+    };
+    // The first (waiting for a greeting, unless the port suggested that) starts alone:
+    // a server that speaks first is heard on one connection, not a burst of them.
+    if let Some(step) = waiting.next() {
+        spawn(&mut set, step);
+        if let Ok(Some(Ok(o))) = timeout(HEAD_START, set.join_next()).await {
+            if let Some(d) = note(o) {
+                return d;
+            }
+        }
+    }
+    while set.len() < PER_PORT {
+        let Some(step) = waiting.next() else { break };
+        spawn(&mut set, step);
     }
     while let Some(r) = set.join_next().await {
         if let Ok(o) = r {
@@ -258,6 +283,9 @@ pub async fn detect(det: &Detector, addr: SocketAddr, opts: &Options) -> Detecti
                 set.abort_all();
                 return d;
             }
+        }
+        if let Some(step) = waiting.next() {
+            spawn(&mut set, step);
         }
     }
     match (weak, heard, refused) {

@@ -623,6 +623,12 @@ impl Ctx {
         if !versions.is_empty() {
             ev.push_str(&format!("; supportedLDAPVersion {}", versions.join(",")));
         }
+        // What names the product, where the server says it.
+        for attr in ["vendorName", "vendorVersion"] {
+            if let Some(v) = r.values(attr).next() {
+                ev.push_str(&format!("; {attr} {v}"));
+            }
+        }
         if let Some(res) = r.result {
             if res != 0 {
                 ev.push_str(&format!("; result {res} {}", r.diagnostic));

@@ -97,11 +97,14 @@ fn squid_that_wants_a_password_is_no_open_proxy() {
 
 #[test]
 fn squid_that_relays_for_anyone_is_an_open_proxy() {
-    let d = detect(squid(b"HTTP/1.1 200 Connection established\r\n\r\n".to_vec()));
+    let d = detect(squid(
+        b"HTTP/1.1 200 Connection established\r\n\r\n".to_vec(),
+    ));
     assert_eq!(d.protocol.as_deref(), Some("http-proxy"), "{d:?}");
     assert_eq!(d.unauthenticated, Some(true), "{}", d.evidence);
     assert!(
-        d.evidence.contains("CONNECT relayed without authentication"),
+        d.evidence
+            .contains("CONNECT relayed without authentication"),
         "{}",
         d.evidence
     );
@@ -114,7 +117,11 @@ fn squid_that_refuses_connect_leaves_authentication_unknown() {
     let d = detect(squid(refused));
     assert_eq!(d.protocol.as_deref(), Some("http-proxy"), "{d:?}");
     assert_eq!(d.unauthenticated, None, "{}", d.evidence);
-    assert!(d.evidence.contains("CONNECT answered 403"), "{}", d.evidence);
+    assert!(
+        d.evidence.contains("CONNECT answered 403"),
+        "{}",
+        d.evidence
+    );
 }
 
 /// A line server: `greeting`, then for each line the answer `reply` gives (`None`

@@ -397,7 +397,7 @@ CONF
   # ---- 389 Directory Server on 389 and 1389. dscreate makes the instance from an INF
   # file and stops it; a copy of it, with another port, is the moved one. Both see the
   # instance at the paths compiled in (/etc/dirsrv, /var/lib/dirsrv, /var/log/dirsrv,
-  # /run), which are directories in DIR mounted there in private mount namespaces, and
+  # /run, /dev/shm), which are directories in DIR mounted there in private mount namespaces, and
   # a defaults.inf that says there is no systemd: the host's stay untouched.
   local ds=$dir/389ds
   mkdir -p "$ds"
@@ -414,13 +414,15 @@ root_password = portolan-bed3
 self_sign_cert = False
 CONF
   sed 's/^with_systemd = 1$/with_systemd = 0/' /usr/share/dirsrv/inf/defaults.inf >"$ds/defaults.inf"
-  mkdir -p "$ds/389/etc" "$ds/389/lib" "$ds/389/log" "$ds/389/run"
+  # shm: the database's environment, where it is not kept with the database (outside
+  # containers, dscreate puts it under /dev/shm)
+  mkdir -p "$ds/389/etc" "$ds/389/lib" "$ds/389/log" "$ds/389/run" "$ds/389/shm"
   cp -a /etc/dirsrv/config /etc/dirsrv/schema "$ds/389/etc/"
   chown -R dirsrv:dirsrv "$ds/389"
   ds_mounts() { # the mounts that show instance copy $1 at the compiled-in paths
     echo "mount --bind $ds/$1/etc /etc/dirsrv && mount --bind $ds/$1/lib /var/lib/dirsrv &&" \
       "mount --bind $ds/$1/log /var/log/dirsrv && mount --bind $ds/$1/run /run &&" \
-      "mount --bind $ds/defaults.inf /usr/share/dirsrv/inf/defaults.inf && mount -t tmpfs tmpfs /dev/shm &&" \
+      "mount --bind $ds/$1/shm /dev/shm && mount --bind $ds/defaults.inf /usr/share/dirsrv/inf/defaults.inf &&" \
       "mkdir -p /run/lock"
   }
   $T unshare -m --propagation private sh -c "$(ds_mounts 389) && exec dscreate from-file $ds/bed3.inf" \

@@ -351,7 +351,10 @@ CONF
   # conflicts with the first bed's dovecot). couriertcpd runs the login programs, which
   # greet before any authentication, with the settings of Debian's /etc/courier files
   # (read from the unpacked copies). It forks into the background once it listens:
-  # setsid -w waits for that, and the PID it writes is the one recorded.
+  # setsid -w waits for that, and the PID it writes is the one recorded. It drops the
+  # connections of an address past -maxperip (Debian: 20 for IMAP, 4 for POP3); the
+  # scanner is one address, and `scan --detect` opens some 25 connections to each
+  # couriertcpd (two ports), many at once: both get 40.
   local cr=$UNPACKED/courier
   mkdir -p "$dir/courier"
   local svc conf ports login next
@@ -361,7 +364,7 @@ CONF
     else
       conf=pop3d ports=110,1110 login=courierpop3login next=$cr/usr/lib/courier/courier/courierpop3d
     fi
-    $T setsid -w env -i LD_LIBRARY_PATH="$cr/usr/lib" sh -c "set -a && . $cr/etc/courier/$conf && exec $cr/usr/sbin/couriertcpd -address=$TARGET2_IP -pid=$dir/courier/$svc.pid -stderr=$dir/courier/$svc.log -nodnslookup -noidentlookup $ports $cr/usr/lib/courier/courier/$login $next Maildir" \
+    $T setsid -w env -i LD_LIBRARY_PATH="$cr/usr/lib" sh -c "set -a && . $cr/etc/courier/$conf && exec $cr/usr/sbin/couriertcpd -address=$TARGET2_IP -maxprocs=\$MAXDAEMONS -maxperip=40 -pid=$dir/courier/$svc.pid -stderr=$dir/courier/$svc.log -nodnslookup -noidentlookup $ports $cr/usr/lib/courier/courier/$login $next Maildir" \
       >"$dir/courier-$svc.out" 2>&1 </dev/null
     echo "$(cat "$dir/courier/$svc.pid") courier-$svc" >>"$dir/pids"
   done
@@ -436,13 +439,16 @@ CONF
       "$(ds_mounts "$p") && exec /usr/sbin/ns-slapd -D /etc/dirsrv/slapd-bed3 -d 266354688"
   done
 
-  bed_wait tcp 600 80 8080 53 5353 3128 13128 2379 12379 3389 13389 5672 10672 25 2525 119 1119 143 1143 110 1110 389 1389
+  # Address by address: most ports listen on two or three of them, each another daemon.
+  wait_at 600 "$TARGET_IP" 80 8080 53 5353 3128 13128 2379 12379 3389 13389 5672 10672 389 1389
+  wait_at 300 "$TARGET2_IP" 80 8080 53 5353 25 2525 119 1119 143 1143 110 1110 3128 13128
+  wait_at 300 "$TARGET3_IP" 53 5353 25 2525 143 1143 110 1110
   bed_wait udp 100 53 5353
-  wait_at 600 "$TARGET2_IP" 3128 13128
 }
 
-# wait_at TENTHS ADDRESS PORTS...: like bed_wait tcp, for ports that listen on another
-# of the bed's addresses too.
+# wait_at TENTHS ADDRESS PORTS...: waits up to TENTHS tenths of a second until every
+# port listens on ADDRESS (TCP) in the daemons' namespace; prints the missing ones on
+# stderr after that.
 wait_at() {
   local tries=$1 ip=$2; shift 2
   local missing="" listening p

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the daemons of the third detection test bed (the implementations that the
 # first two beds lack: Apache, Caddy, BIND, Knot, PowerDNS, Squid, etcd, xrdp, RabbitMQ,
-# ...) without starting any of them: a policy-rc.d that exits 101 stops every postinst
+# 389 Directory Server, ...) without starting any of them: a policy-rc.d that exits 101 stops every postinst
 # from starting its service. Packages that conflict with the first bed's daemons are
 # unpacked into /opt/portolan-testbed3/root instead (their libraries are installed), as
 # tests/testbed2/install.sh does. Idempotent, and quick when everything is there.
@@ -12,19 +12,21 @@ export DEBIAN_FRONTEND=noninteractive
 
 PACKAGES=(
   apache2-bin caddy bind9 knot pdns-server pdns-backend-bind squid etcd-server xrdp
-  rabbitmq-server iproute2 openssl
+  rabbitmq-server 389-ds-base iproute2 openssl
   # the libraries of the unpacked daemons below
-  libcanlock3 liblockfile1 m4 libical3 libxapian30
+  libcanlock3 liblockfile1 m4 libical3 libxapian30 libcourier-unicode4
 )
 # Unpacked, not installed, each group into /opt/portolan-testbed3/GROUP: they conflict
 # with the first bed's postfix (mail-transport-agent), leafnode (news-transport-system)
-# and dovecot (imap-server, pop3-server).
+# and dovecot (imap-server, pop3-server). Courier's login programs greet before any
+# authentication: its authdaemon is not needed, nor the libraries of its imapd proper.
 UNPACK_DIR=/opt/portolan-testbed3
 UNPACK=(
   "opensmtpd:opensmtpd"
   "inn2:inn2 inn2-inews"
   "sendmail:sendmail-bin sendmail-base sendmail-cf"
   "cyrus:cyrus-common cyrus-imapd cyrus-pop3d"
+  "courier:courier-authlib courier-base courier-imap courier-pop"
 )
 
 missing=()

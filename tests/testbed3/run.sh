@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The third detection test bed: the implementations that the first two beds lack
-# (Apache httpd, Caddy, BIND, Knot DNS, PowerDNS, ...), inside a network namespace.
+# (Apache httpd, Caddy, BIND, Knot DNS, PowerDNS, Courier, 389 Directory Server, ...),
+# inside a network namespace.
 #
 #   run.sh start DIR   write configs into DIR, create the namespaces, start every daemon,
 #                      wait until they listen; DIR/env then names the namespaces
@@ -346,8 +347,121 @@ CONF
   run cyrus env LD_LIBRARY_PATH="$UNPACKED/cyrus/usr/lib/x86_64-linux-gnu" "$cybin/master" -D \
     -L "$cy/master.log" -C "$cy/imapd.conf" -M "$cy/cyrus.conf" -p "$cy/run/master.pid"
 
-  bed_wait tcp 600 80 8080 53 5353 3128 13128 2379 12379 3389 13389 5672 10672 25 2525 119 1119 143 1143 110 1110
+  # ---- Courier IMAP and POP3 on the second address: 143, 1143, 110, 1110 (unpacked: it
+  # conflicts with the first bed's dovecot). couriertcpd runs the login programs, which
+  # greet before any authentication, with the settings of Debian's /etc/courier files
+  # (read from the unpacked copies). It forks into the background once it listens:
+  # setsid -w waits for that, and the PID it writes is the one recorded. It drops the
+  # connections of an address past -maxperip (Debian: 20 for IMAP, 4 for POP3); the
+  # scanner is one address, and `scan --detect` opens some 25 connections to each
+  # couriertcpd (two ports), many at once: both get 40.
+  local cr=$UNPACKED/courier
+  mkdir -p "$dir/courier"
+  local svc conf ports login next
+  for svc in imap pop3; do
+    if [ "$svc" = imap ]; then
+      conf=imapd ports=143,1143 login=imaplogin next=/usr/bin/imapd
+    else
+      conf=pop3d ports=110,1110 login=courierpop3login next=$cr/usr/lib/courier/courier/courierpop3d
+    fi
+    $T setsid -w env -i LD_LIBRARY_PATH="$cr/usr/lib" sh -c "set -a && . $cr/etc/courier/$conf && exec $cr/usr/sbin/couriertcpd -address=$TARGET2_IP -maxprocs=\$MAXDAEMONS -maxperip=40 -pid=$dir/courier/$svc.pid -stderr=$dir/courier/$svc.log -nodnslookup -noidentlookup $ports $cr/usr/lib/courier/courier/$login $next Maildir" \
+      >"$dir/courier-$svc.out" 2>&1 </dev/null
+    echo "$(cat "$dir/courier/$svc.pid") courier-$svc" >>"$dir/pids"
+  done
+
+  # ---- Squid again on the second address, 3128 and 13128, that asks for a password
+  # (Basic, checked by basic_ncsa_auth against a file) before it relays anything
+  local sq=$dir/squid-auth
+  owned proxy "$sq"
+  # the password "bed3-secret", MD5-crypted
+  echo 'bed:$apr1$portolan$SUK9.uKg2ylLRia.nYizM1' >"$sq/passwd"
+  chmod 644 "$sq/passwd"
+  cat >"$dir/squid-auth.conf" <<CONF
+http_port $TARGET2_IP:3128
+http_port $TARGET2_IP:13128
+auth_param basic program /usr/lib/squid/basic_ncsa_auth $sq/passwd
+auth_param basic children 1 startup=1 idle=1
+auth_param basic realm portolan test bed 3
+acl users proxy_auth REQUIRED
+http_access allow users
+http_access deny all
+cache_effective_user proxy
+cache_effective_group proxy
+pid_filename $sq/squid.pid
+cache_log $sq/cache.log
+access_log none
+netdb_filename none
+cache deny all
+cache_mem 8 MB
+coredump_dir $sq
+CONF
+  run squid-auth /usr/sbin/squid -N -f "$dir/squid-auth.conf"
+
+  # ---- 389 Directory Server on 389 and 1389. dscreate makes the instance from an INF
+  # file and stops it; a copy of it, with another port, is the moved one. Both see the
+  # instance at the paths compiled in (/etc/dirsrv, /var/lib/dirsrv, /var/log/dirsrv,
+  # /run, /dev/shm), which are directories in DIR mounted there in private mount namespaces, and
+  # a defaults.inf that says there is no systemd: the host's stay untouched.
+  local ds=$dir/389ds
+  mkdir -p "$ds"
+  cat >"$ds/bed3.inf" <<CONF
+[general]
+full_machine_name = testbed3.portolan.test
+selinux = False
+systemd = False
+start = False
+[slapd]
+instance_name = bed3
+port = 389
+root_password = portolan-bed3
+self_sign_cert = False
+CONF
+  sed 's/^with_systemd = 1$/with_systemd = 0/' /usr/share/dirsrv/inf/defaults.inf >"$ds/defaults.inf"
+  # shm: the database's environment, where it is not kept with the database (outside
+  # containers, dscreate puts it under /dev/shm)
+  mkdir -p "$ds/389/etc" "$ds/389/lib" "$ds/389/log" "$ds/389/run" "$ds/389/shm"
+  cp -a /etc/dirsrv/config /etc/dirsrv/schema "$ds/389/etc/"
+  chown -R dirsrv:dirsrv "$ds/389"
+  ds_mounts() { # the mounts that show instance copy $1 at the compiled-in paths
+    echo "mount --bind $ds/$1/etc /etc/dirsrv && mount --bind $ds/$1/lib /var/lib/dirsrv &&" \
+      "mount --bind $ds/$1/log /var/log/dirsrv && mount --bind $ds/$1/run /run &&" \
+      "mount --bind $ds/$1/shm /dev/shm && mount --bind $ds/defaults.inf /usr/share/dirsrv/inf/defaults.inf &&" \
+      "mkdir -p /run/lock"
+  }
+  $T unshare -m --propagation private sh -c "$(ds_mounts 389) && exec dscreate from-file $ds/bed3.inf" \
+    >"$ds/dscreate.out" 2>&1 </dev/null || die "dscreate failed: $(tail -5 "$ds/dscreate.out")"
+  sed -i "s/^nsslapd-port: 389\$/nsslapd-port: 389\nnsslapd-listenhost: $TARGET_IP/" "$ds/389/etc/slapd-bed3/dse.ldif"
+  cp -a "$ds/389" "$ds/1389"
+  sed -i 's/^nsslapd-port: 389$/nsslapd-port: 1389/' "$ds/1389/etc/slapd-bed3/dse.ldif"
+  for p in 389 1389; do
+    # -d: in the foreground, with the default error log level
+    run "389ds-$p" unshare -m --propagation private sh -c \
+      "$(ds_mounts "$p") && exec /usr/sbin/ns-slapd -D /etc/dirsrv/slapd-bed3 -d 266354688"
+  done
+
+  # Address by address: most ports listen on two or three of them, each another daemon.
+  wait_at 600 "$TARGET_IP" 80 8080 53 5353 3128 13128 2379 12379 3389 13389 5672 10672 389 1389
+  wait_at 300 "$TARGET2_IP" 80 8080 53 5353 25 2525 119 1119 143 1143 110 1110 3128 13128
+  wait_at 300 "$TARGET3_IP" 53 5353 25 2525 143 1143 110 1110
   bed_wait udp 100 53 5353
+}
+
+# wait_at TENTHS ADDRESS PORTS...: waits up to TENTHS tenths of a second until every
+# port listens on ADDRESS (TCP) in the daemons' namespace; prints the missing ones on
+# stderr after that.
+wait_at() {
+  local tries=$1 ip=$2; shift 2
+  local missing="" listening p
+  for _ in $(seq "$tries"); do
+    missing=""
+    listening=$($T ss -Hltn | awk '{print $4}')
+    for p in "$@"; do
+      grep -qx "$ip:$p" <<<"$listening" || missing="$missing $ip:$p"
+    done
+    [ -z "$missing" ] && return 0
+    sleep 0.1
+  done
+  echo "$BED: not listening after $((tries / 10)) s:$missing" >&2
 }
 
 stop() {

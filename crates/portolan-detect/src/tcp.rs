@@ -330,6 +330,20 @@ fn cleartext(protocol: &str) -> bool {
     !matches!(protocol, "ssh" | "tls")
 }
 
+/// An IMAP greeting as evidence. One too long to quote whole loses its capability list
+/// (which the CAPABILITY answer repeats), not the text after it that names the server.
+fn imap_evidence(first: &str) -> String {
+    const MAX: usize = 160;
+    if first.chars().count() > MAX {
+        if let Some(rest) = first.strip_prefix("* OK [CAPABILITY ") {
+            if let Some((_, text)) = rest.split_once(']') {
+                return printable(format!("* OK [CAPABILITY …]{text}").as_bytes(), MAX);
+            }
+        }
+    }
+    printable(first.as_bytes(), MAX)
+}
+
 fn found(protocol: &str, evidence: String) -> Detection {
     Detection {
         protocol: Some(protocol.to_string()),
@@ -686,6 +700,12 @@ impl Ctx {
         if !versions.is_empty() {
             ev.push_str(&format!("; supportedLDAPVersion {}", versions.join(",")));
         }
+        // What names the product, where the server says it.
+        for attr in ["vendorName", "vendorVersion"] {
+            if let Some(v) = r.values(attr).next() {
+                ev.push_str(&format!("; {attr} {v}"));
+            }
+        }
         if let Some(res) = r.result {
             if res != 0 {
                 ev.push_str(&format!("; result {res} {}", r.diagnostic));
@@ -731,12 +751,17 @@ impl Ctx {
                 d = found("pop3", printable(first.as_bytes(), 160));
                 let capa = ask(&mut conn, b"CAPA\r\n", end_of_dot_list).await;
                 d.starttls = proto::has_capability(&capa, "STLS");
+                // A server that names itself there (RFC 2449 IMPLEMENTATION), where
+                // its greeting does not.
+                if let Some(name) = capa.lines().find(|l| l.starts_with("IMPLEMENTATION ")) {
+                    d.evidence = printable(format!("{first}; CAPA {name}").as_bytes(), 160);
+                }
                 transcript.push_str(&capa);
                 upgrade = Some(Upgrade::line(b"STLS\r\n", "+OK"));
                 quit = b"QUIT\r\n";
             }
             Greeting::Imap => {
-                d = found("imap", printable(first.as_bytes(), 160));
+                d = found("imap", imap_evidence(&first));
                 let caps = ask(&mut conn, b"a1 CAPABILITY\r\n", tagged("a1 ")).await;
                 transcript.push_str(&caps);
                 d.starttls = proto::has_word(&transcript, "STARTTLS");
@@ -1010,6 +1035,21 @@ mod tests {
             s.sort_by_key(|s| *s as u8);
             assert_eq!(s, ALL.to_vec(), "port {p}");
         }
+    }
+
+    #[test]
+    fn long_imap_greeting_keeps_the_name_not_the_capabilities() {
+        let courier = "* OK [CAPABILITY IMAP4rev1 UIDPLUS CHILDREN NAMESPACE THREAD=ORDEREDSUBJECT THREAD=REFERENCES SORT QUOTA IDLE ACL ACL2=UNION ENABLE UTF8=ACCEPT] Courier-IMAP ready. Copyright 1998-2019 Double Precision, Inc.  See COPYING for distribution information.";
+        assert_eq!(
+            imap_evidence(courier),
+            "* OK [CAPABILITY …] Courier-IMAP ready. Copyright 1998-2019 Double Precision, Inc.  See COPYING for distribution information."
+        );
+        // One that fits is quoted whole.
+        let dovecot = "* OK [CAPABILITY IMAP4rev1 SASL-IR ID ENABLE IDLE LITERAL+ AUTH=PLAIN] Dovecot (Debian) ready.";
+        assert_eq!(imap_evidence(dovecot), dovecot);
+        // Too long without a capability list: cut as any evidence is.
+        let long = format!("* OK {}", "x".repeat(300));
+        assert_eq!(imap_evidence(&long).chars().count(), 161);
     }
 
     #[test]

@@ -25,6 +25,8 @@ fn testbed3_more_implementations_are_identified() {
         "named",
         "knotd",
         "pdns_server",
+        "dscreate",
+        "ns-slapd",
     ] {
         if !require_tool(NAME, tool) {
             return;
@@ -42,6 +44,10 @@ fn testbed3_more_implementations_are_identified() {
     let inn = unpacked_version(UNPACKED, "inn2");
     let sendmail = unpacked_version(UNPACKED, "sendmail-bin");
     let cyrus = unpacked_version(UNPACKED, "cyrus-imapd");
+    // Unpacked too; Courier names itself, never its version.
+    let _ = unpacked_version(UNPACKED, "courier-imap");
+    let _ = unpacked_version(UNPACKED, "courier-pop");
+    let ds389 = package_version("389-ds-base");
 
     let wants = vec![
         // HTTP
@@ -77,13 +83,30 @@ fn testbed3_more_implementations_are_identified() {
         want("3:1143", "imap", Some("Cyrus imapd")).version(cyrus.clone()),
         want("3:110", "pop3", Some("Cyrus pop3d")).version(cyrus.clone()),
         want("3:1110", "pop3", Some("Cyrus pop3d")).version(cyrus),
-        // Proxies: Squid, open to the bed's network.
+        // Courier names itself in its IMAP greeting, and in its POP3 CAPA answer
+        // (IMPLEMENTATION), without a version.
+        want("2:143", "imap", Some("Courier imapd")),
+        want("2:1143", "imap", Some("Courier imapd")),
+        want("2:110", "pop3", Some("Courier pop3d")),
+        want("2:1110", "pop3", Some("Courier pop3d")),
+        // LDAP: 389 Directory Server's root DSE names it (vendorName) and its version
+        // (vendorVersion).
+        want("389", "ldap", Some("389 Directory Server")).version(ds389.clone()),
+        want("1389", "ldap", Some("389 Directory Server")).version(ds389),
+        // Proxies: Squid, open to the bed's network,
         want("3128", "http-proxy", Some("Squid"))
             .version(squid.clone())
             .anonymous(true),
         want("13128", "http-proxy", Some("Squid"))
-            .version(squid)
+            .version(squid.clone())
             .anonymous(true),
+        // and Squid that wants a password: CONNECT answers 407.
+        want("2:3128", "http-proxy", Some("Squid"))
+            .version(squid.clone())
+            .anonymous(false),
+        want("2:13128", "http-proxy", Some("Squid"))
+            .version(squid)
+            .anonymous(false),
         // Cluster APIs: etcd's /version.
         want("2379", "etcd", Some("etcd")).version(etcd.clone()),
         want("12379", "etcd", Some("etcd")).version(etcd),

@@ -61,16 +61,111 @@ pub fn fd_budget(cfg: &ScanConfig) -> usize {
     cfg.concurrency.map_or(free, |c| c.min(free)).max(1)
 }
 
-/// Connect-scans `ports` of `hosts` in rounds; returns each host's smoothed RTT.
+/// Results a worker sends to the scan's thread at a time: one message per result would
+/// cost a futex wake-up each.
+const RESULT_BATCH: usize = 256;
+
+/// Connect-scans `ports` of `hosts` (one block); returns each host's smoothed RTT.
+///
+/// The ports are split among threads (every core, at most 4), each running the rounds
+/// on its own share with its own sockets: on a loopback or LAN target the scan is the
+/// kernel's work of the syscalls, and that parallelizes. The descriptors and `--rate`
+/// are split alike.
 pub fn scan(
     cfg: &ScanConfig,
     hosts: &[IpAddr],
     ports: &[u16],
     sink: &mut Sink<'_>,
 ) -> Result<Vec<Option<HostTiming>>, ScanError> {
-    let mut p = ConnectProber::new(fd_budget(cfg), cfg.rtt.max)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cfg
+        .threads
+        .unwrap_or(cores.min(4))
+        .clamp(1, ports.len().max(1));
+    let budget = (fd_budget(cfg) / threads).max(1);
+    let rate = cfg
+        .rate
+        .map_or(UNLIMITED, |r| f64::from(r) / threads as f64);
+    if threads == 1 {
+        return scan_share(cfg, hosts, ports, budget, rate, sink);
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<crate::PortResult>>();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|k| {
+                let share: Vec<u16> = ports.iter().skip(k).step_by(threads).copied().collect();
+                let tx = tx.clone();
+                s.spawn(move || worker(cfg, hosts, &share, budget, rate, &tx))
+            })
+            .collect();
+        drop(tx);
+        for rs in rx {
+            for r in rs {
+                sink.port(r);
+            }
+        }
+        let mut timing: Vec<Option<HostTiming>> = vec![None; hosts.len()];
+        for h in handles {
+            let (t, selfs) = h.join().unwrap_or_else(|_| {
+                Err(ScanError::Io {
+                    op: "connect worker",
+                    source: io::Error::other("worker thread panicked"),
+                })
+            })?;
+            sink.summary.self_connects += selfs;
+            for (a, b) in timing.iter_mut().zip(t) {
+                *a = a.or(b);
+            }
+        }
+        Ok(timing)
+    })
+}
+
+/// One thread's share of a connect scan: its results go to `tx` in batches; returns its
+/// hosts' RTTs and how many self-connects it stepped around.
+fn worker(
+    cfg: &ScanConfig,
+    hosts: &[IpAddr],
+    ports: &[u16],
+    budget: usize,
+    rate: f64,
+    tx: &std::sync::mpsc::Sender<Vec<crate::PortResult>>,
+) -> Result<(Vec<Option<HostTiming>>, u64), ScanError> {
+    let mut out = Vec::new();
+    let mut on = |e: crate::Event| {
+        if let crate::Event::Port(r) = e {
+            out.push(r);
+            if out.len() >= RESULT_BATCH {
+                let _ = tx.send(std::mem::take(&mut out));
+            }
+        }
+    };
+    let mut sink = Sink {
+        on: &mut on,
+        done: 0,
+        total: 0,
+        last: Instant::now(),
+        summary: portolan_model::ScanSummary::default(),
+    };
+    let timing = scan_share(cfg, hosts, ports, budget, rate, &mut sink)?;
+    let selfs = sink.summary.self_connects;
+    if !out.is_empty() {
+        let _ = tx.send(out);
+    }
+    Ok((timing, selfs))
+}
+
+/// Scans `ports` of `hosts` in rounds with one prober of `budget` sockets at `rate`.
+fn scan_share(
+    cfg: &ScanConfig,
+    hosts: &[IpAddr],
+    ports: &[u16],
+    budget: usize,
+    rate: f64,
+    sink: &mut Sink<'_>,
+) -> Result<Vec<Option<HostTiming>>, ScanError> {
+    let mut p = ConnectProber::new(budget, cfg.rtt.max)?;
     let e = engine();
-    let max = cfg.rate.map_or(e.default_rate, f64::from);
     // The kernel picks the source address of a connect: none is looked up.
     let srcs = vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED); hosts.len()];
     let mut t = Table::new(
@@ -80,7 +175,7 @@ pub fn scan(
         Proto::Tcp,
         RttEstimator::new(cfg.rtt),
         Instant::now(),
-        Controller::new(max, (e.min_rate)(max)),
+        Controller::new(rate, (e.min_rate)(rate)),
         RetryPolicy::new(cfg.max_retries, e.retry_cap),
     );
     rounds::run(&mut t, &mut p, &e.rounds, sink)?;

@@ -207,7 +207,9 @@ pub fn scan(
     let tcp_fds = if both { budget - budget / 4 } else { budget };
     let discover = match (cfg.discovery, connect) {
         (false, _) => None,
-        (true, true) => Some(Box::new(ConnectProber::new(disc_fds, cfg.rtt.max)?) as Box<dyn Prober>),
+        (true, true) => {
+            Some(Box::new(ConnectProber::new(disc_fds, cfg.rtt.max)?) as Box<dyn Prober>)
+        }
         (true, false) => {
             let mut p = SynProber::new(v4, v6)?;
             p.echo = Some(crate::discovery::echo_id());

@@ -2,7 +2,7 @@
 //! docs/development.md, "Syscalls: hand-written or rustix"), and no `unsafe`.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use rustix::event::{Timespec, epoll};
@@ -51,5 +51,13 @@ impl Epoll {
             Err(e) => return Err(e.into()),
         }
         Ok(self.events.iter().map(|e| e.data.u64()))
+    }
+}
+
+impl AsRawFd for Epoll {
+    /// The epoll descriptor itself: readable while events are ready, so `poll` on it
+    /// waits for any watched socket.
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
     }
 }

@@ -4,8 +4,9 @@
 //! a [`ScanConfig`], and [`Scanner::run`] streams [`Event`]s to a callback as results come
 //! in. Three engines do the work:
 //!
-//! - `connect`: nonblocking `connect()` over epoll, on every core, with concurrency sized
-//!   from `RLIMIT_NOFILE` (raised to the hard limit); needs no privileges.
+//! - `connect`: nonblocking `connect()` over epoll, on every core for one block, with the
+//!   sockets in flight bounded by `RLIMIT_NOFILE` (raised to the hard limit); needs no
+//!   privileges.
 //! - `syn`: hand-built TCP SYNs sent in batches on a raw socket, stateless, with a keyed
 //!   cookie in the sequence number that validates every reply; never completes a handshake.
 //! - `udp`: protocol payloads for the common services; ICMP port-unreachable means closed.
@@ -102,7 +103,8 @@ pub struct ScanConfig {
     pub rate: Option<u32>,
     /// Connections in flight for the connect engine; `None` sizes it from RLIMIT_NOFILE.
     pub concurrency: Option<usize>,
-    /// Worker threads for the connect engine; `None` uses every core (at most 4).
+    /// Threads of a connect scan of one block (the ports split among them); `None` uses
+    /// every core (at most 4). Many blocks go through the pipeline, on one thread.
     pub threads: Option<usize>,
     /// The seed of the probe order; `None`: [`plan::default_seed`] of the targets and
     /// ports, the same in every process.
@@ -245,10 +247,15 @@ impl Scanner {
         plan::Plan::new(targets, self.seed(targets), cfg.shard, per_host)
     }
 
-    /// Whether the raw engines carry the whole scan (no connect engine is needed), so that
-    /// blocks overlap.
-    fn pipelined(&self) -> bool {
+    /// Whether the scan of `blocks` blocks goes through the pipeline, blocks overlapping:
+    /// in connect mode when there are blocks to overlap (connect and UDP need no
+    /// privileges; one block is faster on every core, see `connect::scan`), and in SYN
+    /// mode when raw sockets carry discovery too.
+    fn pipelined(&self, blocks: u64) -> bool {
         let cfg = &self.config;
+        if cfg.mode == Mode::Connect {
+            return blocks > 1;
+        }
         let raw = sys::can_raw();
         let tcp_raw = cfg.tcp_ports.is_empty() || cfg.mode == Mode::Syn;
         let disc_raw = !cfg.discovery || (cfg.mode == Mode::Syn && raw);
@@ -291,7 +298,7 @@ impl Scanner {
             summary: ScanSummary::default(),
         };
         let mut covered = Covered::default();
-        if self.pipelined() {
+        if self.pipelined(plan.blocks() - first) {
             let families = targets.families();
             pipeline::scan(cfg, &plan, first, families, &mut sink, &mut |a| {
                 covered.add(a)
@@ -480,13 +487,6 @@ impl Rng {
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    pub(crate) fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = (self.next() % (i as u64 + 1)) as usize;
-            v.swap(i, j);
-        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! The raw engines (SYN, UDP, and discovery with raw sockets) over many hosts: blocks of
+//! The engines (SYN or connect, UDP, and discovery by either) over many hosts: blocks of
 //! the plan go through discovery, the TCP ports and the UDP ports, each stage in rounds as
 //! `rounds::run` has them, but several blocks are in flight at once. While one block waits
 //! out its timeout, the next one sends, so the waits overlap instead of adding up, and a
@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
+use crate::connect::ConnectProber;
 use crate::perm::Permutation;
 use crate::plan::Plan;
 use crate::rate::{Controller, Pacer, RetryPolicy};
@@ -19,7 +20,7 @@ use crate::rounds::{self, BATCH, Engine, Prober, Rounds, Table};
 use crate::rtt::RttEstimator;
 use crate::syn::SynProber;
 use crate::udp::UdpProber;
-use crate::{Event, HostTiming, Reason, ScanConfig, ScanError, Sink, io_err};
+use crate::{Event, HostTiming, Mode, Reason, ScanConfig, ScanError, Sink, io_err};
 
 /// Finished hosts reported at a time while the pacer refills.
 const REPORT_BATCH: usize = 4;
@@ -175,9 +176,10 @@ enum Pending {
     Block(u64),
 }
 
-fn engine(stage: Stage) -> Engine {
-    match stage {
-        Stage::Udp => crate::udp::engine(),
+fn engine(stage: Stage, mode: Mode) -> Engine {
+    match (stage, mode) {
+        (Stage::Udp, _) => crate::udp::engine(),
+        (_, Mode::Connect) => crate::connect::engine(),
         _ => crate::syn::engine(),
     }
 }
@@ -193,17 +195,34 @@ pub fn scan(
     probed: &mut dyn FnMut(IpAddr),
 ) -> Result<(), ScanError> {
     let (v4, v6) = families;
-    let discover = if cfg.discovery {
-        let mut p = SynProber::new(v4, v6)?;
-        p.echo = Some(crate::discovery::echo_id());
-        Some(Box::new(p) as Box<dyn Prober>)
+    let connect = cfg.mode == Mode::Connect;
+    // The connect stages share the descriptors: discovery a quarter, the ports the rest.
+    let budget = if connect {
+        crate::connect::fd_budget(cfg)
     } else {
-        None
+        0
     };
-    let tcp = if cfg.tcp_ports.is_empty() {
-        None
-    } else {
-        Some(Box::new(SynProber::new(v4, v6)?) as Box<dyn Prober>)
+    let both = cfg.discovery && !cfg.tcp_ports.is_empty();
+    let disc_fds = if both { budget / 4 } else { budget };
+    let tcp_fds = if both { budget - budget / 4 } else { budget };
+    let discover = match (cfg.discovery, connect) {
+        (false, _) => None,
+        (true, true) => {
+            Some(Box::new(ConnectProber::new(disc_fds, cfg.rtt.max)?) as Box<dyn Prober>)
+        }
+        (true, false) => {
+            let mut p = SynProber::new(v4, v6)?;
+            p.echo = Some(crate::discovery::echo_id());
+            Some(Box::new(p) as Box<dyn Prober>)
+        }
+    };
+    let tcp = match (cfg.tcp_ports.is_empty(), connect) {
+        (true, _) => None,
+        (false, true) => {
+            let p = ConnectProber::new(tcp_fds, cfg.rtt.max)?;
+            Some(Box::new(p) as Box<dyn Prober>)
+        }
+        (false, false) => Some(Box::new(SynProber::new(v4, v6)?) as Box<dyn Prober>),
     };
     let udp = if cfg.udp_ports.is_empty() {
         None
@@ -469,7 +488,7 @@ impl Driver<'_, '_> {
             if ports.is_empty() || b.hosts.is_empty() {
                 continue;
             }
-            let e = engine(stage);
+            let e = engine(stage, self.cfg.mode);
             let max = self.cfg.rate.map_or(e.default_rate, f64::from);
             let learned = self.learned[stage.prober()].clone();
             let (ctl, retry, rtt) = match learned {

@@ -94,6 +94,7 @@ impl Pacer {
     }
 
     /// Takes up to `want` tokens; returns how many were granted.
+    #[cfg(test)]
     pub fn take(&mut self, want: usize) -> usize {
         self.refill();
         let now = self.last;
@@ -114,12 +115,6 @@ impl Pacer {
         }
         let n = (self.tokens.floor() as usize).min(want).min(room);
         self.hand_out(now, n)
-    }
-
-    /// How long until the next token.
-    pub fn wait(&self) -> Duration {
-        let missing = (1.0 - self.tokens).max(0.0);
-        Duration::from_secs_f64(missing / self.rate).max(Duration::from_micros(50))
     }
 
     /// How long until a batch of `want` tokens (see [`Pacer::take_batch`]).

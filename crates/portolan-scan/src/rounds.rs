@@ -199,7 +199,8 @@ impl Table {
             rtt = Some(d);
         }
         if let Some(disc) = &mut self.disc {
-            if matches!(reason, Reason::SynAck | Reason::Reset) && disc.tcp[h].is_none() {
+            let heard = matches!(reason, Reason::SynAck | Reason::Reset | Reason::ConnRefused);
+            if heard && disc.tcp[h].is_none() {
                 disc.tcp[h] = Some((reason, rtt));
             }
             return true;

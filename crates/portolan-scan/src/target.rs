@@ -285,6 +285,38 @@ impl TargetSet {
         (off < b.len()).then(|| from_u128(b.v6, b.first + off))
     }
 
+    /// The position of `addr` in [`TargetSet::iter`]'s order, if the set holds it.
+    pub fn index_of(&self, addr: IpAddr) -> Option<u64> {
+        let (v6, n) = (addr.is_ipv6(), to_u128(addr));
+        let k = self.blocks.partition_point(|b| (b.v6, b.last) < (v6, n));
+        let b = self.blocks.get(k)?;
+        (b.v6 == v6 && b.first <= n).then(|| self.starts[k] + (n - b.first) as u64)
+    }
+
+    /// The runs of consecutive addresses whose positions `f` holds, in order.
+    pub fn runs(&self, f: impl Fn(u64) -> bool) -> Vec<(IpAddr, IpAddr)> {
+        let mut out = Vec::new();
+        for (b, &start) in self.blocks.iter().zip(&self.starts) {
+            let len = b.len() as u64;
+            let mut i = 0;
+            while i < len {
+                if !f(start + i) {
+                    i += 1;
+                    continue;
+                }
+                let first = i;
+                while i < len && f(start + i) {
+                    i += 1;
+                }
+                out.push((
+                    from_u128(b.v6, b.first + u128::from(first)),
+                    from_u128(b.v6, b.first + u128::from(i - 1)),
+                ));
+            }
+        }
+        out
+    }
+
     /// A digest of the set (its address blocks), the same in every process: part of the
     /// default probe-order seed and of a resume file's check.
     pub fn digest(&self) -> u64 {

@@ -487,6 +487,47 @@ mod tests {
             .collect())
     }
 
+    /// Regression (issue 15): the coverage of a scan kept ranges of the probed hosts,
+    /// fragmented by the permuted order (16 bytes an address half-way); it is a bit per
+    /// position now, and these give the positions and the ranges back.
+    #[test]
+    fn coverage_positions_and_runs() {
+        let t: Vec<Target> = ["198.18.0.0/30", "198.18.0.8/31", "2001:2::1"]
+            .iter()
+            .map(|s| Target::parse(s).unwrap())
+            .collect();
+        let set = TargetSet::build(&t, &[], false).unwrap();
+        for (i, a) in set.iter().enumerate() {
+            assert_eq!(set.index_of(a), Some(i as u64), "{a}");
+        }
+        for a in [
+            "198.18.0.4",
+            "198.18.0.7",
+            "198.18.0.10",
+            "2001:2::2",
+            "::1",
+        ] {
+            assert_eq!(set.index_of(a.parse().unwrap()), None, "{a}");
+        }
+        // Positions 0, 1, 3 (of the /30), 4, 5 (the /31), 6 (the IPv6 address): runs stop
+        // at a gap and at the end of an address block, though the positions go on.
+        let held = [0u64, 1, 3, 4, 5, 6];
+        let runs: Vec<String> = set
+            .runs(|i| held.contains(&i))
+            .into_iter()
+            .map(|(a, b)| format!("{a}-{b}"))
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                "198.18.0.0-198.18.0.1",
+                "198.18.0.3-198.18.0.3",
+                "198.18.0.8-198.18.0.9",
+                "2001:2::1-2001:2::1"
+            ]
+        );
+    }
+
     #[test]
     fn forms() {
         assert_eq!(

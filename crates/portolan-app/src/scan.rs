@@ -2,7 +2,7 @@
 //! listed, which are summarised as "not shown"), name the ports from the registry, run
 //! service detection when asked, and return the model's [`ScanReport`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -373,18 +373,45 @@ fn now_secs() -> u64 {
 }
 
 /// One host's results, held until its end, when it is known whether a state is listed
-/// or summarised.
+/// or summarised. Kept small (tens of thousands of hosts are in flight in a large scan):
+/// plain results, not the shown ports, which are built again at the host's end.
 #[derive(Default)]
 struct HostAgg {
-    counts: BTreeMap<(PortState, Reason, Proto), u64>,
-    /// Ports of states that may be listed at the host's end (at most one past the limit).
-    held: BTreeMap<PortState, Vec<PortResult>>,
-    listed: Vec<ScannedPort>,
+    /// Ports per (state, reason, protocol), in that order.
+    counts: Vec<((PortState, Reason, Proto), u32)>,
+    /// Ports of states that may be listed at the host's end (at most one past the limit
+    /// of each state).
+    held: Vec<PortResult>,
+    /// Ports already shown (listed).
+    shown: Vec<PortResult>,
     /// Listed ports waiting for their detection.
     deferred: Vec<PortResult>,
     started: u64,
     reason: Option<Reason>,
     rtt: Option<Duration>,
+}
+
+impl HostAgg {
+    fn count(&mut self, key: (PortState, Reason, Proto), add: bool) {
+        match self.counts.binary_search_by_key(&key, |c| c.0) {
+            Ok(i) if add => self.counts[i].1 += 1,
+            Ok(i) => {
+                self.counts[i].1 -= 1;
+                if self.counts[i].1 == 0 {
+                    self.counts.remove(i);
+                }
+            }
+            Err(i) if add => self.counts.insert(i, (key, 1)),
+            Err(_) => {}
+        }
+    }
+
+    fn hold(&mut self, r: PortResult) {
+        let same = self.held.iter().filter(|h| h.state == r.state).count();
+        if (same as u64) < LIST_LIMIT + 1 {
+            self.held.push(r);
+        }
+    }
 }
 
 /// The per-host aggregation of engine events: which ports are shown and when, and the
@@ -394,7 +421,7 @@ pub struct Aggregator<'a> {
     detect: Option<Pool>,
     all: bool,
     names: &'a TargetSet,
-    hosts: BTreeMap<IpAddr, HostAgg>,
+    hosts: HashMap<IpAddr, HostAgg>,
     done: Vec<HostResult>,
     /// Keep finished hosts in `done`.
     keep: bool,
@@ -415,7 +442,7 @@ impl<'a> Aggregator<'a> {
             detect: None,
             all,
             names,
-            hosts: BTreeMap::new(),
+            hosts: HashMap::new(),
             done: Vec::new(),
             keep: true,
             promoted: 0,
@@ -517,7 +544,7 @@ impl<'a> Aggregator<'a> {
         let detecting = self.detect.is_some();
         let all = self.all;
         let h = self.hosts.entry(r.host).or_default();
-        *h.counts.entry((r.state, r.reason, r.proto)).or_default() += 1;
+        h.count((r.state, r.reason, r.proto), true);
         if detecting && wants_detection(&r) {
             // Shown (or summarised) with its detection at the host's end: an answer
             // makes a UDP open|filtered port open.
@@ -525,15 +552,12 @@ impl<'a> Aggregator<'a> {
             return;
         }
         if r.state == PortState::Open || all {
+            h.shown.push(r);
             let p = self.scanned(r);
             on(ScanEvent::Port(&p));
-            self.hosts.entry(r.host).or_default().listed.push(p);
             return;
         }
-        let held = h.held.entry(r.state).or_default();
-        if (held.len() as u64) < LIST_LIMIT + 1 {
-            held.push(r);
-        }
+        h.hold(r);
     }
 
     fn host_done(
@@ -543,6 +567,8 @@ impl<'a> Aggregator<'a> {
         on: &mut dyn FnMut(ScanEvent<'_>),
     ) {
         let mut h = self.hosts.remove(&addr).unwrap_or_default();
+        let shown = std::mem::take(&mut h.shown);
+        let mut listed: Vec<ScannedPort> = shown.into_iter().map(|r| self.scanned(r)).collect();
         // What waited for the host's end is shown in port order, not in the order the
         // answers came.
         let mut deferred = std::mem::take(&mut h.deferred);
@@ -551,43 +577,31 @@ impl<'a> Aggregator<'a> {
             let mut p = self.scanned(r);
             if promote(&mut p) {
                 self.promoted += 1;
-                let from = (PortState::OpenFiltered, r.reason, r.proto);
-                if let Some(n) = h.counts.get_mut(&from) {
-                    *n -= 1;
-                    if *n == 0 {
-                        h.counts.remove(&from);
-                    }
-                }
-                *h.counts
-                    .entry((p.result.state, p.result.reason, p.result.proto))
-                    .or_default() += 1;
+                h.count((PortState::OpenFiltered, r.reason, r.proto), false);
+                h.count((p.result.state, p.result.reason, p.result.proto), true);
             }
             if p.result.state == PortState::Open || self.all {
                 on(ScanEvent::Port(&p));
-                h.listed.push(p);
+                listed.push(p);
             } else {
-                let held = h.held.entry(p.result.state).or_default();
-                if (held.len() as u64) < LIST_LIMIT + 1 {
-                    held.push(p.result);
-                }
+                h.hold(p.result);
             }
         }
         let mut per_state: BTreeMap<PortState, u64> = BTreeMap::new();
         for ((s, _, _), n) in &h.counts {
-            *per_state.entry(*s).or_default() += n;
+            *per_state.entry(*s).or_default() += u64::from(*n);
         }
-        for (state, mut rs) in std::mem::take(&mut h.held) {
-            if per_state.get(&state).copied().unwrap_or(0) > LIST_LIMIT {
+        let mut held = std::mem::take(&mut h.held);
+        held.sort_by_key(|r| (r.state, r.proto, r.port));
+        for r in held {
+            if per_state.get(&r.state).copied().unwrap_or(0) > LIST_LIMIT {
                 continue;
             }
-            rs.sort_by_key(|r| (r.proto, r.port));
-            for r in rs {
-                let p = self.scanned(r);
-                on(ScanEvent::Port(&p));
-                h.listed.push(p);
-            }
+            let p = self.scanned(r);
+            on(ScanEvent::Port(&p));
+            listed.push(p);
         }
-        let result = finish(addr, h, per_state, timing, self.names);
+        let result = finish(addr, h, listed, per_state, timing, self.names);
         on(ScanEvent::HostDone(&result));
         if self.keep {
             self.done.push(result);
@@ -611,12 +625,13 @@ fn promote(p: &mut ScannedPort) -> bool {
 fn finish(
     addr: IpAddr,
     h: HostAgg,
+    listed: Vec<ScannedPort>,
     per_state: BTreeMap<PortState, u64>,
     timing: Option<HostTiming>,
     names: &TargetSet,
 ) -> HostResult {
     let mut listed_count: BTreeMap<PortState, u64> = BTreeMap::new();
-    for p in &h.listed {
+    for p in &listed {
         *listed_count.entry(p.result.state).or_default() += 1;
     }
     let hidden = |s: &PortState| listed_count.get(s).copied().unwrap_or(0) < per_state[s];
@@ -628,15 +643,15 @@ fn finish(
     let not_shown_reasons = h
         .counts
         .iter()
-        .filter(|((s, _, _), _)| hidden(s))
-        .map(|(&(state, reason, protocol), &count)| ReasonCount {
+        .filter(|&&((s, _, _), _)| hidden(&s))
+        .map(|&((state, reason, protocol), count)| ReasonCount {
             state,
             reason,
             protocol,
-            count,
+            count: u64::from(count),
         })
         .collect();
-    let mut ports = h.listed;
+    let mut ports = listed;
     ports.sort_by_key(|p| (p.result.proto, p.result.port));
     HostResult {
         host: addr,

@@ -297,7 +297,7 @@ impl Scanner {
             last: Instant::now(),
             summary: ScanSummary::default(),
         };
-        let mut covered = Covered::default();
+        let mut covered = Covered::new(targets);
         if self.pipelined(plan.blocks() - first) {
             let families = targets.families();
             pipeline::scan(cfg, &plan, first, families, &mut sink, &mut |a| {
@@ -326,7 +326,7 @@ impl Scanner {
         chunk: &[IpAddr],
         per_host: usize,
         sink: &mut Sink<'_>,
-        covered: &mut Covered,
+        covered: &mut Covered<'_>,
     ) -> Result<(), ScanError> {
         let cfg = &self.config;
         sink.summary.hosts_total += chunk.len() as u64;
@@ -404,56 +404,51 @@ impl Scanner {
     }
 }
 
-/// The hosts whose ports were probed, as merged ranges (they come in probe order, not
-/// address order).
-#[derive(Default)]
-struct Covered(std::collections::BTreeMap<(bool, u128), u128>);
+/// The hosts whose ports were probed: a bit for each address of the target set (they
+/// come in probe order, a permutation, so ranges of them would stay fragmented until the
+/// end, a quarter as many ranges as addresses half-way).
+struct Covered<'t> {
+    targets: &'t TargetSet,
+    bits: Vec<u64>,
+}
 
-impl Covered {
+impl<'t> Covered<'t> {
+    fn new(targets: &'t TargetSet) -> Covered<'t> {
+        Covered {
+            targets,
+            bits: Vec::new(),
+        }
+    }
+
     fn add(&mut self, a: IpAddr) {
-        let a = portolan_model::canonical(a);
-        let (v6, n) = match a {
-            IpAddr::V4(v) => (false, u128::from(u32::from(v))),
-            IpAddr::V6(v) => (true, u128::from(v)),
+        let Some(i) = self
+            .targets
+            .index_of(a)
+            .or_else(|| self.targets.index_of(portolan_model::canonical(a)))
+        else {
+            return;
         };
-        // The range just below, if it reaches n.
-        let below = self
-            .0
-            .range(..=(v6, n))
-            .next_back()
-            .map(|(&k, &last)| (k, last))
-            .filter(|&((f6, _), last)| f6 == v6 && last.saturating_add(1) >= n);
-        let mut first = n;
-        let mut last = n;
-        if let Some((k, l)) = below {
-            if l >= n {
-                return;
-            }
-            first = k.1;
-            self.0.remove(&k);
+        let w = (i / 64) as usize;
+        if w >= self.bits.len() {
+            self.bits.resize(w + 1, 0);
         }
-        if n < u128::MAX
-            && let Some(l) = self.0.remove(&(v6, n + 1))
-        {
-            last = l;
-        }
-        self.0.insert((v6, first), last);
+        self.bits[w] |= 1 << (i % 64);
+    }
+
+    fn has(&self, i: u64) -> bool {
+        self.bits
+            .get((i / 64) as usize)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
     fn coverage(&self, tcp: &[PortRange], udp: &[PortRange]) -> Coverage {
-        let to_ip = |v6: bool, n: u128| {
-            if v6 {
-                IpAddr::V6(n.into())
-            } else {
-                IpAddr::V4((n as u32).into())
-            }
-        };
         let addresses: Vec<portolan_model::AddrRange> = self
-            .0
-            .iter()
-            .map(|(&(v6, f), &l)| portolan_model::AddrRange {
-                first: to_ip(v6, f),
-                last: to_ip(v6, l),
+            .targets
+            .runs(|i| self.has(i))
+            .into_iter()
+            .map(|(first, last)| portolan_model::AddrRange {
+                first: portolan_model::canonical(first),
+                last: portolan_model::canonical(last),
             })
             .collect();
         let mut c = Coverage::default();

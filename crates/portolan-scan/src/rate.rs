@@ -12,66 +12,83 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// A token bucket: `rate` tokens a second, at most `burst` saved up.
+/// A token bucket: `rate` tokens a second, at most `burst` saved up, and a cap on each
+/// one-second window counted from the pacer's start: no window hands out more than the
+/// rate (the fraction a window cannot hand out carries to the next, so a rate of 2.5 gives
+/// 2, 3, 2, 3 ...). Saved-up tokens make up for late wake-ups inside a window; the cap
+/// keeps the catch-up from pushing a window over the rate.
 #[derive(Debug)]
 pub struct Pacer {
     rate: f64,
     tokens: f64,
     burst: f64,
     last: Instant,
-    /// What was handed out in the last second, and its sum: no second carries more
-    /// than the rate, however much was saved up.
-    recent: VecDeque<(Instant, u32)>,
-    in_second: u64,
+    /// The current one-second window: its start, what it may hand out, and what it did.
+    window: Instant,
+    allow: f64,
+    in_window: u64,
 }
 
 /// A rate this high is no limit (the connect engine without `--rate`): not counted.
 const UNCOUNTED: f64 = 1e8;
 
-/// What a pacer saves up: 40 ms of sending, so that the late wake-ups of a loaded
-/// machine cost no rate, yet a catch-up burst stays short (the last second's count keeps
-/// any second at the rate).
+const SECOND: Duration = Duration::from_secs(1);
+
+/// What a pacer saves up: 31 ms of sending, so that the late wake-ups of a loaded
+/// machine cost no rate, yet a catch-up stays short: each window holds the rate, and a
+/// second that straddles two windows at most the rate and this (3%) and a batch.
 fn burst(rate: f64) -> f64 {
-    (rate / 25.0).max(1.0)
+    (rate / 32.0).max(1.0)
 }
 
 impl Pacer {
     pub fn new(rate: f64) -> Pacer {
+        Pacer::new_at(rate, Instant::now())
+    }
+
+    fn new_at(rate: f64, now: Instant) -> Pacer {
         let burst = burst(rate);
         Pacer {
             rate,
             tokens: burst,
             burst,
-            last: Instant::now(),
-            recent: VecDeque::new(),
-            in_second: 0,
+            last: now,
+            window: now,
+            allow: rate,
+            in_window: 0,
         }
     }
 
-    /// Forgets what was handed out more than a second ago; returns what the last second
-    /// still allows.
-    fn room(&mut self, now: Instant) -> u64 {
+    /// Moves the window on to the one holding `now`.
+    fn roll(&mut self, now: Instant) {
+        let gone = now.saturating_duration_since(self.window);
+        if gone < SECOND {
+            return;
+        }
+        let whole = gone.as_secs();
+        self.window += Duration::from_secs(whole);
+        // What the last window could not hand out for being a fraction carries over;
+        // unused whole probes do not (they would let a window exceed the rate).
+        let carry = if whole == 1 {
+            (self.allow - self.in_window as f64).clamp(0.0, 1.0 - 1e-9)
+        } else {
+            0.0
+        };
+        self.allow = self.rate + carry;
+        self.in_window = 0;
+    }
+
+    /// What the current window still allows.
+    fn room(&self) -> u64 {
         if self.rate >= UNCOUNTED {
             return u64::MAX;
         }
-        while let Some(&(t, n)) = self.recent.front() {
-            if now.duration_since(t) < Duration::from_secs(1) {
-                break;
-            }
-            self.recent.pop_front();
-            self.in_second -= u64::from(n);
-        }
-        (self.rate.floor() as u64)
-            .max(1)
-            .saturating_sub(self.in_second)
+        (self.allow.floor() as u64).saturating_sub(self.in_window)
     }
 
-    fn hand_out(&mut self, now: Instant, n: usize) -> usize {
+    fn hand_out(&mut self, n: usize) -> usize {
         self.tokens -= n as f64;
-        if n > 0 && self.rate < UNCOUNTED {
-            self.recent.push_back((now, n as u32));
-            self.in_second += n as u64;
-        }
+        self.in_window += n as u64;
         n
     }
 
@@ -80,57 +97,85 @@ impl Pacer {
     }
 
     pub fn set_rate(&mut self, rate: f64) {
-        self.refill();
+        let now = Instant::now();
+        self.refill(now);
         self.rate = rate.max(1.0);
         self.burst = burst(self.rate);
         self.tokens = self.tokens.min(self.burst);
+        // The current window holds the lower of the two rates.
+        self.allow = self.allow.min(self.rate + 1.0 - 1e-9);
     }
 
-    fn refill(&mut self) {
-        let now = Instant::now();
-        let dt = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
+    fn refill(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
         self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        self.roll(now);
     }
 
     /// Takes up to `want` tokens; returns how many were granted.
     #[cfg(test)]
     pub fn take(&mut self, want: usize) -> usize {
-        self.refill();
-        let now = self.last;
-        let room = self.room(now) as usize;
-        let n = (self.tokens.floor() as usize).min(want).min(room);
-        self.hand_out(now, n)
+        self.take_at(want, Instant::now())
     }
 
-    /// Takes a batch of `want` tokens (or as many as can be saved up, if fewer), or none:
-    /// sending one packet per wake-up would cost a syscall each.
+    fn take_at(&mut self, want: usize, now: Instant) -> usize {
+        self.refill(now);
+        let n = (self.tokens.floor().max(0.0) as usize)
+            .min(want)
+            .min(self.room().min(usize::MAX as u64) as usize);
+        self.hand_out(n)
+    }
+
+    /// What a batch of `want` needs before it goes: `want`, or fewer when that is more than
+    /// can be saved up or than the window has left (0: the window is spent).
+    fn need(&self, want: usize) -> f64 {
+        let room = self.room();
+        if room == 0 {
+            return 0.0;
+        }
+        (want as f64).min(self.burst).min(room as f64).max(1.0)
+    }
+
+    /// Takes a batch of up to `want` tokens, or none: a batch goes when the tokens for it
+    /// are there (sending one packet per wake-up would cost a syscall each), and is cut to
+    /// what the window has left.
     pub fn take_batch(&mut self, want: usize) -> usize {
-        self.refill();
-        let now = self.last;
-        let room = self.room(now) as usize;
-        let need = (want as f64).min(self.burst).max(1.0);
-        if self.tokens < need || (room as f64) < need.min(self.rate) {
+        self.take_batch_at(want, Instant::now())
+    }
+
+    fn take_batch_at(&mut self, want: usize, now: Instant) -> usize {
+        self.refill(now);
+        let need = self.need(want);
+        if need == 0.0 || self.tokens < need {
             return 0;
         }
+        let room = self.room().min(usize::MAX as u64) as usize;
         let n = (self.tokens.floor() as usize).min(want).min(room);
-        self.hand_out(now, n)
+        self.hand_out(n)
     }
 
     /// How long until a batch of `want` tokens (see [`Pacer::take_batch`]).
     pub fn wait_batch(&self, want: usize) -> Duration {
-        let need = (want as f64).min(self.burst).max(1.0);
-        let missing = (need - self.tokens).max(0.0);
-        let tokens = Duration::from_secs_f64(missing / self.rate);
-        // Or until the oldest of the last second's grants leaves it.
-        let full = self.in_second as f64 + need.min(self.rate) > self.rate.floor().max(1.0);
-        let window = match self.recent.front() {
-            Some(&(t, _)) if full => {
-                (t + Duration::from_secs(1)).saturating_duration_since(Instant::now())
-            }
-            _ => Duration::ZERO,
+        self.wait_batch_at(want, Instant::now())
+    }
+
+    fn wait_batch_at(&self, want: usize, now: Instant) -> Duration {
+        let next = self.window + SECOND;
+        let need = self.need(want);
+        if need == 0.0 && now < next {
+            // The window is spent: until the next one.
+            return (next - now).max(Duration::from_micros(20));
+        }
+        let need = if need == 0.0 {
+            (want as f64).min(self.burst).max(1.0)
+        } else {
+            need
         };
-        tokens.max(window).max(Duration::from_micros(20))
+        let since = now.saturating_duration_since(self.last).as_secs_f64();
+        let have = (self.tokens + since * self.rate).min(self.burst);
+        let missing = (need - have).max(0.0);
+        Duration::from_secs_f64(missing / self.rate).max(Duration::from_micros(20))
     }
 }
 
@@ -347,23 +392,25 @@ mod tests {
         assert!(p.wait_batch(64) <= Duration::from_micros(170));
         // A slow pace saves up less than a batch: it goes out by what it saves.
         let mut slow = Pacer::new(100.0);
-        assert_eq!(slow.take_batch(64), 4);
+        assert_eq!(slow.take_batch(64), 3);
         assert_eq!(slow.take_batch(64), 0);
     }
 
     #[test]
     fn no_second_carries_more_than_the_rate() {
         // Saved-up tokens (a stall) never push one second over the rate.
-        let mut p = Pacer::new(1000.0);
-        p.tokens = 40.0;
         let start = Instant::now();
+        let mut p = Pacer::new_at(1000.0, start);
         let mut n = 0;
-        while start.elapsed() < Duration::from_millis(900) {
-            n += p.take(1000);
-            std::thread::sleep(Duration::from_millis(1));
+        let mut now = start;
+        while now < start + Duration::from_millis(900) {
+            n += p.take_at(1000, now);
+            // A stall of 200 ms, then steady wake-ups.
+            now += Duration::from_millis(if n == 31 { 200 } else { 1 });
         }
         assert!(n <= 1000, "{n} in under a second");
-        assert!(n >= 800, "{n}: the saved-up tokens went unused");
+        // 31 at the start, 31 saved up in the stall, and one a millisecond after it.
+        assert!(n >= 750, "{n}: the saved-up tokens went unused");
     }
 
     #[test]
@@ -453,23 +500,83 @@ mod retry_tests {
 mod pace_tests {
     use super::*;
 
-    #[test]
-    fn a_steady_sender_gets_the_rate() {
-        let mut p = Pacer::new(5000.0);
+    /// A sender on a simulated clock that wakes up late by up to `late_max` (a loaded
+    /// machine); returns what each one-second window from the start carried, and the
+    /// most any sliding second carried.
+    fn simulate(rate: f64, secs: u64, late_max: Duration) -> (Vec<u64>, u64) {
         let start = Instant::now();
-        let mut per = [0usize; 3];
-        while start.elapsed() < Duration::from_millis(2500) {
-            let n = p.take_batch(64);
-            let k = (start.elapsed().as_millis() / 1000) as usize;
-            if k < 3 {
-                per[k] += n;
+        let mut p = Pacer::new_at(rate, start);
+        let mut now = start;
+        let end = start + Duration::from_secs(secs);
+        let mut grants: Vec<(Duration, u64)> = Vec::new();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        while now < end {
+            let n = p.take_batch_at(64, now);
+            if n > 0 {
+                grants.push((now - start, n as u64));
+                now += Duration::from_micros(150);
+                continue;
             }
-            if n == 0 {
-                std::thread::sleep(p.wait_batch(64));
+            seed = crate::perm::mix(seed);
+            let late = late_max.mul_f64((seed % 1000) as f64 / 1000.0);
+            now += p.wait_batch_at(64, now) + late;
+        }
+        let mut per = vec![0u64; secs as usize];
+        for &(t, n) in &grants {
+            if let Some(c) = per.get_mut(t.as_secs() as usize) {
+                *c += n;
             }
         }
-        // The first second also spends the 40 ms saved up at the start.
-        assert!(per[0] <= 5000 && per[1] <= 5000, "{per:?}");
-        assert!(per[1] >= 4700, "{per:?}");
+        let mut most = 0;
+        let mut sum = 0;
+        let mut first = 0;
+        for &(t, n) in &grants {
+            sum += n;
+            while grants[first].0 + SECOND <= t {
+                sum -= grants[first].1;
+                first += 1;
+            }
+            most = most.max(sum);
+        }
+        (per, most)
+    }
+
+    /// Regression (issue 15): `--rate 5000` sent about 4,860 a second, as each grant
+    /// waited for a whole batch to leave a sliding second, and every late wake-up moved
+    /// the pattern on for good. Each second now carries the rate exactly, late wake-ups
+    /// or not, and no sliding second carries more than the rate and a batch.
+    #[test]
+    fn rate_5000_is_exact_each_second_despite_late_wake_ups() {
+        // Up to the burst's 31 ms, less the 13 ms a batch of 64 takes to save up.
+        for late in [0, 5, 15].map(Duration::from_millis) {
+            let (per, most) = simulate(5000.0, 10, late);
+            assert!(per.iter().all(|&n| n == 5000), "late {late:?}: {per:?}");
+            assert!(
+                most <= 5000 + 5000 / 32 + 64,
+                "late {late:?}: {most} in a sliding second"
+            );
+        }
+    }
+
+    #[test]
+    fn a_fractional_rate_carries_its_fraction() {
+        let (per, _) = simulate(2.5, 8, Duration::from_millis(3));
+        assert_eq!(per.iter().sum::<u64>(), 20, "{per:?}");
+        assert!(per.iter().all(|&n| n == 2 || n == 3), "{per:?}");
+    }
+
+    #[test]
+    fn a_spent_window_waits_for_the_next() {
+        let start = Instant::now();
+        let mut p = Pacer::new_at(100.0, start);
+        let mut now = start;
+        let mut n = 0;
+        while n < 100 {
+            n += p.take_batch_at(64, now);
+            now += Duration::from_millis(5);
+        }
+        assert_eq!(p.take_batch_at(64, now), 0);
+        let w = p.wait_batch_at(64, now);
+        assert_eq!(now + w, start + SECOND);
     }
 }

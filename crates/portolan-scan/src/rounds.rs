@@ -275,6 +275,22 @@ pub fn scan(
     Ok(t.rtt.iter().map(RttEstimator::timing).collect())
 }
 
+/// [`scan`] with a prober made for the address families of `hosts`.
+pub fn scan_with<P: Prober>(
+    cfg: &crate::ScanConfig,
+    hosts: &[IpAddr],
+    ports: &[u16],
+    new: fn(bool, bool) -> Result<P, ScanError>,
+    engine: &Engine,
+    sink: &mut Sink<'_>,
+) -> Result<Vec<Option<crate::HostTiming>>, ScanError> {
+    let mut p = new(
+        hosts.iter().any(IpAddr::is_ipv4),
+        hosts.iter().any(IpAddr::is_ipv6),
+    )?;
+    scan(cfg, hosts, ports, &mut p, engine, sink)
+}
+
 /// Sends every probe of the table in rounds and reports every result.
 pub fn run(
     t: &mut Table,

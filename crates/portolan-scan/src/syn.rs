@@ -107,25 +107,26 @@ impl SynProber {
             batch: sys::RecvBatch::new(64),
             echo: None,
         };
-        if any4 {
-            let t = raw(libc::AF_INET, libc::IPPROTO_TCP)?;
-            sys::attach_filter(t.as_raw_fd(), &packet::tcp_port_filter(false, &sports))
+        for (want, v6) in [(any4, false), (any6, true)] {
+            if !want {
+                continue;
+            }
+            let (fam, icmp) = if v6 {
+                (libc::AF_INET6, libc::IPPROTO_ICMPV6)
+            } else {
+                (libc::AF_INET, libc::IPPROTO_ICMP)
+            };
+            let t = raw(fam, libc::IPPROTO_TCP)?;
+            sys::attach_filter(t.as_raw_fd(), &packet::tcp_port_filter(v6, &sports))
                 .map_err(io_err("attach BPF filter"))?;
             sys::big_rcvbuf(t.as_raw_fd(), 32 << 20);
-            p.tcp4 = Some(t);
-            let i = raw(libc::AF_INET, libc::IPPROTO_ICMP)?;
+            let i = raw(fam, icmp)?;
             sys::big_rcvbuf(i.as_raw_fd(), 4 << 20);
-            p.icmp4 = Some(i);
-        }
-        if any6 {
-            let t = raw(libc::AF_INET6, libc::IPPROTO_TCP)?;
-            sys::attach_filter(t.as_raw_fd(), &packet::tcp_port_filter(true, &sports))
-                .map_err(io_err("attach BPF filter"))?;
-            sys::big_rcvbuf(t.as_raw_fd(), 32 << 20);
-            p.tcp6 = Some(t);
-            let i = raw(libc::AF_INET6, libc::IPPROTO_ICMPV6)?;
-            sys::big_rcvbuf(i.as_raw_fd(), 4 << 20);
-            p.icmp6 = Some(i);
+            if v6 {
+                (p.tcp6, p.icmp6) = (Some(t), Some(i));
+            } else {
+                (p.tcp4, p.icmp4) = (Some(t), Some(i));
+            }
         }
         Ok(p)
     }
@@ -322,12 +323,7 @@ pub fn scan(
     ports: &[u16],
     sink: &mut Sink<'_>,
 ) -> Result<Vec<Option<crate::HostTiming>>, ScanError> {
-    let mut prober = SynProber::new(
-        hosts.iter().any(IpAddr::is_ipv4),
-        hosts.iter().any(IpAddr::is_ipv6),
-    )?;
-    let engine = engine();
-    rounds::scan(cfg, hosts, ports, &mut prober, &engine, sink)
+    rounds::scan_with(cfg, hosts, ports, SynProber::new, &engine(), sink)
 }
 
 /// How the SYN engine runs its rounds.

@@ -285,6 +285,38 @@ impl TargetSet {
         (off < b.len()).then(|| from_u128(b.v6, b.first + off))
     }
 
+    /// The position of `addr` in [`TargetSet::iter`]'s order, if the set holds it.
+    pub fn index_of(&self, addr: IpAddr) -> Option<u64> {
+        let (v6, n) = (addr.is_ipv6(), to_u128(addr));
+        let k = self.blocks.partition_point(|b| (b.v6, b.last) < (v6, n));
+        let b = self.blocks.get(k)?;
+        (b.v6 == v6 && b.first <= n).then(|| self.starts[k] + (n - b.first) as u64)
+    }
+
+    /// The runs of consecutive addresses whose positions `f` holds, in order.
+    pub fn runs(&self, f: impl Fn(u64) -> bool) -> Vec<(IpAddr, IpAddr)> {
+        let mut out = Vec::new();
+        for (b, &start) in self.blocks.iter().zip(&self.starts) {
+            let len = b.len() as u64;
+            let mut i = 0;
+            while i < len {
+                if !f(start + i) {
+                    i += 1;
+                    continue;
+                }
+                let first = i;
+                while i < len && f(start + i) {
+                    i += 1;
+                }
+                out.push((
+                    from_u128(b.v6, b.first + u128::from(first)),
+                    from_u128(b.v6, b.first + u128::from(i - 1)),
+                ));
+            }
+        }
+        out
+    }
+
     /// A digest of the set (its address blocks), the same in every process: part of the
     /// default probe-order seed and of a resume file's check.
     pub fn digest(&self) -> u64 {
@@ -453,6 +485,47 @@ mod tests {
             .iter()
             .map(|a| a.to_string())
             .collect())
+    }
+
+    /// Regression (issue 15): the coverage of a scan kept ranges of the probed hosts,
+    /// fragmented by the permuted order (16 bytes an address half-way); it is a bit per
+    /// position now, and these give the positions and the ranges back.
+    #[test]
+    fn coverage_positions_and_runs() {
+        let t: Vec<Target> = ["198.18.0.0/30", "198.18.0.8/31", "2001:2::1"]
+            .iter()
+            .map(|s| Target::parse(s).unwrap())
+            .collect();
+        let set = TargetSet::build(&t, &[], false).unwrap();
+        for (i, a) in set.iter().enumerate() {
+            assert_eq!(set.index_of(a), Some(i as u64), "{a}");
+        }
+        for a in [
+            "198.18.0.4",
+            "198.18.0.7",
+            "198.18.0.10",
+            "2001:2::2",
+            "::1",
+        ] {
+            assert_eq!(set.index_of(a.parse().unwrap()), None, "{a}");
+        }
+        // Positions 0, 1, 3 (of the /30), 4, 5 (the /31), 6 (the IPv6 address): runs stop
+        // at a gap and at the end of an address block, though the positions go on.
+        let held = [0u64, 1, 3, 4, 5, 6];
+        let runs: Vec<String> = set
+            .runs(|i| held.contains(&i))
+            .into_iter()
+            .map(|(a, b)| format!("{a}-{b}"))
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                "198.18.0.0-198.18.0.1",
+                "198.18.0.3-198.18.0.3",
+                "198.18.0.8-198.18.0.9",
+                "2001:2::1-2001:2::1"
+            ]
+        );
     }
 
     #[test]

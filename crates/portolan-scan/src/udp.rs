@@ -152,11 +152,7 @@ pub fn scan(
     ports: &[u16],
     sink: &mut Sink<'_>,
 ) -> Result<Vec<Option<crate::HostTiming>>, ScanError> {
-    let mut p = UdpProber::new(
-        hosts.iter().any(IpAddr::is_ipv4),
-        hosts.iter().any(IpAddr::is_ipv6),
-    )?;
-    rounds::scan(cfg, hosts, ports, &mut p, &engine(), sink)
+    rounds::scan_with(cfg, hosts, ports, UdpProber::new, &engine(), sink)
 }
 
 impl UdpProber {

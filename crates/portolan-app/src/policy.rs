@@ -61,7 +61,18 @@ pub enum PolicyError {
 /// names it in errors. Bounded, so that a FIFO or device that never ends costs no more
 /// than `limit`.
 pub fn read_bounded(r: impl Read, label: &str, limit: u64) -> Result<String, PolicyError> {
-    let mut buf = Vec::new();
+    read_bounded_sized(r, label, limit, 0)
+}
+
+/// [`read_bounded`] into a buffer made for `size` bytes (a file's length), so that a
+/// large file is not read into one twice its size.
+fn read_bounded_sized(
+    r: impl Read,
+    label: &str,
+    limit: u64,
+    size: u64,
+) -> Result<String, PolicyError> {
+    let mut buf = Vec::with_capacity(usize::try_from(size.min(limit) + 1).unwrap_or(0));
     r.take(limit + 1)
         .read_to_end(&mut buf)
         .map_err(|source| PolicyError::Read {
@@ -94,7 +105,11 @@ pub fn read_policy_file(path: &Path) -> Result<(String, String), PolicyError> {
         label: label.clone(),
         source,
     })?;
-    let text = not_empty(read_bounded(file, &label, MAX_POLICY_BYTES)?, &label)?;
+    let size = file.metadata().map_or(0, |m| m.len());
+    let text = not_empty(
+        read_bounded_sized(file, &label, MAX_POLICY_BYTES, size)?,
+        &label,
+    )?;
     Ok((path.display().to_string(), text))
 }
 

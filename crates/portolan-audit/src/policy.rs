@@ -117,9 +117,10 @@ impl Allow {
 
     /// True when it covers a port of `range` (of `proto`).
     pub fn overlaps(&self, proto: Proto, range: PortRange) -> bool {
-        self.services.iter().flat_map(|s| &s.ports).any(|(p, r)| {
-            *p == proto && r.first <= range.last && range.first <= r.last
-        })
+        self.services
+            .iter()
+            .flat_map(|s| &s.ports)
+            .any(|(p, r)| *p == proto && r.first <= range.last && range.first <= r.last)
     }
 
     /// True when the sources are not restricted.
@@ -471,7 +472,10 @@ impl<'a> Parser<'a> {
         for w in bounds.windows(2) {
             let piece = DeTable::parse(&text[w[0]..w[1]]).ok()?.into_inner();
             self.base = w[0];
-            if piece.keys().any(|k| !matches!(k.get_ref().as_ref(), "allow" | "exception")) {
+            if piece
+                .keys()
+                .any(|k| !matches!(k.get_ref().as_ref(), "allow" | "exception"))
+            {
                 return None;
             }
             self.entries(&piece, allow, exceptions);
@@ -595,7 +599,12 @@ impl<'a> Parser<'a> {
     /// The policy of a file's root table, and of the pieces `rest` reads after it;
     /// `None` when `rest` fails. Errors come in the order of a whole file's reading: the
     /// head, the allow entries, require and forbid-cleartext, then the exceptions.
-    fn policy(&mut self, root: &DeTable<'_>, file: &str, rest: &mut Rest<'_, 'a>) -> Option<Policy> {
+    fn policy(
+        &mut self,
+        root: &DeTable<'_>,
+        file: &str,
+        rest: &mut Rest<'_, 'a>,
+    ) -> Option<Policy> {
         self.check_keys(root, TOP_KEYS, "");
         let get = |k: &str| root.get(k);
         let name = match get("name") {
@@ -681,8 +690,7 @@ impl<'a> Parser<'a> {
             // A protocol that cannot upgrade to TLS cannot be both allowed and forbidden.
             for f in forbid_cleartext.iter().filter(|f| !f.starttls) {
                 for a in &allow {
-                    if let Some((p, r)) = f.spec.ports.iter().find(|(p, r)| a.overlaps(*p, *r))
-                    {
+                    if let Some((p, r)) = f.spec.ports.iter().find(|(p, r)| a.overlaps(*p, *r)) {
                         let msg = format!(
                             "'{}' ({r}/{p}) is forbidden as cleartext but allowed by the [[allow]] on line {}",
                             f.spec.label, a.line
@@ -1206,7 +1214,8 @@ mod tests {
     /// A policy of `n` entries over many pieces, with an error in some allow entries
     /// and exceptions when `bad`.
     fn many(n: usize, bad: bool) -> String {
-        let mut t = String::from("name = \"many\"\nrequire = [\"ssh\"]\nforbid-cleartext = [\"telnet\"]\n");
+        let mut t =
+            String::from("name = \"many\"\nrequire = [\"ssh\"]\nforbid-cleartext = [\"telnet\"]\n");
         t.push_str("[[allow]]\nservice = \"ssh\"\n");
         for i in 0..n {
             let port = 1024 + i % 60000;
@@ -1255,8 +1264,14 @@ mod tests {
             (format!("allow = [{{service = \"smtp\"}}]\n{tail}"), ""),
             (format!("[allow]\nservice = \"smtp\"\n{tail}"), ""),
             (format!("{tail}[allow.bind]\nx = 1\n{tail}"), ""),
-            (format!("{tail}[[exception]]\nrule = \"x\"\n[allow.x]\n{tail}"), ""),
-            (format!("{tail}[[allow]]\nservice = \"ssh\n{tail}"), "allow[4001].service"),
+            (
+                format!("{tail}[[exception]]\nrule = \"x\"\n[allow.x]\n{tail}"),
+                "",
+            ),
+            (
+                format!("{tail}[[allow]]\nservice = \"ssh\n{tail}"),
+                "allow[4001].service",
+            ),
         ] {
             let e = parse(&text).unwrap_err();
             assert_eq!(e, whole(&text).unwrap_err(), "{text:.80}");

@@ -233,7 +233,11 @@ fn big_policy(n: usize) -> String {
     );
     for i in 0..n {
         let port = 10_000 + i % 50_000;
-        let svc = if i % 4 == 0 { "smtp".to_string() } else { format!("{port}/tcp") };
+        let svc = if i % 4 == 0 {
+            "smtp".to_string()
+        } else {
+            format!("{port}/tcp")
+        };
         t.push_str(&format!(
             "[[allow]]\nservice = \"{svc}\"\nbind = \"any\"\nfrom = [\"192.0.2.0/24\"]\n"
         ));

@@ -43,8 +43,7 @@ impl<'a> Owner<'a> {
     /// The process as evidence shows it: with the unit and user its socket gives it. The
     /// inventory's record itself when they are its own, so that findings share it.
     pub fn evidence_process(&self) -> Arc<Process> {
-        if self.user == self.process.user.as_deref() && self.unit == self.process.unit.as_deref()
-        {
+        if self.user == self.process.user.as_deref() && self.unit == self.process.unit.as_deref() {
             return Arc::clone(self.process);
         }
         Arc::new(Process {

@@ -10,7 +10,6 @@ use portolan_registry::{PortRange, Proto};
 use serde::Serialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
-use toml_parser::lexer::TokenKind;
 
 use crate::catalog::{self, Catalog};
 use crate::date::Date;
@@ -280,55 +279,36 @@ fn parse_whole(
 }
 
 /// Where a policy's text splits into pieces that parse alone: the start of the first
-/// `[[allow]]` or `[[exception]]` header (the end of the head: the top-level keys), then
-/// of such a header every [`PIECE`] bytes or so, then the end. `None` when the file has
-/// none, or a table of another kind after the first: its pieces might not parse alone.
+/// `[[allow]]` or `[[exception]]` header line (the end of the head: the top-level keys),
+/// then of such a line every [`PIECE`] bytes or so, then the end. `None` when the file
+/// has none, or after the first a line that may be a table header of another kind: its
+/// pieces might not mean alone what they mean together.
+///
+/// Lines are read as lines, not as TOML: a line inside a multi-line string or array that
+/// looks like a header splits there, but then the piece before it does not parse, and
+/// the file is read whole.
 fn pieces(text: &str) -> Option<Vec<usize>> {
-    let mut starts = Vec::new();
-    let mut depth = 0usize;
-    let mut line_start = true;
-    let mut header: Option<(usize, String)> = None;
-    for t in toml_parser::Source::new(text).lex() {
-        let (kind, span) = (t.kind(), t.span());
-        if let Some((at, h)) = &mut header {
-            match kind {
-                TokenKind::Newline | TokenKind::Eof => {
-                    match h.as_str() {
-                        "[[allow]]" | "[[exception]]" => starts.push(*at),
-                        _ if !starts.is_empty() => return None,
-                        _ => {}
-                    }
-                    header = None;
-                    line_start = true;
-                }
-                TokenKind::Whitespace | TokenKind::Comment => {}
-                _ => h.push_str(text.get(span.start()..span.end())?),
-            }
+    let mut bounds: Vec<usize> = Vec::new();
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let start = at;
+        at += line.len();
+        let l = line.trim_start();
+        if !l.starts_with('[') {
             continue;
         }
-        match kind {
-            TokenKind::LeftSquareBracket if line_start && depth == 0 => {
-                header = Some((span.start(), "[".to_string()));
-                continue;
+        let header = l.split('#').next().unwrap_or_default().trim_end();
+        if header == "[[allow]]" || header == "[[exception]]" {
+            match bounds.last() {
+                Some(&last) if start - last < PIECE => {}
+                _ => bounds.push(start),
             }
-            TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => depth += 1,
-            TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => {
-                depth = depth.saturating_sub(1);
-            }
-            _ => {}
-        }
-        match kind {
-            TokenKind::Newline => line_start = true,
-            TokenKind::Whitespace | TokenKind::Comment => {}
-            _ => line_start = false,
+        } else if !bounds.is_empty() {
+            return None;
         }
     }
-    let first = *starts.first()?;
-    let mut bounds = vec![first];
-    for s in starts {
-        if s - bounds[bounds.len() - 1] >= PIECE {
-            bounds.push(s);
-        }
+    if bounds.is_empty() {
+        return None;
     }
     bounds.push(text.len());
     Some(bounds)
@@ -1281,10 +1261,15 @@ mod tests {
         }
         assert!(pieces("[[allow]]\nservice = \"ssh\"\n[x]\n").is_none());
         assert!(pieces("name = \"x\"\n").is_none());
-        // A header inside a multi-line array or string is no header.
+        // A line that looks like a header inside a multi-line string: the file is read
+        // whole after it, or the piece before it fails and the file is read whole.
         let text = "require = [\n[\"ssh\"],\n]\n[[allow]]\nservice = '''\n[[x]]\n'''\n";
-        let at = text.find("[[allow]]").unwrap();
-        assert_eq!(pieces(text), Some(vec![at, text.len()]));
+        assert_eq!(pieces(text), None);
+        let text = format!("{tail}[[allow]]\ncomment = '''\n{tail}'''\nservice = \"ssh\"\n");
+        assert!(pieces(&text).unwrap().len() > 2);
+        let p = parse(&text).unwrap();
+        assert_eq!(p, whole(&text).unwrap());
+        assert_eq!(p.allow.len(), 4001);
     }
 
     #[test]

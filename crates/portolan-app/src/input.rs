@@ -23,7 +23,13 @@ pub enum InputError {
 /// names it in errors. Bounded, so that a FIFO or device that never ends costs no more
 /// than `limit`.
 pub fn read_text(r: impl Read, label: &str, limit: u64) -> Result<String, InputError> {
-    let mut buf = Vec::new();
+    read_text_sized(r, label, limit, 0)
+}
+
+/// [`read_text`] into a buffer made for `size` bytes (a file's length), so that a large
+/// file is not read into one twice its size.
+fn read_text_sized(r: impl Read, label: &str, limit: u64, size: u64) -> Result<String, InputError> {
+    let mut buf = Vec::with_capacity(usize::try_from(size.min(limit) + 1).unwrap_or(0));
     r.take(limit + 1)
         .read_to_end(&mut buf)
         .map_err(|source| InputError::Read {
@@ -53,7 +59,8 @@ pub fn read_text_file(path: &Path, what: &str, limit: u64) -> Result<String, Inp
         label: label.clone(),
         source,
     })?;
-    read_text(file, &label, limit)
+    let size = file.metadata().map_or(0, |m| m.len());
+    read_text_sized(file, &label, limit, size)
 }
 
 #[cfg(test)]

@@ -114,9 +114,55 @@ impl Allow {
         self.services.iter().any(|s| s.covers(proto, port))
     }
 
+    /// True when it covers a port of `range` (of `proto`).
+    pub fn overlaps(&self, proto: Proto, range: PortRange) -> bool {
+        self.services
+            .iter()
+            .flat_map(|s| &s.ports)
+            .any(|(p, r)| *p == proto && r.first <= range.last && range.first <= r.last)
+    }
+
     /// True when the sources are not restricted.
     pub fn from_anywhere(&self) -> bool {
         self.from.is_empty() || self.from.iter().any(IpNet::is_any)
+    }
+}
+
+/// The ports the allow entries cover, as sorted, merged ranges per protocol: whether a
+/// required range is allowed is then a binary search, not a search of every entry for
+/// every port.
+struct Allowed(Vec<(Proto, u16, u16)>);
+
+impl Allowed {
+    fn of(allow: &[Allow]) -> Allowed {
+        let mut all: Vec<(Proto, u16, u16)> = allow
+            .iter()
+            .flat_map(|a| &a.services)
+            .flat_map(|s| &s.ports)
+            .map(|(p, r)| (*p, r.first, r.last))
+            .collect();
+        all.sort_unstable();
+        let mut merged: Vec<(Proto, u16, u16)> = Vec::new();
+        for (p, first, last) in all {
+            match merged.last_mut() {
+                Some((q, _, end)) if *q == p && u32::from(first) <= u32::from(*end) + 1 => {
+                    *end = (*end).max(last);
+                }
+                _ => merged.push((p, first, last)),
+            }
+        }
+        Allowed(merged)
+    }
+
+    /// True when one merged range holds all of `range`.
+    fn covers_all(&self, proto: Proto, range: PortRange) -> bool {
+        let i = self
+            .0
+            .partition_point(|&(p, first, _)| (p, first) <= (proto, range.first));
+        i > 0 && {
+            let (p, _, last) = self.0[i - 1];
+            p == proto && last >= range.last
+        }
     }
 }
 
@@ -177,33 +223,99 @@ impl Policy {
     }
 
     /// Parses a policy. `file` names it in errors.
+    ///
+    /// A file whose tables after the first `[[allow]]` or `[[exception]]` are all
+    /// `[[allow]]` and `[[exception]]` (every policy `policy init` writes) is parsed piece
+    /// by piece: TOML's value tree of a whole file costs about forty times its size. Any
+    /// other file, or a piece with a syntax error, is parsed whole, for TOML's own errors.
     pub fn parse(text: &str, file: &str, catalog: &dyn Catalog) -> Result<Policy, PolicyErrors> {
-        let mut p = Parser {
-            text,
-            lines: Lines::of(text),
-            file,
-            catalog,
-            errors: Vec::new(),
-            names: Names::default(),
-        };
-        let root = match DeTable::parse(text) {
-            Ok(t) => t,
-            Err(e) => {
-                let span = e.span().unwrap_or(0..0);
-                let key = key_at(text, span.start);
-                let message = e.message().trim().to_string();
-                p.error(span, &key, message);
-                return Err(PolicyErrors(p.errors));
+        let lines = Lines::of(text);
+        if let Some(bounds) = pieces(text) {
+            let mut p = Parser::new(text, &lines, file, catalog);
+            if let Ok(head) = DeTable::parse(&text[..bounds[0]]) {
+                let head = head.into_inner();
+                let alone = head.get("allow").is_none() && head.get("exception").is_none();
+                if alone
+                    && let Some(policy) = p.policy(&head, file, &mut |p, allow, exceptions| {
+                        p.rest(text, &bounds, allow, exceptions)
+                    })
+                {
+                    return p.finish(policy.trimmed());
+                }
             }
-        };
-        let policy = p.policy(root.get_ref(), file);
-        if p.errors.is_empty() {
-            Ok(policy)
-        } else {
-            Err(PolicyErrors(p.errors))
         }
+        parse_whole(text, &lines, file, catalog)
+    }
+
+    /// The same policy with its lists' spare room given back.
+    fn trimmed(mut self) -> Policy {
+        self.allow.shrink_to_fit();
+        self.exceptions.shrink_to_fit();
+        self
     }
 }
+
+/// Parses a policy file in one piece.
+fn parse_whole(
+    text: &str,
+    lines: &Lines,
+    file: &str,
+    catalog: &dyn Catalog,
+) -> Result<Policy, PolicyErrors> {
+    let mut p = Parser::new(text, lines, file, catalog);
+    let root = match DeTable::parse(text) {
+        Ok(t) => t,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            let key = key_at(text, span.start);
+            let message = e.message().trim().to_string();
+            p.error(span, &key, message);
+            return Err(PolicyErrors(p.errors));
+        }
+    };
+    let whole = p.policy(root.get_ref(), file, &mut |_, _, _| Some(()));
+    let policy = whole.expect("a whole file has no pieces to fail");
+    p.finish(policy.trimmed())
+}
+
+/// Where a policy's text splits into pieces that parse alone: the start of the first
+/// `[[allow]]` or `[[exception]]` header line (the end of the head: the top-level keys),
+/// then of such a line every [`PIECE`] bytes or so, then the end. `None` when the file
+/// has none, or after the first a line that may be a table header of another kind: its
+/// pieces might not mean alone what they mean together.
+///
+/// Lines are read as lines, not as TOML: a line inside a multi-line string or array that
+/// looks like a header splits there, but then the piece before it does not parse, and
+/// the file is read whole.
+fn pieces(text: &str) -> Option<Vec<usize>> {
+    let mut bounds: Vec<usize> = Vec::new();
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let start = at;
+        at += line.len();
+        let l = line.trim_start();
+        if !l.starts_with('[') {
+            continue;
+        }
+        let header = l.split('#').next().unwrap_or_default().trim_end();
+        if header == "[[allow]]" || header == "[[exception]]" {
+            match bounds.last() {
+                Some(&last) if start - last < PIECE => {}
+                _ => bounds.push(start),
+            }
+        } else if !bounds.is_empty() {
+            return None;
+        }
+    }
+    if bounds.is_empty() {
+        return None;
+    }
+    bounds.push(text.len());
+    Some(bounds)
+}
+
+/// About how many bytes of `[[allow]]` and `[[exception]]` tables are parsed at once.
+const PIECE: usize = 64 << 10;
 
 /// One thing wrong with a policy file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -254,12 +366,22 @@ type Val<'i> = Spanned<DeValue<'i>>;
 
 struct Parser<'a> {
     text: &'a str,
-    lines: Lines,
+    lines: &'a Lines,
     file: &'a str,
     catalog: &'a dyn Catalog,
     errors: Vec<PolicyError>,
     names: Names,
+    /// Where the piece being read starts in the text: its spans are from there.
+    base: usize,
+    /// The `[[allow]]` and `[[exception]]` tables read so far, for their key paths.
+    allows_seen: usize,
+    exceptions_seen: usize,
 }
+
+/// The pieces after a policy's head, read into its allow entries and exceptions; `None`
+/// when one does not parse alone.
+type Rest<'r, 'a> =
+    dyn FnMut(&mut Parser<'a>, &mut Vec<Allow>, &mut Vec<Exception>) -> Option<()> + 'r;
 
 /// The names "did you mean" searches, gathered once per file, and how many more
 /// suggestions a file gets: a policy of thousands of unknown names is checked in linear
@@ -296,9 +418,80 @@ const TOP_KEYS: &[&str] = &[
 const ALLOW_KEYS: &[&str] = &["service", "bind", "from", "comment"];
 const EXCEPTION_KEYS: &[&str] = &["service", "rule", "process", "reason", "expires"];
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
+    fn new(text: &'a str, lines: &'a Lines, file: &'a str, catalog: &'a dyn Catalog) -> Self {
+        Parser {
+            text,
+            lines,
+            file,
+            catalog,
+            errors: Vec::new(),
+            names: Names::default(),
+            base: 0,
+            allows_seen: 0,
+            exceptions_seen: 0,
+        }
+    }
+
+    fn finish(self, policy: Policy) -> Result<Policy, PolicyErrors> {
+        if self.errors.is_empty() {
+            Ok(policy)
+        } else {
+            Err(PolicyErrors(self.errors))
+        }
+    }
+
+    /// Reads the pieces of `text` between `bounds` (after the head) one at a time.
+    fn rest(
+        &mut self,
+        text: &str,
+        bounds: &[usize],
+        allow: &mut Vec<Allow>,
+        exceptions: &mut Vec<Exception>,
+    ) -> Option<()> {
+        for w in bounds.windows(2) {
+            let piece = DeTable::parse(&text[w[0]..w[1]]).ok()?.into_inner();
+            self.base = w[0];
+            if piece
+                .keys()
+                .any(|k| !matches!(k.get_ref().as_ref(), "allow" | "exception"))
+            {
+                return None;
+            }
+            self.entries(&piece, allow, exceptions);
+        }
+        self.base = 0;
+        Some(())
+    }
+
+    /// The `allow` and `exception` tables of a table (the whole file's root, or a piece).
+    fn entries(
+        &mut self,
+        root: &DeTable<'_>,
+        allow: &mut Vec<Allow>,
+        exceptions: &mut Vec<Exception>,
+    ) {
+        if let Some(v) = root.get("allow") {
+            for (i, t) in self.tables(v, "allow") {
+                let key = format!("allow[{}]", i + 1);
+                if let Some(a) = self.allow(t.get_ref(), t.span(), &key) {
+                    allow.push(a);
+                }
+            }
+        }
+        if let Some(v) = root.get("exception") {
+            for (i, t) in self.tables(v, "exception") {
+                let key = format!("exception[{}]", i + 1);
+                if let Some(e) = self.exception(t.get_ref(), t.span(), &key) {
+                    exceptions.push(e);
+                }
+            }
+        }
+    }
+
     fn error(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
-        let (line, column, snippet) = locate(self.text, &self.lines, span);
+        let span = span.start + self.base..span.end + self.base;
+        let (line, column, snippet) = locate(self.text, self.lines, span);
         self.errors.push(PolicyError {
             file: self.file.to_string(),
             line,
@@ -310,7 +503,7 @@ impl Parser<'_> {
     }
 
     fn line_of(&self, offset: usize) -> usize {
-        self.lines.find(offset.min(self.text.len())).0 + 1
+        self.lines.find((offset + self.base).min(self.text.len())).0 + 1
     }
 
     /// Reports keys a table may not have, with the nearest allowed key.
@@ -383,7 +576,15 @@ impl Parser<'_> {
         }
     }
 
-    fn policy(&mut self, root: &DeTable<'_>, file: &str) -> Policy {
+    /// The policy of a file's root table, and of the pieces `rest` reads after it;
+    /// `None` when `rest` fails. Errors come in the order of a whole file's reading: the
+    /// head, the allow entries, require and forbid-cleartext, then the exceptions.
+    fn policy(
+        &mut self,
+        root: &DeTable<'_>,
+        file: &str,
+        rest: &mut Rest<'_, 'a>,
+    ) -> Option<Policy> {
         self.check_keys(root, TOP_KEYS, "");
         let get = |k: &str| root.get(k);
         let name = match get("name") {
@@ -407,26 +608,27 @@ impl Parser<'_> {
         };
 
         let mut allow = Vec::new();
-        if let Some(v) = get("allow") {
-            for (i, t) in self.tables(v, "allow") {
-                let key = format!("allow[{}]", i + 1);
-                if let Some(a) = self.allow(t.get_ref(), t.span(), &key) {
-                    allow.push(a);
-                }
-            }
-        }
+        let mut exceptions = Vec::new();
+        let head_errors = self.errors.len();
+        self.entries(root, &mut allow, &mut exceptions);
+        rest(self, &mut allow, &mut exceptions)?;
+        // The exceptions' errors go last.
+        let (errors, others): (Vec<_>, Vec<_>) = self
+            .errors
+            .split_off(head_errors)
+            .into_iter()
+            .partition(|e| e.key.starts_with("exception"));
+        self.errors.extend(others);
 
         let mut require = Vec::new();
         if let Some(v) = get("require") {
+            let allowed = Allowed::of(&allow);
             for (s, span) in self.strings(v, "require") {
                 if let Some(spec) = self.spec(&s, span.clone(), "require") {
                     let uncovered: Vec<String> = spec
                         .ports
                         .iter()
-                        .filter(|(p, r)| {
-                            !r.iter()
-                                .all(|port| allow.iter().any(|a| a.covers(*p, port)))
-                        })
+                        .filter(|(p, r)| !allowed.covers_all(*p, *r))
                         .map(|(p, r)| format!("{r}/{p}"))
                         .collect();
                     if !uncovered.is_empty() {
@@ -468,12 +670,7 @@ impl Parser<'_> {
             // A protocol that cannot upgrade to TLS cannot be both allowed and forbidden.
             for f in forbid_cleartext.iter().filter(|f| !f.starttls) {
                 for a in &allow {
-                    if let Some((p, r)) = f
-                        .spec
-                        .ports
-                        .iter()
-                        .find(|(p, r)| r.iter().any(|port| a.covers(*p, port)))
-                    {
+                    if let Some((p, r)) = f.spec.ports.iter().find(|(p, r)| a.overlaps(*p, *r)) {
                         let msg = format!(
                             "'{}' ({r}/{p}) is forbidden as cleartext but allowed by the [[allow]] on line {}",
                             f.spec.label, a.line
@@ -484,17 +681,9 @@ impl Parser<'_> {
             }
         }
 
-        let mut exceptions = Vec::new();
-        if let Some(v) = get("exception") {
-            for (i, t) in self.tables(v, "exception") {
-                let key = format!("exception[{}]", i + 1);
-                if let Some(e) = self.exception(t.get_ref(), t.span(), &key) {
-                    exceptions.push(e);
-                }
-            }
-        }
+        self.errors.extend(errors);
 
-        Policy {
+        Some(Policy {
             name,
             description,
             allow,
@@ -503,10 +692,11 @@ impl Parser<'_> {
             exceptions,
             allow_loopback,
             baseline: false,
-        }
+        })
     }
 
-    /// The tables of an array of tables (`[[allow]]`).
+    /// The tables of an array of tables (`[[allow]]`), numbered from the ones of the
+    /// pieces before.
     fn tables<'v, 'i>(
         &mut self,
         v: &'v Val<'i>,
@@ -514,8 +704,15 @@ impl Parser<'_> {
     ) -> Vec<(usize, Spanned<&'v DeTable<'i>>)> {
         match v.get_ref() {
             DeValue::Array(items) => {
+                let seen = if key == "allow" {
+                    &mut self.allows_seen
+                } else {
+                    &mut self.exceptions_seen
+                };
+                let first = *seen;
+                *seen += items.len();
                 let mut out = Vec::new();
-                for (i, item) in items.iter().enumerate() {
+                for (i, item) in (first..).zip(items.iter()) {
                     match item.get_ref() {
                         DeValue::Table(t) => out.push((i, Spanned::new(item.span(), t))),
                         other => self.error(
@@ -592,6 +789,9 @@ impl Parser<'_> {
         if services.is_empty() {
             return None;
         }
+        // A policy may hold hundreds of thousands of entries: no room to spare in each.
+        services.shrink_to_fit();
+        from.shrink_to_fit();
         Some(Allow {
             services,
             bind,
@@ -985,6 +1185,91 @@ mod tests {
             "{}",
             e.0[4999]
         );
+    }
+
+    fn whole(text: &str) -> Result<Policy, PolicyErrors> {
+        parse_whole(text, &Lines::of(text), "test.toml", &KnownOnly)
+    }
+
+    /// A policy of `n` entries over many pieces, with an error in some allow entries
+    /// and exceptions when `bad`.
+    fn many(n: usize, bad: bool) -> String {
+        let mut t =
+            String::from("name = \"many\"\nrequire = [\"ssh\"]\nforbid-cleartext = [\"telnet\"]\n");
+        t.push_str("[[allow]]\nservice = \"ssh\"\n");
+        for i in 0..n {
+            let port = 1024 + i % 60000;
+            let bind = if bad && i % 997 == 5 { "lo" } else { "any" };
+            t.push_str(&format!(
+                "[[allow]] # entry {i}\nservice = [\"{port}/tcp\", \"smtp\"]\nbind = \"{bind}\"\nfrom = [\"192.0.2.0/24\"]\ncomment = \"a \\\"quoted\\\" [[allow]]\"\n"
+            ));
+            if i % 1000 == 7 {
+                let reason = if bad { "" } else { "migration" };
+                t.push_str(&format!(
+                    "\n[[exception]]\nservice = \"{port}/tcp\"\nreason = \"{reason}\"\nexpires = 2030-01-01\n"
+                ));
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn a_policy_read_in_pieces_is_the_policy_read_whole() {
+        let text = many(5000, false);
+        let bounds = pieces(&text).expect("only [[allow]] and [[exception]] tables");
+        assert!(bounds.len() > 4, "{} pieces", bounds.len() - 1);
+        let p = parse(&text).unwrap();
+        assert_eq!(p, whole(&text).unwrap());
+        assert_eq!((p.allow.len(), p.exceptions.len()), (5001, 5));
+        assert_eq!(p.allow[5000].line, text.lines().count() - 4);
+        // Errors too: the same lines, columns, keys (counted over the whole file) and
+        // order (allow entries, then require and forbid-cleartext, then exceptions).
+        let text = many(5000, true).replace(
+            "forbid-cleartext = [\"telnet\"]",
+            "forbid-cleartext = [\"telnet\", \"smtp\"]",
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e, whole(&text).unwrap_err());
+        assert!(e.0.iter().any(|e| e.key == "allow[4992].bind"), "{e}");
+        assert!(e.0.iter().any(|e| e.key == "exception[5].reason"), "{e}");
+        assert!(e.0.last().unwrap().key.starts_with("exception"));
+    }
+
+    #[test]
+    fn files_that_do_not_split_are_read_whole() {
+        // What only the whole file can tell: tables of other kinds after the first
+        // [[allow]], the head defining `allow` itself, a syntax error in a piece.
+        let tail = "\n[[allow]]\nservice = \"ssh\"\n".repeat(4000);
+        for (text, want) in [
+            (format!("allow = [{{service = \"smtp\"}}]\n{tail}"), ""),
+            (format!("[allow]\nservice = \"smtp\"\n{tail}"), ""),
+            (format!("{tail}[allow.bind]\nx = 1\n{tail}"), ""),
+            (
+                format!("{tail}[[exception]]\nrule = \"x\"\n[allow.x]\n{tail}"),
+                "",
+            ),
+            (
+                format!("{tail}[[allow]]\nservice = \"ssh\n{tail}"),
+                "allow[4001].service",
+            ),
+        ] {
+            let e = parse(&text).unwrap_err();
+            assert_eq!(e, whole(&text).unwrap_err(), "{text:.80}");
+            if !want.is_empty() {
+                assert!(e.0.iter().any(|e| e.key == want), "{e:.300}");
+            }
+        }
+        assert!(pieces("[[allow]]\nservice = \"ssh\"\n[x]\n").is_none());
+        assert!(pieces("name = \"x\"\n").is_none());
+        // A line that looks like a header inside a multi-line string: the file is read
+        // whole after it, or the piece before it fails and the file is read whole.
+        let text = "require = [\n[\"ssh\"],\n]\n[[allow]]\nservice = '''\n[[x]]\n'''\n";
+        assert_eq!(pieces(text), None);
+        let text = format!("{tail}[[allow]]\ncomment = '''\n{tail}'''\nservice = \"ssh\"\n");
+        assert!(pieces(&text).unwrap().len() > 2);
+        let p = parse(&text).unwrap();
+        assert_eq!(p, whole(&text).unwrap());
+        assert_eq!(p.allow.len(), 4001);
     }
 
     #[test]

@@ -383,16 +383,26 @@ fn mail_host() -> Vec<Listener> {
     ]
 }
 
-#[test]
-fn mail_server_profile_inside_view() {
+/// Judges `listeners` and `scan` against the mail-server profile on the test host,
+/// with `policy_arg` for remediations.
+fn mail_audit(
+    listeners: Option<Vec<Listener>>,
+    scan: Option<Scan>,
+    policy_arg: Option<&str>,
+) -> Report {
     let h = host();
     let policy = profiles::load("mail-server", Registry::embedded()).unwrap();
     let inputs = Inputs {
-        listeners: Some(mail_host()),
-        scan: None,
+        listeners,
+        scan,
         netns: None,
     };
-    let r = evaluate(&policy, &inputs, &ctx(&h, Some("--profile mail-server")));
+    evaluate(&policy, &inputs, &ctx(&h, policy_arg))
+}
+
+#[test]
+fn mail_server_profile_inside_view() {
+    let r = mail_audit(Some(mail_host()), None, Some("--profile mail-server"));
     assert_eq!(
         set(&r),
         vec![
@@ -498,17 +508,14 @@ fn result(scan: &mut Scan, i: usize) -> &mut ScannedPort {
 
 #[test]
 fn inside_and_outside_views_combined() {
-    let h = host();
-    let policy = profiles::load("mail-server", Registry::embedded()).unwrap();
     // The firewall lets 22, 25, 465, 587, 993, 995 and 53/tcp through; 21 and 80 are
     // filtered; 9999 answers though nothing here listens on it (a DNAT to a container).
     let open = [22, 25, 465, 587, 993, 995, 53, 9999].map(|p| (Proto::Tcp, p));
-    let inputs = Inputs {
-        listeners: Some(mail_host()),
-        scan: Some(scan_of("this-host", true, &open, &[(Proto::Tcp, 1, 65535)])),
-        netns: None,
-    };
-    let r = evaluate(&policy, &inputs, &ctx(&h, Some("--profile mail-server")));
+    let r = mail_audit(
+        Some(mail_host()),
+        Some(scan_of("this-host", true, &open, &[(Proto::Tcp, 1, 65535)])),
+        Some("--profile mail-server"),
+    );
     assert_eq!(
         set(&r),
         vec![
@@ -543,20 +550,17 @@ fn inside_and_outside_views_combined() {
 
 #[test]
 fn remote_scan_alone() {
-    let h = host();
-    let policy = profiles::load("mail-server", Registry::embedded()).unwrap();
     let open = [(Proto::Tcp, 22), (Proto::Tcp, 23), (Proto::Tcp, 993)];
-    let inputs = Inputs {
-        listeners: None,
-        netns: None,
-        scan: Some(scan_of(
+    let r = mail_audit(
+        None,
+        Some(scan_of(
             "198.18.0.2",
             false,
             &open,
             &[(Proto::Tcp, 1, 1024)],
         )),
-    };
-    let r = evaluate(&policy, &inputs, &ctx(&h, None));
+        None,
+    );
     assert_eq!(
         set(&r),
         vec![
@@ -571,17 +575,8 @@ fn remote_scan_alone() {
             .contains("not reachable on 198.18.0.2")
     );
     // Port 25 not scanned: nothing can be said about it.
-    let inputs = Inputs {
-        listeners: None,
-        netns: None,
-        scan: Some(scan_of(
-            "198.18.0.2",
-            false,
-            &open[..1],
-            &[(Proto::Tcp, 1, 24)],
-        )),
-    };
-    assert!(set(&evaluate(&policy, &inputs, &ctx(&h, None))).is_empty());
+    let scan = scan_of("198.18.0.2", false, &open[..1], &[(Proto::Tcp, 1, 24)]);
+    assert!(set(&mail_audit(None, Some(scan), None)).is_empty());
 }
 
 const POLICY: &str = r#"
@@ -846,8 +841,6 @@ fn loopback_and_namespaces() {
 
 #[test]
 fn a_scan_from_the_host_itself_says_nothing_about_the_firewall() {
-    let h = host();
-    let policy = profiles::load("mail-server", Registry::embedded()).unwrap();
     let open = [25, 80].map(|p| (Proto::Tcp, p));
     let mut scan = scan_of("this-host", true, &open, &[(Proto::Tcp, 1, 65535)]);
     scan.from_itself = true;
@@ -857,16 +850,15 @@ fn a_scan_from_the_host_itself_says_nothing_about_the_firewall() {
         starttls: true,
         ..Detected::default()
     });
-    let inputs = Inputs {
-        listeners: Some(vec![
+    let r = mail_audit(
+        Some(vec![
             tcp("0.0.0.0", 25, None),
             tcp("0.0.0.0", 80, None),
             tcp("0.0.0.0", 22, None),
         ]),
-        scan: Some(scan),
-        netns: None,
-    };
-    let r = evaluate(&policy, &inputs, &ctx(&h, None));
+        Some(scan),
+        None,
+    );
     // Through loopback every port answers: no "reachable", no "filtered", no raise.
     assert_eq!(set(&r), vec![(Rule::NotAllowed, "80/tcp".into(), Medium)]);
     assert_eq!(r.findings[0].reachable, None);
@@ -1217,8 +1209,6 @@ fn item6_same_severity_under_baseline_policy_and_profile() {
 /// server, redis that answered without a password above a database that asks for one.
 #[test]
 fn item6_findings_are_ranked() {
-    let h = host();
-    let policy = profiles::load("mail-server", Registry::embedded()).unwrap();
     let tcp_ports = [23, 21, 80, 3306, 6379, 873, 19, 8080, 9999];
     let mut listeners: Vec<Listener> = tcp_ports.iter().map(|&p| tcp("0.0.0.0", p, None)).collect();
     listeners.push(l(Proto::Udp, "0.0.0.0", 161, None));
@@ -1237,12 +1227,7 @@ fn item6_findings_are_ranked() {
         unauthenticated: Some(true),
         ..Detected::default()
     });
-    let inputs = Inputs {
-        listeners: Some(listeners),
-        scan: Some(scan),
-        netns: None,
-    };
-    let r = evaluate(&policy, &inputs, &ctx(&h, Some("--profile mail-server")));
+    let r = mail_audit(Some(listeners), Some(scan), Some("--profile mail-server"));
     let ranked: Vec<(String, Severity)> = r
         .findings
         .iter()

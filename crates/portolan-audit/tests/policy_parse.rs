@@ -217,3 +217,61 @@ fn policy_check_bounds_the_snippet_of_a_long_line() {
     );
     assert!(src.contains('…'));
 }
+
+/// CPU time of this thread in nanoseconds (`/proc/thread-self/schedstat`): time spent
+/// waiting for a CPU on a loaded machine is not counted.
+fn cpu_ns() -> u64 {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
+    s.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// A valid policy of `n` `[[allow]]` entries, with a require and forbid-cleartext that
+/// are checked against every entry, and an exception now and then.
+fn big_policy(n: usize) -> String {
+    let mut t = String::from(
+        "name = \"big\"\nforbid-cleartext = [\"telnet\", \"ftp\", \"x11\"]\nrequire = [\"ssh\", \"20000-30000/tcp\"]\n[[allow]]\nservice = [\"ssh\", \"20000-30000/tcp\"]\n",
+    );
+    for i in 0..n {
+        let port = 10_000 + i % 50_000;
+        let svc = if i % 4 == 0 {
+            "smtp".to_string()
+        } else {
+            format!("{port}/tcp")
+        };
+        t.push_str(&format!(
+            "[[allow]]\nservice = \"{svc}\"\nbind = \"any\"\nfrom = [\"192.0.2.0/24\"]\n"
+        ));
+        if i % 100 == 0 {
+            t.push_str(&format!(
+                "[[exception]]\nservice = \"{port}/tcp\"\nreason = \"r\"\n"
+            ));
+        }
+    }
+    t
+}
+
+/// The least CPU time of three parses of `text`.
+fn parse_cpu(text: &str) -> u64 {
+    (0..3)
+        .map(|_| {
+            let start = cpu_ns();
+            let p = Policy::parse(text, "big.toml", Registry::embedded());
+            let p = p.map_err(|e| e.0.len()).expect("a valid policy");
+            let took = cpu_ns() - start;
+            assert!(p.allow.len() > 1000);
+            took
+        })
+        .min()
+        .unwrap()
+}
+
+#[test]
+fn policy_check_time_is_linear_in_the_entries() {
+    // Four times the entries may cost at most eight times the CPU time (a quadratic
+    // step costs sixteen): per entry, the large file may cost twice the small one.
+    let (small, large) = (big_policy(10_000), big_policy(40_000));
+    let (a, b) = (parse_cpu(&small), parse_cpu(&large));
+    let ratio = b as f64 / a as f64;
+    eprintln!("10k entries {a} ns, 40k entries {b} ns: ratio {ratio:.2}");
+    assert!(ratio < 8.0, "ratio {ratio:.2} for 4x the entries");
+}

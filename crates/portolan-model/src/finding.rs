@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use portolan_registry::Proto;
 use serde::{Deserialize, Serialize};
@@ -285,10 +286,12 @@ impl fmt::Display for Remediation {
 }
 
 /// One owner of the socket a finding is about, and the package its executable is from.
+/// The process is shared: every finding about the sockets of one owner points at the one
+/// record (serialized as if owned).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     #[serde(flatten)]
-    pub process: Process,
+    pub process: Arc<Process>,
     /// The Debian package that owns the executable.
     pub package: Option<String>,
 }
@@ -514,7 +517,7 @@ mod tests {
         f.address = Some("0.0.0.0, ::".into());
         f.service = Some("telnet".into());
         f.evidence.push(Evidence {
-            process: Process::new(812, "inetd"),
+            process: Arc::new(Process::new(812, "inetd")),
             package: Some("openbsd-inetd".into()),
         });
         f.set_reach(Some(Reach::Reachable));
@@ -533,7 +536,7 @@ mod tests {
         let a = telnet();
         let mut b = telnet();
         b.message = "other words".into();
-        b.evidence[0].process.pid = 9999;
+        Arc::make_mut(&mut b.evidence[0].process).pid = 9999;
         b.addresses.reverse();
         b.severity = Severity::Low;
         assert_eq!(a.fingerprint, b.seal().fingerprint);

@@ -119,6 +119,7 @@ impl Pacer {
         self.take_at(want, Instant::now())
     }
 
+    #[cfg(test)]
     fn take_at(&mut self, want: usize, now: Instant) -> usize {
         self.refill(now);
         let n = (self.tokens.floor().max(0.0) as usize)

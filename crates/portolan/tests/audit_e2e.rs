@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use portolan_testkit::{Pair, Seen, Testbed, require_root, require_tool};
+use portolan_testkit::{Netns, Pair, Seen, Testbed, require_root, require_tool};
 
 const MAIL: &[u16] = &[22, 25, 465, 587, 993, 995, 4190];
 const OTHERS: &[u16] = &[21, 23, 53, 80, 110, 6379];
@@ -19,8 +19,13 @@ fn serve(pair: &mut Pair, ports: &[u16]) {
 }
 
 fn audit(pair: &Pair, args: &[&str]) -> (Option<i32>, serde_json::Value) {
-    let out = pair
-        .target
+    let (code, v, _) = audit_in(&pair.target, args);
+    (code, v)
+}
+
+/// `portolan audit ARGS --json` run in `ns`: the exit code, the report and stderr.
+fn audit_in(ns: &Netns, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let out = ns
         .command(env!("CARGO_BIN_EXE_portolan"))
         .arg("audit")
         .args(args)
@@ -28,14 +33,10 @@ fn audit(pair: &Pair, args: &[&str]) -> (Option<i32>, serde_json::Value) {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code(), v)
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{err}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code(), v, err)
 }
 
 fn findings(v: &serde_json::Value) -> BTreeSet<(String, String, u64)> {
@@ -61,6 +62,27 @@ fn set(items: &[(&str, &str, u64)]) -> BTreeSet<(String, String, u64)> {
 }
 
 /// TCP connects from the scanner namespace: which ports answer.
+/// The findings of the mail-server profile on the mail test host (rule, port), in the
+/// order of [`mail_findings`]' argument.
+const MAIL_FINDINGS: [(&str, u64); 6] = [
+    ("cleartext-forbidden", 23),
+    ("cleartext-forbidden", 21),
+    ("cleartext-forbidden", 110),
+    ("bind-mismatch", 53),
+    ("not-allowed", 80),
+    ("not-allowed", 6379),
+];
+
+/// [`MAIL_FINDINGS`] with these severities, as [`findings`] gives them.
+fn mail_findings(severities: [&str; 6]) -> BTreeSet<(String, String, u64)> {
+    let items: Vec<(&str, &str, u64)> = MAIL_FINDINGS
+        .iter()
+        .zip(severities)
+        .map(|(&(rule, port), sev)| (sev, rule, port))
+        .collect();
+    set(&items)
+}
+
 fn reachable(pair: &Pair, addr: &str, ports: &[u16]) -> BTreeSet<u16> {
     pair.scanner
         .probe_tcp(addr, ports)
@@ -137,15 +159,8 @@ fn audit_and_enforce_a_mail_server() {
     assert_eq!(code, Some(1));
     assert_eq!(
         findings(&v),
-        set(&[
-            // The one severity model (docs/rules.md): the same as under the baseline.
-            ("critical", "cleartext-forbidden", 23),
-            ("medium", "cleartext-forbidden", 21),
-            ("medium", "cleartext-forbidden", 110),
-            ("medium", "bind-mismatch", 53),
-            ("medium", "not-allowed", 80),
-            ("high", "not-allowed", 6379),
-        ]),
+        // The one severity model (docs/rules.md): the same as under the baseline.
+        mail_findings(["critical", "medium", "medium", "medium", "medium", "high"]),
         "{v:#}"
     );
     let (code, _) = audit(
@@ -193,32 +208,19 @@ fn audit_and_enforce_a_mail_server() {
     // Both views at once: the inventory of the target namespace, and a scan of both its
     // addresses (taken from the namespace: a bare --scan) from the scanner namespace.
     // What the firewall holds back on every address is one step milder.
-    let out = pair
-        .scanner
-        .command(env!("CARGO_BIN_EXE_portolan"))
-        .args(["audit", "--netns", pair.target.name(), "--scan"])
-        .args([
+    let (_, v, _) = audit_from_scanner(
+        &pair,
+        &[
+            "--netns",
+            pair.target.name(),
+            "--scan",
             "--profile",
             "mail-server",
-            "--json",
-            "--today",
-            "2026-11-27",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        ],
+    );
     assert_eq!(
         findings(&v),
-        set(&[
-            ("high", "cleartext-forbidden", 23),
-            ("low", "cleartext-forbidden", 21),
-            ("low", "cleartext-forbidden", 110),
-            ("low", "bind-mismatch", 53),
-            ("low", "not-allowed", 80),
-            ("medium", "not-allowed", 6379),
-        ]),
+        mail_findings(["high", "low", "low", "low", "low", "medium"]),
         "{v:#}"
     );
     for f in v["findings"].as_array().unwrap() {
@@ -266,35 +268,25 @@ fn policy_init_round_trip() {
             .unwrap()
     };
     let ns = pair.target.name().to_string();
-    let out = run(&[
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let init = [
         "policy",
         "init",
         "--netns",
         &ns,
         "-o",
         file.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ];
+    ok(run(&init));
     // It refuses to overwrite.
-    let again = run(&[
-        "policy",
-        "init",
-        "--netns",
-        &ns,
-        "-o",
-        file.to_str().unwrap(),
-    ]);
-    assert_eq!(again.status.code(), Some(2));
-    let out = run(&["policy", "check", file.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(run(&init).status.code(), Some(2));
+    ok(run(&["policy", "check", file.to_str().unwrap()]));
     // Audited against its own starting policy, the host is clean but for telnet, which
     // init leaves out because the policy forbids cleartext.
     let out = run(&[
@@ -468,19 +460,7 @@ fn serve_udp_host(pair: &mut Pair, dir: &std::path::Path) {
 /// `portolan audit ARGS --json` run in the scanner namespace; its exit code, JSON and
 /// stderr.
 fn audit_from_scanner(pair: &Pair, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
-    let out = pair
-        .scanner
-        .command(env!("CARGO_BIN_EXE_portolan"))
-        .arg("audit")
-        .args(args)
-        .args(["--json", "--today", "2026-11-27"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    let v = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{err}", String::from_utf8_lossy(&out.stdout)));
-    (out.status.code(), v, err)
+    audit_in(&pair.scanner, args)
 }
 
 /// (rule, port, protocol, reach) of every finding.
@@ -500,11 +480,42 @@ fn reaches(v: &serde_json::Value) -> BTreeSet<(String, u64, String, String)> {
         .collect()
 }
 
-fn reach_set(items: &[(&str, u64, &str, &str)]) -> BTreeSet<(String, u64, String, String)> {
-    items
+/// The findings of the mail-server profile on the UDP host (rule, port, protocol), in
+/// the order of [`udp_host_reaches`]' argument.
+const UDP_HOST_FINDINGS: [(&str, u64, &str); 8] = [
+    ("bind-mismatch", 53, "tcp"),
+    ("bind-mismatch", 53, "udp"),
+    ("cleartext-forbidden", 69, "udp"),
+    ("not-allowed", 123, "udp"),
+    ("cleartext-forbidden", 161, "udp"),
+    ("not-allowed", 3306, "tcp"),
+    ("not-allowed", 6379, "tcp"),
+    // snmpd's SMUX, on loopback only.
+    ("not-allowed", 199, "tcp"),
+];
+
+/// [`UDP_HOST_FINDINGS`], each with its reach (`none` for no `reach`), as [`reaches`]
+/// gives them.
+fn udp_host_reaches(reach: [&str; 8]) -> BTreeSet<(String, u64, String, String)> {
+    UDP_HOST_FINDINGS
         .iter()
-        .map(|&(r, p, proto, reach)| (r.to_string(), p, proto.to_string(), reach.to_string()))
+        .zip(reach)
+        .map(|(&(r, p, proto), reach)| (r.to_string(), p, proto.to_string(), reach.to_string()))
         .collect()
+}
+
+/// The first finding `pred` picks.
+fn finding_where(
+    v: &serde_json::Value,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| pred(f))
+        .cloned()
+        .unwrap_or_else(|| panic!("no such finding in {v:#}"))
 }
 
 /// Issue 10, items 1-4 and the proof: a dual-stack host serving TCP and UDP, audited
@@ -543,30 +554,15 @@ fn udp_and_ipv6_closed_loop() {
     );
     let udp_time = started.elapsed();
     assert_eq!(code, Some(1), "{v:#}\n{err}");
+    // SMUX (199/tcp), on loopback only and not reached: nothing to say about reach.
+    let r = "reachable";
     assert_eq!(
         reaches(&v),
-        reach_set(&[
-            ("bind-mismatch", 53, "tcp", "reachable"),
-            ("bind-mismatch", 53, "udp", "reachable"),
-            ("cleartext-forbidden", 69, "udp", "reachable"),
-            ("not-allowed", 123, "udp", "reachable"),
-            ("cleartext-forbidden", 161, "udp", "reachable"),
-            ("not-allowed", 3306, "tcp", "reachable"),
-            ("not-allowed", 6379, "tcp", "unreachable"),
-            // snmpd's SMUX, on loopback only and not reached: nothing to say about reach.
-            ("not-allowed", 199, "tcp", "none"),
-        ]),
+        udp_host_reaches([r, r, r, r, r, r, "unreachable", "none"]),
         "{v:#}"
     );
-    let by = |port: u64, proto: &str| -> serde_json::Value {
-        v["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["port"] == port && f["protocol"] == proto)
-            .cloned()
-            .unwrap()
-    };
+    let by =
+        |port: u64, proto: &str| finding_where(&v, |f| f["port"] == port && f["protocol"] == proto);
     assert_eq!(by(161, "udp")["service"], "snmp");
     assert_eq!(by(69, "udp")["service"], "tftp");
     assert_eq!(by(123, "udp")["service"], "ntp");
@@ -600,29 +596,15 @@ fn udp_and_ipv6_closed_loop() {
             "mail-server",
         ],
     );
+    let nc = "not-checked";
     assert_eq!(
         reaches(&v4),
-        reach_set(&[
-            ("bind-mismatch", 53, "tcp", "not-checked"),
-            ("bind-mismatch", 53, "udp", "not-checked"),
-            ("cleartext-forbidden", 69, "udp", "not-checked"),
-            ("not-allowed", 123, "udp", "not-checked"),
-            ("cleartext-forbidden", 161, "udp", "reachable"),
-            ("not-allowed", 3306, "tcp", "not-checked"),
-            ("not-allowed", 6379, "tcp", "not-checked"),
-            ("not-allowed", 199, "tcp", "none"),
-        ]),
+        udp_host_reaches([nc, nc, nc, nc, "reachable", nc, nc, "none"]),
         "{v4:#}"
     );
     let (_, inside) = audit(&pair, &["--profile", "mail-server"]);
     let severity = |v: &serde_json::Value, port: u64| {
-        v["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["port"] == port && f["rule"] == "not-allowed")
-            .map(|f| f["severity"].clone())
-            .unwrap()
+        finding_where(v, |f| f["port"] == port && f["rule"] == "not-allowed")["severity"].clone()
     };
     for f in v4["findings"].as_array().unwrap() {
         if f["reach"] == "not-checked" {
@@ -756,7 +738,7 @@ fn item8_a_real_python_script_in_a_world_writable_directory() {
     {
         return;
     }
-    let ns = portolan_testkit::Netns::new("pa8").unwrap();
+    let ns = Netns::new("pa8").unwrap();
     let dir = std::env::temp_dir().join(format!("pa-item8-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(

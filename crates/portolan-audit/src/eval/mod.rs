@@ -26,11 +26,14 @@ use subject::{Subject, subjects};
 pub fn evaluate(policy: &Policy, inputs: &Inputs, ctx: &Context<'_>) -> AuditReport {
     let subjects = subjects(inputs, ctx);
     let mut findings = judge(policy, &subjects, inputs, ctx);
+    let (unreachable, not_checked) = reach_counts(&subjects, inputs);
+    // Gone before the sort needs its buffer.
+    drop(subjects);
     let suppressed = exceptions(policy, &mut findings, ctx.today);
     findings.extend(expired(policy, ctx.today));
     sort(&mut findings);
     let mut summary = summarize(policy, inputs, ctx, &findings, suppressed.len());
-    (summary.unreachable, summary.not_checked) = reach_counts(&subjects, inputs);
+    (summary.unreachable, summary.not_checked) = (unreachable, not_checked);
     AuditReport {
         summary,
         findings,

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::ops::Deref;
 use std::path::Path;
+use std::sync::Arc;
 
 use portolan_model::{Detection, Exposure, Listener, PortState, Process, Reach, ScannedPort};
 use portolan_registry::Proto;
@@ -18,7 +19,7 @@ use crate::knowledge;
 /// owner carries that unit; systemd itself carries none.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Owner<'a> {
-    pub process: &'a Process,
+    pub process: &'a Arc<Process>,
     pub exe: Option<&'a Path>,
     pub command: Option<&'a str>,
     pub user: Option<&'a str>,
@@ -27,7 +28,7 @@ pub(crate) struct Owner<'a> {
 }
 
 impl<'a> Owner<'a> {
-    fn of(l: &'a Listener, p: &'a Process) -> Owner<'a> {
+    fn of(l: &'a Listener, p: &'a Arc<Process>) -> Owner<'a> {
         let unit = crate::input::owner_unit(l, p);
         Owner {
             process: p,
@@ -39,13 +40,17 @@ impl<'a> Owner<'a> {
         }
     }
 
-    /// The process as evidence shows it: with the unit and user its socket gives it.
-    pub fn evidence_process(&self) -> Process {
-        Process {
+    /// The process as evidence shows it: with the unit and user its socket gives it. The
+    /// inventory's record itself when they are its own, so that findings share it.
+    pub fn evidence_process(&self) -> Arc<Process> {
+        if self.user == self.process.user.as_deref() && self.unit == self.process.unit.as_deref() {
+            return Arc::clone(self.process);
+        }
+        Arc::new(Process {
             user: self.user.map(str::to_string),
             unit: self.unit.map(str::to_string),
-            ..self.process.clone()
-        }
+            ..Process::clone(self.process)
+        })
     }
 }
 
@@ -229,6 +234,14 @@ fn inside<'a>(inputs: &'a Inputs) -> (Vec<Subject<'a>>, HashMap<Key<'a>, usize>)
             s.service = l.service.as_deref().map(str::to_string);
         }
     }
+    // Most ports have one socket and one owner: room for four of each, in tens of
+    // thousands of subjects, is most of their memory.
+    for s in &mut out {
+        s.addresses.shrink_to_fit();
+        s.sockets.shrink_to_fit();
+        s.processes.shrink_to_fit();
+    }
+    out.shrink_to_fit();
     (out, index)
 }
 

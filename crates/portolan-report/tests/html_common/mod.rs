@@ -181,7 +181,7 @@ fn finding(
     if let Some(p) = process {
         f.process = Some(p.name.clone());
         f.evidence.push(Evidence {
-            process: p,
+            process: p.into(),
             package: None,
         });
     }

@@ -39,12 +39,23 @@ impl Daemon {
     }
 }
 
-/// A loopback port that was free a moment ago (for daemons that take no port 0).
+/// A loopback port that was free a moment ago (for daemons that take no port 0), and
+/// that this process has not handed out before: the kernel may give a port it just
+/// released to the next bind, so two daemons of one test binary could get the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind 127.0.0.1:0")
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no loopback port that this process has not handed out in 1000 binds");
 }
 
 /// GET `path` over plain HTTP/1.1: the status and the body, or `None` when there is no
@@ -143,7 +154,10 @@ impl Prometheus {
                 .spawn()?,
         );
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        wait_for(addr, "/-/ready", Duration::from_secs(60), |_| true);
+        // Prometheus's own answer, not some other daemon's 200 on that port.
+        wait_for(addr, "/-/ready", Duration::from_secs(60), |b| {
+            b.contains("Prometheus")
+        });
         Ok(Prometheus {
             _daemon: daemon,
             addr,

@@ -563,3 +563,49 @@ impl Prober for ConnectProber {
         vec![self.ep.as_raw_fd()]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A nonblocking connect to a closed loopback port: in progress, its RST already in.
+    fn refused_socket(port: u16) -> OwnedFd {
+        let host = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let fd = sys::socket(sys::domain_of(host), libc::SOCK_STREAM, 0).unwrap();
+        let r = sys::connect(fd.as_raw_fd(), &RawAddr::new((host, port).into()));
+        assert!(matches!(r, Ok(false)), "connect to a closed port: {r:?}");
+        fd
+    }
+
+    fn closed_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    #[test]
+    fn refused_connect_is_answered_at_once_until_misses_pile_up() {
+        let port = closed_port();
+        let mut p = ConnectProber::new(16, Duration::from_secs(1)).unwrap();
+        let fd = refused_socket(port);
+        assert_eq!(p.answered_at_once(fd.as_raw_fd()), Some(libc::ECONNREFUSED));
+        // A socket still connecting (here: never connected) is a miss.
+        let idle = sys::socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
+        for _ in 0..QUICK_MISSES {
+            assert_eq!(p.answered_at_once(idle.as_raw_fd()), None);
+        }
+        // Then it is checked only once in QUICK_RETRY attempts: answered sockets go
+        // unseen until that check, whose hit resumes checking every attempt.
+        let mut unseen = 0;
+        loop {
+            let fd = refused_socket(port);
+            if p.answered_at_once(fd.as_raw_fd()).is_some() {
+                break;
+            }
+            unseen += 1;
+            assert!(unseen < QUICK_RETRY, "never checked again");
+        }
+        assert!(unseen > QUICK_RETRY / 2, "checked again after {unseen}");
+        let fd = refused_socket(port);
+        assert_eq!(p.answered_at_once(fd.as_raw_fd()), Some(libc::ECONNREFUSED));
+    }
+}

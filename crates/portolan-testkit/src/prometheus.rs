@@ -175,3 +175,17 @@ impl Prometheus {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_port_gives_no_port_twice_so_two_daemons_cannot_share_one() {
+        let ports: Vec<u16> = (0..2000).map(|_| free_port()).collect();
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len());
+    }
+}

@@ -145,13 +145,7 @@ fn worker(
             }
         }
     };
-    let mut sink = Sink {
-        on: &mut on,
-        done: 0,
-        total: 0,
-        last: Instant::now(),
-        summary: portolan_model::ScanSummary::default(),
-    };
+    let mut sink = Sink::new(&mut on, 0);
     let timing = scan_share(cfg, hosts, ports, budget, rate, &mut sink)?;
     let selfs = sink.summary.self_connects;
     if !out.is_empty() {

@@ -62,13 +62,7 @@ pub fn discover(cfg: &ScanConfig, hosts: &[IpAddr]) -> Result<Up, ScanError> {
             results.push(r);
         }
     };
-    let mut sink = Sink {
-        on: &mut on,
-        done: 0,
-        total: 0,
-        last: Instant::now(),
-        summary: portolan_model::ScanSummary::default(),
-    };
+    let mut sink = Sink::new(&mut on, 0);
     let sub = ScanConfig {
         max_retries: Some(cfg.max_retries.unwrap_or(1).min(1)),
         ..cfg.clone()

@@ -191,7 +191,18 @@ pub(crate) struct Sink<'a> {
     summary: ScanSummary,
 }
 
-impl Sink<'_> {
+impl<'a> Sink<'a> {
+    /// A sink for `total` results, with nothing counted yet.
+    pub(crate) fn new(on: &'a mut dyn FnMut(Event), total: u64) -> Self {
+        Sink {
+            on,
+            done: 0,
+            total,
+            last: Instant::now(),
+            summary: ScanSummary::default(),
+        }
+    }
+
     pub(crate) fn port(&mut self, r: PortResult) {
         self.done += 1;
         self.summary.count(r.state);
@@ -289,14 +300,9 @@ impl Scanner {
         let per_host = (cfg.tcp_ports.len() + cfg.udp_ports.len()).max(1);
         let plan = self.plan(targets);
         let first = cfg.start_block.min(plan.blocks());
-        let mut sink = Sink {
-            on,
-            done: 0,
-            total: (plan.hosts() - plan.hosts_before(first))
-                * (cfg.tcp_ports.len() + cfg.udp_ports.len()) as u64,
-            last: Instant::now(),
-            summary: ScanSummary::default(),
-        };
+        let total = (plan.hosts() - plan.hosts_before(first))
+            * (cfg.tcp_ports.len() + cfg.udp_ports.len()) as u64;
+        let mut sink = Sink::new(on, total);
         let mut covered = Covered::new(targets);
         if self.pipelined(plan.blocks() - first) {
             let families = targets.families();

@@ -20,6 +20,16 @@ fn ok(test: &str) -> bool {
         && require_tool(test, "ss")
 }
 
+/// `sh -c CMD` in the block bed's scanner namespace.
+fn shell_in_scanner(b: &Block, cmd: &str) -> Output {
+    b.pair
+        .scanner
+        .command("sh")
+        .args(["-c", cmd])
+        .output()
+        .unwrap()
+}
+
 /// (host, port) -> (state, reason) of every port record of a `--json` run.
 fn records(stdout: &[u8]) -> BTreeMap<(String, u16), (String, String)> {
     let mut m = BTreeMap::new();
@@ -262,13 +272,7 @@ fn a_low_descriptor_limit_slows_the_scan_but_it_stays_exact() {
     // 48 descriptors, hard limit too: the scan may not raise it, and has about a dozen
     // for its sockets after its own.
     let cmd = format!("ulimit -n 48 && exec {BIN} scan -sT --all --json -p 22,23,80,135 {cidr}");
-    let out = b
-        .pair
-        .scanner
-        .command("sh")
-        .args(["-c", &cmd])
-        .output()
-        .unwrap();
+    let out = shell_in_scanner(&b, &cmd);
     assert_success(&out);
     let r = records(&out.stdout);
     let mut want = block_truth(BLOCK16, 256, &[22, 23, 80, 135]);
@@ -279,13 +283,7 @@ fn a_low_descriptor_limit_slows_the_scan_but_it_stays_exact() {
     let cmd = format!(
         "ulimit -Hn 20000 && ulimit -Sn 40 && exec {BIN} scan -sT -Pn --all --json -p 22,23,80,135 {cidr}"
     );
-    let out = b
-        .pair
-        .scanner
-        .command("sh")
-        .args(["-c", &cmd])
-        .output()
-        .unwrap();
+    let out = shell_in_scanner(&b, &cmd);
     assert_success(&out);
     assert!(states(&records(&out.stdout)) == want, "results differ");
 }

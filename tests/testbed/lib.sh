@@ -60,6 +60,17 @@ bed_netns() {
   ip -n "$TNS" link set "${id}b" up
 }
 
+# bed_env NAME...: BED_DIR/env, which the tests read: the two namespaces of bed_netns
+# and the value of each variable NAME.
+bed_env() {
+  local n
+  {
+    echo "SCANNER_NS=$SNS"
+    echo "TARGET_NS=$TNS"
+    for n in "$@"; do echo "$n=${!n}"; done
+  } >"$BED_DIR/env"
+}
+
 # run NAME COMMAND...: starts COMMAND in the daemons' namespace, output in
 # BED_DIR/NAME.out, and records its PID. Each daemon in a session of its own: some
 # signal their whole process group when they stop, which must never reach whoever
@@ -99,6 +110,25 @@ bed_wait() {
   if [ "$proto" = tcp ]; then
     echo "$BED: not listening after $((tries / 10)) s:$missing" >&2
   fi
+}
+
+# bed_wait_at TENTHS ADDRESS:PORT...: waits up to TENTHS tenths of a second until each
+# TCP ADDRESS:PORT listens in the daemons' namespace (as `ss` prints it): on an address
+# shared by several daemons, one up must not hide another that is not. Prints the
+# missing ones on stderr after that.
+bed_wait_at() {
+  local tries=$1 missing="" a listening
+  shift
+  for _ in $(seq "$tries"); do
+    missing=""
+    listening=$($T ss -Hltn | awk '{print $4}')
+    for a in "$@"; do
+      grep -qxF "$a" <<<"$listening" || missing="$missing $a"
+    done
+    [ -z "$missing" ] && return 0
+    sleep 0.1
+  done
+  echo "$BED: not listening after $((tries / 10)) s:$missing" >&2
 }
 
 # bed_kill DIR: stops every daemon recorded in DIR/pids (TERM, then KILL to whatever

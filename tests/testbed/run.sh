@@ -21,12 +21,7 @@ start() {
   local dir=$BED_DIR
   local id="pd$$"
   bed_netns "$id" "$SCANNER_IP/24" "$TARGET_IP/24"
-  {
-    echo "SCANNER_NS=$SNS"
-    echo "TARGET_NS=$TNS"
-    echo "SCANNER_IP=$SCANNER_IP"
-    echo "TARGET_IP=$TARGET_IP"
-  } >"$dir/env"
+  bed_env SCANNER_IP TARGET_IP
 
   openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout "$dir/key.pem" \
     -out "$dir/cert.pem" -subj "/CN=testbed.portolan.test/O=portolan test bed" 2>/dev/null

@@ -56,13 +56,7 @@ start() {
   lock "$dir"
   local id="pe$$"
   bed_netns "$id" "$SCANNER_IP/24" "$TARGET_IP/24" "$TARGET2_IP/24"
-  {
-    echo "SCANNER_NS=$SNS"
-    echo "TARGET_NS=$TNS"
-    echo "SCANNER_IP=$SCANNER_IP"
-    echo "TARGET_IP=$TARGET_IP"
-    echo "TARGET2_IP=$TARGET2_IP"
-  } >"$dir/env"
+  bed_env SCANNER_IP TARGET_IP TARGET2_IP
 
   # ---- ProFTPD on 21 and 2121
   cat >"$dir/proftpd.conf" <<CONF

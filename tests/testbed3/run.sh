@@ -29,14 +29,7 @@ start() {
   local dir=$BED_DIR
   local id="pf$$"
   bed_netns "$id" "$SCANNER_IP/24" "$TARGET_IP/24" "$TARGET2_IP/24" "$TARGET3_IP/24"
-  {
-    echo "SCANNER_NS=$SNS"
-    echo "TARGET_NS=$TNS"
-    echo "SCANNER_IP=$SCANNER_IP"
-    echo "TARGET_IP=$TARGET_IP"
-    echo "TARGET2_IP=$TARGET2_IP"
-    echo "TARGET3_IP=$TARGET3_IP"
-  } >"$dir/env"
+  bed_env SCANNER_IP TARGET_IP TARGET2_IP TARGET3_IP
 
   openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout "$dir/key.pem" \
     -out "$dir/cert.pem" -subj "/CN=testbed3.portolan.test/O=portolan test bed" 2>/dev/null
@@ -446,22 +439,13 @@ CONF
   bed_wait udp 100 53 5353
 }
 
-# wait_at TENTHS ADDRESS PORTS...: waits up to TENTHS tenths of a second until every
-# port listens on ADDRESS (TCP) in the daemons' namespace; prints the missing ones on
-# stderr after that.
+# wait_at TENTHS ADDRESS PORT...: bed_wait_at for the ports of one address.
 wait_at() {
-  local tries=$1 ip=$2; shift 2
-  local missing="" listening p
-  for _ in $(seq "$tries"); do
-    missing=""
-    listening=$($T ss -Hltn | awk '{print $4}')
-    for p in "$@"; do
-      grep -qx "$ip:$p" <<<"$listening" || missing="$missing $ip:$p"
-    done
-    [ -z "$missing" ] && return 0
-    sleep 0.1
-  done
-  echo "$BED: not listening after $((tries / 10)) s:$missing" >&2
+  local tries=$1 ip=$2 p
+  shift 2
+  local at=()
+  for p in "$@"; do at+=("$ip:$p"); done
+  bed_wait_at "$tries" "${at[@]}"
 }
 
 stop() {

@@ -26,13 +26,7 @@ start() {
   local dir=$BED_DIR
   local id="pg$$"
   bed_netns "$id" "$SCANNER_IP/24" "$TARGET_IP/24" "$TARGET2_IP/24"
-  {
-    echo "SCANNER_NS=$SNS"
-    echo "TARGET_NS=$TNS"
-    echo "SCANNER_IP=$SCANNER_IP"
-    echo "TARGET_IP=$TARGET_IP"
-    echo "TARGET2_IP=$TARGET2_IP"
-  } >"$dir/env"
+  bed_env SCANNER_IP TARGET_IP TARGET2_IP
 
   # ---- Docker Engine on 2375 and 12375, no authentication (plain TCP). No iptables
   # rules, no bridge: it touches no firewall table and no interface. Its containerd
@@ -99,25 +93,8 @@ start() {
 
   # Docker and Podman share their ports, on two addresses: wait for each address and
   # port, not the port alone.
-  wait_for 600 "$TARGET_IP:2375" "$TARGET_IP:12375" "$TARGET_IP:2376" "$TARGET_IP:12376" "$TARGET2_IP:2375" "$TARGET2_IP:12375" \
+  bed_wait_at 600 "$TARGET_IP:2375" "$TARGET_IP:12375" "$TARGET_IP:2376" "$TARGET_IP:12376" "$TARGET2_IP:2375" "$TARGET2_IP:12375" \
     "0.0.0.0:6000" "0.0.0.0:6100" "0.0.0.0:6001" "0.0.0.0:6101"
-}
-
-# wait_for TENTHS ADDRESS:PORT...: waits up to TENTHS tenths of a second until each
-# listens in the daemons' namespace (as `ss` prints it); names the missing ones after.
-wait_for() {
-  local tries=$1 missing="" a listening
-  shift
-  for _ in $(seq "$tries"); do
-    missing=""
-    listening=$($T ss -Hltn | awk '{print $4}')
-    for a in "$@"; do
-      grep -qxF "$a" <<<"$listening" || missing="$missing $a"
-    done
-    [ -z "$missing" ] && return 0
-    sleep 0.1
-  done
-  echo "$BED: not listening after $((tries / 10)) s:$missing" >&2
 }
 
 stop() {

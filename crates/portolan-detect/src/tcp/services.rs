@@ -6,7 +6,7 @@ use std::time::Duration;
 use portolan_payload::service as req;
 
 use super::{Ctx, Outcome, Step, found};
-use crate::conn::Conn;
+use crate::conn::{Conn, Stop};
 use crate::service::{self as svc, Heard};
 use crate::{Detection, Detector, printable};
 
@@ -37,6 +37,14 @@ async fn exchange(
         _ => None,
     }
 }
+
+/// The pauses before asking an X server again that closed without a reply (its reset
+/// takes some 30 ms here; more under load).
+const X11_AGAIN: [Duration; 3] = [
+    Duration::from_millis(100),
+    Duration::from_millis(300),
+    Duration::from_millis(600),
+];
 
 fn xid() -> u32 {
     let t = std::time::SystemTime::now()
@@ -91,10 +99,7 @@ impl Ctx {
                     other => other,
                 }
             }
-            Step::X11 => {
-                self.simple(conn, step, &req::X11_SETUP, svc::end_of_x11, svc::x11_parse)
-                    .await
-            }
+            Step::X11 => self.x11(conn).await,
             Step::Socks => {
                 self.simple(conn, step, &req::SOCKS5_GREETING, svc::end_of_socks, |b| {
                     svc::socks5_parse(b).or_else(|| svc::socks4_parse(b))
@@ -125,6 +130,40 @@ impl Ctx {
             );
         }
         d
+    }
+
+    /// X11's connection setup. An X server resets when its last client leaves, and
+    /// closes a connection that arrives meanwhile without a word: the other probes of
+    /// this port, or of the same server on another address, are such clients. A close
+    /// without a reply (a FIN, or a reset when our request was left unread) is asked
+    /// again, after the reset has had time to end.
+    async fn x11(&self, mut conn: Conn) -> Outcome {
+        let mut pauses = X11_AGAIN.into_iter();
+        loop {
+            if conn.send(&req::X11_SETUP).await.is_err() {
+                return Outcome::Silent;
+            }
+            match conn.read(svc::end_of_x11).await {
+                Ok((data, _)) if !data.is_empty() => {
+                    return match svc::x11_parse(&data) {
+                        Some(h) => Outcome::Found(heard(&self.det, h)),
+                        None => self.classify(&data, Step::X11),
+                    };
+                }
+                Ok((_, Stop::Eof)) => {}
+                // Closed with our request unread: a reset, not a FIN.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+                _ => return Outcome::Silent,
+            }
+            let Some(pause) = pauses.next() else {
+                return Outcome::Silent;
+            };
+            tokio::time::sleep(pause).await;
+            conn = match self.connect().await {
+                Ok(c) => c,
+                Err(_) => return Outcome::Silent,
+            };
+        }
     }
 
     /// One request, one reply, one parser.

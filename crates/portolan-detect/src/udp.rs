@@ -215,7 +215,8 @@ async fn simple(
             );
             // ntpd names itself in mode 6; other servers stay silent, which costs a
             // few round trips only.
-            let grace = (rtt * 8).clamp(Duration::from_millis(100), wait);
+            // At least 100 ms, never past the timeout (which may be shorter).
+            let grace = (rtt * 8).max(Duration::from_millis(100)).min(wait);
             let vars = exchange(
                 &sock,
                 addr,

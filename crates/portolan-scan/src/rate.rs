@@ -288,8 +288,10 @@ impl Controller {
                     // What got through is about what the path carries: cut to a bit
                     // above it (at least in half), then see whether that helps.
                     self.cut_from = Some(self.rate);
+                    // Never below the floor, even where half the rate is (`clamp`
+                    // panics when its bounds cross).
                     let carried = self.rate * f / self.best * 1.25;
-                    self.rate = carried.clamp(self.min_rate, self.rate / 2.0);
+                    self.rate = carried.min(self.rate / 2.0).max(self.min_rate);
                 } else if !low {
                     self.best = self.best.max(f);
                     if f >= 0.8 * self.best {
@@ -356,6 +358,16 @@ mod tests {
         assert_eq!(feed(&mut c, &mut t, 0.85), cut);
         // And it grows back slowly.
         assert!(feed(&mut c, &mut t, 0.9) > cut);
+    }
+
+    #[test]
+    fn a_cut_where_half_the_rate_is_under_the_floor_does_not_panic() {
+        // Regression: at 1,762/s with a floor of 1,000/s, the cut's bounds crossed
+        // (1,000 to 881) and `clamp` panicked the scan (CI, `-sS` under congestion).
+        let mut c = Controller::new(1762.8, 1000.0);
+        let mut t = 0;
+        feed(&mut c, &mut t, 0.9);
+        assert_eq!(feed(&mut c, &mut t, 0.1), 1000.0);
     }
 
     #[test]

@@ -50,15 +50,7 @@ fn stored_run_reads_back_as_recorded() {
 }
 
 pub fn sort(s: &mut Snapshot) {
-    s.listeners.sort_by(|a, b| {
-        b.exposure
-            .cmp(&a.exposure)
-            .then(a.protocol.cmp(&b.protocol))
-            .then(a.port.cmp(&b.port))
-            .then(a.address.cmp(&b.address))
-            .then(a.netns.cmp(&b.netns))
-            .then(a.inode.cmp(&b.inode))
-    });
+    s.listeners.sort_by(Listener::list_order);
 }
 
 #[test]

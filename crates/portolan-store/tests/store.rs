@@ -431,19 +431,28 @@ fn corrupt_files_are_refused_and_untouched() {
     assert_eq!(std::fs::read(&other).unwrap(), before);
 }
 
-#[test]
-fn newer_schema_is_refused_and_untouched() {
-    let t = tempfile::tempdir().unwrap();
-    let path = t.path().join("h.db");
+/// A history database of one run whose schema version was then set to `version`, and
+/// its bytes.
+fn db_of_schema_version(dir: &std::path::Path, version: i32) -> (std::path::PathBuf, Vec<u8>) {
+    let path = dir.join("h.db");
     Store::open(&path)
         .unwrap()
         .record(&snap(0, many(3)))
         .unwrap();
-    {
-        let c = rusqlite_conn(&path);
-        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE; PRAGMA user_version = 99;").unwrap();
-    }
+    let c = rusqlite_conn(&path);
+    c.execute_batch(&format!(
+        "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE; PRAGMA user_version = {version};"
+    ))
+    .unwrap();
+    drop(c);
     let before = std::fs::read(&path).unwrap();
+    (path, before)
+}
+
+#[test]
+fn newer_schema_is_refused_and_untouched() {
+    let t = tempfile::tempdir().unwrap();
+    let (path, before) = db_of_schema_version(t.path(), 99);
     let e = Store::open(&path).unwrap_err();
     assert!(matches!(e, Error::NewerSchema { found: 99, .. }), "{e}");
     assert!(e.to_string().contains("schema version 99"), "{e}");
@@ -453,16 +462,7 @@ fn newer_schema_is_refused_and_untouched() {
 #[test]
 fn negative_schema_version_is_corrupt_not_skipped_migrations() {
     let t = tempfile::tempdir().unwrap();
-    let path = t.path().join("h.db");
-    Store::open(&path)
-        .unwrap()
-        .record(&snap(0, many(3)))
-        .unwrap();
-    {
-        let c = rusqlite_conn(&path);
-        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE; PRAGMA user_version = -1;").unwrap();
-    }
-    let before = std::fs::read(&path).unwrap();
+    let (path, before) = db_of_schema_version(t.path(), -1);
     let e = Store::open(&path).unwrap_err();
     assert!(matches!(e, Error::Corrupt { .. }), "{e}");
     assert!(e.to_string().contains("schema version -1"), "{e}");

@@ -9,6 +9,7 @@
 //! tool is a failure, so a privileged test can never pass by not running.
 // Test-only crate: its few syscalls (geteuid, kill, flock) are the only unsafe code.
 
+pub mod peer;
 pub mod prometheus;
 
 use std::io;

@@ -42,11 +42,8 @@ fn host() -> FakeHost {
 
 fn ctx<'a>(host: &'a FakeHost, policy_arg: Option<&str>) -> Context<'a> {
     Context {
-        today: Date::new(2026, 11, 27).unwrap(),
-        ephemeral: PortRange::new(32768, 60999).unwrap(),
-        catalog: Registry::embedded(),
-        host,
         policy_arg: policy_arg.map(str::to_string),
+        ..Context::new(Date::new(2026, 11, 27).unwrap(), Registry::embedded(), host)
     }
 }
 
@@ -1489,13 +1486,11 @@ fn item8_writable_executable_judges_interpreted_code() {
         scan: None,
         netns: None,
     };
-    let c = Context {
-        today: Date::new(2026, 11, 27).unwrap(),
-        ephemeral: PortRange::new(32768, 60999).unwrap(),
-        catalog: Registry::embedded(),
-        host: &host,
-        policy_arg: None,
-    };
+    let c = Context::new(
+        Date::new(2026, 11, 27).unwrap(),
+        Registry::embedded(),
+        &host,
+    );
     let r = evaluate(&Policy::baseline(), &inputs, &c);
     let writable: HashMap<u16, &str> = r
         .findings

@@ -188,17 +188,15 @@ mod tests {
     use super::*;
     use portolan_audit::policy::Policy;
     use portolan_audit::{AuditReport, Context, Inputs, Listener, NoHost, Process, evaluate};
-    use portolan_registry::{PortRange, Proto, Registry};
+    use portolan_registry::{Proto, Registry};
 
     /// A fixed day and the embedded registry, on no real host.
     fn ctx() -> Context<'static> {
-        Context {
-            today: Date::new(2026, 11, 27).unwrap(),
-            ephemeral: PortRange::new(32768, 60999).unwrap(),
-            catalog: Registry::embedded(),
-            host: &NoHost,
-            policy_arg: None,
-        }
+        Context::new(
+            Date::new(2026, 11, 27).unwrap(),
+            Registry::embedded(),
+            &NoHost,
+        )
     }
 
     fn report() -> AuditReport {

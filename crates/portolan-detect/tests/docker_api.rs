@@ -7,12 +7,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use portolan_detect::{Detection, Detector, Options};
-use portolan_testkit::peer::TcpServer;
+use portolan_testkit::peer::Peer;
 
 /// A server answering each request by its path (`None`: close without a word), until
 /// stopped or 20 s have passed.
-fn server(answer: fn(&str) -> Option<Vec<u8>>) -> TcpServer {
-    TcpServer::start("127.0.0.1:0", move |mut c, _| {
+fn server(answer: fn(&str) -> Option<Vec<u8>>) -> Peer {
+    Peer::tcp("127.0.0.1:0", move |mut c, _| {
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut req = Vec::new();
         let mut buf = [0u8; 2048];

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use portolan_detect::{Detection, Detector, Options};
-use portolan_testkit::peer::{TcpServer, UdpResponder};
+use portolan_testkit::peer::Peer;
 
 fn opts() -> Options {
     Options {
@@ -21,8 +21,8 @@ fn opts() -> Options {
 }
 
 /// A TCP server on 127.0.0.1 that runs `serve` for each connection, in its own thread.
-fn server(serve: impl Fn(TcpStream, &AtomicBool) + Send + Sync + 'static) -> TcpServer {
-    TcpServer::start("127.0.0.1:0", serve).unwrap()
+fn server(serve: impl Fn(TcpStream, &AtomicBool) + Send + Sync + 'static) -> Peer {
+    Peer::tcp("127.0.0.1:0", serve).unwrap()
 }
 
 fn detect(addr: SocketAddr) -> (Detection, Duration) {
@@ -173,7 +173,7 @@ fn socket_linger0(c: &TcpStream) -> std::io::Result<()> {
 // ---- fake services on ports that do not suggest them
 
 /// Serves a line protocol: sends `greeting`, then answers each line with `answer(line)`.
-fn line_server(greeting: &'static str, answer: fn(&str) -> Option<&'static str>) -> TcpServer {
+fn line_server(greeting: &'static str, answer: fn(&str) -> Option<&'static str>) -> Peer {
     server(move |mut c, _| {
         c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
         if c.write_all(greeting.as_bytes()).is_err() {
@@ -299,7 +299,7 @@ fn closed_port_says_so_at_once() {
 
 #[test]
 fn udp_garbage_and_silence_are_not_services() {
-    let mut srv = UdpResponder::start("127.0.0.1:0", |_| {
+    let mut srv = Peer::udp("127.0.0.1:0", |_| {
         Some(vec![0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0])
     })
     .unwrap();
@@ -312,7 +312,7 @@ fn udp_garbage_and_silence_are_not_services() {
 
 #[test]
 fn udp_dns_on_an_odd_port() {
-    let mut srv = UdpResponder::start("127.0.0.1:0", |q| {
+    let mut srv = Peer::udp("127.0.0.1:0", |q| {
         // Answer only what looks like our version.bind query.
         if q.len() < 12 || !q.windows(7).any(|w| w == b"version") {
             return None;
@@ -344,7 +344,7 @@ fn udp_closed_port_is_reported_closed() {
 
 #[test]
 fn ipv6_loopback_tcp_and_udp() {
-    let Ok(mut srv) = TcpServer::start("[::1]:0", |mut c, _| {
+    let Ok(mut srv) = Peer::tcp("[::1]:0", |mut c, _| {
         let _ = c.write_all(b"+OK POP3 ready <1.2@host>\r\n");
         let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
         let mut b = [0u8; 256];

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
-use portolan_testkit::peer::TcpServer;
+use portolan_testkit::peer::Peer;
 
 fn portolan(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_portolan"))
@@ -62,7 +62,7 @@ fn bad_signature_file_names_file_and_line() {
 #[test]
 fn json_line_for_a_greeting_and_exit_1_for_nothing() {
     // Every connection (detection probes several at once) gets the greeting.
-    let mut srv = TcpServer::start("127.0.0.1:0", |mut c, _| {
+    let mut srv = Peer::tcp("127.0.0.1:0", |mut c, _| {
         let _ = c.write_all(b"SSH-2.0-dropbear_2022.83\r\n");
         let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
         let mut b = [0u8; 64];

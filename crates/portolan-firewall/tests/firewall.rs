@@ -2,7 +2,6 @@
 //! network namespace; then applied in a target namespace and probed from a scanner
 //! namespace, so only the policy's ports answer.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -11,7 +10,7 @@ use portolan_audit::profiles::{self, PROFILES};
 use portolan_firewall::apply::{self, Nft, Outcome};
 use portolan_firewall::{Format, KeepSsh, Plan};
 use portolan_registry::Registry;
-use portolan_testkit::{Netns, Pair, Seen, require_root, require_tool};
+use portolan_testkit::{Netns, Pair, Seen, output_with_input, require_root, require_tool};
 
 const EXAMPLE: &str = r#"
 name = "example"
@@ -101,20 +100,7 @@ fn iptables_rulesets_pass_restore_test() {
             (Format::Ip6tables, "ip6tables-restore"),
         ] {
             let text = plan.render(format);
-            let mut child = ns
-                .command(tool)
-                .arg("--test")
-                .stdin(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-            let out = child.wait_with_output().unwrap();
+            let out = output_with_input(ns.command(tool).arg("--test"), text.as_bytes()).unwrap();
             assert!(
                 out.status.success(),
                 "{tool} {}: {}\n{text}",

@@ -67,6 +67,25 @@ pub fn run(cmd: &mut Command) -> io::Result<Output> {
     Ok(out)
 }
 
+/// Runs `cmd` with `input` on its stdin, and returns its output (stdout and stderr
+/// captured) whatever its exit status. The input is written by a thread of its own, so a
+/// command that answers before it has read it all cannot block on a full pipe.
+pub fn output_with_input(cmd: &mut Command, input: &[u8]) -> io::Result<Output> {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    std::thread::scope(|s| {
+        let writer = s.spawn(move || stdin.write_all(input));
+        let out = child.wait_with_output()?;
+        writer.join().expect("the stdin writer")?;
+        Ok(out)
+    })
+}
+
 /// Runs `program args...` and returns its stdout as text.
 pub fn sh(program: &str, args: &[&str]) -> io::Result<String> {
     let out = run(Command::new(program).args(args))?;
@@ -123,20 +142,7 @@ impl Netns {
 
     /// Loads an nftables ruleset (as `nft -f -` reads it) into the namespace.
     pub fn nft(&self, ruleset: &str) -> io::Result<()> {
-        use std::io::Write;
-        let mut child = self
-            .command("nft")
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(ruleset.as_bytes())?;
-        let out = child.wait_with_output()?;
+        let out = output_with_input(self.command("nft").args(["-f", "-"]), ruleset.as_bytes())?;
         if !out.status.success() {
             return Err(io::Error::other(format!(
                 "nft -f in {} failed: {}\n{ruleset}",

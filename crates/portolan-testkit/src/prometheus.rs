@@ -106,6 +106,26 @@ pub struct Prometheus {
     pub addr: SocketAddr,
 }
 
+/// `promtool check metrics` of an exposition: `Err` with what promtool said when it
+/// fails or finds anything to say (a lint warning included).
+pub fn promtool_check(exposition: &[u8]) -> Result<(), String> {
+    let out = crate::output_with_input(
+        Command::new("promtool").args(["check", "metrics"]),
+        exposition,
+    )
+    .map_err(|e| format!("running promtool: {e}"))?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && said.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}: {said}", out.status))
+    }
+}
+
 /// Starts `prometheus-node-exporter` on a free loopback port with only its textfile
 /// collector, reading `dir`: the daemon (stopped on drop) and its address.
 pub fn node_exporter(dir: &Path) -> io::Result<(Daemon, SocketAddr)> {

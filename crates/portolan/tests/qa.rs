@@ -303,7 +303,6 @@ fn xml_out_dash_writes_xml_to_stdout() {
 #[test]
 fn policy_dash_means_standard_input_and_output() {
     // `policy init -o -` wrote a file named "-", and `policy check -` looked for one.
-    use std::io::Write as _;
     let dir = std::env::temp_dir().join(format!("pq-qa-{}-policydash", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let out = portolan()
@@ -315,21 +314,11 @@ fn policy_dash_means_standard_input_and_output() {
     assert!(text(&out.stdout).contains("forbid-cleartext"));
     assert!(!dir.join("-").exists(), "a file named '-' was created");
     for args in [&["policy", "check", "-"][..], &["audit", "--policy", "-"]] {
-        let mut child = portolan()
-            .args(args)
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn portolan");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(b"[[allow]]\nservice = \"smpt\"\n")
-            .expect("write policy");
-        let out = child.wait_with_output().expect("wait");
+        let out = portolan_testkit::output_with_input(
+            portolan().args(args).current_dir(&dir),
+            b"[[allow]]\nservice = \"smpt\"\n",
+        )
+        .expect("run portolan");
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(

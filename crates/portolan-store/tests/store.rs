@@ -28,8 +28,7 @@ fn creates_file_0600_in_dir_0700() {
 
 #[test]
 fn stored_run_reads_back_as_recorded() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
+    let (_t, mut store) = new_store();
     let mut s = snap(0, many(50));
     let mut udp =
         Listener::new(Proto::Udp, "::".parse().unwrap(), 53).with_process(proc_(7, "named"));
@@ -55,8 +54,7 @@ pub fn sort(s: &mut Snapshot) {
 
 #[test]
 fn the_change_classes() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
+    let (_t, mut store) = new_store();
     let base = vec![
         listener(22, 10, "sshd"),
         listener(80, 20, "nginx"),
@@ -116,8 +114,7 @@ fn the_change_classes() {
 
 #[test]
 fn database_diff_equals_snapshot_diff() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
+    let (_t, mut store) = new_store();
     let mut rng = fastrand::Rng::with_seed(7);
     let mut cur = many(60);
     let mut snaps = Vec::new();
@@ -166,10 +163,9 @@ fn database_diff_equals_snapshot_diff() {
     }
 }
 
-#[test]
-fn min_age_debounces() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
+/// A store of two runs: sshd at minute 0; sshd, and web on 8080, at minute 10.
+fn store_where_web_came_at_10() -> (tempfile::TempDir, Store) {
+    let (t, mut store) = new_store();
     store
         .record(&snap(0, vec![listener(22, 1, "sshd")]))
         .unwrap();
@@ -179,6 +175,12 @@ fn min_age_debounces() {
             vec![listener(22, 1, "sshd"), listener(8080, 2, "web")],
         ))
         .unwrap();
+    (t, store)
+}
+
+#[test]
+fn min_age_debounces() {
+    let (_t, mut store) = store_where_web_came_at_10();
     store
         .record(&snap(
             12,
@@ -201,17 +203,7 @@ fn min_age_debounces() {
 /// counted as held long enough: nothing has held that long.
 #[test]
 fn huge_min_age_does_not_overflow() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
-    store
-        .record(&snap(0, vec![listener(22, 1, "sshd")]))
-        .unwrap();
-    store
-        .record(&snap(
-            10,
-            vec![listener(22, 1, "sshd"), listener(8080, 2, "web")],
-        ))
-        .unwrap();
+    let (_t, store) = store_where_web_came_at_10();
     for min_age in [Duration::MAX, Duration::from_millis(u64::MAX)] {
         let opts = DiffOptions {
             min_age: Some(min_age),
@@ -255,8 +247,7 @@ fn unchanged_snapshots_add_one_small_row() {
 
 #[test]
 fn points_that_do_not_exist() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
+    let (_t, mut store) = new_store();
     let e = store.resolve(&Point::Last).unwrap_err();
     assert!(e.to_string().contains("no run recorded yet"), "{e}");
     store.record(&snap(60, vec![])).unwrap();
@@ -277,8 +268,7 @@ fn points_that_do_not_exist() {
 
 #[test]
 fn baseline_and_new_listeners() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
+    let (_t, mut store) = new_store();
     store
         .record(&snap(0, vec![listener(22, 1, "sshd")]))
         .unwrap();
@@ -297,8 +287,7 @@ fn baseline_and_new_listeners() {
 
 #[test]
 fn timeline_of_a_port_and_a_process() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
+    let (_t, mut store) = new_store();
     store
         .record(&snap(0, vec![listener(8080, 1, "web")]))
         .unwrap();
@@ -348,8 +337,7 @@ fn timeline_of_a_port_and_a_process() {
 
 #[test]
 fn prune_keeps_baseline_and_consistency() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
+    let (_t, mut store) = new_store();
     let mut snaps = Vec::new();
     for i in 0..10u32 {
         let mut ls = vec![listener(22, 1, "sshd")];
@@ -509,8 +497,7 @@ fn audit(ports: &[u16]) -> portolan_model::AuditReport {
 
 #[test]
 fn findings_round_trip_and_diff_by_fingerprint() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
+    let (_t, mut store) = new_store();
     let mut a = snap(
         0,
         vec![listener(23, 1, "inetd"), listener(6379, 2, "redis")],

@@ -29,11 +29,7 @@ fn listeners(n: usize) -> Vec<Listener> {
 }
 
 fn bench(c: &mut Criterion) {
-    let inputs = Inputs {
-        listeners: Some(listeners(10_000)),
-        scan: None,
-        netns: None,
-    };
+    let inputs = Inputs::inside(listeners(10_000));
     let ctx = Context {
         policy_arg: Some("--profile mail-server".into()),
         ..Context::new(

@@ -75,6 +75,14 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// The inside view alone: `listeners`, in the host's namespace, and no scan.
+    pub fn inside(listeners: Vec<Listener>) -> Inputs {
+        Inputs {
+            listeners: Some(listeners),
+            ..Inputs::default()
+        }
+    }
+
     /// The label of the namespace the audit is about.
     pub fn home_netns(&self) -> &str {
         self.netns.as_deref().unwrap_or("host")

@@ -207,10 +207,7 @@ mod tests {
         let telnet = Listener::new(Proto::Tcp, "0.0.0.0".parse().unwrap(), 23).with_process(inetd);
         let redis = Listener::new(Proto::Tcp, "::".parse().unwrap(), 6379);
         let local = Listener::new(Proto::Tcp, "127.0.0.1".parse().unwrap(), 40001);
-        let inputs = Inputs {
-            listeners: Some(vec![telnet, redis, local]),
-            ..Inputs::default()
-        };
+        let inputs = Inputs::inside(vec![telnet, redis, local]);
         evaluate(&Policy::baseline(), &inputs, &ctx())
     }
 
@@ -223,14 +220,7 @@ mod tests {
 
     #[test]
     fn empty_report_says_so() {
-        let r = evaluate(
-            &Policy::baseline(),
-            &Inputs {
-                listeners: Some(vec![]),
-                ..Inputs::default()
-            },
-            &ctx(),
-        );
+        let r = evaluate(&Policy::baseline(), &Inputs::inside(vec![]), &ctx());
         let mut buf = Vec::new();
         table::write_table(&mut buf, &r, false).unwrap();
         let s = String::from_utf8(buf).unwrap();

@@ -92,6 +92,52 @@ pub fn sh(program: &str, args: &[&str]) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// A child process killed (and reaped) on drop, so a failed test leaves nothing running.
+#[derive(Debug)]
+pub struct Daemon(pub Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Daemon {
+    /// Starts `cmd` with stdin, stdout and stderr on /dev/null.
+    pub fn quiet(cmd: &mut Command) -> io::Result<Daemon> {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(Daemon(child))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Sends SIGTERM and waits (at most `limit`) for the exit; panics when it does not
+    /// come.
+    pub fn terminate(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        let pid = libc::pid_t::try_from(self.0.id()).expect("pids fit pid_t");
+        // SAFETY: kill has no memory preconditions; the pid is our own child, not reaped.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(st) = self.0.try_wait().expect("wait for the child") {
+                return st;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the child did not stop within {limit:?} of SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// A named network namespace (as `ip netns` names them), deleted on drop, with every

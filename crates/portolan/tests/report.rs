@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use portolan_browser_test::Browser;
 use portolan_report::html::{self, ReportInput};
-use portolan_testkit::{Netns, Pair, require_root, require_tool};
+use portolan_testkit::{Daemon, Netns, Pair, require_root, require_tool};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portolan");
@@ -471,14 +471,7 @@ fn browser_hostile_peer_scanned_by_the_cli_shows_as_text_and_runs_nothing() {
 
 /// A python3 (or `python`, another copy of it) listener on 0.0.0.0:`port` in `ns`,
 /// killed when dropped.
-struct Listening(std::process::Child);
-
-impl Drop for Listening {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+type Listening = Daemon;
 
 fn listens(ns: &Netns, port: u16) -> bool {
     ns.exec("ss", &["-Hltn"])
@@ -499,15 +492,7 @@ fn listen(ns: &Netns, python: &Path, port: u16) -> Listening {
     let code = format!(
         "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',{port}))\ns.listen()\ntime.sleep(600)\n"
     );
-    let child = ns
-        .command(python.to_str().unwrap())
-        .args(["-c", &code])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let l = Listening(child);
+    let l = Daemon::quiet(ns.command(python.to_str().unwrap()).args(["-c", &code])).unwrap();
     wait_for(ns, port, true);
     l
 }

@@ -137,14 +137,7 @@ fn slow_drip_is_bounded() {
 
 /// The process's peak resident set (VmHWM), in KiB.
 fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    portolan_testkit::peak_rss_kib(None).unwrap_or(0)
 }
 
 fn socket_linger0(c: &TcpStream) -> std::io::Result<()> {

@@ -86,6 +86,23 @@ pub fn output_with_input(cmd: &mut Command, input: &[u8]) -> io::Result<Output> 
     })
 }
 
+/// The peak resident set (VmHWM) of process `pid`, or of this process for `None`, in
+/// KiB; `None` when it cannot be read (the process is gone).
+pub fn peak_rss_kib(pid: Option<u32>) -> Option<u64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/status"),
+        None => "/proc/self/status".to_string(),
+    };
+    let status = std::fs::read_to_string(path).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Runs `program args...` and returns its stdout as text.
 pub fn sh(program: &str, args: &[&str]) -> io::Result<String> {
     let out = run(Command::new(program).args(args))?;
@@ -593,6 +610,18 @@ impl Drop for Testbed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peak_rss_is_read_for_this_process_and_none_for_a_gone_one() {
+        let kib = peak_rss_kib(None).expect("VmHWM of this process");
+        assert!(kib > 100, "{kib} KiB");
+        // The peak only grows.
+        assert!(peak_rss_kib(Some(std::process::id())).is_some_and(|k| k >= kib));
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert_eq!(peak_rss_kib(Some(pid)), None);
+    }
 
     #[test]
     fn pair_links_two_namespaces() {

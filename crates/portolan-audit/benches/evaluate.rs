@@ -6,7 +6,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use portolan_audit::policy::Policy;
 use portolan_audit::{Context, Date, Inputs, Listener, NoHost, Process, evaluate, profiles};
-use portolan_registry::{PortRange, Proto, Registry};
+use portolan_registry::{Proto, Registry};
 
 fn listeners(n: usize) -> Vec<Listener> {
     (0..n)
@@ -29,17 +29,14 @@ fn listeners(n: usize) -> Vec<Listener> {
 }
 
 fn bench(c: &mut Criterion) {
-    let inputs = Inputs {
-        listeners: Some(listeners(10_000)),
-        scan: None,
-        netns: None,
-    };
+    let inputs = Inputs::inside(listeners(10_000));
     let ctx = Context {
-        today: Date::new(2026, 11, 27).unwrap(),
-        ephemeral: PortRange::new(32768, 60999).unwrap(),
-        catalog: Registry::embedded(),
-        host: &NoHost,
         policy_arg: Some("--profile mail-server".into()),
+        ..Context::new(
+            Date::new(2026, 11, 27).unwrap(),
+            Registry::embedded(),
+            &NoHost,
+        )
     };
     let mail = profiles::load("mail-server", Registry::embedded()).unwrap();
     c.bench_function("evaluate 10k listeners, mail-server", |b| {

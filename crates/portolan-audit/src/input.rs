@@ -75,6 +75,14 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// The inside view alone: `listeners`, in the host's namespace, and no scan.
+    pub fn inside(listeners: Vec<Listener>) -> Inputs {
+        Inputs {
+            listeners: Some(listeners),
+            ..Inputs::default()
+        }
+    }
+
     /// The label of the namespace the audit is about.
     pub fn home_netns(&self) -> &str {
         self.netns.as_deref().unwrap_or("host")
@@ -137,12 +145,24 @@ pub struct Context<'a> {
     pub policy_arg: Option<String>,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
     /// Linux's default ephemeral range, 32768-60999.
     pub const DEFAULT_EPHEMERAL: PortRange = PortRange {
         first: 32768,
         last: 60999,
     };
+
+    /// Judging as of `today`, with `catalog`, on `host`: with Linux's default ephemeral
+    /// range and no policy argument.
+    pub fn new(today: Date, catalog: &'a dyn Catalog, host: &'a dyn Host) -> Context<'a> {
+        Context {
+            today,
+            ephemeral: Self::DEFAULT_EPHEMERAL,
+            catalog,
+            host,
+            policy_arg: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Context<'_> {

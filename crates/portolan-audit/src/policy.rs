@@ -2,6 +2,7 @@
 //! protocols are forbidden; and the exceptions. Parsed from TOML with every error naming
 //! the file, line, column and key.
 
+use std::convert::Infallible;
 use std::fmt;
 use std::net::IpAddr;
 use std::ops::Range;
@@ -236,7 +237,7 @@ impl Policy {
                 let head = head.into_inner();
                 let alone = head.get("allow").is_none() && head.get("exception").is_none();
                 if alone
-                    && let Some(policy) = p.policy(&head, file, &mut |p, allow, exceptions| {
+                    && let Ok(policy) = p.policy(&head, file, |p, allow, exceptions| {
                         p.rest(text, &bounds, allow, exceptions)
                     })
                 {
@@ -273,8 +274,7 @@ fn parse_whole(
             return Err(PolicyErrors(p.errors));
         }
     };
-    let whole = p.policy(root.get_ref(), file, &mut |_, _, _| Some(()));
-    let policy = whole.expect("a whole file has no pieces to fail");
+    let Ok(policy) = p.policy(root.get_ref(), file, |_, _, _| Ok::<(), Infallible>(()));
     p.finish(policy.trimmed())
 }
 
@@ -378,10 +378,8 @@ struct Parser<'a> {
     exceptions_seen: usize,
 }
 
-/// The pieces after a policy's head, read into its allow entries and exceptions; `None`
-/// when one does not parse alone.
-type Rest<'r, 'a> =
-    dyn FnMut(&mut Parser<'a>, &mut Vec<Allow>, &mut Vec<Exception>) -> Option<()> + 'r;
+/// A piece of a policy's text that does not parse alone: the file is read whole instead.
+struct NotAlone;
 
 /// The names "did you mean" searches, gathered once per file, and how many more
 /// suggestions a file gets: a policy of thousands of unknown names is checked in linear
@@ -448,20 +446,22 @@ impl<'a> Parser<'a> {
         bounds: &[usize],
         allow: &mut Vec<Allow>,
         exceptions: &mut Vec<Exception>,
-    ) -> Option<()> {
+    ) -> Result<(), NotAlone> {
         for w in bounds.windows(2) {
-            let piece = DeTable::parse(&text[w[0]..w[1]]).ok()?.into_inner();
+            let piece = DeTable::parse(&text[w[0]..w[1]])
+                .map_err(|_| NotAlone)?
+                .into_inner();
             self.base = w[0];
             if piece
                 .keys()
                 .any(|k| !matches!(k.get_ref().as_ref(), "allow" | "exception"))
             {
-                return None;
+                return Err(NotAlone);
             }
             self.entries(&piece, allow, exceptions);
         }
         self.base = 0;
-        Some(())
+        Ok(())
     }
 
     /// The `allow` and `exception` tables of a table (the whole file's root, or a piece).
@@ -524,15 +524,17 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Reports a value of the wrong type: `what` says what was expected.
+    fn expected(&mut self, v: &Val<'_>, key: &str, what: &str) {
+        let found = v.get_ref().type_str();
+        self.error(v.span(), key, format!("expected {what}, found {found}"));
+    }
+
     fn string(&mut self, v: &Val<'_>, key: &str) -> Option<String> {
         match v.get_ref() {
             DeValue::String(s) => Some(s.to_string()),
-            other => {
-                self.error(
-                    v.span(),
-                    key,
-                    format!("expected a string, found {}", other.type_str()),
-                );
+            _ => {
+                self.expected(v, key, "a string");
                 None
             }
         }
@@ -552,15 +554,8 @@ impl<'a> Parser<'a> {
                 }
                 out
             }
-            other => {
-                self.error(
-                    v.span(),
-                    key,
-                    format!(
-                        "expected a string or an array of strings, found {}",
-                        other.type_str()
-                    ),
-                );
+            _ => {
+                self.expected(v, key, "a string or an array of strings");
                 Vec::new()
             }
         }
@@ -576,15 +571,16 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The policy of a file's root table, and of the pieces `rest` reads after it;
-    /// `None` when `rest` fails. Errors come in the order of a whole file's reading: the
-    /// head, the allow entries, require and forbid-cleartext, then the exceptions.
-    fn policy(
+    /// The policy of a file's root table, and of the pieces `rest` reads after it; `rest`'s
+    /// error when it fails (a whole file's `rest` reads nothing and cannot). Errors come in
+    /// the order of a whole file's reading: the head, the allow entries, require and
+    /// forbid-cleartext, then the exceptions.
+    fn policy<E>(
         &mut self,
         root: &DeTable<'_>,
         file: &str,
-        rest: &mut Rest<'_, 'a>,
-    ) -> Option<Policy> {
+        rest: impl FnOnce(&mut Self, &mut Vec<Allow>, &mut Vec<Exception>) -> Result<(), E>,
+    ) -> Result<Policy, E> {
         self.check_keys(root, TOP_KEYS, "");
         let get = |k: &str| root.get(k);
         let name = match get("name") {
@@ -599,9 +595,8 @@ impl<'a> Parser<'a> {
             None => false,
             Some(v) => match v.get_ref() {
                 DeValue::Boolean(b) => *b,
-                other => {
-                    let msg = format!("expected true or false, found {}", other.type_str());
-                    self.error(v.span(), "allow-loopback", msg);
+                _ => {
+                    self.expected(v, "allow-loopback", "true or false");
                     false
                 }
             },
@@ -683,7 +678,7 @@ impl<'a> Parser<'a> {
 
         self.errors.extend(errors);
 
-        Some(Policy {
+        Ok(Policy {
             name,
             description,
             allow,
@@ -715,24 +710,13 @@ impl<'a> Parser<'a> {
                 for (i, item) in (first..).zip(items.iter()) {
                     match item.get_ref() {
                         DeValue::Table(t) => out.push((i, Spanned::new(item.span(), t))),
-                        other => self.error(
-                            item.span(),
-                            &format!("{key}[{}]", i + 1),
-                            format!("expected a table, found {}", other.type_str()),
-                        ),
+                        _ => self.expected(item, &format!("{key}[{}]", i + 1), "a table"),
                     }
                 }
                 out
             }
-            other => {
-                self.error(
-                    v.span(),
-                    key,
-                    format!(
-                        "expected an array of tables ([[{key}]]), found {}",
-                        other.type_str()
-                    ),
-                );
+            _ => {
+                self.expected(v, key, &format!("an array of tables ([[{key}]])"));
                 Vec::new()
             }
         }
@@ -909,15 +893,8 @@ impl<'a> Parser<'a> {
                     let d = dt.date?;
                     Date::new(i32::from(d.year), d.month, d.day)
                 }
-                other => {
-                    self.error(
-                        v.span(),
-                        &k,
-                        format!(
-                            "expected a date such as 2026-12-31 (no quotes, no time), found {}",
-                            other.type_str()
-                        ),
-                    );
+                _ => {
+                    self.expected(v, &k, "a date such as 2026-12-31 (no quotes, no time)");
                     None
                 }
             }

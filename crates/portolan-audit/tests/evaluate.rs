@@ -42,11 +42,8 @@ fn host() -> FakeHost {
 
 fn ctx<'a>(host: &'a FakeHost, policy_arg: Option<&str>) -> Context<'a> {
     Context {
-        today: Date::new(2026, 11, 27).unwrap(),
-        ephemeral: PortRange::new(32768, 60999).unwrap(),
-        catalog: Registry::embedded(),
-        host,
         policy_arg: policy_arg.map(str::to_string),
+        ..Context::new(Date::new(2026, 11, 27).unwrap(), Registry::embedded(), host)
     }
 }
 
@@ -170,11 +167,7 @@ fn messy_host() -> Vec<Listener> {
 #[test]
 fn baseline_on_a_messy_host() {
     let h = host();
-    let inputs = Inputs {
-        listeners: Some(messy_host()),
-        scan: None,
-        netns: None,
-    };
+    let inputs = Inputs::inside(messy_host());
     let r = evaluate(&Policy::baseline(), &inputs, &ctx(&h, None));
     assert_eq!(
         set(&r),
@@ -261,11 +254,7 @@ fn baseline_on_a_messy_host() {
 #[test]
 fn baseline_report_snapshot() {
     let h = host();
-    let inputs = Inputs {
-        listeners: Some(messy_host()),
-        scan: None,
-        netns: None,
-    };
+    let inputs = Inputs::inside(messy_host());
     let r = evaluate(&Policy::baseline(), &inputs, &ctx(&h, None));
     insta::assert_json_snapshot!("baseline_messy_host", r);
 }
@@ -280,11 +269,7 @@ fn socket_activated_units_are_stopped_by_their_socket() {
         Some("telnet@0-198.18.0.2:23-198.18.0.1:40000.service"),
         true,
     );
-    let inputs = Inputs {
-        listeners: Some(vec![tcp("::", 23, Some(telnetd))]),
-        scan: None,
-        netns: None,
-    };
+    let inputs = Inputs::inside(vec![tcp("::", 23, Some(telnetd))]);
     let r = evaluate(&Policy::baseline(), &inputs, &ctx(&h, None));
     assert_eq!(
         set(&r),
@@ -622,17 +607,13 @@ fn app_policy() -> Policy {
 fn exceptions_hold_back_until_they_expire() {
     let h = host();
     let node = proc_(2000, "node", "/usr/bin/node", Some("app.service"), false);
-    let inputs = Inputs {
-        listeners: Some(vec![
-            tcp("0.0.0.0", 443, None),
-            tcp("0.0.0.0", 8080, Some(node.clone())),
-            tcp("127.0.0.1", 40000, Some(node)),
-            tcp("0.0.0.0", 9000, None),
-            tcp("127.0.0.1", 5432, None),
-        ]),
-        scan: None,
-        netns: None,
-    };
+    let inputs = Inputs::inside(vec![
+        tcp("0.0.0.0", 443, None),
+        tcp("0.0.0.0", 8080, Some(node.clone())),
+        tcp("127.0.0.1", 40000, Some(node)),
+        tcp("0.0.0.0", 9000, None),
+        tcp("127.0.0.1", 5432, None),
+    ]);
     let r = evaluate(&app_policy(), &inputs, &ctx(&h, None));
     assert_eq!(
         set(&r),
@@ -818,18 +799,14 @@ fn loopback_and_namespaces() {
     let ws = profiles::load("workstation", Registry::embedded()).unwrap();
     let mut other_ns = tcp("0.0.0.0", 8080, None);
     other_ns.netns = "container1".into();
-    let inputs = Inputs {
-        listeners: Some(vec![
-            tcp("127.0.0.1", 631, None),
-            tcp("::1", 3000, None),
-            l(Proto::Udp, "0.0.0.0", 5353, None),
-            l(Proto::Udp, "0.0.0.0", 68, None),
-            l(Proto::Udp, "0.0.0.0", 51000, None),
-            other_ns,
-        ]),
-        scan: None,
-        netns: None,
-    };
+    let inputs = Inputs::inside(vec![
+        tcp("127.0.0.1", 631, None),
+        tcp("::1", 3000, None),
+        l(Proto::Udp, "0.0.0.0", 5353, None),
+        l(Proto::Udp, "0.0.0.0", 68, None),
+        l(Proto::Udp, "0.0.0.0", 51000, None),
+        other_ns,
+    ]);
     let r = evaluate(&ws, &inputs, &ctx(&h, None));
     assert_eq!(set(&r), vec![(Rule::NotAllowed, "8080/tcp".into(), Medium)]);
     assert!(
@@ -911,7 +888,7 @@ mod props {
                 0 => Policy::baseline(),
                 n => profiles::PROFILES[n - 1].policy(Registry::embedded()).unwrap(),
             };
-            let inputs = Inputs { listeners: Some(ls.clone()), scan: None, netns: None };
+            let inputs = Inputs::inside(ls.clone());
             let r = evaluate(&policy, &inputs, &ctx(&h, None));
             for w in r.findings.windows(2) {
                 prop_assert!(w[0].severity >= w[1].severity);
@@ -941,11 +918,7 @@ fn exposure_of_lo_bound_and_v4_mapped_wildcard() {
     let h = host();
     let bound_to_lo = tcp("0.0.0.0", 6379, None).with_interface("lo");
     let mapped_any = tcp("::ffff:0.0.0.0", 6380, None);
-    let inputs = Inputs {
-        listeners: Some(vec![bound_to_lo, mapped_any]),
-        scan: None,
-        netns: None,
-    };
+    let inputs = Inputs::inside(vec![bound_to_lo, mapped_any]);
     let r = evaluate(&Policy::baseline(), &inputs, &ctx(&h, None));
     assert_eq!(r.summary.exposed, Some(1));
     assert!(r.findings.iter().all(|f| f.port != Some(6379)), "{r:#?}");
@@ -958,21 +931,17 @@ fn exposure_of_lo_bound_and_v4_mapped_wildcard() {
 fn fingerprints_survive_a_restart() {
     let h = host();
     let run = |pid: u32, port: u16| {
-        let inputs = Inputs {
-            listeners: Some(vec![tcp(
-                "0.0.0.0",
-                port,
-                Some(proc_(
-                    pid,
-                    "inetd",
-                    "/usr/sbin/inetd",
-                    Some("inetd.service"),
-                    false,
-                )),
-            )]),
-            scan: None,
-            netns: None,
-        };
+        let inputs = Inputs::inside(vec![tcp(
+            "0.0.0.0",
+            port,
+            Some(proc_(
+                pid,
+                "inetd",
+                "/usr/sbin/inetd",
+                Some("inetd.service"),
+                false,
+            )),
+        )]);
         evaluate(&Policy::baseline(), &inputs, &ctx(&h, None)).findings
     };
     let (a, b, c) = (run(812, 23), run(4242, 23), run(812, 2323));
@@ -1044,10 +1013,7 @@ fn policy_init_round_trips_a_socket_bound_to_an_interface() {
     let h = host();
     let r = evaluate(
         &policy,
-        &Inputs {
-            listeners: Some(ls),
-            ..Inputs::default()
-        },
+        &Inputs::inside(ls),
         &ctx(&h, Some("--policy init.toml")),
     );
     assert!(
@@ -1071,14 +1037,7 @@ fn unknown_owner_exposed_is_reported_under_the_baseline() {
         tcp("0.0.0.0", 22, sshd()),
     ];
     let h = host();
-    let r = evaluate(
-        &Policy::baseline(),
-        &Inputs {
-            listeners: Some(ls),
-            ..Inputs::default()
-        },
-        &ctx(&h, None),
-    );
+    let r = evaluate(&Policy::baseline(), &Inputs::inside(ls), &ctx(&h, None));
     let found: Vec<_> = r
         .findings
         .iter()
@@ -1172,11 +1131,7 @@ fn item6_same_severity_under_baseline_policy_and_profile() {
     }
     // Loopback only: low under a policy (the baseline says nothing about loopback).
     for (policy, _) in &policies[1..] {
-        let inputs = Inputs {
-            listeners: Some(vec![tcp("127.0.0.1", 23, Some(inetd.clone()))]),
-            scan: None,
-            netns: None,
-        };
+        let inputs = Inputs::inside(vec![tcp("127.0.0.1", 23, Some(inetd.clone()))]);
         let r = evaluate(policy, &inputs, &ctx(&h, None));
         let sev: Vec<Severity> = r
             .findings
@@ -1189,11 +1144,7 @@ fn item6_same_severity_under_baseline_policy_and_profile() {
     // A database: high under the baseline and an empty policy alike.
     let rules = [Rule::LocalServiceExposed, Rule::NotAllowed];
     for ((policy, _), rule) in policies[..2].iter().zip(rules) {
-        let inputs = Inputs {
-            listeners: Some(vec![tcp("0.0.0.0", 3306, None)]),
-            scan: None,
-            netns: None,
-        };
+        let inputs = Inputs::inside(vec![tcp("0.0.0.0", 3306, None)]);
         let r = evaluate(policy, &inputs, &ctx(&h, None));
         assert_eq!(
             set(&r),
@@ -1275,18 +1226,14 @@ fn item9_stop_is_last_when_the_process_also_serves_allowed_ports() {
     let mut web = Process::new(125, "web");
     web.exe = Some("/opt/web/bin/web".into());
     let web = Some(Owner(web, false));
-    let inputs = Inputs {
-        listeners: Some(vec![
-            tcp("0.0.0.0", 443, Some(nginx.clone())),
-            tcp("0.0.0.0", 8081, Some(nginx)),
-            tcp("0.0.0.0", 8000, stray),
-            // One process without a unit serving an allowed and a forbidden port.
-            tcp("0.0.0.0", 22, web.clone()),
-            tcp("0.0.0.0", 23, web),
-        ]),
-        scan: None,
-        netns: None,
-    };
+    let inputs = Inputs::inside(vec![
+        tcp("0.0.0.0", 443, Some(nginx.clone())),
+        tcp("0.0.0.0", 8081, Some(nginx)),
+        tcp("0.0.0.0", 8000, stray),
+        // One process without a unit serving an allowed and a forbidden port.
+        tcp("0.0.0.0", 22, web.clone()),
+        tcp("0.0.0.0", 23, web),
+    ]);
     let r = evaluate(&app_policy(), &inputs, &ctx(&h, Some("--policy app.toml")));
     let at = |port: u16| {
         r.findings
@@ -1484,18 +1431,12 @@ fn item8_writable_executable_judges_interpreted_code() {
     // pid 11's live arguments agree with the inventory.
     host.argv
         .insert(11, vec!["python3".into(), "-u".into(), "./evil.py".into()]);
-    let inputs = Inputs {
-        listeners: Some(listeners),
-        scan: None,
-        netns: None,
-    };
-    let c = Context {
-        today: Date::new(2026, 11, 27).unwrap(),
-        ephemeral: PortRange::new(32768, 60999).unwrap(),
-        catalog: Registry::embedded(),
-        host: &host,
-        policy_arg: None,
-    };
+    let inputs = Inputs::inside(listeners);
+    let c = Context::new(
+        Date::new(2026, 11, 27).unwrap(),
+        Registry::embedded(),
+        &host,
+    );
     let r = evaluate(&Policy::baseline(), &inputs, &c);
     let writable: HashMap<u16, &str> = r
         .findings

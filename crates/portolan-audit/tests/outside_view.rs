@@ -21,11 +21,12 @@ fn ip(s: &str) -> IpAddr {
 
 fn ctx() -> Context<'static> {
     Context {
-        today: Date::new(2026, 11, 27).unwrap(),
-        ephemeral: PortRange::new(32768, 60999).unwrap(),
-        catalog: Registry::embedded(),
-        host: &NoHost,
         policy_arg: Some("--profile mail-server".into()),
+        ..Context::new(
+            Date::new(2026, 11, 27).unwrap(),
+            Registry::embedded(),
+            &NoHost,
+        )
     }
 }
 

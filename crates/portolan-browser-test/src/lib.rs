@@ -80,6 +80,98 @@ impl Browser {
         ))
     }
 
+    /// The text of every element `selector` matches, one a line.
+    pub fn texts(&mut self, selector: &str) -> String {
+        let expr = format!(
+            "[...document.querySelectorAll({selector:?})].map(e => e.textContent).join('\\n')"
+        );
+        let v = self
+            .eval(&expr)
+            .unwrap_or_else(|e| panic!("evaluating `{expr}`: {e}"));
+        v.as_str()
+            .unwrap_or_else(|| panic!("`{expr}` is not text: {v}"))
+            .to_string()
+    }
+
+    /// Checks that the report's script ran (its CSP hash matched) and that the page holds
+    /// nothing a hostile payload would have made: no `img`, `iframe`, `object` or
+    /// `embed`, no script but the report's two, no `on...` handler attribute anywhere.
+    /// Panics otherwise.
+    pub fn assert_inert(&mut self) {
+        assert_eq!(
+            self.eval("document.documentElement.dataset.js").unwrap(),
+            "on",
+            "the report's script did not run"
+        );
+        assert_eq!(
+            self.count("document.querySelectorAll('img, iframe, object, embed').length"),
+            0
+        );
+        assert_eq!(self.count("document.scripts.length"), 2);
+        assert_eq!(
+            self.eval("[...document.querySelectorAll('*')].some(e => [...e.attributes].some(a => a.name.startsWith('on')))").unwrap(),
+            false,
+            "an element has an on... handler attribute"
+        );
+    }
+
+    /// The control for [`Browser::assert_clean`]'s dialog check: an alert the page opens
+    /// is seen. Accepts it.
+    pub fn assert_dialogs_are_seen(&mut self) {
+        self.eval("setTimeout(() => alert('control'), 0); 1")
+            .unwrap();
+        let d = self.wait_event("Page.javascriptDialogOpening").unwrap();
+        assert_eq!(d["params"]["message"], "control");
+        self.call("Page.handleJavaScriptDialog", json!({"accept": true}))
+            .unwrap();
+    }
+
+    /// The CPU time the page's main thread has spent, in seconds (after
+    /// `Performance.enable`): what rendering cost, whatever else the machine runs.
+    pub fn main_thread_cpu(&mut self) -> f64 {
+        let metrics = self.call("Performance.getMetrics", json!({})).unwrap();
+        metrics["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "ThreadTime")
+            .and_then(|m| m["value"].as_f64())
+            .expect("ThreadTime metric")
+    }
+
+    /// Checks that the report shows `want` findings of severity `severity`, in its list
+    /// and in the summary's count.
+    pub fn assert_severity_count(&mut self, severity: &str, want: u64) {
+        let q = format!(
+            "document.querySelectorAll('#finding-list .finding[data-severity={severity}]').length"
+        );
+        assert_eq!(self.count(&q), want, "{severity} findings");
+        let q = format!(
+            "document.querySelector('.sev-count[data-severity={severity}] .n').textContent"
+        );
+        assert_eq!(
+            self.eval(&q).unwrap(),
+            want.to_string(),
+            "{severity} in the summary"
+        );
+    }
+
+    /// Checks that the report's drift section shows `want` changes of kind `kind`, in its
+    /// count and in its table's rows.
+    pub fn assert_drift_count(&mut self, kind: &str, want: u64) {
+        let q =
+            format!("document.querySelector('#drift-counts [data-change={kind}] .n').textContent");
+        assert_eq!(
+            self.eval(&q).unwrap(),
+            want.to_string(),
+            "{kind} in the drift section"
+        );
+        let q = format!(
+            "document.querySelectorAll('#drift-table tbody tr[data-change={kind}]').length"
+        );
+        assert_eq!(self.count(&q), want, "{kind} rows");
+    }
+
     /// Checks what a page that must be self-contained and quiet did: it requested
     /// nothing but `url` (the file itself), logged no error (CSP violations included),
     /// and opened no dialog. Panics otherwise.

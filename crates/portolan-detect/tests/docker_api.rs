@@ -3,50 +3,32 @@
 //! bed: detection must follow their 404 to `/version` and name the engine.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use portolan_detect::{Detection, Detector, Options};
+use portolan_testkit::peer::Peer;
 
 /// A server answering each request by its path (`None`: close without a word), until
-/// the returned flag is set or 20 s have passed.
-fn server(answer: fn(&str) -> Option<Vec<u8>>) -> (SocketAddr, Arc<AtomicBool>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.set_nonblocking(true).unwrap();
-    let addr = l.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
-            match l.accept() {
-                Ok((mut c, _)) => {
-                    thread::spawn(move || {
-                        c.set_nonblocking(false).unwrap();
-                        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                        let mut req = Vec::new();
-                        let mut buf = [0u8; 2048];
-                        while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 8192 {
-                            match c.read(&mut buf) {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => req.extend_from_slice(&buf[..n]),
-                            }
-                        }
-                        let text = String::from_utf8_lossy(&req);
-                        let path = text.split_whitespace().nth(1).unwrap_or("");
-                        if let Some(a) = answer(path) {
-                            let _ = c.write_all(&a);
-                        }
-                    });
-                }
-                Err(_) => thread::sleep(Duration::from_millis(5)),
+/// stopped or 20 s have passed.
+fn server(answer: fn(&str) -> Option<Vec<u8>>) -> Peer {
+    Peer::tcp("127.0.0.1:0", move |mut c, _| {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 2048];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 8192 {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => req.extend_from_slice(&buf[..n]),
             }
         }
-    });
-    (addr, stop)
+        let text = String::from_utf8_lossy(&req);
+        let path = text.split_whitespace().nth(1).unwrap_or("");
+        if let Some(a) = answer(path) {
+            let _ = c.write_all(&a);
+        }
+    })
+    .unwrap()
 }
 
 fn http(head: &str, body: &str) -> Vec<u8> {
@@ -72,7 +54,7 @@ const PODMAN_VERSION: &str = r#"{"Platform":{"Name":"linux/amd64/debian-12"},"Co
 
 #[test]
 fn docker_engine_on_a_moved_port_is_named_with_its_version() {
-    let (addr, stop) = server(|path| {
+    let mut srv = server(|path| {
         Some(match path {
             "/version" => http(
                 "200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\nServer: Docker/20.10.24+dfsg1 (linux)",
@@ -84,8 +66,8 @@ fn docker_engine_on_a_moved_port_is_named_with_its_version() {
             ),
         })
     });
-    let d = detect(addr);
-    stop.store(true, Ordering::Relaxed);
+    let d = detect(srv.addr());
+    srv.stop();
     assert_eq!(d.protocol.as_deref(), Some("docker"), "{d:?}");
     assert_eq!(d.product.as_deref(), Some("Docker"), "{d:?}");
     assert_eq!(d.version.as_deref(), Some("20.10.24"), "{d:?}");
@@ -100,7 +82,7 @@ fn docker_engine_on_a_moved_port_is_named_with_its_version() {
 
 #[test]
 fn podman_is_not_called_docker() {
-    let (addr, stop) = server(|path| {
+    let mut srv = server(|path| {
         Some(match path {
             "/version" => http(
                 "200 OK\r\nApi-Version: 1.41\r\nLibpod-Api-Version: 4.3.1\r\nServer: Libpod/4.3.1 (linux)",
@@ -112,8 +94,8 @@ fn podman_is_not_called_docker() {
             ),
         })
     });
-    let d = detect(addr);
-    stop.store(true, Ordering::Relaxed);
+    let d = detect(srv.addr());
+    srv.stop();
     assert_eq!(d.protocol.as_deref(), Some("docker"), "{d:?}");
     assert_eq!(d.product.as_deref(), Some("Podman"), "{d:?}");
     assert_eq!(d.version.as_deref(), Some("4.3.1"), "{d:?}");
@@ -124,7 +106,7 @@ fn podman_is_not_called_docker() {
 /// named.
 #[test]
 fn a_404_page_with_a_version_path_is_still_plain_http() {
-    let (addr, stop) = server(|path| {
+    let mut srv = server(|path| {
         Some(match path {
             "/version" => http("200 OK\r\nContent-Type: text/html", "<html>1.0</html>"),
             _ => http(
@@ -133,8 +115,8 @@ fn a_404_page_with_a_version_path_is_still_plain_http() {
             ),
         })
     });
-    let d = detect(addr);
-    stop.store(true, Ordering::Relaxed);
+    let d = detect(srv.addr());
+    srv.stop();
     assert_eq!(d.protocol.as_deref(), Some("http"), "{d:?}");
     assert_eq!(d.product, None, "{d:?}");
     assert_eq!(d.unauthenticated, None, "{d:?}");
@@ -143,15 +125,15 @@ fn a_404_page_with_a_version_path_is_still_plain_http() {
 /// The API's headers alone, when /version answers nothing usable: the engine they name.
 #[test]
 fn docker_headers_without_a_version_document() {
-    let (addr, stop) = server(|path| match path {
+    let mut srv = server(|path| match path {
         "/version" => None,
         _ => Some(http(
             "200 OK\r\nApi-Version: 1.41\r\nServer: Libpod/4.3.1 (linux)",
             "OK",
         )),
     });
-    let d = detect(addr);
-    stop.store(true, Ordering::Relaxed);
+    let d = detect(srv.addr());
+    srv.stop();
     assert_eq!(d.protocol.as_deref(), Some("docker"), "{d:?}");
     assert_eq!(d.product.as_deref(), Some("Podman"), "{d:?}");
     assert_eq!(d.version.as_deref(), Some("4.3.1"), "{d:?}");

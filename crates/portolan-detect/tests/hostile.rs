@@ -9,6 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use portolan_detect::{Detection, Detector, Options};
+use portolan_testkit::peer::Peer;
 
 fn opts() -> Options {
     Options {
@@ -19,31 +20,9 @@ fn opts() -> Options {
     }
 }
 
-/// A TCP server on 127.0.0.1 that runs `serve` for each connection, in its own thread,
-/// until the returned flag is set.
-fn server(
-    serve: impl Fn(TcpStream, &AtomicBool) + Send + Sync + 'static,
-) -> (SocketAddr, Arc<AtomicBool>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.set_nonblocking(true).unwrap();
-    let addr = l.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let serve = Arc::new(serve);
-    let s = stop.clone();
-    thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
-            match l.accept() {
-                Ok((c, _)) => {
-                    c.set_nonblocking(false).unwrap();
-                    let (serve, s) = (serve.clone(), s.clone());
-                    thread::spawn(move || serve(c, &s));
-                }
-                Err(_) => thread::sleep(Duration::from_millis(5)),
-            }
-        }
-    });
-    (addr, stop)
+/// A TCP server on 127.0.0.1 that runs `serve` for each connection, in its own thread.
+fn server(serve: impl Fn(TcpStream, &AtomicBool) + Send + Sync + 'static) -> Peer {
+    Peer::tcp("127.0.0.1:0", serve).unwrap()
 }
 
 fn detect(addr: SocketAddr) -> (Detection, Duration) {
@@ -54,14 +33,14 @@ fn detect(addr: SocketAddr) -> (Detection, Duration) {
 
 #[test]
 fn tarpit_that_never_speaks_is_bounded() {
-    let (addr, stop) = server(|c, stop| {
+    let mut srv = server(|c, stop| {
         while !stop.load(Ordering::Relaxed) {
             thread::sleep(Duration::from_millis(20));
         }
         drop(c);
     });
-    let (d, took) = detect(addr);
-    stop.store(true, Ordering::Relaxed);
+    let (d, took) = detect(srv.addr());
+    srv.stop();
     assert!(d.protocol.is_none(), "{d:?}");
     assert!(took < Duration::from_secs(3), "took {took:?}");
     assert!(
@@ -75,7 +54,7 @@ fn tarpit_that_never_speaks_is_bounded() {
 fn endless_banner_is_read_up_to_the_cap() {
     let sent = Arc::new(AtomicU64::new(0));
     let counter = sent.clone();
-    let (addr, stop) = server(move |mut c, stop| {
+    let mut srv = server(move |mut c, stop| {
         let chunk = vec![b'A'; 64 * 1024];
         // Up to 4 GiB, or until the client goes away.
         for _ in 0..65_536 {
@@ -86,8 +65,8 @@ fn endless_banner_is_read_up_to_the_cap() {
         }
     });
     let before = peak_rss_kib();
-    let (d, took) = detect(addr);
-    stop.store(true, Ordering::Relaxed);
+    let (d, took) = detect(srv.addr());
+    srv.stop();
     let growth = peak_rss_kib().saturating_sub(before);
     assert!(growth < 32 * 1024, "peak RSS grew by {growth} KiB");
     assert!(d.protocol.is_none(), "{d:?}");
@@ -105,7 +84,7 @@ fn endless_banner_is_read_up_to_the_cap() {
 
 #[test]
 fn binary_garbage_is_not_a_service() {
-    let (addr, stop) = server(|mut c, _| {
+    let mut srv = server(|mut c, _| {
         let mut x: u32 = 0x1234_5678;
         let garbage: Vec<u8> = (0..4096)
             .map(|_| {
@@ -118,8 +97,8 @@ fn binary_garbage_is_not_a_service() {
         let _ = c.write_all(&garbage);
         thread::sleep(Duration::from_millis(500));
     });
-    let (d, took) = detect(addr);
-    stop.store(true, Ordering::Relaxed);
+    let (d, took) = detect(srv.addr());
+    srv.stop();
     assert!(d.protocol.is_none(), "{d:?}");
     assert!(took < Duration::from_secs(3), "took {took:?}");
     assert!(!d.evidence.is_empty());
@@ -127,22 +106,22 @@ fn binary_garbage_is_not_a_service() {
 
 #[test]
 fn reset_mid_handshake_is_survived() {
-    let (addr, stop) = server(|mut c, _| {
+    let mut srv = server(|mut c, _| {
         let mut buf = [0u8; 16];
         let _ = c.read(&mut buf);
         // SO_LINGER 0: close sends RST.
         let _ = socket_linger0(&c);
         drop(c);
     });
-    let (d, took) = detect(addr);
-    stop.store(true, Ordering::Relaxed);
+    let (d, took) = detect(srv.addr());
+    srv.stop();
     assert!(d.protocol.is_none(), "{d:?}");
     assert!(took < Duration::from_secs(3), "took {took:?}");
 }
 
 #[test]
 fn slow_drip_is_bounded() {
-    let (addr, stop) = server(|mut c, stop| {
+    let mut srv = server(|mut c, stop| {
         for _ in 0..200 {
             if stop.load(Ordering::Relaxed) || c.write_all(b"x").is_err() {
                 break;
@@ -150,22 +129,15 @@ fn slow_drip_is_bounded() {
             thread::sleep(Duration::from_millis(50));
         }
     });
-    let (d, took) = detect(addr);
-    stop.store(true, Ordering::Relaxed);
+    let (d, took) = detect(srv.addr());
+    srv.stop();
     assert!(d.protocol.is_none(), "{d:?}");
     assert!(took < Duration::from_secs(4), "took {took:?}");
 }
 
 /// The process's peak resident set (VmHWM), in KiB.
 fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    portolan_testkit::peak_rss_kib(None).unwrap_or(0)
 }
 
 fn socket_linger0(c: &TcpStream) -> std::io::Result<()> {
@@ -194,10 +166,7 @@ fn socket_linger0(c: &TcpStream) -> std::io::Result<()> {
 // ---- fake services on ports that do not suggest them
 
 /// Serves a line protocol: sends `greeting`, then answers each line with `answer(line)`.
-fn line_server(
-    greeting: &'static str,
-    answer: fn(&str) -> Option<&'static str>,
-) -> (SocketAddr, Arc<AtomicBool>) {
+fn line_server(greeting: &'static str, answer: fn(&str) -> Option<&'static str>) -> Peer {
     server(move |mut c, _| {
         c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
         if c.write_all(greeting.as_bytes()).is_err() {
@@ -228,9 +197,9 @@ fn line_server(
 
 #[test]
 fn ssh_on_an_odd_port() {
-    let (addr, stop) = line_server("SSH-2.0-OpenSSH_9.6p1 Ubuntu-3\r\n", |_| None);
-    let (d, _) = detect(addr);
-    stop.store(true, Ordering::Relaxed);
+    let mut srv = line_server("SSH-2.0-OpenSSH_9.6p1 Ubuntu-3\r\n", |_| None);
+    let (d, _) = detect(srv.addr());
+    srv.stop();
     assert_eq!(d.protocol.as_deref(), Some("ssh"));
     assert_eq!(d.product.as_deref(), Some("OpenSSH"));
     assert_eq!(d.version.as_deref(), Some("9.6p1"));
@@ -239,7 +208,7 @@ fn ssh_on_an_odd_port() {
 
 #[test]
 fn smtp_with_starttls_and_ftp_behind_an_ambiguous_220() {
-    let (addr, stop) = line_server("220 mx.example ESMTP Postfix\r\n", |l| {
+    let mut srv = line_server("220 mx.example ESMTP Postfix\r\n", |l| {
         Some(match l {
             l if l.starts_with("EHLO") => {
                 "250-mx.example\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 8BITMIME\r\n"
@@ -247,29 +216,29 @@ fn smtp_with_starttls_and_ftp_behind_an_ambiguous_220() {
             _ => "221 bye\r\n",
         })
     });
-    let (d, _) = detect(addr);
-    stop.store(true, Ordering::Relaxed);
+    let (d, _) = detect(srv.addr());
+    srv.stop();
     assert_eq!(d.protocol.as_deref(), Some("smtp"));
     assert_eq!(d.product.as_deref(), Some("Postfix smtpd"));
     assert!(d.starttls && d.cleartext);
 
     // "220 ready" says neither FTP nor SMTP: EHLO fails, FEAT answers.
-    let (addr, stop) = line_server("220 ready\r\n", |l| {
+    let mut srv = line_server("220 ready\r\n", |l| {
         Some(match l {
             "FEAT" => "211-Features:\r\n AUTH TLS\r\n UTF8\r\n211 End\r\n",
             l if l.starts_with("EHLO") => "500 Unknown command.\r\n",
             _ => "221 bye\r\n",
         })
     });
-    let (d, _) = detect(addr);
-    stop.store(true, Ordering::Relaxed);
+    let (d, _) = detect(srv.addr());
+    srv.stop();
     assert_eq!(d.protocol.as_deref(), Some("ftp"));
     assert!(d.starttls);
 }
 
 #[test]
 fn http_on_an_odd_port_by_what_it_says() {
-    let (addr, stop) = server(|mut c, _| {
+    let mut srv = server(|mut c, _| {
         c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
         let mut buf = [0u8; 2048];
         let Ok(n) = c.read(&mut buf) else { return };
@@ -282,8 +251,8 @@ fn http_on_an_odd_port_by_what_it_says() {
                 c.write_all(b"HTTP/1.1 400 Bad Request\r\nServer: Apache/2.4.62 (Debian)\r\n\r\n");
         }
     });
-    let (d, _) = detect(addr);
-    stop.store(true, Ordering::Relaxed);
+    let (d, _) = detect(srv.addr());
+    srv.stop();
     assert_eq!(d.protocol.as_deref(), Some("http"));
     assert_eq!(d.product.as_deref(), Some("Apache httpd"));
     assert_eq!(d.version.as_deref(), Some("2.4.62"));
@@ -291,14 +260,14 @@ fn http_on_an_odd_port_by_what_it_says() {
 
 #[test]
 fn user_signatures_come_first() {
-    let (addr, stop) = line_server("SSH-2.0-AcmeSSH_1.2.3\r\n", |_| None);
+    let mut srv = line_server("SSH-2.0-AcmeSSH_1.2.3\r\n", |_| None);
     let user = portolan_detect::Signatures::parse(
         r#"ssh "Acme Secure Shell" "$1" /^SSH-2\.0-AcmeSSH_([\d.]+)/"#,
         "user.sigs",
     )
     .unwrap();
-    let d = Detector::with_user(user).detect_tcp_blocking(addr, &opts());
-    stop.store(true, Ordering::Relaxed);
+    let d = Detector::with_user(user).detect_tcp_blocking(srv.addr(), &opts());
+    srv.stop();
     assert_eq!(d.product.as_deref(), Some("Acme Secure Shell"));
     assert_eq!(d.version.as_deref(), Some("1.2.3"));
 }
@@ -323,58 +292,34 @@ fn closed_port_says_so_at_once() {
 
 #[test]
 fn udp_garbage_and_silence_are_not_services() {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = sock.local_addr().unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let t = thread::spawn(move || {
-        let mut buf = [0u8; 2048];
-        while !s.load(Ordering::Relaxed) {
-            if let Ok((_, from)) = sock.recv_from(&mut buf) {
-                let _ = sock.send_to(&[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0], from);
-            }
-        }
-    });
+    let mut srv = Peer::udp("127.0.0.1:0", |_| {
+        Some(vec![0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0])
+    })
+    .unwrap();
     let start = Instant::now();
-    let d = Detector::default().detect_udp_blocking(addr, &opts());
-    stop.store(true, Ordering::Relaxed);
-    t.join().unwrap();
+    let d = Detector::default().detect_udp_blocking(srv.addr(), &opts());
+    srv.stop();
     assert!(d.protocol.is_none(), "{d:?}");
     assert!(start.elapsed() < Duration::from_secs(2));
 }
 
 #[test]
 fn udp_dns_on_an_odd_port() {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = sock.local_addr().unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let t = thread::spawn(move || {
-        let mut buf = [0u8; 2048];
-        while !s.load(Ordering::Relaxed) {
-            let Ok((n, from)) = sock.recv_from(&mut buf) else {
-                continue;
-            };
-            // Answer only what looks like our version.bind query.
-            let q = &buf[..n];
-            if n < 12 || !q.windows(7).any(|w| w == b"version") {
-                continue;
-            }
-            let mut r = q.to_vec();
-            r[2] |= 0x80;
-            r[7] = 1;
-            r.extend_from_slice(&[0xc0, 12, 0, 16, 0, 3, 0, 0, 0, 0, 0, 7, 6]);
-            r.extend_from_slice(b"9.18.2");
-            let _ = sock.send_to(&r, from);
+    let mut srv = Peer::udp("127.0.0.1:0", |q| {
+        // Answer only what looks like our version.bind query.
+        if q.len() < 12 || !q.windows(7).any(|w| w == b"version") {
+            return None;
         }
-    });
-    let d = Detector::default().detect_udp_blocking(addr, &opts());
-    stop.store(true, Ordering::Relaxed);
-    t.join().unwrap();
+        let mut r = q.to_vec();
+        r[2] |= 0x80;
+        r[7] = 1;
+        r.extend_from_slice(&[0xc0, 12, 0, 16, 0, 3, 0, 0, 0, 0, 0, 7, 6]);
+        r.extend_from_slice(b"9.18.2");
+        Some(r)
+    })
+    .unwrap();
+    let d = Detector::default().detect_udp_blocking(srv.addr(), &opts());
+    srv.stop();
     assert_eq!(d.protocol.as_deref(), Some("dns"));
     assert_eq!(d.product.as_deref(), Some("ISC BIND"));
     assert_eq!(d.version.as_deref(), Some("9.18.2"));
@@ -392,35 +337,21 @@ fn udp_closed_port_is_reported_closed() {
 
 #[test]
 fn ipv6_loopback_tcp_and_udp() {
-    let Ok(l) = TcpListener::bind("[::1]:0") else {
+    let Ok(mut srv) = Peer::tcp("[::1]:0", |mut c, _| {
+        let _ = c.write_all(b"+OK POP3 ready <1.2@host>\r\n");
+        let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut b = [0u8; 256];
+        if let Ok(n) = c.read(&mut b) {
+            if b[..n].starts_with(b"CAPA") {
+                let _ = c.write_all(b"+OK\r\nUSER\r\nSTLS\r\n.\r\n");
+            }
+        }
+    }) else {
         eprintln!("skipping ipv6_loopback_tcp_and_udp: no ::1");
         return;
     };
-    let addr = l.local_addr().unwrap();
-    l.set_nonblocking(true).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let t = thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
-            let Ok((mut c, _)) = l.accept() else {
-                thread::sleep(Duration::from_millis(5));
-                continue;
-            };
-            let _ = c.set_nonblocking(false);
-            let _ = c.write_all(b"+OK POP3 ready <1.2@host>\r\n");
-            let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
-            let mut b = [0u8; 256];
-            if let Ok(n) = c.read(&mut b) {
-                if b[..n].starts_with(b"CAPA") {
-                    let _ = c.write_all(b"+OK\r\nUSER\r\nSTLS\r\n.\r\n");
-                }
-            }
-        }
-    });
-    let (d, _) = detect(addr);
-    stop.store(true, Ordering::Relaxed);
-    t.join().unwrap();
+    let (d, _) = detect(srv.addr());
+    srv.stop();
     assert_eq!(d.protocol.as_deref(), Some("pop3"), "{d:?}");
     assert!(d.starttls && d.cleartext);
 

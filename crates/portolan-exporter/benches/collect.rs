@@ -46,14 +46,7 @@ fn listeners(n: usize) -> Vec<Listener> {
 }
 
 fn hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
+    portolan_testkit::peak_rss_kib(None).unwrap_or(0)
 }
 
 async fn scrape(addr: std::net::SocketAddr) -> usize {
@@ -76,17 +69,14 @@ async fn scrape(addr: std::net::SocketAddr) -> usize {
     }
 }
 
-/// `PORTOLAN_BENCH_RSS=N`: the exporter alone (a collector that builds N listeners on
-/// each collection, nothing else held), one uncached scrape, then its peak RSS.
-fn rss_only(n: usize) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+/// An exporter on a free loopback port, uncached, whose collector lists `listeners()`:
+/// its address and the server, to run.
+async fn exporter(
+    listeners: impl Fn() -> Vec<Listener> + Send + Sync + 'static,
+) -> (std::net::SocketAddr, Server) {
     let collector = Arc::new(move || CollectResult {
         snapshot: Snapshot {
-            listeners: listeners(n),
+            listeners: listeners(),
             ..Snapshot::default()
         },
         collectors: vec![CollectorStatus::up("inventory")],
@@ -97,10 +87,21 @@ fn rss_only(n: usize) {
         min_interval: Duration::ZERO,
         ..ServeConfig::default()
     };
+    let server = Server::bind(config, collector).await.unwrap();
+    (server.local_addr(), server)
+}
+
+/// `PORTOLAN_BENCH_RSS=N`: the exporter alone (a collector that builds N listeners on
+/// each collection, nothing else held), one uncached scrape, then its peak RSS.
+fn rss_only(n: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let before = hwm_kib();
     let bytes = rt.block_on(async {
-        let server = Server::bind(config, collector).await.unwrap();
-        let addr = server.local_addr();
+        let (addr, server) = exporter(move || listeners(n)).await;
         tokio::spawn(server.run(std::future::pending()));
         let mut total = 0;
         for _ in 0..3 {
@@ -168,22 +169,8 @@ fn main() {
         });
         drop(snap);
         let src = Arc::clone(&base);
-        let collector = Arc::new(move || CollectResult {
-            snapshot: Snapshot {
-                listeners: src.to_vec(),
-                ..Snapshot::default()
-            },
-            collectors: vec![CollectorStatus::up("inventory")],
-            unexpected: None,
-        });
-        let config = ServeConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            min_interval: Duration::ZERO,
-            ..ServeConfig::default()
-        };
         let (addr, stop) = rt.block_on(async {
-            let server = Server::bind(config, collector).await.unwrap();
-            let addr = server.local_addr();
+            let (addr, server) = exporter(move || src.to_vec()).await;
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             tokio::spawn(server.run(async {
                 let _ = rx.await;

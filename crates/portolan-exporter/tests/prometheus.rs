@@ -4,15 +4,13 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::*;
 use portolan_report::metrics::{self, CollectorStatus, Metrics};
-use portolan_testkit::prometheus::{Prometheus, node_exporter, wait_for};
+use portolan_testkit::prometheus::{Prometheus, node_exporter, promtool_check, wait_for};
 use portolan_testkit::require_tool;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,29 +54,7 @@ async fn promtool_finds_no_problem_in_the_exposition() {
     let srv = start(config(), Arc::new(fake)).await;
     let body = get(srv.addr, "/metrics").await.body;
     srv.stop().await;
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && said.trim().is_empty(),
-        "promtool: {said}"
-    );
+    assert_eq!(promtool_check(body.as_bytes()), Ok(()));
 }
 
 #[tokio::test]

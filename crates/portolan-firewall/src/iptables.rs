@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{Allowance, Plan, clean_comment};
+use super::{Plan, clean_comment};
 
 fn header(plan: &Plan, tool: &str) -> String {
     let mut r = String::new();
@@ -23,14 +23,6 @@ fn header(plan: &Plan, tool: &str) -> String {
     r.push_str("-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n");
     r.push_str("-A INPUT -m conntrack --ctstate INVALID -j DROP\n");
     r
-}
-
-fn port_arg(a: &Allowance) -> String {
-    if a.ports.is_single() {
-        format!("{}", a.ports.first)
-    } else {
-        format!("{}:{}", a.ports.first, a.ports.last)
-    }
 }
 
 fn rules(plan: &Plan, r: &mut String, v6: bool) {
@@ -70,7 +62,7 @@ fn rules(plan: &Plan, r: &mut String, v6: bool) {
                 let _ = writeln!(
                     r,
                     "-A INPUT {s}{d}-p {proto} -m {proto} --dport {} -m comment --comment \"{}\" -j ACCEPT",
-                    port_arg(a),
+                    a.colon_ports(),
                     clean_comment(&a.comment)
                 );
             }

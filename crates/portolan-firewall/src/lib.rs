@@ -57,6 +57,14 @@ impl Allowance {
         self.v6_from.as_ref().is_none_or(|l| !l.is_empty())
             && (self.to.is_empty() || self.to.iter().any(IpAddr::is_ipv6))
     }
+    /// The ports as iptables and ufw write them: `22`, or `6000:6010`.
+    pub fn colon_ports(&self) -> String {
+        if self.ports.is_single() {
+            self.ports.first.to_string()
+        } else {
+            format!("{}:{}", self.ports.first, self.ports.last)
+        }
+    }
 }
 
 /// The SSH session that applies the ruleset, kept open whatever the policy says.

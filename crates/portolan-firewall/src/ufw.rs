@@ -35,11 +35,7 @@ pub fn to_ufw(plan: &Plan) -> String {
         );
     }
     for a in &plan.allow {
-        let port = if a.ports.is_single() {
-            a.ports.first.to_string()
-        } else {
-            format!("{}:{}", a.ports.first, a.ports.last)
-        };
+        let port = a.colon_ports();
         let comment = clean_comment(&a.comment);
         let sources: Vec<String> = match (&a.v4_from, &a.v6_from) {
             (None, None) => vec!["any".into()],

@@ -28,14 +28,7 @@ fn open_files_limit() -> usize {
 }
 
 fn hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
+    portolan_testkit::peak_rss_kib(None).unwrap_or(0)
 }
 
 fn main() {

@@ -313,16 +313,8 @@ fn service_name(registry: &Registry, port: u16, proto: Proto) -> Option<Cow<'sta
         .map(|n| Cow::Owned(n.to_string()))
 }
 
-/// Most exposed first, then protocol, port, address, namespace. Unstable: no extra
-/// buffer, and the keys end with the unique inode.
+/// In [`Listener::list_order`]. Unstable: no extra buffer, and the keys end with the
+/// unique inode.
 fn sort(listeners: &mut [Listener]) {
-    listeners.sort_unstable_by(|a, b| {
-        b.exposure
-            .cmp(&a.exposure)
-            .then(a.protocol.cmp(&b.protocol))
-            .then(a.port.cmp(&b.port))
-            .then(a.address.cmp(&b.address))
-            .then(a.netns.cmp(&b.netns))
-            .then(a.inode.cmp(&b.inode))
-    });
+    listeners.sort_unstable_by(Listener::list_order);
 }

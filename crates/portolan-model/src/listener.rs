@@ -170,6 +170,19 @@ impl Listener {
         }
     }
 
+    /// The order `portolan ls` lists listeners in: most exposed first, then protocol,
+    /// port, address, namespace, and the unique inode last.
+    pub fn list_order(&self, other: &Listener) -> std::cmp::Ordering {
+        other
+            .exposure
+            .cmp(&self.exposure)
+            .then(self.protocol.cmp(&other.protocol))
+            .then(self.port.cmp(&other.port))
+            .then(self.address.cmp(&other.address))
+            .then(self.netns.cmp(&other.netns))
+            .then(self.inode.cmp(&other.inode))
+    }
+
     /// The owners' names, for one-line summaries.
     pub fn process_names(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.processes.iter().map(|p| p.name.as_str()).collect();

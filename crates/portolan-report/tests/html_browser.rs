@@ -53,12 +53,7 @@ fn browser_shows_counts_filters_and_requests_nothing() {
 
     // Findings by severity, in the summary and in the list.
     for (s, want) in severity_counts(&input) {
-        let q = format!(
-            "document.querySelectorAll('#finding-list .finding[data-severity={s}]').length"
-        );
-        assert_eq!(b.count(&q), want as u64, "{s} findings");
-        let q = format!("document.querySelector('.sev-count[data-severity={s}] .n').textContent");
-        assert_eq!(b.eval(&q).unwrap(), want.to_string(), "{s} in the summary");
+        b.assert_severity_count(s.as_str(), want as u64);
     }
     let listeners = input.listeners.as_ref().unwrap();
     assert_eq!(b.count(VISIBLE_LISTENERS), listeners.len() as u64);
@@ -229,17 +224,8 @@ fn browser_hostile_peer_shows_as_text_and_runs_nothing() {
     };
     let input = hostile();
     let url = b.open(&write("hostile", &input)).unwrap();
-    assert_eq!(b.eval("document.documentElement.dataset.js").unwrap(), "on");
     // No element the payloads would have made, no handler attribute anywhere.
-    assert_eq!(
-        b.count("document.querySelectorAll('img, iframe, object, embed').length"),
-        0
-    );
-    assert_eq!(b.count("document.scripts.length"), 2);
-    assert_eq!(
-        b.eval("[...document.querySelectorAll('*')].some(e => [...e.attributes].some(a => a.name.startsWith('on')))").unwrap(),
-        false
-    );
+    b.assert_inert();
     // The payloads are there, as text: in the findings, the scan table, the listeners
     // and the chart's titles.
     let text = b.eval("document.body.innerText").unwrap();
@@ -247,40 +233,27 @@ fn browser_hostile_peer_shows_as_text_and_runs_nothing() {
     for p in &PAYLOADS[..4] {
         assert!(text.contains(p), "{p:?} is not shown as text");
     }
-    let banner = b.eval("[...document.querySelectorAll('#scans td.banner')].map(e => e.textContent).join('\\n')").unwrap();
+    let banner = b.texts("#scans td.banner");
     assert!(
         banner
-            .as_str()
-            .unwrap()
             .contains("Server: <script>alert(1)</script>; X-Evil: \"><img src=x onerror=alert(1)>"),
         "{banner}"
     );
-    let tls = b
-        .eval("[...document.querySelectorAll('#scans td.tls')].map(e => e.textContent).join('\\n')")
-        .unwrap();
+    let tls = b.texts("#scans td.tls");
     assert!(
-        tls.as_str()
-            .unwrap()
-            .contains("subject CN=\"><img src=x onerror=alert(1)>"),
+        tls.contains("subject CN=\"><img src=x onerror=alert(1)>"),
         "{tls}"
     );
-    let title = b.eval("[...document.querySelectorAll('#chart .mark title')].map(e => e.textContent).join('\\n')").unwrap();
+    let title = b.texts("#chart .mark title");
     assert!(
-        title
-            .as_str()
-            .unwrap()
-            .contains("<script>alert(1)</script> pid 6666"),
+        title.contains("<script>alert(1)</script> pid 6666"),
         "{title}"
     );
     b.screenshot(&out_dir().join("hostile.png"), 1280, 2400)
         .unwrap();
     b.assert_clean(&url);
     // The dialog check can fail: a real alert is seen.
-    b.eval("setTimeout(() => alert('control'), 0); 1").unwrap();
-    let d = b.wait_event("Page.javascriptDialogOpening").unwrap();
-    assert_eq!(d["params"]["message"], "control");
-    b.call("Page.handleJavaScriptDialog", json!({"accept": true}))
-        .unwrap();
+    b.assert_dialogs_are_seen();
 }
 
 #[test]
@@ -297,15 +270,7 @@ fn browser_renders_ten_thousand_listeners_in_under_a_second() {
         .eval("performance.getEntriesByType('navigation')[0].loadEventEnd")
         .unwrap();
     let wall = load.as_f64().unwrap();
-    // The main thread's CPU time: what rendering cost, whatever else the machine runs.
-    let metrics = b.call("Performance.getMetrics", json!({})).unwrap();
-    let cpu = metrics["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "ThreadTime")
-        .and_then(|m| m["value"].as_f64())
-        .expect("ThreadTime metric");
+    let cpu = b.main_thread_cpu();
     eprintln!(
         "10k listeners: load event ends {wall:.0} ms after navigation; main thread CPU {:.0} ms",
         cpu * 1e3
@@ -416,14 +381,7 @@ fn browser_renders_ten_thousand_listeners_with_two_thousand_changes() {
     let size = std::fs::metadata(&path).unwrap().len();
     b.call("Performance.enable", json!({})).unwrap();
     let url = b.open(&path).unwrap();
-    let metrics = b.call("Performance.getMetrics", json!({})).unwrap();
-    let cpu = metrics["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "ThreadTime")
-        .and_then(|m| m["value"].as_f64())
-        .expect("ThreadTime metric");
+    let cpu = b.main_thread_cpu();
     eprintln!(
         "10k listeners, 2k changes: {size} bytes; main thread CPU {:.0} ms",
         cpu * 1e3
@@ -433,11 +391,7 @@ fn browser_renders_ten_thousand_listeners_with_two_thousand_changes() {
     let d = input.diff.as_ref().unwrap();
     for k in portolan_model::ChangeKind::ALL {
         let want = d.changes.iter().filter(|c| c.change == k).count();
-        let q = format!("document.querySelector('#drift-counts [data-change={k}] .n').textContent");
-        assert_eq!(b.eval(&q).unwrap(), want.to_string(), "{k}");
-        let q =
-            format!("document.querySelectorAll('#drift-table tbody tr[data-change={k}]').length");
-        assert_eq!(b.count(&q), want as u64, "{k} rows");
+        b.assert_drift_count(k.as_str(), want as u64);
     }
     assert_eq!(b.chart_marks("drift"), 2_000);
     // The long drift table starts folded, and filtering opens it.

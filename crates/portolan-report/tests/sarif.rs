@@ -335,11 +335,12 @@ fn report_under(policy: &Policy) -> portolan_audit::AuditReport {
         netns: None,
     };
     let ctx = Context {
-        today: Date::new(2026, 11, 27).unwrap(),
-        ephemeral: PortRange::new(32768, 60999).unwrap(),
-        catalog: Registry::embedded(),
-        host: &NoHost,
         policy_arg: Some("--profile mail-server".into()),
+        ..Context::new(
+            Date::new(2026, 11, 27).unwrap(),
+            Registry::embedded(),
+            &NoHost,
+        )
     };
     evaluate(policy, &inputs, &ctx)
 }
@@ -481,13 +482,11 @@ fn sarif_is_valid() {
     let empty = evaluate(
         &Policy::baseline(),
         &Inputs::default(),
-        &Context {
-            today: Date::new(2026, 1, 1).unwrap(),
-            ephemeral: PortRange::new(32768, 60999).unwrap(),
-            catalog: Registry::embedded(),
-            host: &NoHost,
-            policy_arg: None,
-        },
+        &Context::new(
+            Date::new(2026, 1, 1).unwrap(),
+            Registry::embedded(),
+            &NoHost,
+        ),
     );
     assert!(check(&sarif::to_sarif(&empty, "0.1.0")).is_empty());
 }

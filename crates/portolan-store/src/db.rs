@@ -133,17 +133,6 @@ fn port_ident(k: &PortKey) -> String {
     format!("{}|{}|{}", k.0, k.1, k.2)
 }
 
-/// The order `portolan ls` lists listeners in, so a run reads back as it was recorded.
-fn inventory_order(a: &Listener, b: &Listener) -> std::cmp::Ordering {
-    b.exposure
-        .cmp(&a.exposure)
-        .then(a.protocol.cmp(&b.protocol))
-        .then(a.port.cmp(&b.port))
-        .then(a.address.cmp(&b.address))
-        .then(a.netns.cmp(&b.netns))
-        .then(a.inode.cmp(&b.inode))
-}
-
 fn ms_of(ts: Timestamp) -> i64 {
     ts.as_millisecond()
 }
@@ -663,7 +652,7 @@ impl Store {
                     serde_json::from_str(&attrs).map_err(|e| self.damaged(op, e))?;
                 snap.listeners.extend(v);
             }
-            snap.listeners.sort_by(inventory_order);
+            snap.listeners.sort_by(Listener::list_order);
         }
         if let Some(scan) = scan {
             let shell: ScanShell = self.read_blob(scan)?;

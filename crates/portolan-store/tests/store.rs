@@ -28,8 +28,7 @@ fn creates_file_0600_in_dir_0700() {
 
 #[test]
 fn stored_run_reads_back_as_recorded() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
+    let (_t, mut store) = new_store();
     let mut s = snap(0, many(50));
     let mut udp =
         Listener::new(Proto::Udp, "::".parse().unwrap(), 53).with_process(proc_(7, "named"));
@@ -50,21 +49,12 @@ fn stored_run_reads_back_as_recorded() {
 }
 
 pub fn sort(s: &mut Snapshot) {
-    s.listeners.sort_by(|a, b| {
-        b.exposure
-            .cmp(&a.exposure)
-            .then(a.protocol.cmp(&b.protocol))
-            .then(a.port.cmp(&b.port))
-            .then(a.address.cmp(&b.address))
-            .then(a.netns.cmp(&b.netns))
-            .then(a.inode.cmp(&b.inode))
-    });
+    s.listeners.sort_by(Listener::list_order);
 }
 
 #[test]
 fn the_change_classes() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
+    let (_t, mut store) = new_store();
     let base = vec![
         listener(22, 10, "sshd"),
         listener(80, 20, "nginx"),
@@ -124,8 +114,7 @@ fn the_change_classes() {
 
 #[test]
 fn database_diff_equals_snapshot_diff() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
+    let (_t, mut store) = new_store();
     let mut rng = fastrand::Rng::with_seed(7);
     let mut cur = many(60);
     let mut snaps = Vec::new();
@@ -174,10 +163,9 @@ fn database_diff_equals_snapshot_diff() {
     }
 }
 
-#[test]
-fn min_age_debounces() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
+/// A store of two runs: sshd at minute 0; sshd, and web on 8080, at minute 10.
+fn store_where_web_came_at_10() -> (tempfile::TempDir, Store) {
+    let (t, mut store) = new_store();
     store
         .record(&snap(0, vec![listener(22, 1, "sshd")]))
         .unwrap();
@@ -187,6 +175,12 @@ fn min_age_debounces() {
             vec![listener(22, 1, "sshd"), listener(8080, 2, "web")],
         ))
         .unwrap();
+    (t, store)
+}
+
+#[test]
+fn min_age_debounces() {
+    let (_t, mut store) = store_where_web_came_at_10();
     store
         .record(&snap(
             12,
@@ -209,17 +203,7 @@ fn min_age_debounces() {
 /// counted as held long enough: nothing has held that long.
 #[test]
 fn huge_min_age_does_not_overflow() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
-    store
-        .record(&snap(0, vec![listener(22, 1, "sshd")]))
-        .unwrap();
-    store
-        .record(&snap(
-            10,
-            vec![listener(22, 1, "sshd"), listener(8080, 2, "web")],
-        ))
-        .unwrap();
+    let (_t, store) = store_where_web_came_at_10();
     for min_age in [Duration::MAX, Duration::from_millis(u64::MAX)] {
         let opts = DiffOptions {
             min_age: Some(min_age),
@@ -263,8 +247,7 @@ fn unchanged_snapshots_add_one_small_row() {
 
 #[test]
 fn points_that_do_not_exist() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
+    let (_t, mut store) = new_store();
     let e = store.resolve(&Point::Last).unwrap_err();
     assert!(e.to_string().contains("no run recorded yet"), "{e}");
     store.record(&snap(60, vec![])).unwrap();
@@ -285,8 +268,7 @@ fn points_that_do_not_exist() {
 
 #[test]
 fn baseline_and_new_listeners() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
+    let (_t, mut store) = new_store();
     store
         .record(&snap(0, vec![listener(22, 1, "sshd")]))
         .unwrap();
@@ -305,8 +287,7 @@ fn baseline_and_new_listeners() {
 
 #[test]
 fn timeline_of_a_port_and_a_process() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
+    let (_t, mut store) = new_store();
     store
         .record(&snap(0, vec![listener(8080, 1, "web")]))
         .unwrap();
@@ -356,8 +337,7 @@ fn timeline_of_a_port_and_a_process() {
 
 #[test]
 fn prune_keeps_baseline_and_consistency() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
+    let (_t, mut store) = new_store();
     let mut snaps = Vec::new();
     for i in 0..10u32 {
         let mut ls = vec![listener(22, 1, "sshd")];
@@ -439,19 +419,28 @@ fn corrupt_files_are_refused_and_untouched() {
     assert_eq!(std::fs::read(&other).unwrap(), before);
 }
 
-#[test]
-fn newer_schema_is_refused_and_untouched() {
-    let t = tempfile::tempdir().unwrap();
-    let path = t.path().join("h.db");
+/// A history database of one run whose schema version was then set to `version`, and
+/// its bytes.
+fn db_of_schema_version(dir: &std::path::Path, version: i32) -> (std::path::PathBuf, Vec<u8>) {
+    let path = dir.join("h.db");
     Store::open(&path)
         .unwrap()
         .record(&snap(0, many(3)))
         .unwrap();
-    {
-        let c = rusqlite_conn(&path);
-        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE; PRAGMA user_version = 99;").unwrap();
-    }
+    let c = rusqlite_conn(&path);
+    c.execute_batch(&format!(
+        "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE; PRAGMA user_version = {version};"
+    ))
+    .unwrap();
+    drop(c);
     let before = std::fs::read(&path).unwrap();
+    (path, before)
+}
+
+#[test]
+fn newer_schema_is_refused_and_untouched() {
+    let t = tempfile::tempdir().unwrap();
+    let (path, before) = db_of_schema_version(t.path(), 99);
     let e = Store::open(&path).unwrap_err();
     assert!(matches!(e, Error::NewerSchema { found: 99, .. }), "{e}");
     assert!(e.to_string().contains("schema version 99"), "{e}");
@@ -461,16 +450,7 @@ fn newer_schema_is_refused_and_untouched() {
 #[test]
 fn negative_schema_version_is_corrupt_not_skipped_migrations() {
     let t = tempfile::tempdir().unwrap();
-    let path = t.path().join("h.db");
-    Store::open(&path)
-        .unwrap()
-        .record(&snap(0, many(3)))
-        .unwrap();
-    {
-        let c = rusqlite_conn(&path);
-        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE; PRAGMA user_version = -1;").unwrap();
-    }
-    let before = std::fs::read(&path).unwrap();
+    let (path, before) = db_of_schema_version(t.path(), -1);
     let e = Store::open(&path).unwrap_err();
     assert!(matches!(e, Error::Corrupt { .. }), "{e}");
     assert!(e.to_string().contains("schema version -1"), "{e}");
@@ -517,8 +497,7 @@ fn audit(ports: &[u16]) -> portolan_model::AuditReport {
 
 #[test]
 fn findings_round_trip_and_diff_by_fingerprint() {
-    let t = tempfile::tempdir().unwrap();
-    let mut store = Store::open(t.path().join("h.db")).unwrap();
+    let (_t, mut store) = new_store();
     let mut a = snap(
         0,
         vec![listener(23, 1, "inetd"), listener(6379, 2, "redis")],

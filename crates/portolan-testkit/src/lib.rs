@@ -9,6 +9,7 @@
 //! tool is a failure, so a privileged test can never pass by not running.
 // Test-only crate: its few syscalls (geteuid, kill, flock) are the only unsafe code.
 
+pub mod peer;
 pub mod prometheus;
 
 use std::io;
@@ -66,10 +67,92 @@ pub fn run(cmd: &mut Command) -> io::Result<Output> {
     Ok(out)
 }
 
+/// Runs `cmd` with `input` on its stdin, and returns its output (stdout and stderr
+/// captured) whatever its exit status. The input is written by a thread of its own, so a
+/// command that answers before it has read it all cannot block on a full pipe.
+pub fn output_with_input(cmd: &mut Command, input: &[u8]) -> io::Result<Output> {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    std::thread::scope(|s| {
+        let writer = s.spawn(move || stdin.write_all(input));
+        let out = child.wait_with_output()?;
+        writer.join().expect("the stdin writer")?;
+        Ok(out)
+    })
+}
+
+/// The peak resident set (VmHWM) of process `pid`, or of this process for `None`, in
+/// KiB; `None` when it cannot be read (the process is gone).
+pub fn peak_rss_kib(pid: Option<u32>) -> Option<u64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/status"),
+        None => "/proc/self/status".to_string(),
+    };
+    let status = std::fs::read_to_string(path).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Runs `program args...` and returns its stdout as text.
 pub fn sh(program: &str, args: &[&str]) -> io::Result<String> {
     let out = run(Command::new(program).args(args))?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A child process killed (and reaped) on drop, so a failed test leaves nothing running.
+#[derive(Debug)]
+pub struct Daemon(pub Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Daemon {
+    /// Starts `cmd` with stdin, stdout and stderr on /dev/null.
+    pub fn quiet(cmd: &mut Command) -> io::Result<Daemon> {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(Daemon(child))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Sends SIGTERM and waits (at most `limit`) for the exit; panics when it does not
+    /// come.
+    pub fn terminate(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        let pid = libc::pid_t::try_from(self.0.id()).expect("pids fit pid_t");
+        // SAFETY: kill has no memory preconditions; the pid is our own child, not reaped.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(st) = self.0.try_wait().expect("wait for the child") {
+                return st;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the child did not stop within {limit:?} of SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -122,20 +205,7 @@ impl Netns {
 
     /// Loads an nftables ruleset (as `nft -f -` reads it) into the namespace.
     pub fn nft(&self, ruleset: &str) -> io::Result<()> {
-        use std::io::Write;
-        let mut child = self
-            .command("nft")
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(ruleset.as_bytes())?;
-        let out = child.wait_with_output()?;
+        let out = output_with_input(self.command("nft").args(["-f", "-"]), ruleset.as_bytes())?;
         if !out.status.success() {
             return Err(io::Error::other(format!(
                 "nft -f in {} failed: {}\n{ruleset}",
@@ -540,6 +610,18 @@ impl Drop for Testbed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peak_rss_is_read_for_this_process_and_none_for_a_gone_one() {
+        let kib = peak_rss_kib(None).expect("VmHWM of this process");
+        assert!(kib > 100, "{kib} KiB");
+        // The peak only grows.
+        assert!(peak_rss_kib(Some(std::process::id())).is_some_and(|k| k >= kib));
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert_eq!(peak_rss_kib(Some(pid)), None);
+    }
 
     #[test]
     fn pair_links_two_namespaces() {

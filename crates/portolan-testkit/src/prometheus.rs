@@ -4,40 +4,10 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A child process killed (and reaped) on drop, so a failed test leaves nothing running.
-#[derive(Debug)]
-pub struct Daemon(pub Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Daemon {
-    /// Sends SIGTERM and waits (at most `limit`) for the exit; panics when it does not
-    /// come.
-    pub fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let pid = libc::pid_t::try_from(self.0.id()).expect("pids fit pid_t");
-        // SAFETY: kill has no memory preconditions; the pid is our own child, not reaped.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        let start = Instant::now();
-        loop {
-            if let Some(st) = self.0.try_wait().expect("wait for the child") {
-                return st;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "the child did not stop within {limit:?} of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
+pub use crate::Daemon;
 
 /// A loopback port that was free a moment ago (for daemons that take no port 0), and
 /// that this process has not handed out before: the kernel may give a port it just
@@ -104,6 +74,26 @@ pub fn wait_for(
 pub struct Prometheus {
     _daemon: Daemon,
     pub addr: SocketAddr,
+}
+
+/// `promtool check metrics` of an exposition: `Err` with what promtool said when it
+/// fails or finds anything to say (a lint warning included).
+pub fn promtool_check(exposition: &[u8]) -> Result<(), String> {
+    let out = crate::output_with_input(
+        Command::new("promtool").args(["check", "metrics"]),
+        exposition,
+    )
+    .map_err(|e| format!("running promtool: {e}"))?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && said.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}: {said}", out.status))
+    }
 }
 
 /// Starts `prometheus-node-exporter` on a free loopback port with only its textfile

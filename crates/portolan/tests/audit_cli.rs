@@ -1,10 +1,9 @@
 //! `portolan policy`, `portolan firewall` and `portolan audit` from the outside: exit
 //! codes, messages, and `firewall --apply` for real inside a network namespace.
 
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use portolan_testkit::{Netns, require_root, require_tool};
+use portolan_testkit::{Netns, output_with_input, require_root, require_tool};
 
 fn portolan() -> Command {
     Command::new(env!("CARGO_BIN_EXE_portolan"))
@@ -125,24 +124,15 @@ fn firewall_prints_rulesets() {
 }
 
 fn apply_in(ns: &Netns, state: &std::path::Path, extra: &[&str], stdin: &str) -> Output {
-    let mut child = ns
-        .command(env!("CARGO_BIN_EXE_portolan"))
-        .args(["firewall", "--profile", "ssh-only", "--apply"])
-        .args(extra)
-        .env("SSH_CONNECTION", "198.18.7.7 40000 198.18.0.2 2222")
-        .env("PORTOLAN_STATE_DIR", state)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    output_with_input(
+        ns.command(env!("CARGO_BIN_EXE_portolan"))
+            .args(["firewall", "--profile", "ssh-only", "--apply"])
+            .args(extra)
+            .env("SSH_CONNECTION", "198.18.7.7 40000 198.18.0.2 2222")
+            .env("PORTOLAN_STATE_DIR", state),
+        stdin.as_bytes(),
+    )
+    .unwrap()
 }
 
 #[test]

@@ -3,10 +3,9 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use portolan_testkit::peer::Peer;
 
 fn portolan(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_portolan"))
@@ -62,32 +61,17 @@ fn bad_signature_file_names_file_and_line() {
 
 #[test]
 fn json_line_for_a_greeting_and_exit_1_for_nothing() {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    l.set_nonblocking(true).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
     // Every connection (detection probes several at once) gets the greeting.
-    let t = thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
-            let Ok((mut c, _)) = l.accept() else {
-                thread::sleep(Duration::from_millis(5));
-                continue;
-            };
-            thread::spawn(move || {
-                let _ = c.set_nonblocking(false);
-                let _ = c.write_all(b"SSH-2.0-dropbear_2022.83\r\n");
-                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-                let mut b = [0u8; 64];
-                let _ = c.read(&mut b);
-            });
-        }
-    });
-    let target = addr.to_string();
+    let mut srv = Peer::tcp("127.0.0.1:0", |mut c, _| {
+        let _ = c.write_all(b"SSH-2.0-dropbear_2022.83\r\n");
+        let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut b = [0u8; 64];
+        let _ = c.read(&mut b);
+    })
+    .unwrap();
+    let target = srv.addr().to_string();
     let (code, out, err) = portolan(&["detect", "--json", "--timeout", "1s", &target]);
-    stop.store(true, Ordering::Relaxed);
-    t.join().unwrap();
+    srv.stop();
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["target"], target);

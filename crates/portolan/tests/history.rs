@@ -3,11 +3,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use portolan_testkit::{Netns, require_root, require_tool, which};
+use portolan_testkit::{Daemon, Netns, require_root, require_tool, which};
 use serde_json::Value;
 
 const PORTOLAN: &str = env!("CARGO_BIN_EXE_portolan");
@@ -33,29 +33,9 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// A child process that is killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-    fn stop(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A python3 TCP listener on 0.0.0.0:`port` in `ns`; returns once it listens, with the
 /// Unix time (seconds) of its `listen()`.
-fn python_listener(ns: &Netns, port: u16) -> (Proc, f64) {
+fn python_listener(ns: &Netns, port: u16) -> (Daemon, f64) {
     let ready = tmp("ready");
     let code = format!(
         "import socket,time\n\
@@ -69,15 +49,7 @@ fn python_listener(ns: &Netns, port: u16) -> (Proc, f64) {
          time.sleep(600)\n",
         r = ready.display()
     );
-    let child = ns
-        .command(PYTHON)
-        .args(["-c", &code])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let p = Proc(child);
+    let p = Daemon::quiet(ns.command(PYTHON).args(["-c", &code])).unwrap();
     let start = Instant::now();
     loop {
         if let Ok(t) = std::fs::read_to_string(&ready) {
@@ -92,7 +64,7 @@ fn python_listener(ns: &Netns, port: u16) -> (Proc, f64) {
 }
 
 /// Another program (socat, else perl) listening on 0.0.0.0:`port` in `ns`.
-fn other_listener(ns: &Netns, port: u16) -> Proc {
+fn other_listener(ns: &Netns, port: u16) -> Daemon {
     let mut cmd = if which("socat").is_some() {
         let mut c = ns.command("socat");
         c.arg(format!("TCP4-LISTEN:{port},reuseaddr,fork"))
@@ -109,13 +81,7 @@ fn other_listener(ns: &Netns, port: u16) -> Proc {
         ]);
         c
     };
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let p = Proc(child);
+    let p = Daemon::quiet(&mut cmd).unwrap();
     let start = Instant::now();
     while !listening(ns, port) {
         assert!(
@@ -171,14 +137,14 @@ fn diff_shows_added_restarted_owner_changed_and_removed() {
 
     let (_new, _) = python_listener(&ns, 8005);
     let old_pid = restart.pid();
-    restart.stop();
+    drop(restart);
     wait_closed(&ns, 8002);
     let (restarted, _) = python_listener(&ns, 8002);
     assert_ne!(restarted.pid(), old_pid);
-    takeover.stop();
+    drop(takeover);
     wait_closed(&ns, 8003);
     let _other = other_listener(&ns, 8003);
-    stopped.stop();
+    drop(stopped);
     wait_closed(&ns, 8004);
     record(&db, &ns);
 
@@ -294,7 +260,7 @@ fn watch_reports_a_new_listener_from_the_first_inventory_after_the_bind() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut watch = Proc(child);
+    let mut watch = Daemon(child);
     let stderr = watch.0.stderr.take().unwrap();
     let mut err_lines = BufReader::new(stderr).lines();
     let started = err_lines.next().unwrap().unwrap();

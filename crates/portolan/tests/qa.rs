@@ -11,6 +11,16 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Runs `cmd` with stdin on /dev/null, asserts that it failed with exit 2 and wrote
+/// nothing to stdout, and returns its stderr.
+fn error_of(cmd: &mut Command) -> String {
+    let out = cmd.stdin(Stdio::null()).output().expect("run portolan");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{cmd:?}: {err}");
+    assert!(out.stdout.is_empty(), "{cmd:?}: {}", text(&out.stdout));
+    err
+}
+
 /// Runs portolan with stdout a pipe whose reading end is already closed, so that every
 /// write fails with EPIPE, as in `portolan ... | head -0`.
 fn run_into_closed_pipe(args: &[&str]) -> Output {
@@ -69,17 +79,12 @@ fn tmp(name: &str, content: &[u8]) -> std::path::PathBuf {
 
 #[test]
 fn unreadable_signature_file_names_the_cause_once() {
-    let out = portolan()
-        .args([
-            "detect",
-            "--signatures",
-            "/nonexistent/pq.sigs",
-            "127.0.0.1:1",
-        ])
-        .output()
-        .expect("run portolan");
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = error_of(portolan().args([
+        "detect",
+        "--signatures",
+        "/nonexistent/pq.sigs",
+        "127.0.0.1:1",
+    ]));
     assert!(err.contains("/nonexistent/pq.sigs"), "{err}");
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
@@ -87,26 +92,22 @@ fn unreadable_signature_file_names_the_cause_once() {
 #[test]
 fn bad_line_in_target_list_names_file_and_line() {
     let list = tmp("targets", b"127.0.0.1\n# a comment\n127.0.0.2 300.1.1.1\n");
-    let out = portolan()
-        .args(["scan", "-sT", "-p", "1", "-iL"])
-        .arg(&list)
-        .output()
-        .expect("run portolan");
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = error_of(
+        portolan()
+            .args(["scan", "-sT", "-p", "1", "-iL"])
+            .arg(&list),
+    );
     assert!(
         err.contains(&format!("{}:3: invalid target '300.1.1.1'", list.display())),
         "{err}"
     );
 
     let list = tmp("targets-latin1", b"127.0.0.1\nh\xf4te\n");
-    let out = portolan()
-        .args(["scan", "-sT", "-p", "1", "-iL"])
-        .arg(&list)
-        .output()
-        .expect("run portolan");
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = error_of(
+        portolan()
+            .args(["scan", "-sT", "-p", "1", "-iL"])
+            .arg(&list),
+    );
     assert!(
         err.contains(&format!("{}:2: not valid UTF-8", list.display())),
         "{err}"
@@ -145,12 +146,12 @@ fn man_pages_of_subcommands_exist() {
     );
 }
 
-/// Runs portolan with its address space capped (2 GiB), so that reading an endless input
+/// portolan with its address space capped (2 GiB), so that reading an endless input
 /// fails fast instead of eating the machine's memory.
-fn run_capped(args: &[&str]) -> Output {
+fn capped(args: &[&str]) -> Command {
     use std::os::unix::process::CommandExt;
     let mut cmd = portolan();
-    cmd.args(args).stdin(Stdio::null());
+    cmd.args(args);
     // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
     unsafe {
         cmd.pre_exec(|| {
@@ -164,7 +165,7 @@ fn run_capped(args: &[&str]) -> Output {
             Ok(())
         });
     }
-    cmd.output().expect("run portolan")
+    cmd
 }
 
 #[test]
@@ -177,9 +178,7 @@ fn endless_input_files_are_refused_not_read_into_memory() {
         &["detect", "--signatures", "/dev/zero", "127.0.0.1:1"],
         &["scan", "-sT", "-p", "1", "-iL", "/dev/zero"],
     ] {
-        let out = run_capped(args);
-        let err = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let err = error_of(&mut capped(args));
         assert!(
             err.contains("/dev/zero") && err.contains("larger than"),
             "{args:?}: {err}"
@@ -193,13 +192,7 @@ fn non_utf8_policy_file_names_the_line() {
         "latin1.toml",
         b"[[allow]]\nservice = \"ssh\"\ncomment = \"caf\xe9\"\n",
     );
-    let out = portolan()
-        .args(["policy", "check"])
-        .arg(&policy)
-        .output()
-        .expect("run portolan");
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = error_of(portolan().args(["policy", "check"]).arg(&policy));
     assert!(
         err.contains(&format!("{}:3: not valid UTF-8", policy.display())),
         "{err}"
@@ -209,14 +202,12 @@ fn non_utf8_policy_file_names_the_line() {
 #[test]
 fn non_utf8_signature_file_names_the_line() {
     let sigs = tmp("latin1.sigs", b"# mine\nssh \"caf\xe9\" - /x/\n");
-    let out = portolan()
-        .args(["detect", "--signatures"])
-        .arg(&sigs)
-        .arg("127.0.0.1:1")
-        .output()
-        .expect("run portolan");
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = error_of(
+        portolan()
+            .args(["detect", "--signatures"])
+            .arg(&sigs)
+            .arg("127.0.0.1:1"),
+    );
     assert!(
         err.contains(&format!("{}:2: not valid UTF-8", sigs.display())),
         "{err}"
@@ -250,12 +241,7 @@ fn ls_that_matches_nothing_says_so() {
 #[test]
 fn udp_port_zero_is_a_clear_error_not_a_failed_send() {
     // The kernel refuses to send to port 0; the scan died with "send: Invalid argument".
-    let out = portolan()
-        .args(["scan", "-sU", "-Pn", "-p", "0,53", "127.0.0.1"])
-        .output()
-        .expect("run portolan");
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = error_of(portolan().args(["scan", "-sU", "-Pn", "-p", "0,53", "127.0.0.1"]));
     assert!(err.contains("UDP port 0"), "{err}");
     // TCP port 0 can be probed, and still is.
     let out = portolan()
@@ -317,7 +303,6 @@ fn xml_out_dash_writes_xml_to_stdout() {
 #[test]
 fn policy_dash_means_standard_input_and_output() {
     // `policy init -o -` wrote a file named "-", and `policy check -` looked for one.
-    use std::io::Write as _;
     let dir = std::env::temp_dir().join(format!("pq-qa-{}-policydash", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let out = portolan()
@@ -329,21 +314,11 @@ fn policy_dash_means_standard_input_and_output() {
     assert!(text(&out.stdout).contains("forbid-cleartext"));
     assert!(!dir.join("-").exists(), "a file named '-' was created");
     for args in [&["policy", "check", "-"][..], &["audit", "--policy", "-"]] {
-        let mut child = portolan()
-            .args(args)
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn portolan");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(b"[[allow]]\nservice = \"smpt\"\n")
-            .expect("write policy");
-        let out = child.wait_with_output().expect("wait");
+        let out = portolan_testkit::output_with_input(
+            portolan().args(args).current_dir(&dir),
+            b"[[allow]]\nservice = \"smpt\"\n",
+        )
+        .expect("run portolan");
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(
@@ -414,20 +389,15 @@ fn firewall_remediation_command_works_on_a_host_without_a_filter_table() {
 #[test]
 fn exclude_that_leaves_nothing_says_so() {
     // It said "no targets to scan (give addresses, names, or -iL FILE)" although one was.
-    let out = portolan()
-        .args([
-            "scan",
-            "-sT",
-            "-p",
-            "1",
-            "127.0.0.1",
-            "--exclude",
-            "127.0.0.0/8",
-        ])
-        .output()
-        .expect("run portolan");
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = error_of(portolan().args([
+        "scan",
+        "-sT",
+        "-p",
+        "1",
+        "127.0.0.1",
+        "--exclude",
+        "127.0.0.0/8",
+    ]));
     assert!(err.contains("--exclude"), "{err}");
 }
 
@@ -485,16 +455,13 @@ fn control_characters_from_input_files_are_escaped_in_errors() {
     // the terminal.
     let file = tmp("junk.xml", b"<\x1b[2J\x1b]0;pwned\x07>");
     let db = tmp("junk.db", b"");
-    let out = portolan()
-        .args(["record", "--import"])
-        .arg(&file)
-        .arg("--db")
-        .arg(&db)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run portolan");
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = error_of(
+        portolan()
+            .args(["record", "--import"])
+            .arg(&file)
+            .arg("--db")
+            .arg(&db),
+    );
     assert!(err.contains(&*file.to_string_lossy()), "{err}");
     assert!(
         !err.contains('\x1b') && !err.contains('\x07'),
@@ -556,9 +523,7 @@ fn huge_sparse_input_files_are_refused_by_their_size() {
         &["policy", "check", p],
         &["diff", p, p],
     ] {
-        let out = run_capped(args);
-        let err = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let err = error_of(&mut capped(args));
         assert!(
             err.contains(p) && err.contains("larger than"),
             "{args:?}: {err}"
@@ -573,19 +538,11 @@ fn empty_policy_file_is_an_error_not_a_drop_everything_firewall() {
     // drops every inbound connection from it.
     let file = tmp("empty.toml", b"");
     for cmd in ["firewall", "audit"] {
-        let out = portolan()
-            .args([cmd, "--policy"])
-            .arg(&file)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run portolan");
-        let err = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        let err = error_of(portolan().args([cmd, "--policy"]).arg(&file));
         assert!(
             err.contains(&*file.to_string_lossy()) && err.contains("is empty"),
             "{cmd}: {err}"
         );
-        assert!(out.stdout.is_empty(), "{cmd}");
     }
     let _ = std::fs::remove_file(file);
 }
@@ -594,13 +551,7 @@ fn empty_policy_file_is_an_error_not_a_drop_everything_firewall() {
 fn empty_process_name_is_a_usage_error_not_an_empty_match() {
     // `history --process ''` said "Nothing recorded matches." and exited 1.
     for args in [&["history", "--process", ""][..], &["ls", "--process", ""]] {
-        let out = portolan()
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run portolan");
-        let err = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let err = error_of(portolan().args(args));
         assert!(err.contains("--process"), "{args:?}: {err}");
     }
 }
@@ -713,15 +664,8 @@ fn nonsense_in_numeric_flags_names_the_flag_and_what_it_takes() {
                 .iter()
                 .map(|a| if *a == "VALUE" { *value } else { *a })
                 .collect();
-            let out = portolan()
-                .args(&args)
-                .stdin(Stdio::null())
-                .output()
-                .expect("run portolan");
-            let err = text(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            let err = error_of(portolan().args(&args));
             assert!(err.contains(flag) && err.contains(takes), "{args:?}: {err}");
-            assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
         }
     }
 }

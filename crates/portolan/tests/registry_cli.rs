@@ -12,18 +12,7 @@ fn fixtures() -> PathBuf {
 /// Runs portolan in the fixtures directory with `--services etc-services`, and returns
 /// (exit code, stdout, stderr).
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_portolan"))
-        .args(args)
-        .args(["--services", "etc-services"])
-        .current_dir(fixtures())
-        .output()
-        .expect("run portolan");
-    let text = |b: Vec<u8>| String::from_utf8(b).expect("utf-8 output");
-    (
-        out.status.code().unwrap_or(-1),
-        text(out.stdout),
-        text(out.stderr),
-    )
+    run_plain(&[args, &["--services", "etc-services"]].concat())
 }
 
 fn snapshot(name: &str, args: &[&str]) {

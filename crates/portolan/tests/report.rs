@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use portolan_browser_test::Browser;
 use portolan_report::html::{self, ReportInput};
-use portolan_testkit::{Netns, Pair, require_root, require_tool};
+use portolan_testkit::{Daemon, Netns, Pair, require_root, require_tool};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portolan");
@@ -95,6 +95,19 @@ fn run(cmd: &mut Command) -> Output {
 
 fn portolan(args: &[&str]) -> Output {
     run(Command::new(BIN).args(args))
+}
+
+/// Runs portolan with `args`, asserts that it failed with exit 2, and returns its stderr.
+fn error_of(args: &[&str]) -> String {
+    let out = portolan(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    err
+}
+
+/// The ports of a report's listeners.
+fn listener_ports(input: &ReportInput) -> BTreeSet<u16> {
+    input.listeners.iter().flatten().map(|l| l.port).collect()
 }
 
 fn read_report(path: &Path) -> ReportInput {
@@ -322,15 +335,13 @@ fn bad_from_input_exits_2_naming_the_file_and_line() {
     )
     .unwrap();
     let file = dir.join("out.html");
-    let out = portolan(&[
+    let err = error_of(&[
         "report",
         "--from",
         bad.to_str().unwrap(),
         "-o",
         file.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.starts_with(&format!(
             "portolan: error: {}:3: invalid type: string \"x\", expected u16",
@@ -351,14 +362,13 @@ fn bad_from_input_exits_2_naming_the_file_and_line() {
     );
     assert!(out.stdout.is_empty());
     // --from does not mix with an audit taken now.
-    let out = portolan(&[
+    error_of(&[
         "report",
         "--from",
         other.to_str().unwrap(),
         "--profile",
         "web",
     ]);
-    assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -392,12 +402,7 @@ fn browser_shows_a_namespace_report_made_by_the_cli() {
     assert_eq!(b.eval("document.documentElement.dataset.js").unwrap(), "on");
     for s in ["critical", "high", "medium", "low", "info"] {
         let want = audit["summary"]["severities"][s].as_u64().unwrap();
-        let q = format!(
-            "document.querySelectorAll('#finding-list .finding[data-severity={s}]').length"
-        );
-        assert_eq!(b.count(&q), want, "{s} findings");
-        let q = format!("document.querySelector('.sev-count[data-severity={s}] .n').textContent");
-        assert_eq!(b.eval(&q).unwrap(), want.to_string(), "{s} in the summary");
+        b.assert_severity_count(s, want);
     }
     let listeners = audit["summary"]["listeners"].as_u64().unwrap();
     assert_eq!(
@@ -454,42 +459,19 @@ fn browser_hostile_peer_scanned_by_the_cli_shows_as_text_and_runs_nothing() {
     );
 
     let url = b.open(&file).unwrap();
-    assert_eq!(b.eval("document.documentElement.dataset.js").unwrap(), "on");
-    assert_eq!(
-        b.count("document.querySelectorAll('img, iframe, object, embed').length"),
-        0
-    );
-    assert_eq!(b.count("document.scripts.length"), 2);
-    assert_eq!(
-        b.eval("[...document.querySelectorAll('*')].some(e => [...e.attributes].some(a => a.name.startsWith('on')))").unwrap(),
-        false
-    );
-    let banner = b
-        .eval("[...document.querySelectorAll('#scans td.banner')].map(e => e.textContent).join('\\n')")
-        .unwrap();
-    let banner = banner.as_str().unwrap();
+    b.assert_inert();
+    let banner = b.texts("#scans td.banner");
     assert!(banner.contains(SCRIPT) && banner.contains(IMG), "{banner}");
     b.screenshot(&out_dir().join("cli-hostile.png"), 1280, 2400)
         .unwrap();
     b.assert_clean(&url);
     // The dialog check can fail: a real alert is seen.
-    b.eval("setTimeout(() => alert('control'), 0); 1").unwrap();
-    let d = b.wait_event("Page.javascriptDialogOpening").unwrap();
-    assert_eq!(d["params"]["message"], "control");
-    b.call("Page.handleJavaScriptDialog", json!({"accept": true}))
-        .unwrap();
+    b.assert_dialogs_are_seen();
 }
 
 /// A python3 (or `python`, another copy of it) listener on 0.0.0.0:`port` in `ns`,
 /// killed when dropped.
-struct Listening(std::process::Child);
-
-impl Drop for Listening {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+type Listening = Daemon;
 
 fn listens(ns: &Netns, port: u16) -> bool {
     ns.exec("ss", &["-Hltn"])
@@ -510,15 +492,7 @@ fn listen(ns: &Netns, python: &Path, port: u16) -> Listening {
     let code = format!(
         "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',{port}))\ns.listen()\ntime.sleep(600)\n"
     );
-    let child = ns
-        .command(python.to_str().unwrap())
-        .args(["-c", &code])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let l = Listening(child);
+    let l = Daemon::quiet(ns.command(python.to_str().unwrap()).args(["-c", &code])).unwrap();
     wait_for(ns, port, true);
     l
 }
@@ -636,14 +610,7 @@ fn report_run_and_since_show_the_drift_of_the_history() {
         "{}",
         input.run.command
     );
-    let ports: BTreeSet<u16> = input
-        .listeners
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|l| l.port)
-        .collect();
-    assert_eq!(ports, BTreeSet::from([8001, 8003, 8004]));
+    assert_eq!(listener_ports(&input), BTreeSet::from([8001, 8003, 8004]));
     assert!(input.audit.is_some());
     let h = input.history.as_ref().unwrap();
     assert_eq!(
@@ -666,14 +633,7 @@ fn report_run_and_since_show_the_drift_of_the_history() {
     assert_eq!(out.status.code(), Some(0));
     let input = read_report(&file);
     assert!(input.diff.is_none());
-    let ports: BTreeSet<u16> = input
-        .listeners
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|l| l.port)
-        .collect();
-    assert_eq!(ports, BTreeSet::from([8001, 8002, 8003]));
+    assert_eq!(listener_ports(&input), BTreeSet::from([8001, 8002, 8003]));
     assert!(
         input
             .warnings
@@ -707,14 +667,7 @@ fn report_run_and_since_show_the_drift_of_the_history() {
         assert_eq!(html_counts(&page), by_class(diff));
         assert!(diff.from.starts_with("run 1 ("), "{}", diff.from);
         assert!(diff.to.starts_with("now ("), "{}", diff.to);
-        let ports: BTreeSet<u16> = input
-            .listeners
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|l| l.port)
-            .collect();
-        assert_eq!(ports, BTreeSet::from([8001, 8003, 8004]));
+        assert_eq!(listener_ports(&input), BTreeSet::from([8001, 8003, 8004]));
         let h = input.history.as_ref().unwrap();
         assert_eq!((h.kind, h.run), (html::HistoryKind::Since, Some(1)));
         assert!(input.ephemeral.is_some(), "measured now");
@@ -757,18 +710,15 @@ fn report_history_errors_exit_2_naming_the_file_and_run() {
     let dir = scratch("history-errors");
     let out_file = dir.join("out.html");
     let o = out_file.to_str().unwrap();
-    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
 
     // A missing database is not created.
     let missing = dir.join("missing.db");
     let m = missing.to_str().unwrap();
     for args in [["--run", "1"], ["--since", "last"]] {
-        let out = portolan(&["report", args[0], args[1], "--db", m, "-o", o]);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = error_of(&["report", args[0], args[1], "--db", m, "-o", o]);
         assert!(
-            stderr(&out).contains(&format!("no history database at {m}")),
-            "{}",
-            stderr(&out)
+            err.contains(&format!("no history database at {m}")),
+            "{err}"
         );
         assert!(!missing.exists(), "{args:?} created the database");
         no_side_files(&missing);
@@ -779,9 +729,7 @@ fn report_history_errors_exit_2_naming_the_file_and_run() {
     std::fs::write(&corrupt, &junk).unwrap();
     let c = corrupt.to_str().unwrap();
     for args in [["--run", "1"], ["--since", "last"]] {
-        let out = portolan(&["report", args[0], args[1], "--db", c, "-o", o]);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let err = stderr(&out);
+        let err = error_of(&["report", args[0], args[1], "--db", c, "-o", o]);
         assert!(err.contains(c) && err.contains("untouched"), "{err}");
         assert_eq!(std::fs::read(&corrupt).unwrap(), junk);
         no_side_files(&corrupt);
@@ -791,12 +739,10 @@ fn report_history_errors_exit_2_naming_the_file_and_run() {
     std::fs::write(&empty, b"").unwrap();
     let e = empty.to_str().unwrap();
     for args in [["--run", "1"], ["--since", "last"]] {
-        let out = portolan(&["report", args[0], args[1], "--db", e, "-o", o]);
-        assert_eq!(out.status.code(), Some(2));
+        let err = error_of(&["report", args[0], args[1], "--db", e, "-o", o]);
         assert!(
-            stderr(&out).contains(&format!("{e} is empty: nothing was recorded in it")),
-            "{}",
-            stderr(&out)
+            err.contains(&format!("{e} is empty: nothing was recorded in it")),
+            "{err}"
         );
         assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
         no_side_files(&empty);
@@ -806,28 +752,13 @@ fn report_history_errors_exit_2_naming_the_file_and_run() {
     let d = db.to_str().unwrap();
     let out = portolan(&["record", "--db", d]);
     assert_eq!(out.status.code(), Some(0));
-    let out = portolan(&["report", "--run", "77", "--db", d, "-o", o]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains(&format!("run 77 is not in {d}")),
-        "{}",
-        stderr(&out)
-    );
-    let out = portolan(&["report", "--since", "1999-01-01T00:00", "--db", d, "-o", o]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("no run at or before"),
-        "{}",
-        stderr(&out)
-    );
+    let err = error_of(&["report", "--run", "77", "--db", d, "-o", o]);
+    assert!(err.contains(&format!("run 77 is not in {d}")), "{err}");
+    let err = error_of(&["report", "--since", "1999-01-01T00:00", "--db", d, "-o", o]);
+    assert!(err.contains("no run at or before"), "{err}");
     // A point that does not parse, and flags that do not go together.
-    let out = portolan(&["report", "--since", "soon", "--db", d, "-o", o]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("invalid point 'soon'"),
-        "{}",
-        stderr(&out)
-    );
+    let err = error_of(&["report", "--since", "soon", "--db", d, "-o", o]);
+    assert!(err.contains("invalid point 'soon'"), "{err}");
     for args in [
         vec!["--db", d],
         vec!["--run", "1", "--since", "1"],
@@ -837,7 +768,7 @@ fn report_history_errors_exit_2_naming_the_file_and_run() {
         let mut a = vec!["report"];
         a.extend(&args);
         a.extend(["-o", o]);
-        assert_eq!(portolan(&a).status.code(), Some(2), "{args:?}");
+        error_of(&a);
     }
     assert!(!out_file.exists(), "no report is written on an error");
     let _ = std::fs::remove_dir_all(&dir);
@@ -868,15 +799,7 @@ fn browser_shows_the_drift_of_a_recorded_run() {
     let url = b.open(&file).unwrap();
     assert_eq!(b.eval("document.documentElement.dataset.js").unwrap(), "on");
     for (k, want) in by_class(&oracle) {
-        let q = format!("document.querySelector('#drift-counts [data-change={k}] .n').textContent");
-        assert_eq!(
-            b.eval(&q).unwrap(),
-            want.to_string(),
-            "{k} in the drift section"
-        );
-        let q =
-            format!("document.querySelectorAll('#drift-table tbody tr[data-change={k}]').length");
-        assert_eq!(b.count(&q), want as u64, "{k} rows");
+        b.assert_drift_count(&k, want as u64);
         if want > 0 {
             let q =
                 format!("document.querySelector('.summary .ch[data-change={k}] .n').textContent");
@@ -895,14 +818,7 @@ fn browser_shows_the_drift_of_a_recorded_run() {
         info.as_str().unwrap().contains("REMOVED 8002/tcp listener"),
         "{info}"
     );
-    let metrics = b.call("Performance.getMetrics", json!({})).unwrap();
-    let cpu = metrics["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "ThreadTime")
-        .and_then(|m| m["value"].as_f64())
-        .expect("ThreadTime metric");
+    let cpu = b.main_thread_cpu();
     eprintln!(
         "report --run 2 with {} changes: {} bytes; main thread CPU {:.0} ms",
         oracle.changes.len(),

@@ -3,13 +3,15 @@
 //! reads what `ls -o` wrote, promtool checks the exposition. All on loopback; every wait
 //! is bounded. Off CI a missing tool skips its test; on CI it fails it.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use portolan_testkit::prometheus::{Daemon, Prometheus, get, node_exporter, wait_for};
+use portolan_testkit::prometheus::{
+    Daemon, Prometheus, get, node_exporter, promtool_check, wait_for,
+};
 use portolan_testkit::require_tool;
 
 const PORTOLAN: &str = env!("CARGO_BIN_EXE_portolan");
@@ -255,29 +257,7 @@ fn promtool_finds_no_problem_in_ls_format_prometheus() {
     ] {
         let exposition = portolan(args);
         assert!(exposition.status.success(), "{args:?}");
-        let mut child = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(&exposition.stdout)
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success() && said.trim().is_empty(),
-            "{args:?}: promtool: {said}"
-        );
+        assert_eq!(promtool_check(&exposition.stdout), Ok(()), "{args:?}");
     }
 }
 

@@ -53,84 +53,117 @@ fn listener(
     l
 }
 
+/// The processes of the sample host, which own its listeners and its findings.
+pub struct Owners {
+    pub sshd: Process,
+    pub nginx: Process,
+    pub inetd: Process,
+    pub redis: Process,
+    pub pg: Process,
+    pub resolved: Process,
+    pub py: Process,
+    pub node: Process,
+    pub mystery: Process,
+    pub avahi: Process,
+    pub chrony: Process,
+}
+
+pub fn owners() -> Owners {
+    Owners {
+        sshd: process(
+            812,
+            "sshd",
+            "/usr/sbin/sshd",
+            "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups",
+            "ssh.service",
+        ),
+        nginx: process(
+            1200,
+            "nginx",
+            "/usr/sbin/nginx",
+            "nginx: master process /usr/sbin/nginx -g daemon on; master_process on;",
+            "nginx.service",
+        ),
+        inetd: process(
+            640,
+            "inetd",
+            "/usr/sbin/inetutils-inetd",
+            "/usr/sbin/inetutils-inetd",
+            "inetutils-inetd.service",
+        ),
+        redis: process(
+            901,
+            "redis-server",
+            "/usr/bin/redis-server",
+            "/usr/bin/redis-server 0.0.0.0:6379",
+            "redis-server.service",
+        ),
+        pg: process(
+            1001,
+            "postgres",
+            "/usr/lib/postgresql/15/bin/postgres",
+            "/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main",
+            "postgresql@15-main.service",
+        ),
+        resolved: process(
+            455,
+            "systemd-resolve",
+            "/usr/lib/systemd/systemd-resolved",
+            "/lib/systemd/systemd-resolved",
+            "systemd-resolved.service",
+        ),
+        py: process(
+            4242,
+            "python3",
+            "/usr/bin/python3.11",
+            "python3 -m http.server --bind 198.18.0.2 8000",
+            "session-3.scope",
+        ),
+        node: process(
+            5150,
+            "node",
+            "/tmp/.cache/node",
+            "/tmp/.cache/node server.js",
+            "session-3.scope",
+        ),
+        mystery: process(
+            6066,
+            "svc",
+            "/opt/svc/bin/svc",
+            "/opt/svc/bin/svc --port 31337",
+            "svc.service",
+        ),
+        avahi: process(
+            520,
+            "avahi-daemon",
+            "/usr/sbin/avahi-daemon",
+            "avahi-daemon: running [host.local]",
+            "avahi-daemon.service",
+        ),
+        chrony: process(
+            530,
+            "chronyd",
+            "/usr/sbin/chronyd",
+            "/usr/sbin/chronyd -F 1",
+            "chrony.service",
+        ),
+    }
+}
+
 pub fn listeners() -> Vec<Listener> {
-    let sshd = process(
-        812,
-        "sshd",
-        "/usr/sbin/sshd",
-        "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups",
-        "ssh.service",
-    );
-    let nginx = process(
-        1200,
-        "nginx",
-        "/usr/sbin/nginx",
-        "nginx: master process /usr/sbin/nginx -g daemon on; master_process on;",
-        "nginx.service",
-    );
-    let inetd = process(
-        640,
-        "inetd",
-        "/usr/sbin/inetutils-inetd",
-        "/usr/sbin/inetutils-inetd",
-        "inetutils-inetd.service",
-    );
-    let redis = process(
-        901,
-        "redis-server",
-        "/usr/bin/redis-server",
-        "/usr/bin/redis-server 0.0.0.0:6379",
-        "redis-server.service",
-    );
-    let pg = process(
-        1001,
-        "postgres",
-        "/usr/lib/postgresql/15/bin/postgres",
-        "/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main",
-        "postgresql@15-main.service",
-    );
-    let resolved = process(
-        455,
-        "systemd-resolve",
-        "/usr/lib/systemd/systemd-resolved",
-        "/lib/systemd/systemd-resolved",
-        "systemd-resolved.service",
-    );
-    let py = process(
-        4242,
-        "python3",
-        "/usr/bin/python3.11",
-        "python3 -m http.server --bind 198.18.0.2 8000",
-        "session-3.scope",
-    );
-    let node = process(
-        5150,
-        "node",
-        "/tmp/.cache/node",
-        "/tmp/.cache/node server.js",
-        "session-3.scope",
-    );
-    let mystery = process(
-        6066,
-        "svc",
-        "/opt/svc/bin/svc",
-        "/opt/svc/bin/svc --port 31337",
-        "svc.service",
-    );
-    let avahi = process(
-        520,
-        "avahi-daemon",
-        "/usr/sbin/avahi-daemon",
-        "avahi-daemon: running [host.local]",
-        "avahi-daemon.service",
-    );
-    let chrony = process(
-        530,
-        "chronyd",
-        "/usr/sbin/chronyd",
-        "/usr/sbin/chronyd -F 1",
-        "chrony.service",
-    );
+    let Owners {
+        sshd,
+        nginx,
+        inetd,
+        redis,
+        pg,
+        resolved,
+        py,
+        node,
+        mystery,
+        avahi,
+        chrony,
+    } = owners();
     let mut v = vec![
         listener(Proto::Tcp, "0.0.0.0", 22, Some("ssh"), Some(sshd.clone())),
         listener(Proto::Tcp, "::", 22, Some("ssh"), Some(sshd)),
@@ -219,41 +252,14 @@ pub fn audit(findings: Vec<Finding>, listeners: usize, exposed: usize) -> AuditR
 }
 
 pub fn findings() -> Vec<Finding> {
-    let inetd = process(
-        640,
-        "inetd",
-        "/usr/sbin/inetutils-inetd",
-        "/usr/sbin/inetutils-inetd",
-        "inetutils-inetd.service",
-    );
-    let redis = process(
-        901,
-        "redis-server",
-        "/usr/bin/redis-server",
-        "/usr/bin/redis-server 0.0.0.0:6379",
-        "redis-server.service",
-    );
-    let py = process(
-        4242,
-        "python3",
-        "/usr/bin/python3.11",
-        "python3 -m http.server --bind 198.18.0.2 8000",
-        "session-3.scope",
-    );
-    let node = process(
-        5150,
-        "node",
-        "/tmp/.cache/node",
-        "/tmp/.cache/node server.js",
-        "session-3.scope",
-    );
-    let mystery = process(
-        6066,
-        "svc",
-        "/opt/svc/bin/svc",
-        "/opt/svc/bin/svc --port 31337",
-        "svc.service",
-    );
+    let Owners {
+        inetd,
+        redis,
+        py,
+        node,
+        mystery,
+        ..
+    } = owners();
     let mut v = vec![
         finding(
             Rule::CleartextExposed,

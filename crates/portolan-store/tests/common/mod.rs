@@ -1,6 +1,15 @@
 #![allow(dead_code)]
 
 use portolan_model::{Listener, Process, Proto, Snapshot};
+use portolan_store::Store;
+
+/// A new history database in a temporary directory (removed when the directory is
+/// dropped).
+pub fn new_store() -> (tempfile::TempDir, Store) {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path().join("h.db")).unwrap();
+    (t, store)
+}
 
 pub fn proc_(pid: u32, name: &str) -> Process {
     let mut p = Process::new(pid, name);

@@ -188,17 +188,15 @@ mod tests {
     use super::*;
     use portolan_audit::policy::Policy;
     use portolan_audit::{AuditReport, Context, Inputs, Listener, NoHost, Process, evaluate};
-    use portolan_registry::{PortRange, Proto, Registry};
+    use portolan_registry::{Proto, Registry};
 
     /// A fixed day and the embedded registry, on no real host.
     fn ctx() -> Context<'static> {
-        Context {
-            today: Date::new(2026, 11, 27).unwrap(),
-            ephemeral: PortRange::new(32768, 60999).unwrap(),
-            catalog: Registry::embedded(),
-            host: &NoHost,
-            policy_arg: None,
-        }
+        Context::new(
+            Date::new(2026, 11, 27).unwrap(),
+            Registry::embedded(),
+            &NoHost,
+        )
     }
 
     fn report() -> AuditReport {
@@ -209,10 +207,7 @@ mod tests {
         let telnet = Listener::new(Proto::Tcp, "0.0.0.0".parse().unwrap(), 23).with_process(inetd);
         let redis = Listener::new(Proto::Tcp, "::".parse().unwrap(), 6379);
         let local = Listener::new(Proto::Tcp, "127.0.0.1".parse().unwrap(), 40001);
-        let inputs = Inputs {
-            listeners: Some(vec![telnet, redis, local]),
-            ..Inputs::default()
-        };
+        let inputs = Inputs::inside(vec![telnet, redis, local]);
         evaluate(&Policy::baseline(), &inputs, &ctx())
     }
 
@@ -225,14 +220,7 @@ mod tests {
 
     #[test]
     fn empty_report_says_so() {
-        let r = evaluate(
-            &Policy::baseline(),
-            &Inputs {
-                listeners: Some(vec![]),
-                ..Inputs::default()
-            },
-            &ctx(),
-        );
+        let r = evaluate(&Policy::baseline(), &Inputs::inside(vec![]), &ctx());
         let mut buf = Vec::new();
         table::write_table(&mut buf, &r, false).unwrap();
         let s = String::from_utf8(buf).unwrap();

@@ -1,5 +1,6 @@
 //! Recorded answers of the test beds' daemons (tests/testbed3; OpenLDAP's from bed 1's
-//! slapd under the configurations its tests/testbed/run.sh writes), replayed by fake
+//! slapd 2.5.13 under the configurations tests/testbed/run.sh writes, and with an empty
+//! database, which no bed runs), replayed by fake
 //! servers on 127.0.0.1 on ports that suggest nothing: detection must name what the real
 //! daemons made it name there, and no more. Squid's error pages are cut to a short body
 //! (with a Content-Length to match); everything else is as the daemons sent it.

@@ -275,25 +275,54 @@ CONF
   run snmpd /usr/sbin/snmpd -f -C -c "$dir/snmpd.conf" -Lf "$dir/snmpd.log" \
     "udp:$TARGET_IP:161" "udp:$TARGET_IP:1161"
 
-  # ---- slapd on 389, 3389 and ldaps 636
-  mkdir -p "$dir/ldap-db"
-  cat >"$dir/slapd.conf" <<CONF
-include /etc/ldap/schema/core.schema
-modulepath /usr/lib/ldap
-moduleload back_mdb
-pidfile $dir/slapd.pid
-TLSCertificateFile $dir/cert.pem
-TLSCertificateKeyFile $dir/key.pem
-database mdb
-suffix "dc=portolan,dc=test"
-rootdn "cn=admin,dc=portolan,dc=test"
-directory $dir/ldap-db
-CONF
-  run slapd /usr/sbin/slapd -d 0 -f "$dir/slapd.conf" \
+  # ---- slapd: four directories, each holding dc=portolan,dc=test (two entries). Open to
+  # anonymous clients (slapd's default access), on 389, 3389 and ldaps 636, 1636; one whose
+  # access rules give anonymous clients nothing but binds, on 10389 and ldaps 10636; one
+  # that requires authentication for everything (require authc: even the root DSE), on
+  # 12389; and one that wants TLS first (security ssf=128), open inside StartTLS, on 11389.
+  cat >"$dir/ldap-base.ldif" <<LDIF
+dn: dc=portolan,dc=test
+objectClass: dcObject
+objectClass: organization
+o: portolan test bed
+dc: portolan
+
+dn: ou=people,dc=portolan,dc=test
+objectClass: organizationalUnit
+ou: people
+LDIF
+  local ldap
+  for ldap in open closed authc tls; do
+    mkdir -p "$dir/ldap-$ldap"
+    {
+      echo "include /etc/ldap/schema/core.schema"
+      echo "modulepath /usr/lib/ldap"
+      echo "moduleload back_mdb"
+      echo "pidfile $dir/slapd-$ldap.pid"
+      echo "TLSCertificateFile $dir/cert.pem"
+      echo "TLSCertificateKeyFile $dir/key.pem"
+      case $ldap in
+        authc) echo "require authc" ;;
+        tls) echo "security ssf=128" ;;
+      esac
+      echo "database mdb"
+      echo "suffix \"dc=portolan,dc=test\""
+      echo "rootdn \"cn=admin,dc=portolan,dc=test\""
+      echo "directory $dir/ldap-$ldap"
+      if [ "$ldap" = closed ]; then echo "access to * by users read by anonymous auth"; fi
+    } >"$dir/slapd-$ldap.conf"
+    slapadd -q -f "$dir/slapd-$ldap.conf" -l "$dir/ldap-base.ldif" >"$dir/slapadd-$ldap.out" 2>&1 ||
+      die "slapadd ($ldap) failed: $(tail -3 "$dir/slapadd-$ldap.out")"
+  done
+  run slapd /usr/sbin/slapd -d 0 -f "$dir/slapd-open.conf" \
     -h "ldap://$TARGET_IP:389/ ldap://$TARGET_IP:3389/ ldaps://$TARGET_IP:636/ ldaps://$TARGET_IP:1636/"
+  run slapd-closed /usr/sbin/slapd -d 0 -f "$dir/slapd-closed.conf" \
+    -h "ldap://$TARGET_IP:10389/ ldaps://$TARGET_IP:10636/"
+  run slapd-authc /usr/sbin/slapd -d 0 -f "$dir/slapd-authc.conf" -h "ldap://$TARGET_IP:12389/"
+  run slapd-tls /usr/sbin/slapd -d 0 -f "$dir/slapd-tls.conf" -h "ldap://$TARGET_IP:11389/"
 
   # Wait until every TCP port listens (UDP daemons bind before the TCP ones here).
-  bed_wait tcp 100 21 22 23 25 80 110 119 139 143 389 443 445 465 636 990 993 995 1110 1119 1143 1445 1465 1636 1993 1995 2121 2222 2323 2525 3389 4433 5353 8081
+  bed_wait tcp 100 21 22 23 25 80 110 119 139 143 389 443 445 465 636 990 993 995 1110 1119 1143 1445 1465 1636 1993 1995 2121 2222 2323 2525 3389 4433 5353 8081 10389 10636 11389 12389
   bed_wait udp 50 53 67 69 123 137 161 1067 1123 1161 5353 6969
 }
 

@@ -390,11 +390,14 @@ coredump_dir $sq
 CONF
   run squid-auth /usr/sbin/squid -N -f "$dir/squid-auth.conf"
 
-  # ---- 389 Directory Server on 389 and 1389. dscreate makes the instance from an INF
-  # file and stops it; a copy of it, with another port, is the moved one. Both see the
-  # instance at the paths compiled in (/etc/dirsrv, /var/lib/dirsrv, /var/log/dirsrv,
-  # /run, /dev/shm), which are directories in DIR mounted there in private mount namespaces, and
-  # a defaults.inf that says there is no systemd: the host's stay untouched.
+  # ---- 389 Directory Server on 389 and 1389, holding dc=portolan,dc=test with dscreate's
+  # sample entries, which its default access rules let anonymous clients read. dscreate
+  # makes the instance from an INF file and stops it; a copy of it, with another port, is
+  # the moved one; another, on TARGET2_IP:389, serves anonymous clients the root DSE only
+  # (nsslapd-allow-anonymous-access: rootdse). Each sees the instance at the paths
+  # compiled in (/etc/dirsrv, /var/lib/dirsrv, /var/log/dirsrv, /run, /dev/shm), which are
+  # directories in DIR mounted there in private mount namespaces, and a defaults.inf that
+  # says there is no systemd: the host's stay untouched.
   local ds=$dir/389ds
   mkdir -p "$ds"
   cat >"$ds/bed3.inf" <<CONF
@@ -408,6 +411,9 @@ instance_name = bed3
 port = 389
 root_password = portolan-bed3
 self_sign_cert = False
+[backend-userroot]
+suffix = dc=portolan,dc=test
+sample_entries = yes
 CONF
   sed 's/^with_systemd = 1$/with_systemd = 0/' /usr/share/dirsrv/inf/defaults.inf >"$ds/defaults.inf"
   # shm: the database's environment, where it is not kept with the database (outside
@@ -426,7 +432,14 @@ CONF
   sed -i "s/^nsslapd-port: 389\$/nsslapd-port: 389\nnsslapd-listenhost: $TARGET_IP/" "$ds/389/etc/slapd-bed3/dse.ldif"
   cp -a "$ds/389" "$ds/1389"
   sed -i 's/^nsslapd-port: 389$/nsslapd-port: 1389/' "$ds/1389/etc/slapd-bed3/dse.ldif"
-  for p in 389 1389; do
+  cp -a "$ds/389" "$ds/rootdse"
+  # (dscreate writes no nsslapd-allow-anonymous-access: the default, on)
+  sed -i -e '/^nsslapd-allow-anonymous-access:/d' \
+    -e "s/^nsslapd-listenhost: $TARGET_IP\$/nsslapd-listenhost: $TARGET2_IP\nnsslapd-allow-anonymous-access: rootdse/" \
+    "$ds/rootdse/etc/slapd-bed3/dse.ldif"
+  grep -q '^nsslapd-allow-anonymous-access: rootdse$' "$ds/rootdse/etc/slapd-bed3/dse.ldif" ||
+    die "389 DS: nsslapd-allow-anonymous-access not set in dse.ldif"
+  for p in 389 1389 rootdse; do
     # -d: in the foreground, with the default error log level
     run "389ds-$p" unshare -m --propagation private sh -c \
       "$(ds_mounts "$p") && exec /usr/sbin/ns-slapd -D /etc/dirsrv/slapd-bed3 -d 266354688"
@@ -434,7 +447,7 @@ CONF
 
   # Address by address: most ports listen on two or three of them, each another daemon.
   wait_at 600 "$TARGET_IP" 80 8080 53 5353 3128 13128 2379 12379 3389 13389 5672 10672 389 1389
-  wait_at 300 "$TARGET2_IP" 80 8080 53 5353 25 2525 119 1119 143 1143 110 1110 3128 13128
+  wait_at 300 "$TARGET2_IP" 80 8080 53 5353 25 2525 119 1119 143 1143 110 1110 3128 13128 389
   wait_at 300 "$TARGET3_IP" 53 5353 25 2525 143 1143 110 1110
   bed_wait udp 100 53 5353
 }

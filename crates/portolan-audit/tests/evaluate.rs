@@ -1547,3 +1547,34 @@ fn item6_snmp_answering_the_public_community_is_critical() {
         }
     }
 }
+
+/// LDAP's detection says whether the directory served an anonymous search: open, it is
+/// one step worse than LDAP that refused or that could not be told (cleartext that can
+/// upgrade to TLS: medium).
+#[test]
+fn ldap_open_to_anonymous_clients_is_one_step_worse() {
+    for (served, want) in [(Some(true), High), (Some(false), Medium), (None, Medium)] {
+        let listeners = vec![tcp("0.0.0.0", 389, None)];
+        let mut scan = scan_of(
+            "this-host",
+            true,
+            &[(Proto::Tcp, 389)],
+            &[(Proto::Tcp, 1, 65535)],
+        );
+        result(&mut scan, 0).detected = Some(Detected {
+            protocol: Some("ldap".into()),
+            cleartext: true,
+            starttls: true,
+            unauthenticated: served,
+            ..Detected::default()
+        });
+        let r = mail_audit(Some(listeners), Some(scan), Some("--profile mail-server"));
+        let got: Vec<(String, Severity)> = r
+            .findings
+            .iter()
+            .filter(|f| f.rule != Rule::RequiredMissing)
+            .map(|f| (f.port_label(), f.severity))
+            .collect();
+        assert_eq!(got, vec![("389/tcp".to_string(), want)], "{served:?}");
+    }
+}

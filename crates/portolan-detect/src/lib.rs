@@ -210,7 +210,11 @@ pub fn parse_all(data: &[u8]) {
     let _ = proto::tftp_parse(data);
     let _ = proto::dhcp_parse(0, data);
     let _ = proto::end_of_ldap_search(data);
-    let _ = proto::ldap_parse(data);
+    if let Some(r) = proto::ldap_parse(data) {
+        let _ = proto::ldap_contexts(&r);
+        let _ = proto::ldap_rootdse_refused(&r);
+        let _ = proto::ldap_search_access("dc=x", Some(&r));
+    }
     let _ = proto::smb_parse(data);
     let _ = conn::end_of_coded_reply(data);
     let _ = conn::end_of_dot_list(data);
@@ -224,8 +228,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The fuzz corpus's seeds (fuzz/corpus/detect_signatures).
+    /// The fuzz corpus's seeds (fuzz/corpus/detect_signatures, detect_replies).
     const SEEDS: &[&[u8]] = &[
+        include_bytes!("../../../fuzz/corpus/detect_replies/ldap-rootdse.ber"),
+        include_bytes!("../../../fuzz/corpus/detect_replies/ldap-search-entry.ber"),
+        include_bytes!("../../../fuzz/corpus/detect_replies/ldap-search-refused.ber"),
         include_bytes!("../../../fuzz/corpus/detect_signatures/pg-trust"),
         include_bytes!("../../../fuzz/corpus/detect_signatures/pg-error"),
         include_bytes!("../../../fuzz/corpus/detect_signatures/mysql-handshake"),
@@ -361,6 +368,29 @@ mod tests {
             }
             data.truncate(cut);
             super::parse_all(&data);
+        }
+
+        /// Whatever a directory answers, the reason given for its verdict stays short.
+        #[test]
+        fn ldap_verdicts_are_bounded(
+            dn in "\\PC{0,300}",
+            diagnostic in "\\PC{0,300}",
+            code in any::<i64>(),
+            entries in 0usize..3,
+        ) {
+            let r = proto::LdapReply {
+                entries,
+                first_dn: Some(dn.clone()),
+                result: Some(code),
+                diagnostic,
+                ..proto::LdapReply::default()
+            };
+            let a = proto::ldap_search_access(&dn, Some(&r));
+            prop_assert!(a.why.chars().count() <= 260, "{}", a.why);
+            prop_assert_eq!(a.served == Some(true), entries > 0);
+            if let Some(a) = proto::ldap_rootdse_refused(&r) {
+                prop_assert!(a.why.chars().count() <= 160, "{}", a.why);
+            }
         }
 
         #[test]

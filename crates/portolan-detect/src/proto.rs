@@ -591,47 +591,18 @@ pub fn dhcp_parse(xid: u32, b: &[u8]) -> Option<String> {
 
 // ---- LDAP (RFC 4511) ----
 
-const LDAP_ATTRS: &[&str] = &[
-    "*",
-    "+",
-    "vendorName",
-    "vendorVersion",
-    "supportedLDAPVersion",
-    "objectClass",
-];
+pub use portolan_payload::ldap;
 
-/// A search of the root DSE: base "", scope base, filter (objectClass=*).
-pub fn ldap_rootdse(msgid: i64) -> Vec<u8> {
-    let attrs: Vec<Vec<u8>> = LDAP_ATTRS
-        .iter()
-        .map(|a| ber::tlv(ber::OCTET_STRING, a.as_bytes()))
-        .collect();
-    let search = ber::cons(
-        0x63,
-        &[
-            ber::tlv(ber::OCTET_STRING, b""),
-            ber::int(ber::ENUMERATED, 0),
-            ber::int(ber::ENUMERATED, 0),
-            ber::int(ber::INTEGER, 0),
-            ber::int(ber::INTEGER, 10),
-            ber::tlv(ber::BOOLEAN, &[0]),
-            ber::tlv(0x87, b"objectClass"),
-            ber::cons(ber::SEQUENCE, &attrs),
-        ],
-    );
-    ber::cons(ber::SEQUENCE, &[ber::int(ber::INTEGER, msgid), search])
-}
-
-/// The StartTLS extended request.
-pub fn ldap_starttls(msgid: i64) -> Vec<u8> {
-    let req = ber::cons(0x77, &[ber::tlv(0x80, b"1.3.6.1.4.1.1466.20037")]);
-    ber::cons(ber::SEQUENCE, &[ber::int(ber::INTEGER, msgid), req])
-}
-
-/// What a root DSE search returned.
+/// What an LDAP search returned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LdapReply {
+    /// The attributes of every entry, in order (a root DSE search has one entry).
     pub attrs: Vec<(String, Vec<String>)>,
+    /// How many entries came, and the name of the first.
+    pub entries: usize,
+    pub first_dn: Option<String>,
+    /// How many search result references (referrals to other servers) came.
+    pub references: usize,
     pub result: Option<i64>,
     pub diagnostic: String,
 }
@@ -710,6 +681,10 @@ pub fn ldap_parse(mut b: &[u8]) -> Option<LdapReply> {
         match op.tag {
             0x64 => {
                 let e = ber::children(op.content).ok()?;
+                reply.entries += 1;
+                if reply.first_dn.is_none() {
+                    reply.first_dn = e.first().map(|dn| text(dn.content));
+                }
                 let Some(list) = e.get(1) else { continue };
                 for a in ber::children(list.content).ok()? {
                     let kv = ber::children(a.content).ok()?;
@@ -724,6 +699,7 @@ pub fn ldap_parse(mut b: &[u8]) -> Option<LdapReply> {
                     reply.attrs.push((text(name.content), values));
                 }
             }
+            0x73 => reply.references += 1,
             0x65 | 0x78 => {
                 let r = ber::children(op.content).ok()?;
                 reply.result = r.first().and_then(|t| ber::as_int(t.content));
@@ -752,6 +728,182 @@ pub fn openldap_version(r: &LdapReply) -> Option<String> {
         return Some("2.5 or later".into());
     }
     Some("2.4 or earlier".into())
+}
+
+/// The most naming contexts an anonymous search is tried on.
+pub const LDAP_MAX_CONTEXTS: usize = 3;
+
+/// The naming contexts a root DSE names: `defaultNamingContext` (Active Directory)
+/// first, then `namingContexts`, without repeats, at most [`LDAP_MAX_CONTEXTS`].
+pub fn ldap_contexts(r: &LdapReply) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in r
+        .values("defaultNamingContext")
+        .chain(r.values("namingContexts"))
+    {
+        let v = v.trim();
+        if v.is_empty() || out.iter().any(|o| o.eq_ignore_ascii_case(v)) {
+            continue;
+        }
+        out.push(v.to_string());
+        if out.len() == LDAP_MAX_CONTEXTS {
+            break;
+        }
+    }
+    out
+}
+
+/// The name of an LDAP result code (RFC 4511, appendix A), for the common ones.
+pub fn ldap_result_name(code: i64) -> Option<&'static str> {
+    Some(match code {
+        0 => "success",
+        1 => "operationsError",
+        2 => "protocolError",
+        3 => "timeLimitExceeded",
+        4 => "sizeLimitExceeded",
+        8 => "strongerAuthRequired",
+        10 => "referral",
+        11 => "adminLimitExceeded",
+        13 => "confidentialityRequired",
+        32 => "noSuchObject",
+        48 => "inappropriateAuthentication",
+        49 => "invalidCredentials",
+        50 => "insufficientAccessRights",
+        51 => "busy",
+        52 => "unavailable",
+        53 => "unwillingToPerform",
+        80 => "other",
+        _ => return None,
+    })
+}
+
+/// True when a result code refuses the operation to an anonymous client: it asks for
+/// authentication, for a stronger one, or for TLS, or the access rules deny it. OpenLDAP's
+/// `require authc` answers unwillingToPerform ("authentication required"), Active
+/// Directory operationsError ("a successful bind must be completed").
+pub fn ldap_refuses(code: i64, diagnostic: &str) -> bool {
+    let d = diagnostic.to_ascii_lowercase();
+    let about_auth = d.contains("auth") || d.contains("bind");
+    matches!(code, 8 | 13 | 48 | 50) || (matches!(code, 1 | 53) && about_auth)
+}
+
+/// What an anonymous client was given: served (`Some(true)`), refused (`Some(false)`),
+/// or not known; and why, for the evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LdapAccess {
+    pub served: Option<bool>,
+    pub why: String,
+    /// The directory asked for TLS (confidentialityRequired): worth asking again inside.
+    pub wants_tls: bool,
+}
+
+/// `code name: diagnostic`, bounded.
+fn ldap_result_text(code: i64, diagnostic: &str) -> String {
+    let mut s = match ldap_result_name(code) {
+        Some(n) => format!("{code} {n}"),
+        None => format!("result {code}"),
+    };
+    let d = diagnostic.trim();
+    if !d.is_empty() {
+        s.push_str(": ");
+        s.push_str(&bounded(d, 60));
+    }
+    s
+}
+
+fn bounded(s: &str, max: usize) -> String {
+    let mut out: String = s.chars().take(max).collect();
+    if s.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+/// The root DSE refused to an anonymous client (no entry, a refusing result), if it was.
+pub fn ldap_rootdse_refused(r: &LdapReply) -> Option<LdapAccess> {
+    let code = r.result?;
+    (r.entries == 0 && ldap_refuses(code, &r.diagnostic)).then(|| LdapAccess {
+        served: Some(false),
+        why: format!(
+            "the root DSE is refused to an anonymous client ({})",
+            ldap_result_text(code, &r.diagnostic)
+        ),
+        wants_tls: code == 13,
+    })
+}
+
+/// What the answer to an anonymous search of `base` (a naming context the root DSE
+/// named) says: an entry is an open directory. No entry with success means every entry
+/// there is hidden from anonymous clients; noSuchObject cannot tell an empty context from
+/// one hidden whole, so it decides nothing; nor do referrals or other errors.
+pub fn ldap_search_access(base: &str, r: Option<&LdapReply>) -> LdapAccess {
+    let base_text = if base.is_empty() {
+        "\"\"".to_string()
+    } else {
+        bounded(base, 60)
+    };
+    let of = format!("anonymous search of {base_text}");
+    let (served, why) = match r {
+        None => (None, format!("{of}: no answer")),
+        Some(r) if r.entries > 0 => (
+            Some(true),
+            format!(
+                "{of} returned entry {}",
+                bounded(r.first_dn.as_deref().unwrap_or(""), 60)
+            ),
+        ),
+        Some(r) => match r.result {
+            None => (None, format!("{of}: no result")),
+            Some(code) if ldap_refuses(code, &r.diagnostic) => (
+                Some(false),
+                format!("{of} refused ({})", ldap_result_text(code, &r.diagnostic)),
+            ),
+            Some(0 | 4) if r.references > 0 => (
+                None,
+                format!("{of} returned only referrals to other servers"),
+            ),
+            Some(0) => (
+                Some(false),
+                format!("{of} returned no entry (success): none is visible to an anonymous client"),
+            ),
+            Some(32) => (
+                None,
+                format!(
+                    "{of} found nothing ({}): the context is empty, or hidden from anonymous clients",
+                    ldap_result_text(32, &r.diagnostic)
+                ),
+            ),
+            Some(code) => (
+                None,
+                format!("{of}: {}", ldap_result_text(code, &r.diagnostic)),
+            ),
+        },
+    };
+    let wants_tls = served == Some(false) && r.and_then(|r| r.result) == Some(13);
+    LdapAccess {
+        served,
+        why,
+        wants_tls,
+    }
+}
+
+/// The verdict over the contexts searched, in order: served when any served; refused when
+/// every one refused; otherwise not known, with the first unknown's reason.
+pub fn ldap_access(tried: &[LdapAccess]) -> LdapAccess {
+    if let Some(a) = tried.iter().find(|a| a.served == Some(true)) {
+        return a.clone();
+    }
+    if let Some(a) = tried.iter().find(|a| a.served.is_none()) {
+        return a.clone();
+    }
+    match tried.first() {
+        Some(a) => a.clone(),
+        None => LdapAccess {
+            served: None,
+            why: "the root DSE names no naming context to search".into(),
+            wants_tls: false,
+        },
+    }
 }
 
 // ---- SMB2 (MS-SMB2 2.2.3), over direct TCP (445) or a NetBIOS session
@@ -987,6 +1139,169 @@ mod tests {
         assert_eq!(openldap_version(&r).as_deref(), Some("2.4 or earlier"));
         assert!(smb_parse(&smb2_negotiate()).is_some());
         assert!(ldap_parse(b"HTTP/1.1 400").is_none());
+    }
+
+    /// A recorded answer of a bed's directory (tests/data), parsed.
+    fn recorded(b: &[u8]) -> LdapReply {
+        assert_eq!(end_of_ldap_search(b), Some(b.len()));
+        ldap_parse(b).unwrap()
+    }
+
+    const OPENLDAP_ROOT_DSE: &[u8] = include_bytes!("../tests/data/openldap-2.5-rootdse.ber");
+
+    #[test]
+    fn ldap_contexts_come_from_the_root_dse() {
+        let r = recorded(OPENLDAP_ROOT_DSE);
+        assert_eq!(ldap_contexts(&r), ["dc=portolan,dc=test"]);
+        let ds = recorded(include_bytes!(
+            "../tests/data/389ds-2.3.1-rootdse-contexts.ber"
+        ));
+        // defaultNamingContext first, and not twice.
+        assert_eq!(ldap_contexts(&ds), ["dc=portolan,dc=test"]);
+        // The bed-3 root DSE of a 389 DS without a backend names none.
+        let bare = recorded(include_bytes!("../tests/data/389ds-2.3.1-rootdse.ber"));
+        assert!(ldap_contexts(&bare).is_empty());
+        let none = ldap_access(&[]);
+        assert_eq!(none.served, None);
+        assert!(none.why.contains("no naming context"), "{}", none.why);
+        let many = LdapReply {
+            attrs: vec![(
+                "namingContexts".into(),
+                (0..10).map(|i| format!("dc=d{i}")).collect(),
+            )],
+            ..LdapReply::default()
+        };
+        assert_eq!(ldap_contexts(&many).len(), LDAP_MAX_CONTEXTS);
+    }
+
+    #[test]
+    fn an_entry_for_an_anonymous_client_is_an_open_directory() {
+        for b in [
+            &include_bytes!("../tests/data/openldap-2.5-search-entry.ber")[..],
+            &include_bytes!("../tests/data/389ds-2.3.1-search-entry.ber")[..],
+        ] {
+            let r = recorded(b);
+            assert_eq!(r.entries, 1);
+            // OpenLDAP and 389 DS both say sizeLimitExceeded after the one entry.
+            assert_eq!(r.result, Some(4));
+            let a = ldap_search_access("dc=portolan,dc=test", Some(&r));
+            assert_eq!(a.served, Some(true));
+            assert_eq!(
+                a.why,
+                "anonymous search of dc=portolan,dc=test returned entry dc=portolan,dc=test"
+            );
+        }
+    }
+
+    #[test]
+    fn refusals_of_an_anonymous_client() {
+        let cases: [(&[u8], &str); 2] = [
+            (
+                include_bytes!("../tests/data/openldap-2.5-search-50.ber"),
+                "refused (50 insufficientAccessRights)",
+            ),
+            (
+                include_bytes!("../tests/data/389ds-2.3.1-search-48.ber"),
+                "refused (48 inappropriateAuthentication: Anonymous access is not allowed.)",
+            ),
+        ];
+        for (b, why) in cases {
+            let a = ldap_search_access("dc=portolan,dc=test", Some(&recorded(b)));
+            assert_eq!(a.served, Some(false));
+            assert!(a.why.ends_with(why), "{}", a.why);
+            assert!(!a.wants_tls);
+        }
+        // Success without an entry: every entry hidden (an access rule that lets
+        // anonymous clients search but read nothing).
+        let hidden = recorded(include_bytes!(
+            "../tests/data/openldap-2.5-search-no-entry.ber"
+        ));
+        let a = ldap_search_access("dc=portolan,dc=test", Some(&hidden));
+        assert_eq!(a.served, Some(false));
+        assert!(a.why.contains("returned no entry (success)"), "{}", a.why);
+        // Active Directory's answer before a bind.
+        let ad = LdapReply {
+            result: Some(1),
+            diagnostic: "000004DC: LdapErr: DSID-0C090A5C, comment: In order to perform this \
+                         operation a successful bind must be completed on the connection., data 0"
+                .into(),
+            ..LdapReply::default()
+        };
+        let a = ldap_search_access("DC=corp,DC=example", Some(&ad));
+        assert_eq!(a.served, Some(false));
+        assert!(a.why.chars().count() < 160, "{}", a.why);
+    }
+
+    #[test]
+    fn a_refused_root_dse_is_a_refusal() {
+        let authc = recorded(include_bytes!("../tests/data/openldap-2.5-rootdse-53.ber"));
+        let a = ldap_rootdse_refused(&authc).unwrap();
+        assert_eq!(a.served, Some(false));
+        assert!(
+            a.why
+                .ends_with("(53 unwillingToPerform: authentication required)"),
+            "{}",
+            a.why
+        );
+        let ssf = recorded(include_bytes!("../tests/data/openldap-2.5-rootdse-13.ber"));
+        let a = ldap_rootdse_refused(&ssf).unwrap();
+        assert!(a.wants_tls, "confidentialityRequired asks for TLS");
+        let off = recorded(include_bytes!("../tests/data/389ds-2.3.1-rootdse-48.ber"));
+        assert_eq!(ldap_rootdse_refused(&off).unwrap().served, Some(false));
+        assert!(ldap_rootdse_refused(&recorded(OPENLDAP_ROOT_DSE)).is_none());
+        // unwillingToPerform about something else is no refusal of anonymous clients.
+        let busy = LdapReply {
+            result: Some(53),
+            diagnostic: "shutting down".into(),
+            ..LdapReply::default()
+        };
+        assert!(ldap_rootdse_refused(&busy).is_none());
+    }
+
+    #[test]
+    fn what_decides_nothing() {
+        // noSuchObject under a context the root DSE named: OpenLDAP says it for an empty
+        // database as for a suffix hidden whole.
+        let empty = recorded(include_bytes!("../tests/data/openldap-2.5-search-32.ber"));
+        let a = ldap_search_access("dc=portolan,dc=test", Some(&empty));
+        assert_eq!(a.served, None);
+        assert!(a.why.contains("32 noSuchObject"), "{}", a.why);
+        assert!(a.why.contains("empty, or hidden"), "{}", a.why);
+        assert_eq!(ldap_search_access("dc=x", None).served, None);
+        let referral = LdapReply {
+            references: 2,
+            result: Some(0),
+            ..LdapReply::default()
+        };
+        assert_eq!(ldap_search_access("dc=x", Some(&referral)).served, None);
+        let busy = LdapReply {
+            result: Some(51),
+            ..LdapReply::default()
+        };
+        assert_eq!(ldap_search_access("dc=x", Some(&busy)).served, None);
+        // Over several contexts: one open is open; one unknown among refusals is unknown.
+        let refused = ldap_search_access(
+            "dc=a",
+            Some(&recorded(include_bytes!(
+                "../tests/data/openldap-2.5-search-50.ber"
+            ))),
+        );
+        let unknown = ldap_search_access("dc=b", None);
+        let open = ldap_search_access(
+            "dc=c",
+            Some(&recorded(include_bytes!(
+                "../tests/data/openldap-2.5-search-entry.ber"
+            ))),
+        );
+        assert_eq!(
+            ldap_access(&[refused.clone(), unknown.clone()]).served,
+            None
+        );
+        assert_eq!(
+            ldap_access(&[refused.clone(), refused.clone()]).served,
+            Some(false)
+        );
+        assert_eq!(ldap_access(&[refused, unknown, open]).served, Some(true));
     }
 
     #[test]

@@ -563,7 +563,7 @@ impl Ctx {
         let sent = match step {
             Step::Greeting | Step::Tls => None,
             Step::Http => Some(proto::http_get(&self.host)),
-            Step::Ldap => Some(proto::ldap_rootdse(1)),
+            Step::Ldap => Some(proto::ldap::rootdse(1)),
             Step::Dns => Some(proto::dns_version_query(0x5054, true)),
             Step::NetbiosSsn => Some(proto::nb_session_request()),
             Step::Smb => Some(proto::smb2_negotiate()),
@@ -615,13 +615,8 @@ impl Ctx {
                 }
                 None => None,
             },
-            Step::Ldap => match self.ldap(&data) {
-                Some(mut d) => {
-                    if d.starttls && conn.is_plain() {
-                        d.tls = self.ldap_starttls(conn).await;
-                    }
-                    return Outcome::Found(d);
-                }
+            Step::Ldap => match proto::ldap_parse(&data) {
+                Some(r) => return Outcome::Found(self.ldap_conversation(conn, r).await),
                 None => None,
             },
             Step::Dns => self.dns_tcp(&data),
@@ -693,8 +688,9 @@ impl Ctx {
         Some(d)
     }
 
-    fn ldap(&self, data: &[u8]) -> Option<Detection> {
-        let r = proto::ldap_parse(data)?;
+    /// What a root DSE names, as a detection (its evidence still without the verdict on
+    /// anonymous access).
+    fn ldap(&self, r: &proto::LdapReply) -> Detection {
         let versions: Vec<&str> = r.values("supportedLDAPVersion").collect();
         let mut ev = format!("root DSE: {} attributes", r.attrs.len());
         if !versions.is_empty() {
@@ -707,7 +703,7 @@ impl Ctx {
             }
         }
         if let Some(res) = r.result {
-            if res != 0 {
+            if res != 0 && proto::ldap_rootdse_refused(r).is_none() {
                 ev.push_str(&format!("; result {res} {}", r.diagnostic));
             }
         }
@@ -718,12 +714,82 @@ impl Ctx {
         if let Some(v) = r.values("vendorName").next() {
             d.product = Some(v.to_string());
             d.version = r.values("vendorVersion").next().map(str::to_string);
-        } else if let Some(v) = proto::openldap_version(&r) {
+        } else if let Some(v) = proto::openldap_version(r) {
             d.product = Some("OpenLDAP".into());
             d.version = Some(v);
         }
         self.det.identify(&mut d, &r.transcript());
-        Some(d)
+        d
+    }
+
+    /// After the root DSE (`r`, read on `conn`): an anonymous search of its naming
+    /// contexts, then StartTLS where it is offered (or where the directory asked for
+    /// TLS), for the certificate; a directory that asked for TLS is asked again inside.
+    async fn ldap_conversation(&self, mut conn: Conn, r: proto::LdapReply) -> Detection {
+        let mut d = self.ldap(&r);
+        let mut access = self.ldap_access(&mut conn, &r, 2).await;
+        let mut inside = "";
+        if conn.is_plain() && (d.starttls || access.wants_tls) {
+            if let Some((info, mut tunnel)) = self.ldap_starttls(conn, 10).await {
+                d.starttls = true;
+                d.tls = Some(info);
+                if access.wants_tls {
+                    if let Some(again) = self.ldap_again(&mut tunnel, &r, &mut d).await {
+                        access = again;
+                        inside = " inside StartTLS (in cleartext: 13 confidentialityRequired)";
+                    }
+                }
+            }
+        }
+        d.unauthenticated = access.served;
+        let ev = format!("{}; {}{inside}", d.evidence, access.why);
+        d.evidence = printable(ev.as_bytes(), 280);
+        d
+    }
+
+    /// Inside StartTLS, for a directory that wanted TLS: the root DSE again (when it was
+    /// refused outside, it now names the product), then the anonymous search.
+    async fn ldap_again(
+        &self,
+        conn: &mut Conn,
+        outside: &proto::LdapReply,
+        d: &mut Detection,
+    ) -> Option<proto::LdapAccess> {
+        let mut r = outside.clone();
+        if outside.entries == 0 {
+            let inner = ldap_ask(conn, &proto::ldap::rootdse(11)).await?;
+            let mut named = self.ldap(&inner);
+            named.tls = d.tls.take();
+            named.starttls = true;
+            *d = named;
+            r = inner;
+        }
+        Some(self.ldap_access(conn, &r, 12).await)
+    }
+
+    /// Anonymous searches of the naming contexts `r` names, one after another with
+    /// message IDs from `msgid`, until one serves an entry.
+    async fn ldap_access(
+        &self,
+        conn: &mut Conn,
+        r: &proto::LdapReply,
+        msgid: i64,
+    ) -> proto::LdapAccess {
+        if let Some(refused) = proto::ldap_rootdse_refused(r) {
+            return refused;
+        }
+        let mut tried = Vec::new();
+        for (i, base) in proto::ldap_contexts(r).into_iter().enumerate() {
+            let req = proto::ldap::anonymous_search(msgid + i as i64, &base);
+            let reply = ldap_ask(conn, &req).await;
+            let a = proto::ldap_search_access(&base, reply.as_ref());
+            let done = a.served == Some(true) || reply.is_none();
+            tried.push(a);
+            if done {
+                break;
+            }
+        }
+        proto::ldap_access(&tried)
     }
 
     fn dns_tcp(&self, data: &[u8]) -> Option<Detection> {
@@ -853,18 +919,27 @@ impl Ctx {
         self.handshake_on(conn).await
     }
 
-    /// LDAP's StartTLS extended operation (RFC 4511, 4.14), then the handshake.
-    async fn ldap_starttls(&self, mut conn: Conn) -> Option<TlsInfo> {
-        conn.send(&proto::ldap_starttls(2)).await.ok()?;
-        let (data, _) = conn.read(proto::end_of_ldap_search).await.ok()?;
-        if proto::ldap_parse(&data)?.result != Some(0) {
+    /// LDAP's StartTLS extended operation (RFC 4511, 4.14), then the handshake: the
+    /// certificate's facts, and the connection inside TLS.
+    async fn ldap_starttls(&self, mut conn: Conn, msgid: i64) -> Option<(TlsInfo, Conn)> {
+        if ldap_ask(&mut conn, &proto::ldap::starttls(msgid))
+            .await?
+            .result
+            != Some(0)
+        {
             return None;
         }
-        self.handshake_on(conn).await
+        self.handshake_keeping(conn).await
     }
 
     /// A TLS handshake over an established (plain) connection, for its facts only.
     async fn handshake_on(&self, conn: Conn) -> Option<TlsInfo> {
+        self.handshake_keeping(conn).await.map(|(info, _)| info)
+    }
+
+    /// A TLS handshake over an established (plain) connection: its facts, and the
+    /// connection inside TLS.
+    async fn handshake_keeping(&self, conn: Conn) -> Option<(TlsInfo, Conn)> {
         if conn.has_buffered() {
             // The server said more than the reply: not a clean point to start TLS.
             return None;
@@ -872,7 +947,9 @@ impl Ctx {
         let cfg = tls::config(&[]).ok()?;
         let hs = tokio_rustls::TlsConnector::from(cfg).connect(self.server_name(), conn.into_io());
         let stream = timeout(self.opts.timeout, hs).await.ok()?.ok()?;
-        Some(tls::info(stream.get_ref().1))
+        let info = tls::info(stream.get_ref().1);
+        let inner = Conn::new(Box::new(stream), self.opts.read_cap, self.opts.timeout).tls();
+        Some((info, inner))
     }
 
     fn server_name(&self) -> ServerName<'static> {
@@ -991,6 +1068,14 @@ fn tagged(tag: &'static str) -> impl Fn(&[u8]) -> Option<usize> {
         }
         None
     }
+}
+
+/// Sends an LDAP request and parses its reply, up to the message that ends it; `None`
+/// when none came or it is no LDAP.
+async fn ldap_ask(conn: &mut Conn, req: &[u8]) -> Option<proto::LdapReply> {
+    conn.send(req).await.ok()?;
+    let (data, _) = conn.read(proto::end_of_ldap_search).await.ok()?;
+    proto::ldap_parse(&data)
 }
 
 /// Sends a command and returns the reply as text (empty when there was none).

@@ -1,4 +1,6 @@
-//! Recorded answers of the third test bed's daemons (tests/testbed3), replayed by fake
+//! Recorded answers of the test beds' daemons (tests/testbed3; OpenLDAP's from bed 1's
+//! slapd 2.5.13 under the configurations tests/testbed/run.sh writes, and with an empty
+//! database, which no bed runs), replayed by fake
 //! servers on 127.0.0.1 on ports that suggest nothing: detection must name what the real
 //! daemons made it name there, and no more. Squid's error pages are cut to a short body
 //! (with a Content-Length to match); everything else is as the daemons sent it.
@@ -206,23 +208,56 @@ fn pop3_without_an_implementation_line_is_not_named() {
     assert_eq!(d.evidence, "+OK Hello there.");
 }
 
-/// 389 Directory Server 2.3.1's answer to portolan's root DSE search.
+/// A directory that answers portolan's root DSE search (base "") with `root_dse` and
+/// any other search with `search`, the answers recorded from a bed's daemon, and drops
+/// anything else (portolan tries a greeting and HTTP first on a port that suggests
+/// nothing; a StartTLS request gets no answer either).
+fn directory(root_dse: &'static [u8], search: &'static [u8]) -> SocketAddr {
+    server(32, move |mut c| {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            let Some(n) = portolan_detect::ber::element_len(&buf).filter(|n| buf.len() >= *n)
+            else {
+                match c.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                }
+                if buf[0] != 0x30 {
+                    return;
+                }
+                continue;
+            };
+            let msg: Vec<u8> = buf.drain(..n).collect();
+            let Some(base) = search_base(&msg) else {
+                return;
+            };
+            let answer = if base.is_empty() { root_dse } else { search };
+            if c.write_all(answer).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// The base of a SearchRequest message; `None` for any other message.
+fn search_base(msg: &[u8]) -> Option<Vec<u8>> {
+    use portolan_detect::ber;
+    let (m, _) = ber::parse(msg).ok()?;
+    let parts = ber::children(m.content).ok()?;
+    let op = parts.get(1).filter(|op| op.tag == 0x63)?;
+    Some(ber::children(op.content).ok()?.first()?.content.to_vec())
+}
+
+/// 389 Directory Server 2.3.1's answers as bed 3 had it before it held a database: a
+/// root DSE that names no naming context.
 const ROOT_DSE: &[u8] = include_bytes!("data/389ds-2.3.1-rootdse.ber");
+/// Its root DSE with the database `dc=portolan,dc=test` (sample entries of dscreate).
+const ROOT_DSE_CONTEXTS: &[u8] = include_bytes!("data/389ds-2.3.1-rootdse-contexts.ber");
 
 #[test]
 fn ds389_is_named_with_its_version_by_the_root_dse() {
-    // It answers an LDAP message with its root DSE and drops anything else (portolan
-    // tries a greeting and HTTP first on a port that suggests nothing).
-    let addr = server(32, |mut c| {
-        let mut first = [0u8; 1];
-        if c.read_exact(&mut first).is_ok() && first[0] == 0x30 {
-            let mut rest = [0u8; 1024];
-            let _ = c.read(&mut rest);
-            let _ = c.write_all(ROOT_DSE);
-            thread::sleep(Duration::from_millis(200));
-        }
-    });
-    let d = detect(addr);
+    let d = detect(directory(ROOT_DSE, b""));
     assert_eq!(d.protocol.as_deref(), Some("ldap"), "{d:?}");
     assert_eq!(
         (d.product.as_deref(), d.version.as_deref()),
@@ -235,4 +270,77 @@ fn ds389_is_named_with_its_version_by_the_root_dse() {
         d.evidence
     );
     assert!(!d.starttls, "no StartTLS extension without a certificate");
+    // Nothing to search: no verdict.
+    assert_eq!(d.unauthenticated, None);
+    assert!(
+        d.evidence
+            .ends_with("the root DSE names no naming context to search"),
+        "{}",
+        d.evidence
+    );
+}
+
+#[test]
+fn ds389_open_to_anonymous_clients_serves_an_entry() {
+    let d = detect(directory(
+        ROOT_DSE_CONTEXTS,
+        include_bytes!("data/389ds-2.3.1-search-entry.ber"),
+    ));
+    assert_eq!(d.product.as_deref(), Some("389 Directory Server"), "{d:?}");
+    assert_eq!(d.unauthenticated, Some(true), "{}", d.evidence);
+    assert!(
+        d.evidence.ends_with(
+            "; anonymous search of dc=portolan,dc=test returned entry dc=portolan,dc=test"
+        ),
+        "{}",
+        d.evidence
+    );
+}
+
+#[test]
+fn ds389_that_serves_only_the_root_dse_refuses_anonymous_clients() {
+    // nsslapd-allow-anonymous-access: rootdse
+    let d = detect(directory(
+        ROOT_DSE_CONTEXTS,
+        include_bytes!("data/389ds-2.3.1-search-48.ber"),
+    ));
+    assert_eq!(d.product.as_deref(), Some("389 Directory Server"), "{d:?}");
+    assert_eq!(d.unauthenticated, Some(false), "{}", d.evidence);
+    assert!(
+        d.evidence.ends_with(
+            "anonymous search of dc=portolan,dc=test refused (48 inappropriateAuthentication: \
+             Anonymous access is not allowed.)"
+        ),
+        "{}",
+        d.evidence
+    );
+}
+
+#[test]
+fn openldap_that_requires_authentication_refuses_even_the_root_dse() {
+    // slapd's `require authc`: the root DSE is refused, so nothing names the product.
+    let d = detect(directory(
+        include_bytes!("data/openldap-2.5-rootdse-53.ber"),
+        b"",
+    ));
+    assert_eq!(d.protocol.as_deref(), Some("ldap"), "{d:?}");
+    assert_eq!(d.product, None);
+    assert_eq!(d.unauthenticated, Some(false), "{}", d.evidence);
+    assert!(
+        d.evidence
+            .contains("(53 unwillingToPerform: authentication required)"),
+        "{}",
+        d.evidence
+    );
+}
+
+#[test]
+fn openldap_with_an_empty_database_decides_nothing() {
+    let d = detect(directory(
+        include_bytes!("data/openldap-2.5-rootdse.ber"),
+        include_bytes!("data/openldap-2.5-search-32.ber"),
+    ));
+    assert_eq!(d.product.as_deref(), Some("OpenLDAP"), "{d:?}");
+    assert_eq!(d.unauthenticated, None, "{}", d.evidence);
+    assert!(d.evidence.contains("32 noSuchObject"), "{}", d.evidence);
 }

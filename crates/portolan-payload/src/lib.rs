@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ber;
+pub mod ldap;
 pub mod service;
 
 use std::net::Ipv4Addr;

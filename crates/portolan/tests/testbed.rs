@@ -15,6 +15,10 @@ use testbed_check::{check_detect, check_scan, self_reported, want};
 /// The subject of the bed's certificate, which every TLS service presents.
 const CERT: &str = "testbed.portolan.test";
 
+/// What an LDAP directory open to anonymous clients answers its anonymous search with.
+const ANON_ENTRY: &str =
+    "anonymous search of dc=portolan,dc=test returned entry dc=portolan,dc=test";
+
 #[test]
 fn testbed_every_service_is_identified() {
     if !require_root("testbed_every_service_is_identified") {
@@ -22,7 +26,7 @@ fn testbed_every_service_is_identified() {
     }
     for tool in [
         "ip", "openssl", "sshd", "vsftpd", "inetd", "telnetd", "leafnode", "dnsmasq", "in.tftpd",
-        "nginx", "dovecot", "chronyd", "nmbd", "smbd", "snmpd", "slapd",
+        "nginx", "dovecot", "chronyd", "nmbd", "smbd", "snmpd", "slapd", "slapadd",
     ] {
         if !require_tool("testbed_every_service_is_identified", tool) {
             return;
@@ -103,18 +107,52 @@ fn testbed_every_service_is_identified() {
         want("1161/udp", "snmp", Some("Net-SNMP"))
             .version(snmp)
             .cleartext(),
+        // LDAP: slapd open to anonymous clients (its default access): an anonymous search
+        // of the naming context returns an entry,
         want("389", "ldap", Some("OpenLDAP"))
             .version("2.5 or later")
-            .starttls(CERT),
+            .starttls(CERT)
+            .anonymous(true)
+            .evidence(ANON_ENTRY),
         want("3389", "ldap", Some("OpenLDAP"))
             .version("2.5 or later")
-            .starttls(CERT),
+            .starttls(CERT)
+            .anonymous(true)
+            .evidence(ANON_ENTRY),
         want("636", "ldap", Some("OpenLDAP"))
             .version("2.5 or later")
-            .tls(CERT),
+            .tls(CERT)
+            .anonymous(true)
+            .evidence(ANON_ENTRY),
         want("1636", "ldap", Some("OpenLDAP"))
             .version("2.5 or later")
-            .tls(CERT),
+            .tls(CERT)
+            .anonymous(true)
+            .evidence(ANON_ENTRY),
+        // slapd whose access rules give anonymous clients only binds: the root DSE names
+        // it, the search is refused,
+        want("10389", "ldap", Some("OpenLDAP"))
+            .version("2.5 or later")
+            .starttls(CERT)
+            .anonymous(false)
+            .evidence("refused (50 insufficientAccessRights)"),
+        want("10636", "ldap", Some("OpenLDAP"))
+            .version("2.5 or later")
+            .tls(CERT)
+            .anonymous(false)
+            .evidence("refused (50 insufficientAccessRights)"),
+        // slapd with `require authc`: even the root DSE is refused, so nothing names it,
+        want("12389", "ldap", None)
+            .cleartext()
+            .anonymous(false)
+            .evidence("the root DSE is refused to an anonymous client (53 unwillingToPerform"),
+        // and slapd that wants TLS first: refused in cleartext (confidentialityRequired),
+        // open inside StartTLS.
+        want("11389", "ldap", Some("OpenLDAP"))
+            .version("2.5 or later")
+            .starttls(CERT)
+            .anonymous(true)
+            .evidence("returned entry dc=portolan,dc=test inside StartTLS"),
     ];
 
     let tb = Testbed::start("testbed");

@@ -11,6 +11,10 @@ mod testbed_check;
 
 const UNPACKED: &str = "/opt/portolan-testbed3";
 
+/// What 389 DS open to anonymous clients answers their search of its suffix with.
+const DS389_ENTRY: &str =
+    "anonymous search of dc=portolan,dc=test returned entry dc=portolan,dc=test";
+
 #[test]
 fn testbed3_more_implementations_are_identified() {
     const NAME: &str = "testbed3_more_implementations_are_identified";
@@ -90,9 +94,21 @@ fn testbed3_more_implementations_are_identified() {
         want("2:110", "pop3", Some("Courier pop3d")),
         want("2:1110", "pop3", Some("Courier pop3d")),
         // LDAP: 389 Directory Server's root DSE names it (vendorName) and its version
-        // (vendorVersion).
-        want("389", "ldap", Some("389 Directory Server")).version(ds389.clone()),
-        want("1389", "ldap", Some("389 Directory Server")).version(ds389),
+        // (vendorVersion). Its default access rules let an anonymous client read the
+        // sample entries,
+        want("389", "ldap", Some("389 Directory Server"))
+            .version(ds389.clone())
+            .anonymous(true)
+            .evidence(DS389_ENTRY),
+        want("1389", "ldap", Some("389 Directory Server"))
+            .version(ds389.clone())
+            .anonymous(true)
+            .evidence(DS389_ENTRY),
+        // and with nsslapd-allow-anonymous-access: rootdse, only the root DSE.
+        want("2:389", "ldap", Some("389 Directory Server"))
+            .version(ds389)
+            .anonymous(false)
+            .evidence("refused (48 inappropriateAuthentication: Anonymous access is not allowed.)"),
         // Proxies: Squid, open to the bed's network,
         want("3128", "http-proxy", Some("Squid"))
             .version(squid.clone())

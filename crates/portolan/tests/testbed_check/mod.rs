@@ -24,6 +24,8 @@ pub struct Want {
     pub unauthenticated: Option<bool>,
     /// `None`: not checked; else how the service carries its bytes.
     pub transport: Option<Transport>,
+    /// Text the evidence must contain.
+    pub evidence: Option<&'static str>,
 }
 
 /// How a service carries its bytes, as `tls`, `starttls` and `cleartext` must say.
@@ -49,6 +51,7 @@ pub fn want(target: &'static str, protocol: &'static str, product: Option<&'stat
         version: None,
         unauthenticated: None,
         transport: None,
+        evidence: None,
     }
 }
 
@@ -59,6 +62,11 @@ impl Want {
     }
     pub fn anonymous(mut self, served: bool) -> Want {
         self.unauthenticated = Some(served);
+        self
+    }
+    /// The evidence must contain `text` (what the verdict was made from).
+    pub fn evidence(mut self, text: &'static str) -> Want {
+        self.evidence = Some(text);
         self
     }
     /// In the clear, no upgrade offered.
@@ -251,6 +259,11 @@ pub fn check_detect(bed: &str, tb: &Testbed, wants: &[Want]) -> HashMap<String, 
         }
         if let Some(t) = w.transport {
             bad.extend(transport_faults(t, d));
+        }
+        if let Some(e) = w.evidence {
+            if !d["evidence"].as_str().unwrap_or("").contains(e) {
+                bad.push(format!("evidence without {e:?}"));
+            }
         }
         if !bad.is_empty() {
             failures.push(format!(

@@ -2,7 +2,7 @@
 //! listed, which are summarised as "not shown"), name the ports from the registry, run
 //! service detection when asked, and return the model's [`ScanReport`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -421,7 +421,7 @@ pub struct Aggregator<'a> {
     detect: Option<Pool>,
     all: bool,
     names: &'a TargetSet,
-    hosts: HashMap<IpAddr, HostAgg>,
+    hosts: portolan_scan::perm::AddrMap<HostAgg>,
     done: Vec<HostResult>,
     /// Keep finished hosts in `done`.
     keep: bool,
@@ -442,7 +442,7 @@ impl<'a> Aggregator<'a> {
             detect: None,
             all,
             names,
-            hosts: HashMap::new(),
+            hosts: portolan_scan::perm::AddrMap::default(),
             done: Vec::new(),
             keep: true,
             promoted: 0,

@@ -49,6 +49,7 @@ mod pipeline;
 pub mod plan;
 mod rate;
 mod rounds;
+mod route;
 pub mod rtt;
 pub mod scope;
 mod syn;

@@ -26,6 +26,37 @@ pub fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A fast hasher for maps keyed by our own targets' addresses (FxHash's fold, finished
+/// with [`mix`]); not for keys an attacker picks.
+#[derive(Default, Clone, Copy)]
+pub struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        mix(self.0)
+    }
+}
+
+/// A map keyed by target addresses, hashed with [`AddrHasher`].
+pub type AddrMap<V> =
+    std::collections::HashMap<std::net::IpAddr, V, std::hash::BuildHasherDefault<AddrHasher>>;
+
 impl Permutation {
     /// The permutation of `[0, n)` for `seed` (`n` at most 2^62).
     pub fn new(n: u64, seed: u64) -> Permutation {

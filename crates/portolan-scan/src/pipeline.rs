@@ -158,7 +158,7 @@ struct Driver<'c, 'p> {
     finished: BTreeSet<u64>,
     /// Every block before this one is finished.
     prefix: u64,
-    sources: crate::sys::Sources,
+    sources: crate::route::SourceCache,
     /// Finished hosts and blocks not reported yet.
     pending: std::collections::VecDeque<Pending>,
     /// The next block's hosts and their source addresses, looked up ahead.
@@ -243,7 +243,7 @@ pub fn scan(
         per_host: (cfg.tcp_ports.len() + cfg.udp_ports.len()) as u64,
         finished: BTreeSet::new(),
         prefix: first,
-        sources: crate::sys::Sources::default(),
+        sources: crate::route::SourceCache::default(),
         pending: std::collections::VecDeque::new(),
         prep: None,
     };
@@ -390,6 +390,8 @@ impl Driver<'_, '_> {
             return;
         }
         if self.prep.as_ref().is_none_or(|p| p.index != index) {
+            // Each block reads the routing tables afresh.
+            self.sources.refresh();
             self.prep = Some(Prep {
                 index,
                 hosts: self.plan.block(index),
@@ -410,7 +412,10 @@ impl Driver<'_, '_> {
     fn start_block(&mut self, index: u64, sink: &mut Sink<'_>) -> Result<Block, ScanError> {
         let (all, mut looked) = match self.prep.take() {
             Some(p) if p.index == index => (p.hosts, p.srcs),
-            _ => (self.plan.block(index), Vec::new()),
+            _ => {
+                self.sources.refresh();
+                (self.plan.block(index), Vec::new())
+            }
         };
         while looked.len() < all.len() {
             looked.push(self.sources.source_for(all[looked.len()]));

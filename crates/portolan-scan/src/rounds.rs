@@ -5,7 +5,6 @@
 //! nothing is left, or when every probe has had as many tries as the loss seen so far
 //! calls for ([`RetryPolicy`]).
 
-use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::RawFd;
@@ -37,7 +36,7 @@ pub struct Table {
     pub srcs: Vec<IpAddr>,
     pub ports: Vec<u16>,
     port_idx: Vec<u32>,
-    host_idx: HashMap<IpAddr, u32>,
+    host_idx: crate::perm::AddrMap<u32>,
     pub done: Vec<bool>,
     pub tries: Vec<u8>,
     pub sent_us: Vec<u64>,
@@ -69,10 +68,13 @@ pub struct Discovered {
 
 /// Our source address towards each host (the kernel's route lookup).
 pub fn sources(hosts: &[IpAddr]) -> Result<Vec<IpAddr>, ScanError> {
+    let mut cache = crate::route::SourceCache::new();
     hosts
         .iter()
         .map(|&h| {
-            crate::sys::source_for(h).map_err(|source| ScanError::NoSource { addr: h, source })
+            cache
+                .source_for(h)
+                .map_err(|source| ScanError::NoSource { addr: h, source })
         })
         .collect()
 }

@@ -117,6 +117,16 @@ impl SynProber {
                 (libc::AF_INET, libc::IPPROTO_ICMP)
             };
             let t = raw(fam, libc::IPPROTO_TCP)?;
+            if !v6 {
+                // Don't fragment, as a TCP stack sends: the kernel then skips choosing an
+                // IP ID per packet (a shared, hashed counter).
+                let _ = sys::setsockopt(
+                    t.as_raw_fd(),
+                    libc::IPPROTO_IP,
+                    libc::IP_MTU_DISCOVER,
+                    &libc::IP_PMTUDISC_DO,
+                );
+            }
             sys::attach_filter(t.as_raw_fd(), &packet::tcp_port_filter(v6, &sports))
                 .map_err(io_err("attach BPF filter"))?;
             sys::big_rcvbuf(t.as_raw_fd(), 32 << 20);

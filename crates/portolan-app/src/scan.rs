@@ -502,7 +502,7 @@ pub fn scan(
                 });
             }
             e => agg.event(e, &mut |se| {
-                let host = match &se {
+                let block = match &se {
                     ScanEvent::Host { addr, up, .. } => {
                         let b = block_of.get(addr).copied();
                         if !up {
@@ -514,9 +514,11 @@ pub fn scan(
                     ScanEvent::HostDone(h) => block_of.remove(&h.host),
                     _ => None,
                 };
-                if host.is_some() && host != current {
-                    current = host;
-                    on(ScanEvent::InBlock(host.unwrap_or_default()));
+                if let Some(b) = block
+                    && current != Some(b)
+                {
+                    current = Some(b);
+                    on(ScanEvent::InBlock(b));
                 }
                 on(se)
             }),

@@ -318,6 +318,8 @@ pub fn scan(
                         None => break,
                     }
                 }
+                // What this stage had no probes for is another stage's.
+                d.pacer.unused(allowed - batch.len());
                 let prober = d.probers[job.stage.prober()]
                     .as_mut()
                     .expect("a prober for every stage that runs");

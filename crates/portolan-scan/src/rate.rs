@@ -46,14 +46,13 @@ fn lead(rate: f64) -> f64 {
     (rate / 32.0).max(1.0)
 }
 
-/// What a sliding second may carry past the rate: a thirty-second of it and a batch (at
-/// most 64). A sliding second that straddles two windows holds a catch-up of the first
-/// and the lead of the next. (An exact cap on sliding seconds would carry every late
-/// wake-up on for good: each probe could go only a second after the one a rate's count
-/// before it.)
+/// What a sliding second may carry past the rate: a thirty-second of it. A sliding
+/// second that straddles two windows holds a catch-up of the first and the lead of the
+/// next. (More slack makes up more, and takes the sliding seconds further past the
+/// rate.) (An exact cap on sliding seconds would carry every late wake-up on
+/// for good: each probe could go only a second after the one a rate's count before it.)
 pub fn slack(rate: f64) -> u64 {
-    let s = (rate / 32.0).ceil().max(1.0) as u64;
-    s + s.min(64)
+    (rate / 32.0).ceil().max(1.0) as u64
 }
 
 /// Grants this close together are kept as one (bounds `recent` to 4,000 a second).
@@ -662,7 +661,7 @@ mod pace_tests {
             let (per, most) = simulate(5000.0, 10, late);
             assert!(per.iter().all(|&n| n == 5000), "late {late:?}: {per:?}");
             assert!(
-                most <= 5000 + 5000 / 32 + 64,
+                most <= 5000 + slack(5000.0),
                 "late {late:?}: {most} in a sliding second"
             );
         }
@@ -693,13 +692,15 @@ mod pace_tests {
     }
 
     /// What is left: a wake-up that comes late across the end of a second, by more than
-    /// the schedule's lead (31 ms), loses what that second had left. Wake-ups late at
-    /// random by up to 60 ms lose under 0.2%, and no second passes the rate.
+    /// the schedule's lead (31 ms), loses what that second had left, and so does a
+    /// catch-up the sliding cap holds back. Wake-ups late at random by up to 60 ms lose
+    /// under 2%, and no second passes the rate.
     #[test]
     fn random_wake_ups_up_to_60_ms_late_lose_little() {
         let (per, most) = simulate(5000.0, 10, Duration::from_millis(60));
         assert!(per.iter().all(|&n| n <= 5000), "{per:?}");
-        assert!(per.iter().sum::<u64>() >= 49_900, "{per:?}");
+        eprintln!("late up to 60 ms: {per:?}");
+        assert!(per.iter().sum::<u64>() >= 49_000, "{per:?}");
         assert!(most <= 5000 + slack(5000.0), "{most} in a sliding second");
     }
 

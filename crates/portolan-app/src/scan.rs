@@ -57,8 +57,11 @@ pub struct ScanRequest {
     pub seed: Option<u64>,
     /// Take only this share of the hosts.
     pub shard: Shard,
-    /// Keep the progress in this file, and continue from it when it exists.
+    /// Keep the progress in this file, and continue from it when it exists (see
+    /// [`ResumeState`] for what the consumer of the events does).
     pub resume: Option<PathBuf>,
+    /// Standard output, when it is a regular file: checked against the resume file.
+    pub output: Option<OutputFile>,
     /// Keep every finished host in the returned report (off: only the summary and the
     /// coverage come back, and memory does not grow with the hosts).
     pub keep_hosts: bool,
@@ -84,6 +87,7 @@ impl Default for ScanRequest {
             seed: None,
             shard: Shard::default(),
             resume: None,
+            output: None,
             keep_hosts: true,
         }
     }
@@ -132,15 +136,57 @@ pub enum ScanEvent<'a> {
     HostDone(&'a HostResult),
     /// Probes finished so far, of the total.
     Progress { done: u64, total: u64 },
-    /// Every event before this one belongs to blocks that are finished (`done` of
-    /// `blocks`): write out what was shown, as the resume file is about to record them.
+    /// With `resume`: the events that follow, up to the next `InBlock`, are of block
+    /// `index`'s hosts. Blocks in flight together interleave their events.
+    InBlock(u64),
+    /// With `resume`: every event of block `index` has been sent, and the resume file is
+    /// about to record the block as done. A consumer that holds the block's output (see
+    /// [`ResumeState`]) sets `written` to the position of its output file now and after
+    /// the block's output (`(before, after)`) and writes it at the `Checkpoint` that
+    /// follows; one that does not writes everything of the block out now.
+    BlockDone {
+        index: u64,
+        written: &'a mut Option<(u64, u64)>,
+    },
+    /// With `resume`: the resume file now records `done` blocks of `blocks` (the last one
+    /// the block of the `BlockDone` before).
     Checkpoint { done: u64, blocks: u64 },
+    /// Something the user should know about the resume file or the output.
+    Notice(&'a str),
+}
+
+/// The file that standard output is, when it is a regular file: its identity and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutputFile {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+}
+
+/// Where the output of the last block a resume file records went: the output file, and
+/// its size before and after the block's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutputMark {
+    pub dev: u64,
+    pub ino: u64,
+    pub block: u64,
+    pub before: u64,
+    pub after: u64,
 }
 
 /// What a resume file holds: the scan it belongs to, and how far it got.
+///
+/// A block's output is held until the block is done, then the file is written (a
+/// temporary file, then a rename) and then the output. When the output is a regular
+/// file, the resume file records where the block's output goes (`output`): a run that
+/// resumes finds the file at `after` (the block is out), at `before` (the scan was killed
+/// after the rename but before the write: the block is scanned again), or elsewhere (a
+/// write cut short, or another writer), which it reports. When the output is a pipe or a
+/// terminal, the output goes first and the rename after it: a kill between the two gives
+/// the block's records twice.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResumeState {
-    /// The file's format (1).
+    /// The file's format (2; 1 is read too).
     pub portolan_resume: u32,
     pub seed: u64,
     /// `I/N`, from 1.
@@ -149,10 +195,19 @@ pub struct ResumeState {
     /// line's file.
     pub targets: String,
     pub probes: String,
-    /// Blocks of hosts in the plan, and how many are finished.
+    /// Blocks of hosts in the plan, and how many of the first ones are finished.
     pub blocks: u64,
     pub blocks_done: u64,
+    /// Blocks after the first `blocks_done` that are finished too (blocks in flight
+    /// together finish in any order; at most 64).
+    #[serde(default)]
+    pub done_after: Vec<u64>,
+    #[serde(default)]
+    pub output: Option<OutputMark>,
 }
+
+/// The resume file format written.
+const FORMAT: u32 = 2;
 
 impl ResumeState {
     /// Reads a resume file; an error names it and what is wrong.
@@ -168,13 +223,14 @@ impl ResumeState {
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         let state: ResumeState = serde_json::from_str(&text)
             .map_err(|e| bad(format!("not a portolan resume file ({e})")))?;
-        if state.portolan_resume != 1 {
+        if !(1..=FORMAT).contains(&state.portolan_resume) {
             return Err(bad(format!(
                 "format {} is not one this portolan reads",
                 state.portolan_resume
             )));
         }
-        if state.blocks_done > state.blocks {
+        let beyond = state.done_after.iter().any(|&b| b >= state.blocks);
+        if state.blocks_done > state.blocks || beyond {
             return Err(bad("more blocks done than the scan has".into()));
         }
         Ok(state)
@@ -192,6 +248,82 @@ impl ResumeState {
         let text = serde_json::to_string_pretty(self).map_err(|e| bad(e.into()))?;
         std::fs::write(&tmp, text + "\n").map_err(bad)?;
         std::fs::rename(&tmp, path).map_err(bad)
+    }
+
+    /// How many blocks are done.
+    pub fn done(&self) -> u64 {
+        self.blocks_done + self.done_after.len() as u64
+    }
+
+    /// Records block `b` as done.
+    fn add(&mut self, b: u64) {
+        if b < self.blocks_done || self.done_after.contains(&b) {
+            return;
+        }
+        self.done_after.push(b);
+        self.done_after.sort_unstable();
+        while self.done_after.first() == Some(&self.blocks_done) {
+            self.done_after.remove(0);
+            self.blocks_done += 1;
+        }
+    }
+
+    /// Records block `b` as not done.
+    fn remove(&mut self, b: u64) {
+        if let Some(i) = self.done_after.iter().position(|&d| d == b) {
+            self.done_after.remove(i);
+        } else if b < self.blocks_done {
+            self.done_after.extend(b + 1..self.blocks_done);
+            self.done_after.sort_unstable();
+            self.blocks_done = b;
+        }
+    }
+
+    /// Checks the output this run appends to against where the last block's output went:
+    /// a block that the file records but whose output is not there is done again. Returns
+    /// what the user should know, if anything.
+    pub fn reconcile(&mut self, out: Option<OutputFile>, path: &Path) -> Option<String> {
+        let m = self.output?;
+        let out = out.filter(|o| (o.dev, o.ino) == (m.dev, m.ino))?;
+        if self.done() == self.blocks && out.size >= m.after {
+            // Finished: the summary came after the last block.
+            return None;
+        }
+        let file = path.display();
+        if out.size == m.after {
+            None
+        } else if out.size == m.before {
+            // Killed after the rename, before the write: nothing of the block is out.
+            self.remove(m.block);
+            self.output = None;
+            None
+        } else if out.size > m.before && out.size < m.after {
+            self.remove(m.block);
+            self.output = None;
+            Some(format!(
+                "{file}: bytes {}..{} of the output are the first {} of the {} bytes of \
+                 block {}'s records (the scan was killed while writing them); the block is \
+                 scanned again, so its records there come again after them, and the last \
+                 one there may be cut short",
+                m.before,
+                out.size,
+                out.size - m.before,
+                m.after - m.before,
+                m.block
+            ))
+        } else if out.size > m.after {
+            Some(format!(
+                "{file}: the output has {} bytes more than when the last block was recorded \
+                 (another writer?)",
+                out.size - m.after
+            ))
+        } else {
+            Some(format!(
+                "{file}: the output is {} bytes, {} when the last block was recorded: the \
+                 records of the blocks done before are not in it (append with >>)",
+                out.size, m.after
+            ))
+        }
     }
 
     /// What doesn't match between this file and `other` (the command line's), if any.
@@ -225,13 +357,15 @@ fn fresh_state(req: &ScanRequest, cfg: &ScanConfig, targets: &TargetSet) -> Resu
         h = portolan_scan::perm::mix(h ^ w);
     }
     ResumeState {
-        portolan_resume: 1,
+        portolan_resume: FORMAT,
         seed: scanner.seed(targets),
         shard: format!("{}/{}", cfg.shard.index + 1, cfg.shard.count),
         targets: format!("{:016x}", targets.digest()),
         probes: format!("{h:016x}"),
         blocks: scanner.blocks(targets),
         blocks_done: 0,
+        done_after: Vec::new(),
+        output: None,
     }
 }
 
@@ -310,7 +444,13 @@ pub fn scan(
             });
         }
         state.blocks_done = saved.blocks_done;
-        cfg.start_block = saved.blocks_done;
+        state.done_after = saved.done_after;
+        state.output = saved.output;
+        if let Some(note) = state.reconcile(req.output, path) {
+            on(ScanEvent::Notice(&note));
+        }
+        cfg.start_block = state.blocks_done;
+        cfg.skip_blocks = state.done_after.clone();
     }
     let detect = if req.detect {
         let opts = Options::with_timeout(req.timeout.unwrap_or(Duration::from_secs(3)));
@@ -322,25 +462,67 @@ pub fn scan(
     agg.detect = detect;
     agg.keep = req.keep_hosts;
     let mut failed = None;
+    // With a resume file, each event says its block: the block of each host in flight.
+    let mut block_of: HashMap<IpAddr, u64> = HashMap::new();
+    let mut current = None;
     let scanned = Scanner::new(cfg.clone()).run(&targets, &mut |e| {
-        if let Event::Checkpoint {
-            blocks_done,
-            blocks,
-        } = e
-        {
-            on(ScanEvent::Checkpoint {
-                done: blocks_done,
-                blocks,
-            });
-            if let Some(path) = &req.resume
-                && failed.is_none()
-            {
-                state.blocks_done = blocks_done;
-                failed = state.write(path).err();
+        let Some(path) = &req.resume else {
+            return match e {
+                Event::BlockStart { .. } | Event::BlockDone { .. } => {}
+                e => agg.event(e, on),
+            };
+        };
+        match e {
+            Event::BlockStart { index, hosts } => {
+                block_of.extend(hosts.into_iter().map(|h| (h, index)));
             }
-            return;
+            Event::BlockDone { index, blocks } => {
+                let mut written = None;
+                on(ScanEvent::BlockDone {
+                    index,
+                    written: &mut written,
+                });
+                if failed.is_none() {
+                    state.add(index);
+                    state.output = match (written, req.output) {
+                        (Some((before, after)), Some(o)) => Some(OutputMark {
+                            dev: o.dev,
+                            ino: o.ino,
+                            block: index,
+                            before,
+                            after,
+                        }),
+                        _ => None,
+                    };
+                    failed = state.write(path).err();
+                }
+                on(ScanEvent::Checkpoint {
+                    done: state.done(),
+                    blocks,
+                });
+            }
+            e => agg.event(e, &mut |se| {
+                let block = match &se {
+                    ScanEvent::Host { addr, up, .. } => {
+                        let b = block_of.get(addr).copied();
+                        if !up {
+                            block_of.remove(addr);
+                        }
+                        b
+                    }
+                    ScanEvent::Port(p) => block_of.get(&p.result.host).copied(),
+                    ScanEvent::HostDone(h) => block_of.remove(&h.host),
+                    _ => None,
+                };
+                if let Some(b) = block
+                    && current != Some(b)
+                {
+                    current = Some(b);
+                    on(ScanEvent::InBlock(b));
+                }
+                on(se)
+            }),
         }
-        agg.event(e, on)
     })?;
     if let Some(e) = failed {
         return Err(e);
@@ -471,13 +653,7 @@ impl<'a> Aggregator<'a> {
             Event::Port(r) => self.port(r, on),
             Event::HostDone { addr, timing } => self.host_done(addr, timing, on),
             Event::Progress { done, total } => on(ScanEvent::Progress { done, total }),
-            Event::Checkpoint {
-                blocks_done,
-                blocks,
-            } => on(ScanEvent::Checkpoint {
-                done: blocks_done,
-                blocks,
-            }),
+            Event::BlockStart { .. } | Event::BlockDone { .. } => {}
         }
     }
 
@@ -827,5 +1003,128 @@ mod tests {
         }
         // The probe order is a permutation: the test would catch the bug.
         assert!(sorted < 3);
+    }
+
+    fn state(blocks: u64) -> ResumeState {
+        ResumeState {
+            portolan_resume: FORMAT,
+            seed: 1,
+            shard: "1/1".into(),
+            targets: String::new(),
+            probes: String::new(),
+            blocks,
+            blocks_done: 0,
+            done_after: Vec::new(),
+            output: None,
+        }
+    }
+
+    #[test]
+    fn blocks_done_out_of_order_are_listed_until_the_prefix_reaches_them() {
+        let mut s = state(10);
+        for b in [1, 3, 0] {
+            s.add(b);
+        }
+        assert_eq!((s.blocks_done, s.done_after.clone()), (2, vec![3]));
+        s.add(2);
+        assert_eq!((s.blocks_done, s.done_after.clone()), (4, vec![]));
+        s.add(6);
+        s.remove(2);
+        assert_eq!((s.blocks_done, s.done_after.clone()), (2, vec![3, 6]));
+        s.remove(6);
+        assert_eq!(
+            (s.blocks_done, s.done_after.clone(), s.done()),
+            (2, vec![3], 3)
+        );
+    }
+
+    /// The resumed run finds the output where the last block's records left it, where
+    /// they would have started (killed between the resume file and the write), or
+    /// elsewhere.
+    #[test]
+    fn a_block_recorded_but_not_written_is_scanned_again() {
+        let path = Path::new("/tmp/x.resume");
+        let mark = OutputMark {
+            dev: 1,
+            ino: 2,
+            block: 3,
+            before: 100,
+            after: 250,
+        };
+        let at = |size| {
+            Some(OutputFile {
+                dev: 1,
+                ino: 2,
+                size,
+            })
+        };
+        let mut s = state(10);
+        for b in 0..5 {
+            s.add(b);
+        }
+        s.output = Some(mark);
+        let mut whole = s.clone();
+        assert_eq!(whole.reconcile(at(250), path), None);
+        assert_eq!(whole.done(), 5);
+        let mut other = s.clone();
+        let elsewhere = Some(OutputFile {
+            dev: 1,
+            ino: 9,
+            size: 100,
+        });
+        assert_eq!(other.reconcile(elsewhere, path), None);
+        assert_eq!(other.reconcile(None, path), None);
+        assert_eq!(other.done(), 5);
+        let mut none = s.clone();
+        assert_eq!(none.reconcile(at(100), path), None);
+        assert_eq!((none.blocks_done, none.done_after.clone()), (3, vec![4]));
+        let mut part = s.clone();
+        let note = part.reconcile(at(180), path).unwrap();
+        assert!(
+            note.contains(
+                "bytes 100..180 of the output are the first 80 of the 150 bytes of block 3"
+            ),
+            "{note}"
+        );
+        assert_eq!(part.done(), 4);
+        let mut more = s.clone();
+        assert!(
+            more.reconcile(at(300), path)
+                .unwrap()
+                .contains("50 bytes more")
+        );
+        assert_eq!(more.done(), 5);
+        let mut fresh = s.clone();
+        assert!(
+            fresh
+                .reconcile(at(0), path)
+                .unwrap()
+                .contains("append with >>")
+        );
+        // A finished scan's summary comes after its last block.
+        let mut done = s.clone();
+        for b in 5..10 {
+            done.add(b);
+        }
+        assert_eq!(done.reconcile(at(300), path), None);
+    }
+
+    #[test]
+    fn a_format_1_resume_file_is_read() {
+        let dir = std::env::temp_dir().join(format!("resume-fmt1-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        std::fs::write(
+            &path,
+            r#"{"portolan_resume":1,"seed":5,"shard":"1/1","targets":"a","probes":"b","blocks":4,"blocks_done":2}"#,
+        )
+        .unwrap();
+        let s = ResumeState::read(&path).unwrap();
+        assert_eq!((s.done(), s.output), (2, None));
+        let mut bad = s.clone();
+        bad.done_after = vec![7];
+        bad.write(&path).unwrap();
+        assert!(ResumeState::read(&path).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -31,7 +31,8 @@ pub struct Stream<'w> {
     out: &'w mut dyn io::Write,
     /// Down hosts not listed, by reason.
     down: std::collections::BTreeMap<Reason, u64>,
-    rows: Option<Table>,
+    /// Each host's rows, drawn at its end.
+    rows: std::collections::HashMap<IpAddr, Table>,
     csv_header: bool,
     /// When the stream was last written out.
     flushed: std::time::Instant,
@@ -87,6 +88,10 @@ pub fn detected_cell(d: &Detection) -> Option<String> {
 
 const HEADERS: [&str; 6] = ["HOST", "PORT", "STATE", "SERVICE", "REASON", "RTT"];
 
+const CSV_HEADERS: [&str; 7] = [
+    "host", "port", "protocol", "state", "reason", "service", "rtt_ms",
+];
+
 impl<'w> Stream<'w> {
     pub fn new(format: Format, color: bool, detect: bool, out: &'w mut dyn io::Write) -> Self {
         Stream {
@@ -96,10 +101,22 @@ impl<'w> Stream<'w> {
             show_down: false,
             out,
             down: std::collections::BTreeMap::new(),
-            rows: None,
+            rows: std::collections::HashMap::new(),
             csv_header: false,
             flushed: std::time::Instant::now(),
         }
+    }
+
+    /// Writes the CSV header now (`write`), or takes it as written (an output appended
+    /// to). Otherwise it comes with the first record.
+    pub fn csv_header(&mut self, write: bool) -> io::Result<()> {
+        if self.format == Format::Csv && write && !self.csv_header {
+            let mut w = crate::csv::Writer::new(self.out);
+            w.record(CSV_HEADERS)?;
+            w.flush()?;
+        }
+        self.csv_header = true;
+        Ok(())
     }
 
     /// Writes out what is buffered if it has waited long enough.
@@ -142,7 +159,7 @@ impl<'w> Stream<'w> {
     }
 
     /// A port to show. Tables gather a host's rows and draw them at its end, so that the
-    /// columns line up.
+    /// columns line up (and a host's table holds only its rows).
     pub fn port(&mut self, p: &ScannedPort) -> io::Result<()> {
         let r = &p.result;
         match self.format {
@@ -163,9 +180,7 @@ impl<'w> Stream<'w> {
                 let mut w = crate::csv::Writer::new(self.out);
                 if !self.csv_header {
                     self.csv_header = true;
-                    w.record([
-                        "host", "port", "protocol", "state", "reason", "service", "rtt_ms",
-                    ])?;
+                    w.record(CSV_HEADERS)?;
                 }
                 w.record([
                     r.host.to_string(),
@@ -185,14 +200,17 @@ impl<'w> Stream<'w> {
                     .and_then(detected_cell)
                     .unwrap_or_else(|| p.service.clone().unwrap_or_else(|| "-".into()));
                 let rtt = ms(r.rtt).map_or(String::from("-"), |v| format!("{v:.2}ms"));
-                self.rows.get_or_insert_with(|| Table::new(HEADERS)).row([
-                    r.host.to_string(),
-                    format!("{}/{}", r.port, r.proto),
-                    r.state.as_str().to_string(),
-                    service,
-                    r.reason.as_str().to_string(),
-                    rtt,
-                ]);
+                self.rows
+                    .entry(r.host)
+                    .or_insert_with(|| Table::new(HEADERS))
+                    .row([
+                        r.host.to_string(),
+                        format!("{}/{}", r.port, r.proto),
+                        r.state.as_str().to_string(),
+                        service,
+                        r.reason.as_str().to_string(),
+                        rtt,
+                    ]);
                 return Ok(());
             }
         }
@@ -204,7 +222,7 @@ impl<'w> Stream<'w> {
         if self.format != Format::Table {
             return Ok(());
         }
-        if let Some(t) = self.rows.take() {
+        if let Some(t) = self.rows.remove(&h.host) {
             t.write(self.out, self.color)?;
         }
         let hidden: Vec<String> = h

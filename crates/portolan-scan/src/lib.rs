@@ -114,6 +114,8 @@ pub struct ScanConfig {
     pub shard: plan::Shard,
     /// Blocks of the plan already done (by an interrupted run): start after them.
     pub start_block: u64,
+    /// Blocks after `start_block` already done too (they finished out of order): skipped.
+    pub skip_blocks: Vec<u64>,
 }
 
 impl Default for ScanConfig {
@@ -131,6 +133,7 @@ impl Default for ScanConfig {
             seed: None,
             shard: plan::Shard::default(),
             start_block: 0,
+            skip_blocks: Vec::new(),
         }
     }
 }
@@ -178,9 +181,12 @@ pub enum Event {
     },
     /// Probes finished so far, of the total.
     Progress { done: u64, total: u64 },
-    /// The first `blocks_done` blocks of the plan (of `blocks`) are finished and every
-    /// event of their hosts was sent: a resumed scan may start after them.
-    Checkpoint { blocks_done: u64, blocks: u64 },
+    /// Block `index` of the plan starts: `hosts` are its hosts, and no event of them
+    /// came before this one.
+    BlockStart { index: u64, hosts: Vec<IpAddr> },
+    /// Every event of block `index`'s hosts was sent (of `blocks` in the plan): a resumed
+    /// scan may skip the block. Blocks in flight together may finish in any order.
+    BlockDone { index: u64, blocks: u64 },
 }
 
 /// The results sink the engines write to, with progress accounting.
@@ -274,7 +280,7 @@ impl Scanner {
         raw && tcp_raw && disc_raw
     }
 
-    /// Scans every target (of this shard, after `start_block`), calling `on` for each
+    /// Scans every target (of this shard, after `start_block`, but `skip_blocks`), calling `on` for each
     /// event as it happens.
     pub fn run(
         &self,
@@ -301,20 +307,35 @@ impl Scanner {
         let per_host = (cfg.tcp_ports.len() + cfg.udp_ports.len()).max(1);
         let plan = self.plan(targets);
         let first = cfg.start_block.min(plan.blocks());
-        let total = (plan.hosts() - plan.hosts_before(first))
+        let skip: std::collections::BTreeSet<u64> = cfg
+            .skip_blocks
+            .iter()
+            .copied()
+            .filter(|&b| b >= first && b < plan.blocks())
+            .collect();
+        let skipped: u64 = skip
+            .iter()
+            .map(|&b| plan.hosts_before(b + 1) - plan.hosts_before(b))
+            .sum();
+        let total = (plan.hosts() - plan.hosts_before(first) - skipped)
             * (cfg.tcp_ports.len() + cfg.udp_ports.len()) as u64;
         let mut sink = Sink::new(on, total);
         let mut covered = Covered::new(targets);
-        if self.pipelined(plan.blocks() - first) {
+        if self.pipelined(plan.blocks() - first - skip.len() as u64) {
             let families = targets.families();
-            pipeline::scan(cfg, &plan, first, families, &mut sink, &mut |a| {
+            pipeline::scan(cfg, &plan, (first, &skip), families, &mut sink, &mut |a| {
                 covered.add(a)
             })?;
         } else {
-            for b in first..plan.blocks() {
-                self.block(&plan.block(b), per_host, &mut sink, &mut covered)?;
-                (sink.on)(Event::Checkpoint {
-                    blocks_done: b + 1,
+            for b in (first..plan.blocks()).filter(|b| !skip.contains(b)) {
+                let hosts = plan.block(b);
+                (sink.on)(Event::BlockStart {
+                    index: b,
+                    hosts: hosts.clone(),
+                });
+                self.block(&hosts, per_host, &mut sink, &mut covered)?;
+                (sink.on)(Event::BlockDone {
+                    index: b,
                     blocks: plan.blocks(),
                 });
             }

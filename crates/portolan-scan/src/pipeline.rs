@@ -32,6 +32,10 @@ const PENDING_MAX: usize = 4096;
 /// Blocks in flight at most.
 const LIVE: usize = 3;
 
+/// How far past the oldest unfinished block a new block may be: bounds the blocks that
+/// finished out of order (a resume file lists them).
+const AHEAD: u64 = 64;
+
 /// Rounds at most per stage.
 const MAX_ROUNDS: u32 = 64;
 
@@ -184,12 +188,12 @@ fn engine(stage: Stage, mode: Mode) -> Engine {
     }
 }
 
-/// Scans the plan's blocks from `first` on; `probed` gets every host whose ports were
-/// probed (in block order).
+/// Scans the plan's blocks from `first` on, but those in `skip`; `probed` gets every
+/// host whose ports were probed (in block order).
 pub fn scan(
     cfg: &ScanConfig,
     plan: &Plan<'_>,
-    first: u64,
+    (first, skip): (u64, &BTreeSet<u64>),
     families: (bool, bool),
     sink: &mut Sink<'_>,
     probed: &mut dyn FnMut(IpAddr),
@@ -241,15 +245,24 @@ pub fn scan(
         start: Instant::now(),
         learned: [None, None, None],
         per_host: (cfg.tcp_ports.len() + cfg.udp_ports.len()) as u64,
-        finished: BTreeSet::new(),
+        finished: skip.clone(),
         prefix: first,
         sources: crate::route::SourceCache::default(),
         pending: std::collections::VecDeque::new(),
         prep: None,
     };
+    while d.finished.remove(&d.prefix) {
+        d.prefix += 1;
+    }
     let mut live: Vec<Block> = Vec::new();
-    let mut next = first;
     let blocks = plan.blocks();
+    let after = |mut b: u64| {
+        while skip.contains(&b) {
+            b += 1;
+        }
+        b
+    };
+    let mut next = after(first);
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         d.receive(&mut live, sink)?;
@@ -305,6 +318,8 @@ pub fn scan(
                         None => break,
                     }
                 }
+                // What this stage had no probes for is another stage's.
+                d.pacer.unused(allowed - batch.len());
                 let prober = d.probers[job.stage.prober()]
                     .as_mut()
                     .expect("a prober for every stage that runs");
@@ -341,9 +356,14 @@ pub fn scan(
                 continue;
             }
         }
-        if !sending && live.len() < LIVE && next < blocks && d.pending.len() <= PENDING_MAX {
+        if !sending
+            && live.len() < LIVE
+            && next < blocks
+            && next < d.prefix + AHEAD
+            && d.pending.len() <= PENDING_MAX
+        {
             let b = d.start_block(next, sink)?;
-            next += 1;
+            next = after(next + 1);
             if b.job.is_none() {
                 d.block_done(b);
             } else {
@@ -417,6 +437,10 @@ impl Driver<'_, '_> {
                 (self.plan.block(index), Vec::new())
             }
         };
+        (sink.on)(Event::BlockStart {
+            index,
+            hosts: all.clone(),
+        });
         while looked.len() < all.len() {
             looked.push(self.sources.source_for(all[looked.len()]));
         }
@@ -634,8 +658,8 @@ impl Driver<'_, '_> {
         self.pending.push_back(Pending::Block(b.index));
     }
 
-    /// Reports up to `n` finished hosts (all with `None`), and the checkpoints of the
-    /// blocks whose hosts are all reported.
+    /// Reports up to `n` finished hosts (all with `None`), and the ends of the blocks
+    /// whose hosts are all reported.
     fn report(
         &mut self,
         n: Option<usize>,
@@ -657,11 +681,11 @@ impl Driver<'_, '_> {
                     self.finished.insert(index);
                     while self.finished.remove(&self.prefix) {
                         self.prefix += 1;
-                        (sink.on)(Event::Checkpoint {
-                            blocks_done: self.prefix,
-                            blocks: self.plan.blocks(),
-                        });
                     }
+                    (sink.on)(Event::BlockDone {
+                        index,
+                        blocks: self.plan.blocks(),
+                    });
                 }
             }
         }

@@ -331,6 +331,7 @@ pub fn run(
                     batch.push(q);
                 }
             }
+            pacer.unused(allowed - batch.len());
             if batch.is_empty() {
                 continue;
             }

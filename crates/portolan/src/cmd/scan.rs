@@ -1,14 +1,17 @@
 //! `portolan scan`: flags to a request, one call to `portolan_app::scan`, and the events
 //! rendered as they come.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
+use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use portolan_app::input::{read_text, read_text_file};
-use portolan_app::scan::{Ports, ScanEvent, ScanRequest};
+use portolan_app::scan::{OutputFile, Ports, ScanEvent, ScanRequest};
 use portolan_model::PortSpec;
 use portolan_registry::Registry;
 use portolan_report::scan::{Format as ScanFormat, Stream};
@@ -92,6 +95,25 @@ fn request(args: &ScanArgs) -> anyhow::Result<ScanRequest> {
             );
         }
     }
+    if let Some(resume) = &args.resume {
+        let resume = resume.display();
+        // Both are written when the scan ends: an interrupted run leaves nothing, and the
+        // run that resumes it would hold only its own hosts.
+        if args.xml_out.is_some() {
+            bail!(
+                "--resume {resume} cannot be used with --xml-out (-oX): the XML report is \
+                 written when the scan ends, so the run that resumes an interrupted one would \
+                 hold only its own hosts (use --json, whose records append)"
+            );
+        }
+        if args.history.record {
+            bail!(
+                "--resume {resume} cannot be used with --record: the run is recorded when the \
+                 scan ends, so the run that resumes an interrupted one would record only its \
+                 own hosts"
+            );
+        }
+    }
     if args.mode.contains(&ScanMode::Connect) && args.mode.contains(&ScanMode::Syn) {
         bail!("choose one TCP scan mode: connect (-sT) or syn (-sS)");
     }
@@ -127,6 +149,7 @@ fn request(args: &ScanArgs) -> anyhow::Result<ScanRequest> {
             portolan_app::scan::Shard { index, count }
         }),
         resume: args.resume.clone(),
+        output: None,
         // Only the XML and the store need every host at the end; the streams do not.
         keep_hosts: args.xml_out.is_some() || args.history.record,
     })
@@ -138,24 +161,104 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Standard output, when it is a regular file.
+fn stdout_file() -> Option<std::fs::File> {
+    use std::os::fd::AsFd;
+    let fd = io::stdout().as_fd().try_clone_to_owned().ok()?;
+    let f = std::fs::File::from(fd);
+    let meta = f.metadata().ok()?;
+    meta.file_type().is_file().then_some(f)
+}
+
+fn output_file(f: &std::fs::File) -> Option<OutputFile> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata().ok()?;
+    Some(OutputFile {
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.size(),
+    })
+}
+
+/// The output: written straight through, or (with `--resume`) each block's held until
+/// the block is done, so that a killed scan leaves a block's records whole or not at all.
+struct Held {
+    inner: Box<dyn Write>,
+    /// Standard output as a file, to tell its size.
+    file: Option<std::fs::File>,
+    /// The block the writes are of (`None`: straight through).
+    block: Option<u64>,
+    blocks: HashMap<u64, Vec<u8>>,
+    /// A finished block's output, waiting for its checkpoint.
+    ready: Vec<u8>,
+}
+
+impl Held {
+    /// Block `index` is done: the output file's size now and after its records (the
+    /// records wait for [`Held::checkpoint`]); or, when the output is not a regular
+    /// file, its records are written now.
+    fn block_done(&mut self, index: u64) -> io::Result<Option<(u64, u64)>> {
+        let buf = self.blocks.remove(&index).unwrap_or_default();
+        self.inner.flush()?;
+        let Some(f) = &self.file else {
+            self.inner.write_all(&buf)?;
+            self.inner.flush()?;
+            return Ok(None);
+        };
+        let before = f.metadata()?.len();
+        let after = before + buf.len() as u64;
+        self.ready = buf;
+        Ok(Some((before, after)))
+    }
+
+    /// The resume file records the block: its records go out.
+    fn checkpoint(&mut self) -> io::Result<()> {
+        let buf = std::mem::take(&mut self.ready);
+        self.inner.write_all(&buf)?;
+        self.inner.flush()
+    }
+}
+
+/// The writer a stream writes to.
+struct HeldWriter(Rc<RefCell<Held>>);
+
+impl Write for HeldWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut h = self.0.borrow_mut();
+        match h.block {
+            Some(b) => {
+                h.blocks.entry(b).or_default().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            None => h.inner.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let mut h = self.0.borrow_mut();
+        match h.block {
+            Some(_) => Ok(()),
+            None => h.inner.flush(),
+        }
+    }
+}
+
 /// Renders one event; the progress bar is hidden while a line is written.
 fn render(
     s: &mut Stream<'_>,
+    held: &RefCell<Held>,
     pb: Option<&indicatif::ProgressBar>,
     e: ScanEvent<'_>,
 ) -> io::Result<()> {
-    if let ScanEvent::Progress { done, total } = e {
-        if let Some(pb) = pb {
-            pb.set_length(total);
-            pb.set_position(done);
+    let quiet = matches!(e, ScanEvent::Progress { .. } | ScanEvent::InBlock(_));
+    let write = || match e {
+        ScanEvent::Progress { done, total } => {
+            if let Some(pb) = pb {
+                pb.set_length(total);
+                pb.set_position(done);
+            }
+            Ok(())
         }
-        return Ok(());
-    }
-    if let ScanEvent::Checkpoint { .. } = e {
-        // The resume file is about to say these hosts are done: they must be out.
-        return s.flush();
-    }
-    let mut write = || match e {
         ScanEvent::Host {
             addr,
             up,
@@ -164,16 +267,30 @@ fn render(
         } => s.host(addr, up, reason, rtt),
         ScanEvent::Port(p) => s.port(p),
         ScanEvent::HostDone(h) => s.host_done(h),
-        ScanEvent::Progress { .. } | ScanEvent::Checkpoint { .. } => Ok(()),
+        ScanEvent::InBlock(b) => {
+            held.borrow_mut().block = Some(b);
+            Ok(())
+        }
+        ScanEvent::BlockDone { index, written } => {
+            *written = held.borrow_mut().block_done(index)?;
+            Ok(())
+        }
+        ScanEvent::Checkpoint { .. } => held.borrow_mut().checkpoint(),
+        ScanEvent::Notice(n) => {
+            eprintln!("portolan: warning: {n}");
+            Ok(())
+        }
     };
     match pb {
-        Some(pb) => pb.suspend(write),
-        None => write(),
+        Some(pb) if !quiet => pb.suspend(write),
+        _ => write(),
     }
 }
 
 pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
-    let req = request(args)?;
+    let mut req = request(args)?;
+    let file = req.resume.as_ref().and_then(|_| stdout_file());
+    req.output = file.as_ref().and_then(output_file);
     // Checked before anything is written, so that bad input leaves no partial output.
     portolan_app::scan::config(&req)?;
     let format = match if args.json {
@@ -205,21 +322,36 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         pb
     });
     let start = now_secs();
-    let mut out: Box<dyn Write> = if xml_stdout {
+    let inner: Box<dyn Write> = if xml_stdout {
         Box::new(io::sink())
     } else {
         Box::new(io::BufWriter::new(io::stdout()))
     };
-    let mut stream = Stream::new(format, out::use_color(), args.detect, &mut *out);
+    let appended = req.output.is_some_and(|o| o.size > 0);
+    let held = Rc::new(RefCell::new(Held {
+        inner,
+        file,
+        block: None,
+        blocks: HashMap::new(),
+        ready: Vec::new(),
+    }));
+    let mut out = HeldWriter(held.clone());
+    let mut stream = Stream::new(format, out::use_color(), args.detect, &mut out);
     stream.show_down = args.show_down || args.all;
+    if req.resume.is_some() {
+        // The blocks' records come in any order: the header goes first (once, in an
+        // output appended to).
+        stream.csv_header(!appended)?;
+    }
     let mut io_err: Option<io::Error> = None;
     let report = portolan_app::scan::scan(&req, &mut |e| {
         if io_err.is_none()
-            && let Err(err) = render(&mut stream, progress.as_ref(), e)
+            && let Err(err) = render(&mut stream, &held, progress.as_ref(), e)
         {
             io_err = Some(err);
         }
     })?;
+    held.borrow_mut().block = None;
     if let Some(pb) = &progress {
         pb.finish_and_clear();
     }
@@ -228,7 +360,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     }
     stream.summary(&report.summary)?;
     drop(stream);
-    out.flush()?;
+    held.borrow_mut().inner.flush()?;
     if let Some(file) = xml_file {
         let meta = xml::RunMeta {
             args: crate::cmd::command_line(),
@@ -309,9 +441,16 @@ mod tests {
         let names = TargetSet::default();
         let mut agg = Aggregator::new(&names, false);
         let mut buf = Vec::new();
+        let held = RefCell::new(Held {
+            inner: Box::new(io::sink()),
+            file: None,
+            block: None,
+            blocks: HashMap::new(),
+            ready: Vec::new(),
+        });
         let mut s = Stream::new(format, false, false, &mut buf);
         for e in events {
-            agg.event(e, &mut |e| render(&mut s, None, e).unwrap());
+            agg.event(e, &mut |e| render(&mut s, &held, None, e).unwrap());
         }
         drop(s);
         (String::from_utf8(buf).unwrap(), agg.into_hosts())

@@ -463,7 +463,7 @@ pub fn scan(
     agg.keep = req.keep_hosts;
     let mut failed = None;
     // With a resume file, each event says its block: the block of each host in flight.
-    let mut block_of: HashMap<IpAddr, u64> = HashMap::new();
+    let mut block_of = portolan_scan::perm::AddrMap::<u64>::default();
     let mut current = None;
     let scanned = Scanner::new(cfg.clone()).run(&targets, &mut |e| {
         let Some(path) = &req.resume else {

@@ -603,7 +603,9 @@ pub struct Aggregator<'a> {
     detect: Option<Pool>,
     all: bool,
     names: &'a TargetSet,
-    hosts: portolan_scan::perm::AddrMap<HostAgg>,
+    /// Boxed: the map churns (a block's hosts come and go), and its table grows past
+    /// the hosts it holds; small entries keep that cheap.
+    hosts: portolan_scan::perm::AddrMap<Box<HostAgg>>,
     done: Vec<HostResult>,
     /// Keep finished hosts in `done`.
     keep: bool,
@@ -777,7 +779,7 @@ impl<'a> Aggregator<'a> {
             on(ScanEvent::Port(&p));
             listed.push(p);
         }
-        let result = finish(addr, h, listed, per_state, timing, self.names);
+        let result = finish(addr, *h, listed, per_state, timing, self.names);
         on(ScanEvent::HostDone(&result));
         if self.keep {
             self.done.push(result);

@@ -22,15 +22,15 @@ pub fn echo_id() -> u16 {
     (std::process::id() & 0xffff) as u16
 }
 
-/// Discovery's probe table for `hosts`: ports 80 and 443 with one retry, and the echo.
+/// Discovery's probe table for `hosts`: ports 80 and 443 with one retry, and the echo,
+/// sent at `max` per second at most.
 pub fn table(
     cfg: &ScanConfig,
     hosts: &[IpAddr],
     srcs: Vec<IpAddr>,
-    rtt: RttEstimator,
+    (rtt, max): (RttEstimator, f64),
     start: Instant,
 ) -> Table {
-    let max = cfg.rate.map_or(crate::syn::DEFAULT_RATE, f64::from);
     let mut t = Table::new(
         hosts,
         srcs,
@@ -79,7 +79,10 @@ pub fn discover(cfg: &ScanConfig, hosts: &[IpAddr]) -> Result<Up, ScanError> {
             cfg,
             hosts,
             rounds::sources(hosts)?,
-            RttEstimator::new(cfg.rtt),
+            (
+                RttEstimator::new(cfg.rtt),
+                cfg.rate.map_or(crate::syn::DEFAULT_RATE, f64::from),
+            ),
             Instant::now(),
         );
         rounds::run(&mut t, &mut p, &ROUNDS, &mut sink)?;

@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::connect::ConnectProber;
@@ -29,7 +30,9 @@ const REPORT_BATCH: usize = 4;
 /// the memory of the hosts finished but not yet reported.
 const PENDING_MAX: usize = 4096;
 
-/// Blocks in flight at most.
+/// Blocks in flight at most, of all workers together (a worker may always have one):
+/// three let a block's wait overlap the next two's sending, and bound the hosts in flight
+/// (which the output holds too).
 const LIVE: usize = 3;
 
 /// How far past the oldest unfinished block a new block may be: bounds the blocks that
@@ -149,19 +152,18 @@ struct Learned {
     rtt: RttEstimator,
 }
 
-struct Driver<'c, 'p> {
+struct Driver<'c, 'p, 's, 'k> {
     cfg: &'c ScanConfig,
     plan: &'p Plan<'p>,
+    shared: &'s Shared<'k>,
+    /// The workers the rate is shared among.
+    share: f64,
     probers: [Option<Box<dyn Prober>>; 3],
     fds: Vec<RawFd>,
     pacer: Pacer,
     start: Instant,
     learned: [Option<Learned>; 3],
     per_host: u64,
-    /// Blocks finished out of order, waiting for the ones before them.
-    finished: BTreeSet<u64>,
-    /// Every block before this one is finished.
-    prefix: u64,
     sources: crate::route::SourceCache,
     /// Finished hosts and blocks not reported yet.
     pending: std::collections::VecDeque<Pending>,
@@ -188,8 +190,132 @@ fn engine(stage: Stage, mode: Mode) -> Engine {
     }
 }
 
+/// Below this rate cap one worker sends: the pacer is the limit, not the CPU, and one
+/// pacer holds the cap to the end of the scan. (One worker sends over 100,000 SYNs a
+/// second here.)
+pub const PARALLEL_RATE: f64 = 50_000.0;
+
+/// Events a worker hands to the scan's thread at a time: one message per event would
+/// cost a futex wake-up each.
+const EVENT_BATCH: usize = 256;
+
+/// Batches of events in flight to the scan's thread at most: bounds their memory when
+/// the output is slower than the scan.
+const EVENT_QUEUE: usize = 8;
+
+/// How long a worker keeps events before it hands them over, while it is busy sending.
+const EVENT_DELAY: Duration = Duration::from_millis(20);
+
+/// The workers a scan of `blocks` blocks runs: one per core (at most 4, or
+/// `cfg.threads`), no more than there are blocks, and one under [`PARALLEL_RATE`].
+fn workers(cfg: &ScanConfig, blocks: u64) -> usize {
+    if cfg.rate.is_some_and(|r| f64::from(r) < PARALLEL_RATE) {
+        return 1;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let want = cfg.threads.unwrap_or(cores.min(4)).max(1);
+    want.min(usize::try_from(blocks).unwrap_or(usize::MAX))
+        .max(1)
+}
+
+/// Which blocks are taken and which are finished, shared by the workers.
+struct Claims<'s> {
+    skip: &'s BTreeSet<u64>,
+    blocks: u64,
+    /// The next block nobody has taken.
+    next: u64,
+    /// Blocks finished out of order, waiting for the ones before them.
+    finished: BTreeSet<u64>,
+    /// Every block before this one is finished.
+    prefix: u64,
+}
+
+/// What a worker gets when it asks for a block.
+enum Claim {
+    Block(u64),
+    /// Too far past the oldest unfinished block: ask again when it is done.
+    Wait,
+    /// Every block is taken.
+    Done,
+}
+
+impl<'s> Claims<'s> {
+    fn new(blocks: u64, first: u64, skip: &'s BTreeSet<u64>) -> Claims<'s> {
+        let mut c = Claims {
+            skip,
+            blocks,
+            next: first,
+            finished: skip.clone(),
+            prefix: first,
+        };
+        c.next = c.after(first);
+        c.advance();
+        c
+    }
+
+    fn after(&self, mut b: u64) -> u64 {
+        while self.skip.contains(&b) {
+            b += 1;
+        }
+        b
+    }
+
+    fn advance(&mut self) {
+        while self.finished.remove(&self.prefix) {
+            self.prefix += 1;
+        }
+    }
+
+    fn claim(&mut self) -> Claim {
+        if self.next >= self.blocks {
+            return Claim::Done;
+        }
+        if self.next >= self.prefix + AHEAD {
+            return Claim::Wait;
+        }
+        let b = self.next;
+        self.next = self.after(b + 1);
+        Claim::Block(b)
+    }
+
+    fn finish(&mut self, b: u64) {
+        self.finished.insert(b);
+        self.advance();
+    }
+}
+
+/// Shared by the workers of one scan.
+struct Shared<'s> {
+    claims: std::sync::Mutex<Claims<'s>>,
+    /// A worker failed: the others stop.
+    stop: AtomicBool,
+    /// Blocks in flight, of every worker.
+    live: AtomicUsize,
+    workers: usize,
+}
+
+impl Shared<'_> {
+    fn claim(&self) -> Claim {
+        match self.claims.lock() {
+            Ok(mut c) => c.claim(),
+            Err(_) => Claim::Done,
+        }
+    }
+
+    fn finish(&self, b: u64) {
+        if let Ok(mut c) = self.claims.lock() {
+            c.finish(b);
+        }
+    }
+}
+
 /// Scans the plan's blocks from `first` on, but those in `skip`; `probed` gets every
 /// host whose ports were probed (in block order).
+///
+/// Several workers (threads, see [`workers`]) take blocks in turn, each with its own
+/// sockets, pacer and share of the rate; the scan's thread passes their events on. On a
+/// fast link most of a SYN's cost is the kernel's, charged to the thread that sends it,
+/// so the sending has to be spread for the kernel's work to be.
 pub fn scan(
     cfg: &ScanConfig,
     plan: &Plan<'_>,
@@ -198,17 +324,162 @@ pub fn scan(
     sink: &mut Sink<'_>,
     probed: &mut dyn FnMut(IpAddr),
 ) -> Result<(), ScanError> {
+    let left = plan.blocks().saturating_sub(first + skip.len() as u64);
+    let shared = Shared {
+        claims: std::sync::Mutex::new(Claims::new(plan.blocks(), first, skip)),
+        stop: AtomicBool::new(false),
+        live: AtomicUsize::new(0),
+        workers: workers(cfg, left),
+    };
+    if shared.workers == 1 {
+        return worker(cfg, plan, &shared, families, sink, probed, &mut |_| {});
+    }
+    let per_host = (cfg.tcp_ports.len() + cfg.udp_ports.len()) as u64;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(EVENT_QUEUE);
+    std::thread::scope(|s| {
+        let shared = &shared;
+        let handles: Vec<_> = (0..shared.workers)
+            .map(|_| {
+                let tx = tx.clone();
+                s.spawn(move || {
+                    let r = relay_worker(cfg, plan, shared, families, &tx);
+                    if r.is_err() {
+                        shared.stop.store(true, Ordering::Relaxed);
+                    }
+                    r
+                })
+            })
+            .collect();
+        drop(tx);
+        for events in rx {
+            for e in events {
+                match e {
+                    Event::Port(r) => sink.port(r),
+                    Event::Progress { .. } => {}
+                    Event::Host { up: false, .. } => {
+                        sink.total = sink.total.saturating_sub(per_host);
+                        (sink.on)(e);
+                    }
+                    Event::HostDone { addr, .. } => {
+                        probed(addr);
+                        (sink.on)(e);
+                    }
+                    e => (sink.on)(e),
+                }
+            }
+        }
+        let mut failed = None;
+        for h in handles {
+            let r = h.join().unwrap_or_else(|_| {
+                Err(ScanError::Io {
+                    op: "scan worker",
+                    source: std::io::Error::other("worker thread panicked"),
+                })
+            });
+            match r {
+                Ok(w) => {
+                    sink.summary.hosts_total += w.hosts_total;
+                    sink.summary.hosts_up += w.hosts_up;
+                    sink.summary.self_connects += w.self_connects;
+                }
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    })
+}
+
+/// Events a worker holds before it hands them to the scan's thread.
+struct Outbox<'t> {
+    events: Vec<Event>,
+    since: Instant,
+    tx: &'t std::sync::mpsc::SyncSender<Vec<Event>>,
+}
+
+impl Outbox<'_> {
+    /// Hands the events over: all of them with `all`, else when there are many or they
+    /// have waited long.
+    fn flush(&mut self, all: bool) {
+        if self.events.is_empty()
+            || !(all || self.events.len() >= EVENT_BATCH || self.since.elapsed() >= EVENT_DELAY)
+        {
+            return;
+        }
+        let events = std::mem::replace(&mut self.events, Vec::with_capacity(EVENT_BATCH));
+        // The scan's thread stopped reading only if it is gone: nothing to tell.
+        let _ = self.tx.send(events);
+        self.since = Instant::now();
+    }
+}
+
+/// A worker of a scan with several: its events go to `tx`; returns its counts of hosts.
+fn relay_worker(
+    cfg: &ScanConfig,
+    plan: &Plan<'_>,
+    shared: &Shared<'_>,
+    families: (bool, bool),
+    tx: &std::sync::mpsc::SyncSender<Vec<Event>>,
+) -> Result<crate::ScanSummary, ScanError> {
+    let out = std::cell::RefCell::new(Outbox {
+        events: Vec::with_capacity(EVENT_BATCH),
+        since: Instant::now(),
+        tx,
+    });
+    let mut on = |e: Event| {
+        if matches!(e, Event::Progress { .. }) {
+            return;
+        }
+        let mut o = out.borrow_mut();
+        if o.events.is_empty() {
+            o.since = Instant::now();
+        }
+        o.events.push(e);
+        if o.events.len() >= EVENT_BATCH {
+            o.flush(true);
+        }
+    };
+    let mut sink = Sink::new(&mut on, 0);
+    let r = worker(
+        cfg,
+        plan,
+        shared,
+        families,
+        &mut sink,
+        &mut |_| {},
+        &mut |all| out.borrow_mut().flush(all),
+    );
+    let summary = sink.summary;
+    out.borrow_mut().flush(true);
+    r.map(|()| summary)
+}
+
+/// One worker: takes blocks and runs them through their stages until none is left.
+/// `flush(all)` is called in each turn of the loop (`all`: before it waits).
+fn worker(
+    cfg: &ScanConfig,
+    plan: &Plan<'_>,
+    shared: &Shared<'_>,
+    families: (bool, bool),
+    sink: &mut Sink<'_>,
+    probed: &mut dyn FnMut(IpAddr),
+    flush: &mut dyn FnMut(bool),
+) -> Result<(), ScanError> {
     let (v4, v6) = families;
     let connect = cfg.mode == Mode::Connect;
+    let share = shared.workers as f64;
     // The connect stages share the descriptors: discovery a quarter, the ports the rest.
     let budget = if connect {
-        crate::connect::fd_budget(cfg)
+        (crate::connect::fd_budget(cfg) / shared.workers).max(1)
     } else {
         0
     };
     let both = cfg.discovery && !cfg.tcp_ports.is_empty();
-    let disc_fds = if both { budget / 4 } else { budget };
-    let tcp_fds = if both { budget - budget / 4 } else { budget };
+    let disc_fds = if both { (budget / 4).max(1) } else { budget };
+    let tcp_fds = if both {
+        (budget - budget / 4).max(1)
+    } else {
+        budget
+    };
     let discover = match (cfg.discovery, connect) {
         (false, _) => None,
         (true, true) => {
@@ -235,36 +506,46 @@ pub fn scan(
     };
     let probers = [discover, tcp, udp];
     let fds = probers.iter().flatten().flat_map(|p| p.fds()).collect();
-    let max = cfg.rate.map_or(crate::syn::DEFAULT_RATE, f64::from);
+    let max = cfg.rate.map_or(crate::syn::DEFAULT_RATE, f64::from) / share;
     let mut d = Driver {
         cfg,
         plan,
+        shared,
+        share,
         probers,
         fds,
         pacer: Pacer::new(max),
         start: Instant::now(),
         learned: [None, None, None],
         per_host: (cfg.tcp_ports.len() + cfg.udp_ports.len()) as u64,
-        finished: skip.clone(),
-        prefix: first,
         sources: crate::route::SourceCache::default(),
         pending: std::collections::VecDeque::new(),
         prep: None,
     };
-    while d.finished.remove(&d.prefix) {
-        d.prefix += 1;
-    }
     let mut live: Vec<Block> = Vec::new();
-    let blocks = plan.blocks();
-    let after = |mut b: u64| {
-        while skip.contains(&b) {
-            b += 1;
+    // The block this worker took and has not started yet, and whether none is left.
+    let mut upcoming: Option<u64> = None;
+    let mut exhausted = false;
+    let take = |upcoming: &mut Option<u64>, exhausted: &mut bool| {
+        if upcoming.is_none() && !*exhausted {
+            match shared.claim() {
+                Claim::Block(b) => *upcoming = Some(b),
+                Claim::Wait => {}
+                Claim::Done => *exhausted = true,
+            }
         }
-        b
     };
-    let mut next = after(first);
     let mut batch = Vec::with_capacity(BATCH);
     loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if shared.workers > 1 {
+            // Reporting is handing events over, cheap for a worker: finished hosts leave
+            // at once, and the hosts the output holds are only those of blocks in flight.
+            d.report(None, sink, probed);
+        }
+        flush(false);
         d.receive(&mut live, sink)?;
         // Stages whose round is over: the next round, the next stage, or the block's end.
         let now = Instant::now();
@@ -280,6 +561,7 @@ pub fn scan(
             }
             if live[k].job.is_none() {
                 let b = live.remove(k);
+                shared.live.fetch_sub(1, Ordering::Relaxed);
                 d.block_done(b);
                 continue;
             }
@@ -306,7 +588,10 @@ pub fn scan(
                     reported = true;
                 }
                 // And to look up the next block's sources in.
-                d.prepare(next, until);
+                take(&mut upcoming, &mut exhausted);
+                if let Some(b) = upcoming {
+                    d.prepare(b, until);
+                }
                 if reported || Instant::now() >= until {
                     continue;
                 }
@@ -357,38 +642,45 @@ pub fn scan(
             }
         }
         if !sending
-            && live.len() < LIVE
-            && next < blocks
-            && next < d.prefix + AHEAD
+            && (live.is_empty() || shared.live.load(Ordering::Relaxed) < LIVE)
             && d.pending.len() <= PENDING_MAX
         {
-            let b = d.start_block(next, sink)?;
-            next = after(next + 1);
-            if b.job.is_none() {
-                d.block_done(b);
-            } else {
-                live.push(b);
+            take(&mut upcoming, &mut exhausted);
+            if let Some(index) = upcoming.take() {
+                let b = d.start_block(index, sink)?;
+                if b.job.is_none() {
+                    d.block_done(b);
+                } else {
+                    shared.live.fetch_add(1, Ordering::Relaxed);
+                    live.push(b);
+                }
+                continue;
             }
-            continue;
         }
         if !sending {
             // Nothing to send (or no room for another block): report what is finished.
             d.report(None, sink, probed);
         }
-        if live.is_empty() && next >= blocks {
-            break;
+        if live.is_empty() && upcoming.is_none() && d.pending.is_empty() {
+            if exhausted {
+                break;
+            }
+            // Past the window: another worker's oldest block has to finish first.
+            wait = Duration::from_millis(1);
         }
         for j in live.iter().filter_map(|b| b.job.as_ref()) {
             if !j.sending {
                 wait = wait.min(j.deadline().saturating_duration_since(Instant::now()));
             }
         }
+        flush(true);
         crate::sys::poll_read(&d.fds, wait.max(Duration::from_micros(20)));
     }
+    flush(true);
     Ok(())
 }
 
-impl Driver<'_, '_> {
+impl Driver<'_, '_, '_, '_> {
     fn receive(&mut self, live: &mut [Block], sink: &mut Sink<'_>) -> Result<(), ScanError> {
         for (k, p) in self.probers.iter_mut().enumerate() {
             let Some(p) = p else { continue };
@@ -479,8 +771,9 @@ impl Driver<'_, '_> {
             let rtt = learned
                 .as_ref()
                 .map_or(RttEstimator::new(self.cfg.rtt), |l| l.rtt);
+            let max = self.cfg.rate.map_or(crate::syn::DEFAULT_RATE, f64::from) / self.share;
             let mut t =
-                crate::discovery::table(self.cfg, &b.hosts, b.srcs.clone(), rtt, self.start);
+                crate::discovery::table(self.cfg, &b.hosts, b.srcs.clone(), (rtt, max), self.start);
             if let Some(l) = learned {
                 t.ctl = l.ctl;
             }
@@ -518,7 +811,7 @@ impl Driver<'_, '_> {
                 continue;
             }
             let e = engine(stage, self.cfg.mode);
-            let max = self.cfg.rate.map_or(e.default_rate, f64::from);
+            let max = self.cfg.rate.map_or(e.default_rate, f64::from) / self.share;
             let learned = self.learned[stage.prober()].clone();
             let (ctl, retry, rtt) = match learned {
                 Some(l) => (l.ctl, l.retry, l.rtt),
@@ -678,10 +971,7 @@ impl Driver<'_, '_> {
                     (sink.on)(Event::HostDone { addr, timing });
                 }
                 Pending::Block(index) => {
-                    self.finished.insert(index);
-                    while self.finished.remove(&self.prefix) {
-                        self.prefix += 1;
-                    }
+                    self.shared.finish(index);
                     (sink.on)(Event::BlockDone {
                         index,
                         blocks: self.plan.blocks(),

@@ -104,8 +104,9 @@ pub struct ScanConfig {
     pub rate: Option<u32>,
     /// Connections in flight for the connect engine; `None` sizes it from RLIMIT_NOFILE.
     pub concurrency: Option<usize>,
-    /// Threads of a connect scan of one block (the ports split among them); `None` uses
-    /// every core (at most 4). Many blocks go through the pipeline, on one thread.
+    /// Threads of a scan: of a connect scan of one block, the ports split among them; of
+    /// many blocks, the blocks, at a rate cap of 50,000/s or more (below it, one thread).
+    /// `None` uses every core (at most 4).
     pub threads: Option<usize>,
     /// The seed of the probe order; `None`: [`plan::default_seed`] of the targets and
     /// ports, the same in every process.

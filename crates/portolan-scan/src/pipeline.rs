@@ -982,3 +982,69 @@ impl Driver<'_, '_, '_, '_> {
         any
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take_all(c: &mut Claims<'_>) -> (Vec<u64>, bool) {
+        let mut got = Vec::new();
+        loop {
+            match c.claim() {
+                Claim::Block(b) => got.push(b),
+                Claim::Wait => return (got, false),
+                Claim::Done => return (got, true),
+            }
+        }
+    }
+
+    #[test]
+    fn claims_hand_out_each_block_once_skipping_the_done_ones() {
+        let skip: BTreeSet<u64> = [3, 4, 9].into();
+        let mut c = Claims::new(12, 2, &skip);
+        let (got, done) = take_all(&mut c);
+        assert_eq!(got, vec![2, 5, 6, 7, 8, 10, 11]);
+        assert!(done);
+        assert!(matches!(c.claim(), Claim::Done));
+    }
+
+    #[test]
+    fn claims_wait_past_the_window_until_the_oldest_block_finishes() {
+        let skip = BTreeSet::new();
+        let mut c = Claims::new(AHEAD * 3, 0, &skip);
+        let (got, done) = take_all(&mut c);
+        assert_eq!(got.len() as u64, AHEAD, "a window's worth");
+        assert!(!done);
+        // Blocks after the oldest finishing do not move the window.
+        for b in 1..AHEAD {
+            c.finish(b);
+        }
+        assert!(matches!(c.claim(), Claim::Wait));
+        // The oldest finishing moves it past every finished block.
+        c.finish(0);
+        assert_eq!(c.prefix, AHEAD);
+        let (more, _) = take_all(&mut c);
+        assert_eq!(more, (AHEAD..AHEAD * 2).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn one_worker_under_the_parallel_rate_and_no_more_workers_than_blocks() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let slow = ScanConfig {
+            rate: Some(PARALLEL_RATE as u32 - 1),
+            threads: Some(4),
+            ..ScanConfig::default()
+        };
+        assert_eq!(workers(&slow, 100), 1);
+        let fast = ScanConfig {
+            rate: Some(PARALLEL_RATE as u32),
+            threads: Some(4),
+            ..ScanConfig::default()
+        };
+        assert_eq!(workers(&fast, 100), 4);
+        assert_eq!(workers(&fast, 3), 3);
+        assert_eq!(workers(&fast, 0), 1);
+        let default = ScanConfig::default();
+        assert_eq!(workers(&default, 100), cores.min(4));
+    }
+}

@@ -460,6 +460,81 @@ fn a_killed_connect_scan_resumed_gives_the_same_result() {
     );
 }
 
+/// A UDP responder on port 53 for every address of the block: it answers from the
+/// address the datagram came to (IP_PKTINFO), as a local route's addresses need.
+const UDP_RESPONDER: &str = r#"
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 8, 1)   # IP_PKTINFO
+s.bind(("0.0.0.0", 53))
+print("ready", flush=True)
+while True:
+    data, anc, _, addr = s.recvmsg(512, socket.CMSG_SPACE(12))
+    for level, kind, c in anc:
+        if level == socket.IPPROTO_IP and kind == 8:
+            dst = c[8:12]
+            info = struct.pack("i4s4s", 0, dst, b"\0\0\0\0")
+            try:
+                s.sendmsg([b"answer:" + data[:16]], [(socket.IPPROTO_IP, 8, info)], 0, addr)
+            except OSError:
+                pass
+"#;
+
+/// A UDP scan (`-sU`: 53 answers, 69 is closed), killed at each block and resumed: each
+/// port once, the ports of the whole scan.
+#[test]
+fn a_killed_udp_scan_resumed_gives_the_same_result() {
+    if !ok("a_killed_udp_scan_resumed_gives_the_same_result") {
+        return;
+    }
+    let cidr = "198.19.0.0/19";
+    let mut b = bed("rsu", cidr);
+    // Every closed port's ICMP port unreachable, unlimited.
+    for (k, v) in [
+        ("net.ipv4.icmp_ratelimit", "0"),
+        ("net.ipv4.icmp_msgs_per_sec", "1000000"),
+        ("net.ipv4.icmp_msgs_burst", "1000000"),
+    ] {
+        let _ = b.pair.target.exec("sysctl", &["-qw", &format!("{k}={v}")]);
+    }
+    b.pair
+        .target
+        .spawn_ready("python3", &["-c", UDP_RESPONDER])
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "-sU", "-Pn", "--all", "--json", "--rate", "20000", "-p", "53,69", cidr,
+    ];
+    let whole = ports(&scan(&b, &args).stdout);
+    let mut want = BTreeSet::new();
+    for n in BLOCK16..BLOCK16 + (1 << 13) {
+        let host = std::net::Ipv4Addr::from(n).to_string();
+        want.insert((host.clone(), 53, "open".to_string()));
+        want.insert((host, 69, "closed".to_string()));
+    }
+    assert!(
+        whole == want,
+        "the whole UDP scan is not exact ({} ports)",
+        whole.len()
+    );
+    let state = dir.path().join("udp.resume");
+    let out = dir.path().join("out.jsonl");
+    let (text, _) = kill_and_resume(&b, &args, &state, &out);
+    let mut records = BTreeSet::new();
+    for l in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: a cut record {l:?}"));
+        if v["type"] == "port" {
+            let key = (v["host"].as_str().unwrap().to_string(), v["port"].as_u64());
+            assert!(records.insert(key.clone()), "{key:?} twice");
+        }
+    }
+    assert!(
+        ports(text.as_bytes()) == whole,
+        "killed and resumed differs from the whole scan"
+    );
+}
+
 #[test]
 fn a_bad_or_foreign_resume_file_exits_2_naming_it() {
     if !ok("a_bad_or_foreign_resume_file_exits_2_naming_it") {

@@ -254,8 +254,14 @@ impl ResumeState {
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         let text = serde_json::to_string_pretty(self).map_err(|e| bad(e.into()))?;
-        std::fs::write(&tmp, text + "\n").map_err(bad)?;
-        std::fs::rename(&tmp, path).map_err(bad)
+        std::fs::write(&tmp, text + "\n").map_err(|e| ScanOpError::Resume {
+            path: path.to_path_buf(),
+            why: format!("cannot write {}: {e}", tmp.display()),
+        })?;
+        std::fs::rename(&tmp, path).map_err(|e| ScanOpError::Resume {
+            path: path.to_path_buf(),
+            why: format!("cannot rename {} to it: {e}", tmp.display()),
+        })
     }
 
     /// How many blocks are done.
@@ -470,8 +476,12 @@ fn run(
     let mut cfg = config(req)?;
     let mut state = fresh_state(req, &cfg, &targets);
     if let Some(path) = &req.resume
-        && path.exists()
+        && !path.exists()
     {
+        // Written now, so that a file that cannot be written is said before the scan,
+        // not at its first block.
+        state.write(path)?;
+    } else if let Some(path) = &req.resume {
         let saved = ResumeState::read(path)?;
         if let Some(why) = saved.mismatch(&state) {
             return Err(ScanOpError::Resume {
@@ -1212,7 +1222,8 @@ mod tests {
         let full = HeldOutput::new(Box::new(Full), None);
         let err = scan_to(&req, &full, &mut render(&full)).unwrap_err();
         assert!(matches!(err, ScanOpError::Output(_)), "{err}");
-        assert!(!path.exists(), "a block whose records failed was recorded");
+        let s = ResumeState::read(&path).unwrap();
+        assert_eq!(s.done(), 0, "a block whose records failed was recorded");
         // The same scan into an output that takes it records its one block.
         let buf = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
         struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
@@ -1230,6 +1241,35 @@ mod tests {
         assert_eq!((s.done(), s.blocks), (1, 1));
         assert_eq!(String::from_utf8_lossy(&buf.borrow()).lines().count(), 9);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Regression: a resume file that could not be written (its directory missing) was
+    /// an error only at the scan's first block done, with the scan run to its end; and
+    /// the message named the error but not what was written. Now it fails before any
+    /// probe, naming the temporary file it could not write.
+    #[test]
+    fn a_resume_file_that_cannot_be_written_fails_before_the_scan() {
+        let path = std::env::temp_dir()
+            .join(format!("resume-nodir-{}", std::process::id()))
+            .join("state");
+        let req = ScanRequest {
+            targets: vec![Target::parse("127.0.0.1").unwrap()],
+            ports: Ports::Spec(PortSpec::parse_with("T:1", Registry::embedded()).unwrap()),
+            mode: Some(ScanMode::Connect),
+            discovery: false,
+            all: true,
+            timeout: Some(Duration::from_millis(500)),
+            resume: Some(path.clone()),
+            ..ScanRequest::default()
+        };
+        let mut events = 0;
+        let err = scan(&req, &mut |_| events += 1).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("cannot write {}.tmp", path.display())),
+            "{text}"
+        );
+        assert_eq!(events, 0, "the scan ran before the error");
     }
 
     #[test]

@@ -18,6 +18,10 @@ use portolan_scan::{
     Event, RttBounds, ScanConfig, ScanError, Scanner, Target, TargetError, TargetSet,
 };
 
+pub mod held;
+
+pub use held::HeldOutput;
+
 /// A state with more ports than this on one host is summarised, not listed (as nmap).
 pub const LIST_LIMIT: u64 = 25;
 
@@ -116,6 +120,10 @@ pub enum ScanOpError {
     Scan(#[from] ScanError),
     #[error("resume file {path}: {why}")]
     Resume { path: PathBuf, why: String },
+    /// The output a [`scan_to`] writes to failed; the blocks whose records it did not
+    /// take are not recorded as done.
+    #[error("cannot write the output")]
+    Output(#[source] std::io::Error),
 }
 
 /// What a scan reports while it runs.
@@ -246,8 +254,14 @@ impl ResumeState {
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         let text = serde_json::to_string_pretty(self).map_err(|e| bad(e.into()))?;
-        std::fs::write(&tmp, text + "\n").map_err(bad)?;
-        std::fs::rename(&tmp, path).map_err(bad)
+        std::fs::write(&tmp, text + "\n").map_err(|e| ScanOpError::Resume {
+            path: path.to_path_buf(),
+            why: format!("cannot write {}: {e}", tmp.display()),
+        })?;
+        std::fs::rename(&tmp, path).map_err(|e| ScanOpError::Resume {
+            path: path.to_path_buf(),
+            why: format!("cannot rename {} to it: {e}", tmp.display()),
+        })
     }
 
     /// How many blocks are done.
@@ -426,16 +440,48 @@ pub fn targets(req: &ScanRequest) -> Result<TargetSet, ScanOpError> {
 }
 
 /// Runs the scan, calling `on` for each event as it happens, and returns the report.
+///
+/// With `resume`, the consumer holds each block's output (see [`ScanEvent::BlockDone`]);
+/// [`scan_to`] does that for it.
 pub fn scan(
     req: &ScanRequest,
+    on: &mut dyn FnMut(ScanEvent<'_>),
+) -> Result<ScanReport, ScanOpError> {
+    run(req, None, on)
+}
+
+/// Runs the scan as [`scan`] does, with `out` the output that `on` renders to (through
+/// [`HeldOutput::writer`]). With `resume`, each block's records are held in `out` until
+/// the block is done, and go out as [`ResumeState`] says: `on` gets no `InBlock` and no
+/// `BlockDone`, and a `Checkpoint` once the block's records are out. If `out` fails, the
+/// blocks after are not recorded as done (nor written), and the scan's result is
+/// [`ScanOpError::Output`]. `req.output` is `out`'s [`HeldOutput::file`] as it was before
+/// anything was written.
+pub fn scan_to(
+    req: &ScanRequest,
+    out: &HeldOutput,
+    on: &mut dyn FnMut(ScanEvent<'_>),
+) -> Result<ScanReport, ScanOpError> {
+    let report = run(req, Some(out), on);
+    out.in_block(None);
+    report
+}
+
+fn run(
+    req: &ScanRequest,
+    held: Option<&HeldOutput>,
     on: &mut dyn FnMut(ScanEvent<'_>),
 ) -> Result<ScanReport, ScanOpError> {
     let targets = targets(req)?;
     let mut cfg = config(req)?;
     let mut state = fresh_state(req, &cfg, &targets);
     if let Some(path) = &req.resume
-        && path.exists()
+        && !path.exists()
     {
+        // Written now, so that a file that cannot be written is said before the scan,
+        // not at its first block.
+        state.write(path)?;
+    } else if let Some(path) = &req.resume {
         let saved = ResumeState::read(path)?;
         if let Some(why) = saved.mismatch(&state) {
             return Err(ScanOpError::Resume {
@@ -478,10 +524,22 @@ pub fn scan(
             }
             Event::BlockDone { index, blocks } => {
                 let mut written = None;
-                on(ScanEvent::BlockDone {
-                    index,
-                    written: &mut written,
-                });
+                match held {
+                    // A failed output takes nothing more: the blocks after are
+                    // neither written nor recorded.
+                    Some(out) if failed.is_some() => return out.discard(index),
+                    Some(out) => match out.block_done(index) {
+                        Ok(w) => written = w,
+                        Err(e) => {
+                            failed = Some(ScanOpError::Output(e));
+                            return;
+                        }
+                    },
+                    None => on(ScanEvent::BlockDone {
+                        index,
+                        written: &mut written,
+                    }),
+                }
                 if failed.is_none() {
                     state.add(index);
                     state.output = match (written, req.output) {
@@ -495,6 +553,16 @@ pub fn scan(
                         _ => None,
                     };
                     failed = state.write(path).err();
+                }
+                if let Some(out) = held {
+                    if failed.is_some() {
+                        // Not recorded: its records would come again on resuming.
+                        return;
+                    }
+                    if let Err(e) = out.checkpoint() {
+                        failed = Some(ScanOpError::Output(e));
+                        return;
+                    }
                 }
                 on(ScanEvent::Checkpoint {
                     done: state.done(),
@@ -518,7 +586,10 @@ pub fn scan(
                     && current != Some(b)
                 {
                     current = Some(b);
-                    on(ScanEvent::InBlock(b));
+                    match held {
+                        Some(out) => out.in_block(Some(b)),
+                        None => on(ScanEvent::InBlock(b)),
+                    }
                 }
                 on(se)
             }),
@@ -1109,6 +1180,98 @@ mod tests {
             done.add(b);
         }
         assert_eq!(done.reconcile(at(300), path), None);
+    }
+
+    /// A writer that takes nothing.
+    struct Full;
+
+    impl std::io::Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::StorageFull.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Regression: when the output failed (a full disk), the blocks whose records it did
+    /// not take were recorded as done all the same, so that resuming left them out for
+    /// good. Now the resume file records no block whose records are not out.
+    #[test]
+    fn a_failed_output_leaves_its_blocks_unrecorded() {
+        let dir = std::env::temp_dir().join(format!("resume-full-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state");
+        let req = ScanRequest {
+            targets: vec![Target::parse("127.0.0.1-9").unwrap()],
+            ports: Ports::Spec(PortSpec::parse_with("T:1", Registry::embedded()).unwrap()),
+            mode: Some(ScanMode::Connect),
+            discovery: false,
+            all: true,
+            timeout: Some(Duration::from_millis(500)),
+            resume: Some(path.clone()),
+            ..ScanRequest::default()
+        };
+        let render = |out: &HeldOutput| {
+            let mut w = out.writer();
+            move |e: ScanEvent<'_>| {
+                if let ScanEvent::Port(p) = e {
+                    let _ = writeln!(w, "{} {}", p.result.host, p.result.port);
+                }
+            }
+        };
+        use std::io::Write;
+        let full = HeldOutput::new(Box::new(Full), None);
+        let err = scan_to(&req, &full, &mut render(&full)).unwrap_err();
+        assert!(matches!(err, ScanOpError::Output(_)), "{err}");
+        let s = ResumeState::read(&path).unwrap();
+        assert_eq!(s.done(), 0, "a block whose records failed was recorded");
+        // The same scan into an output that takes it records its one block.
+        let buf = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+        impl Write for Shared {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.borrow_mut().write(b)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let good = HeldOutput::new(Box::new(Shared(buf.clone())), None);
+        scan_to(&req, &good, &mut render(&good)).unwrap();
+        let s = ResumeState::read(&path).unwrap();
+        assert_eq!((s.done(), s.blocks), (1, 1));
+        assert_eq!(String::from_utf8_lossy(&buf.borrow()).lines().count(), 9);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Regression: a resume file that could not be written (its directory missing) was
+    /// an error only at the scan's first block done, with the scan run to its end; and
+    /// the message named the error but not what was written. Now it fails before any
+    /// probe, naming the temporary file it could not write.
+    #[test]
+    fn a_resume_file_that_cannot_be_written_fails_before_the_scan() {
+        let path = std::env::temp_dir()
+            .join(format!("resume-nodir-{}", std::process::id()))
+            .join("state");
+        let req = ScanRequest {
+            targets: vec![Target::parse("127.0.0.1").unwrap()],
+            ports: Ports::Spec(PortSpec::parse_with("T:1", Registry::embedded()).unwrap()),
+            mode: Some(ScanMode::Connect),
+            discovery: false,
+            all: true,
+            timeout: Some(Duration::from_millis(500)),
+            resume: Some(path.clone()),
+            ..ScanRequest::default()
+        };
+        let mut events = 0;
+        let err = scan(&req, &mut |_| events += 1).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("cannot write {}.tmp", path.display())),
+            "{text}"
+        );
+        assert_eq!(events, 0, "the scan ran before the error");
     }
 
     #[test]

@@ -235,6 +235,8 @@ fn kill_and_resume(
 ) -> (String, usize) {
     let state_s = state.to_str().unwrap();
     let mut cut = Vec::new();
+    // Runs killed with blocks left to do: the kill landed partway.
+    let mut partway = 0;
     for run in 0..24u64 {
         let (before, blocks) = blocks_done(state);
         if before >= blocks {
@@ -271,7 +273,10 @@ fn kill_and_resume(
         std::thread::sleep(Duration::from_millis(run * 7 % 23));
         // ip netns exec runs the binary directly (it execs), so this is the scanner.
         let _ = child.kill();
-        child.wait().unwrap();
+        let status = child.wait().unwrap();
+        if status.code().is_none() && blocks_done(state).0 < blocks {
+            partway += 1;
+        }
         cut.extend(cut_blocks(&std::fs::read_to_string(&err_path).unwrap()));
     }
     let mut a = args.to_vec();
@@ -291,6 +296,7 @@ fn kill_and_resume(
     cut.extend(cut_blocks(&err));
     let (done, blocks) = blocks_done(state);
     assert_eq!(done, blocks);
+    assert!(partway > 0, "no run was killed with blocks left to do");
     // A kill inside the write of a block's records (one system call) is the one case
     // left: the resumed run reports the bytes, and the rest is exact.
     let mut bytes = std::fs::read(out).unwrap();
@@ -365,6 +371,168 @@ fn a_killed_scan_resumed_gives_the_same_result() {
         }
     }
     assert_eq!(rows.len(), whole.len());
+}
+
+/// The header lines and the (host, port, protocol, state) rows of a CSV output; a row
+/// twice fails.
+fn csv_rows(text: &str) -> (usize, BTreeSet<(String, u16, String, String)>) {
+    let mut headers = 0;
+    let mut rows = BTreeSet::new();
+    for l in text.lines() {
+        let cells: Vec<&str> = l.split(',').collect();
+        if cells[0] == "host" {
+            headers += 1;
+            continue;
+        }
+        assert!(cells.len() >= 4, "a cut row {l:?}");
+        let key = (
+            cells[0].to_string(),
+            cells[1].parse().unwrap(),
+            cells[2].to_string(),
+            cells[3].to_string(),
+        );
+        assert!(rows.insert(key.clone()), "{key:?} twice");
+    }
+    (headers, rows)
+}
+
+/// `--format csv`, killed at each block and resumed into the appended output: one header
+/// (the resumed runs append without one), each row once, the rows of the whole scan.
+#[test]
+fn a_killed_csv_scan_resumed_has_one_header_and_each_row_once() {
+    if !ok("a_killed_csv_scan_resumed_has_one_header_and_each_row_once") {
+        return;
+    }
+    // Four blocks of 2,048 hosts.
+    let cidr = "198.19.0.0/19";
+    let b = bed("rsc", cidr);
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "-sS", "-Pn", "--all", "--format", "csv", "--rate", "20000", "-p", "22,23", cidr,
+    ];
+    let whole = scan(&b, &args);
+    let (headers, want) = csv_rows(&String::from_utf8_lossy(&whole.stdout));
+    assert_eq!((headers, want.len()), (1, 2 << 13));
+    let state = dir.path().join("csv.resume");
+    let out = dir.path().join("out.csv");
+    let (text, _) = kill_and_resume(&b, &args, &state, &out);
+    assert!(
+        text.starts_with("host,port,"),
+        "{}",
+        &text[..text.len().min(200)]
+    );
+    let (headers, got) = csv_rows(&text);
+    assert_eq!(headers, 1, "the CSV header after resuming");
+    assert!(
+        got == want,
+        "killed and resumed differs from the whole scan"
+    );
+}
+
+/// A connect scan (`-sT`), killed at each block and resumed: each port once, the ports
+/// of the whole scan.
+#[test]
+fn a_killed_connect_scan_resumed_gives_the_same_result() {
+    if !ok("a_killed_connect_scan_resumed_gives_the_same_result") {
+        return;
+    }
+    let cidr = "198.19.0.0/19";
+    let b = bed("rst", cidr);
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["-sT", "-Pn", "--all", "--json", "-p", "22,23", cidr];
+    let whole = ports(&scan(&b, &args).stdout);
+    assert_eq!(whole, truth(BLOCK16, 1 << 13, &[22, 23]));
+    let state = dir.path().join("connect.resume");
+    let out = dir.path().join("out.jsonl");
+    let (text, _) = kill_and_resume(&b, &args, &state, &out);
+    let mut records = BTreeSet::new();
+    for l in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: a cut record {l:?}"));
+        if v["type"] == "port" {
+            let key = (v["host"].as_str().unwrap().to_string(), v["port"].as_u64());
+            assert!(records.insert(key.clone()), "{key:?} twice");
+        }
+    }
+    assert!(
+        ports(text.as_bytes()) == whole,
+        "killed and resumed differs from the whole scan"
+    );
+}
+
+/// A UDP responder on port 53 for every address of the block: it answers from the
+/// address the datagram came to (IP_PKTINFO), as a local route's addresses need.
+const UDP_RESPONDER: &str = r#"
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 8, 1)   # IP_PKTINFO
+s.bind(("0.0.0.0", 53))
+print("ready", flush=True)
+while True:
+    data, anc, _, addr = s.recvmsg(512, socket.CMSG_SPACE(12))
+    for level, kind, c in anc:
+        if level == socket.IPPROTO_IP and kind == 8:
+            dst = c[8:12]
+            info = struct.pack("i4s4s", 0, dst, b"\0\0\0\0")
+            try:
+                s.sendmsg([b"answer:" + data[:16]], [(socket.IPPROTO_IP, 8, info)], 0, addr)
+            except OSError:
+                pass
+"#;
+
+/// A UDP scan (`-sU`: 53 answers, 69 is closed), killed at each block and resumed: each
+/// port once, the ports of the whole scan.
+#[test]
+fn a_killed_udp_scan_resumed_gives_the_same_result() {
+    if !ok("a_killed_udp_scan_resumed_gives_the_same_result") {
+        return;
+    }
+    let cidr = "198.19.0.0/19";
+    let mut b = bed("rsu", cidr);
+    // Every closed port's ICMP port unreachable, unlimited.
+    for (k, v) in [
+        ("net.ipv4.icmp_ratelimit", "0"),
+        ("net.ipv4.icmp_msgs_per_sec", "1000000"),
+        ("net.ipv4.icmp_msgs_burst", "1000000"),
+    ] {
+        let _ = b.pair.target.exec("sysctl", &["-qw", &format!("{k}={v}")]);
+    }
+    b.pair
+        .target
+        .spawn_ready("python3", &["-c", UDP_RESPONDER])
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "-sU", "-Pn", "--all", "--json", "--rate", "20000", "-p", "53,69", cidr,
+    ];
+    let whole = ports(&scan(&b, &args).stdout);
+    let mut want = BTreeSet::new();
+    for n in BLOCK16..BLOCK16 + (1 << 13) {
+        let host = std::net::Ipv4Addr::from(n).to_string();
+        want.insert((host.clone(), 53, "open".to_string()));
+        want.insert((host, 69, "closed".to_string()));
+    }
+    assert!(
+        whole == want,
+        "the whole UDP scan is not exact ({} ports)",
+        whole.len()
+    );
+    let state = dir.path().join("udp.resume");
+    let out = dir.path().join("out.jsonl");
+    let (text, _) = kill_and_resume(&b, &args, &state, &out);
+    let mut records = BTreeSet::new();
+    for l in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: a cut record {l:?}"));
+        if v["type"] == "port" {
+            let key = (v["host"].as_str().unwrap().to_string(), v["port"].as_u64());
+            assert!(records.insert(key.clone()), "{key:?} twice");
+        }
+    }
+    assert!(
+        ports(text.as_bytes()) == whole,
+        "killed and resumed differs from the whole scan"
+    );
 }
 
 #[test]

@@ -1,17 +1,14 @@
 //! `portolan scan`: flags to a request, one call to `portolan_app::scan`, and the events
 //! rendered as they come.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
-use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use portolan_app::input::{read_text, read_text_file};
-use portolan_app::scan::{OutputFile, Ports, ScanEvent, ScanRequest};
+use portolan_app::scan::{HeldOutput, Ports, ScanEvent, ScanRequest, held};
 use portolan_model::PortSpec;
 use portolan_registry::Registry;
 use portolan_report::scan::{Format as ScanFormat, Stream};
@@ -161,97 +158,14 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Standard output, when it is a regular file.
-fn stdout_file() -> Option<std::fs::File> {
-    use std::os::fd::AsFd;
-    let fd = io::stdout().as_fd().try_clone_to_owned().ok()?;
-    let f = std::fs::File::from(fd);
-    let meta = f.metadata().ok()?;
-    meta.file_type().is_file().then_some(f)
-}
-
-fn output_file(f: &std::fs::File) -> Option<OutputFile> {
-    use std::os::unix::fs::MetadataExt;
-    let m = f.metadata().ok()?;
-    Some(OutputFile {
-        dev: m.dev(),
-        ino: m.ino(),
-        size: m.size(),
-    })
-}
-
-/// The output: written straight through, or (with `--resume`) each block's held until
-/// the block is done, so that a killed scan leaves a block's records whole or not at all.
-struct Held {
-    inner: Box<dyn Write>,
-    /// Standard output as a file, to tell its size.
-    file: Option<std::fs::File>,
-    /// The block the writes are of (`None`: straight through).
-    block: Option<u64>,
-    blocks: HashMap<u64, Vec<u8>>,
-    /// A finished block's output, waiting for its checkpoint.
-    ready: Vec<u8>,
-}
-
-impl Held {
-    /// Block `index` is done: the output file's size now and after its records (the
-    /// records wait for [`Held::checkpoint`]); or, when the output is not a regular
-    /// file, its records are written now.
-    fn block_done(&mut self, index: u64) -> io::Result<Option<(u64, u64)>> {
-        let buf = self.blocks.remove(&index).unwrap_or_default();
-        self.inner.flush()?;
-        let Some(f) = &self.file else {
-            self.inner.write_all(&buf)?;
-            self.inner.flush()?;
-            return Ok(None);
-        };
-        let before = f.metadata()?.len();
-        let after = before + buf.len() as u64;
-        self.ready = buf;
-        Ok(Some((before, after)))
-    }
-
-    /// The resume file records the block: its records go out.
-    fn checkpoint(&mut self) -> io::Result<()> {
-        let buf = std::mem::take(&mut self.ready);
-        self.inner.write_all(&buf)?;
-        self.inner.flush()
-    }
-}
-
-/// The writer a stream writes to.
-struct HeldWriter(Rc<RefCell<Held>>);
-
-impl Write for HeldWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut h = self.0.borrow_mut();
-        match h.block {
-            Some(b) => {
-                h.blocks.entry(b).or_default().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            None => h.inner.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        let mut h = self.0.borrow_mut();
-        match h.block {
-            Some(_) => Ok(()),
-            None => h.inner.flush(),
-        }
-    }
-}
-
 /// Renders one event; the progress bar is hidden while a line is written.
 fn render(
     s: &mut Stream<'_>,
-    held: &RefCell<Held>,
     pb: Option<&indicatif::ProgressBar>,
     e: ScanEvent<'_>,
 ) -> io::Result<()> {
     let quiet = matches!(e, ScanEvent::Progress { .. } | ScanEvent::InBlock(_));
-    let write = || match e {
+    let mut write = || match e {
         ScanEvent::Progress { done, total } => {
             if let Some(pb) = pb {
                 pb.set_length(total);
@@ -267,15 +181,10 @@ fn render(
         } => s.host(addr, up, reason, rtt),
         ScanEvent::Port(p) => s.port(p),
         ScanEvent::HostDone(h) => s.host_done(h),
-        ScanEvent::InBlock(b) => {
-            held.borrow_mut().block = Some(b);
+        // The held output takes the blocks (`scan_to`).
+        ScanEvent::InBlock(_) | ScanEvent::BlockDone { .. } | ScanEvent::Checkpoint { .. } => {
             Ok(())
         }
-        ScanEvent::BlockDone { index, written } => {
-            *written = held.borrow_mut().block_done(index)?;
-            Ok(())
-        }
-        ScanEvent::Checkpoint { .. } => held.borrow_mut().checkpoint(),
         ScanEvent::Notice(n) => {
             eprintln!("portolan: warning: {n}");
             Ok(())
@@ -289,8 +198,16 @@ fn render(
 
 pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let mut req = request(args)?;
-    let file = req.resume.as_ref().and_then(|_| stdout_file());
-    req.output = file.as_ref().and_then(output_file);
+    // `-oX -` is standard output (as in nmap), and then the only thing written there.
+    let xml_stdout = xml_to_stdout(args);
+    let inner: Box<dyn Write> = if xml_stdout {
+        Box::new(io::sink())
+    } else {
+        Box::new(io::BufWriter::new(io::stdout()))
+    };
+    let file = req.resume.as_ref().and_then(|_| held::stdout_file());
+    let output = HeldOutput::new(inner, file);
+    req.output = output.file();
     // Checked before anything is written, so that bad input leaves no partial output.
     portolan_app::scan::config(&req)?;
     let format = match if args.json {
@@ -302,8 +219,6 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         Format::Csv => ScanFormat::Csv,
         Format::Table => ScanFormat::Table,
     };
-    // `-oX -` is standard output (as in nmap), and then the only thing written there.
-    let xml_stdout = xml_to_stdout(args);
     let xml_file: Option<Box<dyn Write>> = match &args.xml_out {
         Some(_) if xml_stdout => Some(Box::new(io::stdout())),
         Some(p) => Some(Box::new(
@@ -322,20 +237,8 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         pb
     });
     let start = now_secs();
-    let inner: Box<dyn Write> = if xml_stdout {
-        Box::new(io::sink())
-    } else {
-        Box::new(io::BufWriter::new(io::stdout()))
-    };
     let appended = req.output.is_some_and(|o| o.size > 0);
-    let held = Rc::new(RefCell::new(Held {
-        inner,
-        file,
-        block: None,
-        blocks: HashMap::new(),
-        ready: Vec::new(),
-    }));
-    let mut out = HeldWriter(held.clone());
+    let mut out = output.writer();
     let mut stream = Stream::new(format, out::use_color(), args.detect, &mut out);
     stream.show_down = args.show_down || args.all;
     if req.resume.is_some() {
@@ -344,14 +247,13 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         stream.csv_header(!appended)?;
     }
     let mut io_err: Option<io::Error> = None;
-    let report = portolan_app::scan::scan(&req, &mut |e| {
+    let report = portolan_app::scan::scan_to(&req, &output, &mut |e| {
         if io_err.is_none()
-            && let Err(err) = render(&mut stream, &held, progress.as_ref(), e)
+            && let Err(err) = render(&mut stream, progress.as_ref(), e)
         {
             io_err = Some(err);
         }
     })?;
-    held.borrow_mut().block = None;
     if let Some(pb) = &progress {
         pb.finish_and_clear();
     }
@@ -360,7 +262,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     }
     stream.summary(&report.summary)?;
     drop(stream);
-    held.borrow_mut().inner.flush()?;
+    output.flush()?;
     if let Some(file) = xml_file {
         let meta = xml::RunMeta {
             args: crate::cmd::command_line(),
@@ -441,16 +343,9 @@ mod tests {
         let names = TargetSet::default();
         let mut agg = Aggregator::new(&names, false);
         let mut buf = Vec::new();
-        let held = RefCell::new(Held {
-            inner: Box::new(io::sink()),
-            file: None,
-            block: None,
-            blocks: HashMap::new(),
-            ready: Vec::new(),
-        });
         let mut s = Stream::new(format, false, false, &mut buf);
         for e in events {
-            agg.event(e, &mut |e| render(&mut s, &held, None, e).unwrap());
+            agg.event(e, &mut |e| render(&mut s, None, e).unwrap());
         }
         drop(s);
         (String::from_utf8(buf).unwrap(), agg.into_hosts())
